@@ -1,0 +1,208 @@
+//! matmul: every variant × transpose × epilogue against the twin, on shapes that are not
+//! multiples of any tile (and K = 1, M = 1, N = 1), batched and broadcast.
+//!
+//! Tolerance: each output is a K-term dot product plus at most two more terms (old C, bias),
+//! so |gpu − exact| ≤ γ_{K+2}·Σ|terms| in any summation order, and the f64 twin is exact to
+//! well within that. Σ|terms| is the twin run on |A|, |B|, |bias|, |C|.
+
+use fer::kernels::matmul::{matmul, Epilogue, MatmulOperands, MatmulShape, MatmulVariant};
+use fer::reference;
+
+use crate::common::*;
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+fn check(variant: MatmulVariant, shape: MatmulShape, epilogue: Epilogue, with_bias: bool) {
+    let seed = (shape.m * 1_000_003 + shape.n * 1009 + shape.k) as u64;
+    let a = random(seed, shape.a_len());
+    let b = random(seed + 1, shape.b_len());
+    let bias = with_bias.then(|| random(seed + 2, shape.n));
+    let c_old = random(seed + 3, shape.c_len());
+
+    let mut want = c_old.clone();
+    reference::matmul::matmul(&shape, &a, &b, bias.as_deref(), epilogue, &mut want);
+    let mut magnitude = abs(&c_old);
+    let abs_epilogue = Epilogue {
+        relu: false,
+        ..epilogue
+    };
+    let abs_bias = bias.as_deref().map(abs);
+    reference::matmul::matmul(
+        &shape,
+        &abs(&a),
+        &abs(&b),
+        abs_bias.as_deref(),
+        abs_epilogue,
+        &mut magnitude,
+    );
+    let tolerance: Vec<f64> = magnitude
+        .iter()
+        .map(|&m| gamma(shape.k + 2) * m as f64)
+        .collect();
+
+    let gpu_c = upload(&c_old);
+    let gpu_bias = bias.as_deref().map(upload);
+    let dispatch = matmul(
+        gpu(),
+        variant,
+        &shape,
+        epilogue,
+        MatmulOperands {
+            a: &upload(&a),
+            b: &upload(&b),
+            bias: gpu_bias.as_ref(),
+            c: &gpu_c,
+        },
+    )
+    .expect("matmul kernel builds");
+    run(&[&dispatch]);
+    assert_within(
+        &format!("{variant:?} {shape:?} {epilogue:?} bias={with_bias}"),
+        &read(&gpu_c),
+        &want,
+        &tolerance,
+    );
+}
+
+/// (m, n, k): tile multiples, ragged edges, degenerate dimensions, and the models' shapes.
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (1, 7, 2304),
+    (5, 3, 1),
+    (7, 13, 5),
+    (33, 65, 17),
+    (64, 64, 64),
+    (64, 128, 68),
+    (70, 6, 130),
+];
+
+fn all_transposes(variant: MatmulVariant) {
+    for &(m, n, k) in SHAPES {
+        for trans_a in [false, true] {
+            for trans_b in [false, true] {
+                let shape = MatmulShape {
+                    trans_a,
+                    trans_b,
+                    ..MatmulShape::new(m, n, k)
+                };
+                check(variant, shape, Epilogue::default(), false);
+            }
+        }
+    }
+}
+
+fn epilogues_and_batches(variant: MatmulVariant) {
+    let shape = MatmulShape::new(19, 23, 9);
+    check(
+        variant,
+        shape,
+        Epilogue {
+            relu: true,
+            accumulate: false,
+        },
+        true,
+    );
+    check(
+        variant,
+        shape,
+        Epilogue {
+            relu: false,
+            accumulate: true,
+        },
+        false,
+    );
+    check(
+        variant,
+        shape,
+        Epilogue {
+            relu: true,
+            accumulate: true,
+        },
+        true,
+    );
+    // A batch of three against one shared, transposed weight matrix (a Linear layer's view).
+    let batched = MatmulShape {
+        batch: 3,
+        trans_b: true,
+        broadcast_b: true,
+        ..MatmulShape::new(9, 12, 16)
+    };
+    check(variant, batched, Epilogue::default(), true);
+    let both = MatmulShape {
+        batch: 2,
+        trans_a: true,
+        ..MatmulShape::new(6, 5, 4)
+    };
+    check(variant, both, Epilogue::default(), false);
+}
+
+#[test]
+fn naive_matches_reference_for_all_transposes() {
+    all_transposes(MatmulVariant::Naive);
+}
+
+#[test]
+fn register_matches_reference_for_all_transposes() {
+    all_transposes(MatmulVariant::Register);
+}
+
+#[test]
+fn workgroup_matches_reference_for_all_transposes() {
+    all_transposes(MatmulVariant::Workgroup);
+}
+
+#[test]
+fn naive_epilogues_and_batches() {
+    epilogues_and_batches(MatmulVariant::Naive);
+}
+
+#[test]
+fn register_epilogues_and_batches() {
+    epilogues_and_batches(MatmulVariant::Register);
+}
+
+#[test]
+fn workgroup_epilogues_and_batches() {
+    epilogues_and_batches(MatmulVariant::Workgroup);
+}
+
+/// matmul's twin needs no finite-difference check of its own; its gradients are matmuls
+/// (dA = dC·Bᵀ, dB = Aᵀ·dC). This checks that identity on the twin, which the layers rely on.
+#[test]
+fn transposed_products_are_the_gradients_of_a_product() {
+    let (m, n, k) = (4, 5, 3);
+    let a = random(1, m * k);
+    let b = random(2, k * n);
+    let r = random(3, m * n); // dL/dC
+    let forward = |a: &[f32], b: &[f32]| {
+        let mut c = vec![0.0; m * n];
+        reference::matmul::matmul(
+            &MatmulShape::new(m, n, k),
+            a,
+            b,
+            None,
+            Epilogue::default(),
+            &mut c,
+        );
+        c
+    };
+    let mut grad_a = vec![0.0; m * k];
+    let shape_da = MatmulShape {
+        trans_b: true,
+        ..MatmulShape::new(m, k, n)
+    };
+    reference::matmul::matmul(&shape_da, &r, &b, None, Epilogue::default(), &mut grad_a);
+    let mut grad_b = vec![0.0; k * n];
+    let shape_db = MatmulShape {
+        trans_a: true,
+        ..MatmulShape::new(k, n, m)
+    };
+    reference::matmul::matmul(&shape_db, &a, &r, None, Epilogue::default(), &mut grad_b);
+    let numeric_a = numeric_gradient(&a, 1e-2, |a| dot(&forward(a, &b), &r));
+    let numeric_b = numeric_gradient(&b, 1e-2, |b| dot(&forward(&a, b), &r));
+    // Bilinear, so central differences are exact up to rounding of the f32 outputs.
+    assert_gradient("dA", &grad_a, &numeric_a, 1e-4, 1e-4);
+    assert_gradient("dB", &grad_b, &numeric_b, 1e-4, 1e-4);
+}

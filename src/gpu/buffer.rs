@@ -1,0 +1,126 @@
+use bytemuck::Pod;
+use wgpu::util::DeviceExt;
+
+use super::context::GpuContext;
+use super::error::GpuError;
+
+/// A storage buffer of 4-byte elements (f32 or u32). The allocation is rounded up to 16 bytes
+/// so kernels may view any buffer as `array<vec4<f32>>`.
+pub struct GpuBuffer {
+    buffer: wgpu::Buffer,
+    len: usize,
+}
+
+const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+fn padded_bytes(len: usize) -> u64 {
+    ((len.max(1) * 4).div_ceil(16) * 16) as u64
+}
+
+impl GpuBuffer {
+    pub fn from_slice<T: Pod>(ctx: &GpuContext, label: &str, data: &[T]) -> Self {
+        assert_eq!(
+            std::mem::size_of::<T>(),
+            4,
+            "GpuBuffer holds 4-byte elements"
+        );
+        let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
+        bytes.resize(padded_bytes(data.len()) as usize, 0);
+        let buffer = ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: &bytes,
+                usage: USAGE,
+            });
+        GpuBuffer {
+            buffer,
+            len: data.len(),
+        }
+    }
+
+    /// A buffer of `len` zeros (wgpu zero-initialises new buffers).
+    pub fn zeros(ctx: &GpuContext, label: &str, len: usize) -> Self {
+        let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: padded_bytes(len),
+            usage: USAGE,
+            mapped_at_creation: false,
+        });
+        GpuBuffer { buffer, len }
+    }
+
+    /// Number of 4-byte elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn raw(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// Queues an overwrite of the first `data.len()` elements; it lands before the next submit.
+    pub fn write<T: Pod>(&self, ctx: &GpuContext, data: &[T]) {
+        assert!(data.len() <= self.len, "write past the end of a GpuBuffer");
+        ctx.queue
+            .write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+    }
+
+    /// Copies the buffer back to the host. Blocks until the GPU is done with it.
+    pub fn read<T: Pod>(&self, ctx: &GpuContext) -> Result<Vec<T>, GpuError> {
+        assert_eq!(
+            std::mem::size_of::<T>(),
+            4,
+            "GpuBuffer holds 4-byte elements"
+        );
+        let bytes = (self.len * 4) as u64;
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes.div_ceil(4) * 4,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, Some(bytes));
+        ctx.queue.submit([encoder.finish()]);
+        let bytes = map_read(ctx, &staging, bytes)?;
+        Ok(bytemuck::allocation::pod_collect_to_vec(&bytes))
+    }
+}
+
+/// Maps the first `bytes` of a MAP_READ buffer whose copy is already submitted, waits for the
+/// GPU, and copies them out.
+pub(super) fn map_read(
+    ctx: &GpuContext,
+    staging: &wgpu::Buffer,
+    bytes: u64,
+) -> Result<Vec<u8>, GpuError> {
+    let slice = staging.slice(..bytes);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |result| {
+        let _ = sender.send(result);
+    });
+    ctx.wait()?;
+    receiver.recv().map_err(|_| GpuError::Validation {
+        what: "buffer readback".into(),
+        message: "the map callback never ran".into(),
+    })??;
+    let data = slice
+        .get_mapped_range()
+        .map_err(|error| GpuError::Validation {
+            what: "buffer readback".into(),
+            message: error.to_string(),
+        })?
+        .to_vec();
+    staging.unmap();
+    Ok(data)
+}

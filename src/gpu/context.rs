@@ -1,0 +1,240 @@
+use std::fmt;
+
+use serde::Serialize;
+
+use super::error::GpuError;
+use super::pipeline::PipelineCache;
+
+/// A graphics API wgpu can drive; `None` in [`GpuOptions`] means "any, best first".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    Vulkan,
+    Metal,
+    Dx12,
+    Gl,
+}
+
+impl BackendChoice {
+    fn backends(self) -> wgpu::Backends {
+        match self {
+            BackendChoice::Vulkan => wgpu::Backends::VULKAN,
+            BackendChoice::Metal => wgpu::Backends::METAL,
+            BackendChoice::Dx12 => wgpu::Backends::DX12,
+            BackendChoice::Gl => wgpu::Backends::GL,
+        }
+    }
+
+    fn parse(name: &str) -> Result<Self, GpuError> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "vulkan" | "vk" => Ok(BackendChoice::Vulkan),
+            "metal" | "mtl" => Ok(BackendChoice::Metal),
+            "dx12" | "d3d12" => Ok(BackendChoice::Dx12),
+            "gl" | "gles" | "opengl" => Ok(BackendChoice::Gl),
+            _ => Err(GpuError::UnknownBackend(name.to_string())),
+        }
+    }
+}
+
+/// Which adapter to open. `FER_BACKEND` and `FER_ADAPTER` set the defaults; CLI flags override.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    pub backend: Option<BackendChoice>,
+    /// Case-insensitive substring of the adapter's name.
+    pub adapter: Option<String>,
+}
+
+impl GpuOptions {
+    pub fn from_env() -> Result<Self, GpuError> {
+        let backend = match std::env::var("FER_BACKEND") {
+            Ok(name) if !name.trim().is_empty() => Some(BackendChoice::parse(&name)?),
+            _ => None,
+        };
+        let adapter = std::env::var("FER_ADAPTER")
+            .ok()
+            .filter(|s| !s.trim().is_empty());
+        Ok(GpuOptions { backend, adapter })
+    }
+}
+
+/// What `fer info` prints and what every report records about the adapter it ran on.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub timestamp_queries: bool,
+    pub timestamp_period_ns: f32,
+    pub subgroups: bool,
+    pub shader_f16: bool,
+    pub max_workgroup_storage_bytes: u32,
+    pub max_invocations_per_workgroup: u32,
+    pub max_storage_binding_bytes: u64,
+    pub max_buffer_bytes: u64,
+    pub max_storage_buffers_per_stage: u32,
+}
+
+impl AdapterSummary {
+    /// A software rasteriser such as lavapipe or WARP: slow, so demos and benches scale down.
+    pub fn is_software(&self) -> bool {
+        self.device_type == "Cpu"
+    }
+}
+
+impl fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let yes_no = |b: bool| if b { "yes" } else { "no" };
+        writeln!(f, "adapter          {}", self.name)?;
+        writeln!(f, "backend          {}", self.backend)?;
+        writeln!(f, "device type      {}", self.device_type)?;
+        writeln!(f, "driver           {} ({})", self.driver, self.driver_info)?;
+        writeln!(
+            f,
+            "timestamps       {} (period {} ns)",
+            yes_no(self.timestamp_queries),
+            self.timestamp_period_ns
+        )?;
+        writeln!(f, "subgroups        {}", yes_no(self.subgroups))?;
+        writeln!(f, "shader f16       {}", yes_no(self.shader_f16))?;
+        writeln!(
+            f,
+            "workgroup memory {} KiB, {} invocations per workgroup",
+            self.max_workgroup_storage_bytes / 1024,
+            self.max_invocations_per_workgroup
+        )?;
+        writeln!(
+            f,
+            "storage binding  {} MiB max, {} per stage; buffer {} MiB max",
+            self.max_storage_binding_bytes >> 20,
+            self.max_storage_buffers_per_stage,
+            self.max_buffer_bytes >> 20
+        )
+    }
+}
+
+/// The device fer runs on, with its queue and the cache of compiled kernels.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    summary: AdapterSummary,
+    pub(super) pipelines: PipelineCache,
+}
+
+impl GpuContext {
+    /// Opens the best adapter the options allow: hardware before software, and Vulkan, Metal or
+    /// DX12 before GL (the GL path compiles kernels slowly and lacks timestamps).
+    pub fn new(options: &GpuOptions) -> Result<Self, GpuError> {
+        pollster::block_on(Self::new_async(options))
+    }
+
+    async fn new_async(options: &GpuOptions) -> Result<Self, GpuError> {
+        let backends = options
+            .backend
+            .map_or(wgpu::Backends::all(), BackendChoice::backends);
+        let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
+        descriptor.backends = backends;
+        let instance = wgpu::Instance::new(descriptor);
+        let mut adapters = instance.enumerate_adapters(backends).await;
+        if adapters.is_empty() {
+            return Err(GpuError::NoAdapter {
+                backends: options
+                    .backend
+                    .map(|b| format!(" for backend {b:?}"))
+                    .unwrap_or_default(),
+            });
+        }
+        if let Some(wanted) = &options.adapter {
+            let needle = wanted.to_lowercase();
+            let available = adapters
+                .iter()
+                .map(|a| {
+                    let info = a.get_info();
+                    format!("{} ({:?})", info.name, info.backend)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&needle));
+            if adapters.is_empty() {
+                return Err(GpuError::NoMatchingAdapter {
+                    wanted: wanted.clone(),
+                    available,
+                });
+            }
+        }
+        adapters.sort_by_key(|a| preference(&a.get_info()));
+        let adapter = adapters.swap_remove(0);
+        Self::open(adapter).await
+    }
+
+    async fn open(adapter: wgpu::Adapter) -> Result<Self, GpuError> {
+        let info = adapter.get_info();
+        let wanted = wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+            | wgpu::Features::SUBGROUP
+            | wgpu::Features::SHADER_F16;
+        let features = adapter.features() & wanted;
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("fer"),
+                required_features: features,
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|source| GpuError::RequestDevice {
+                adapter: info.name.clone(),
+                source,
+            })?;
+        let summary = AdapterSummary {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: info.driver.clone(),
+            driver_info: info.driver_info.clone(),
+            timestamp_queries: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            timestamp_period_ns: queue.get_timestamp_period(),
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
+            shader_f16: features.contains(wgpu::Features::SHADER_F16),
+            max_workgroup_storage_bytes: limits.max_compute_workgroup_storage_size,
+            max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+            max_storage_binding_bytes: limits.max_storage_buffer_binding_size,
+            max_buffer_bytes: limits.max_buffer_size,
+            max_storage_buffers_per_stage: limits.max_storage_buffers_per_shader_stage,
+        };
+        Ok(GpuContext {
+            device,
+            queue,
+            summary,
+            pipelines: PipelineCache::default(),
+        })
+    }
+
+    pub fn summary(&self) -> &AdapterSummary {
+        &self.summary
+    }
+
+    /// Blocks until every submitted command has finished.
+    pub fn wait(&self) -> Result<(), GpuError> {
+        self.device.poll(wgpu::PollType::wait_indefinitely())?;
+        Ok(())
+    }
+}
+
+/// Lower is better: device class first, then the backend.
+fn preference(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let device = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        wgpu::Backend::Gl => 1,
+        _ => 2,
+    };
+    (device, backend)
+}

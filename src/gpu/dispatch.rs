@@ -1,0 +1,104 @@
+use std::sync::Arc;
+
+use bytemuck::Pod;
+use wgpu::util::DeviceExt;
+
+use super::buffer::GpuBuffer;
+use super::context::GpuContext;
+use super::error::GpuError;
+use super::pipeline::Kernel;
+
+/// One kernel launch, ready to record: pipeline, bind group and grid are fixed when it is
+/// built, so recording it each step costs nothing but the command itself.
+///
+/// Convention: binding 0 is the kernel's uniform `Params`; the storage buffers follow in order.
+pub struct Dispatch {
+    kernel: Arc<Kernel>,
+    bind_group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+}
+
+impl Dispatch {
+    pub fn new<P: Pod>(
+        ctx: &GpuContext,
+        kernel: &Arc<Kernel>,
+        params: &P,
+        buffers: &[&GpuBuffer],
+        workgroups: [u32; 3],
+    ) -> Self {
+        let params = ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(&kernel.label),
+                contents: bytemuck::bytes_of(params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: params.as_entire_binding(),
+        }];
+        entries.extend(
+            buffers
+                .iter()
+                .enumerate()
+                .map(|(i, buffer)| wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: buffer.raw().as_entire_binding(),
+                }),
+        );
+        let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&kernel.label),
+            layout: &kernel.layout,
+            entries: &entries,
+        });
+        Dispatch {
+            kernel: kernel.clone(),
+            bind_group,
+            workgroups,
+        }
+    }
+
+    pub fn label(&self) -> &str {
+        &self.kernel.label
+    }
+
+    pub fn workgroups(&self) -> [u32; 3] {
+        self.workgroups
+    }
+
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        let [x, y, z] = self.workgroups;
+        if x * y * z == 0 {
+            return;
+        }
+        pass.set_pipeline(&self.kernel.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(x, y, z);
+    }
+}
+
+impl GpuContext {
+    /// Records `dispatches` in order into one compute pass, submits once and waits.
+    pub fn run<'a>(
+        &self,
+        dispatches: impl IntoIterator<Item = &'a Dispatch>,
+    ) -> Result<(), GpuError> {
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for dispatch in dispatches {
+                dispatch.record(&mut pass);
+            }
+        }
+        self.queue.submit([encoder.finish()]);
+        self.wait()
+    }
+}
+
+/// A grid of `count` workgroups, folded into y when x would pass the 65 535 limit.
+/// Shaders linearise it as `wid.x + wid.y * nwg.x` and bounds-check the excess.
+pub fn workgroups_1d(count: usize) -> [u32; 3] {
+    const MAX: usize = 65_535;
+    let rows = count.div_ceil(MAX).max(1);
+    [count.div_ceil(rows) as u32, rows as u32, 1]
+}

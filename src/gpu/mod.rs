@@ -1,0 +1,16 @@
+//! The GPU layer: adapter choice and device ([`GpuContext`]), buffers, the pipeline cache,
+//! dispatches recorded into one submit, and timestamp timing.
+
+mod buffer;
+mod context;
+mod dispatch;
+mod error;
+mod pipeline;
+mod timing;
+
+pub use buffer::GpuBuffer;
+pub use context::{AdapterSummary, BackendChoice, GpuContext, GpuOptions};
+pub use dispatch::{workgroups_1d, Dispatch};
+pub use error::GpuError;
+pub use pipeline::{Binding, Kernel, KernelSpec, Shader};
+pub use timing::{GpuTimer, TimingSource};

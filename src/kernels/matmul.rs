@@ -1,0 +1,157 @@
+use serde::Serialize;
+
+use crate::gpu::{Binding, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
+pub use crate::reference::matmul::{Epilogue, MatmulShape};
+use crate::shaders;
+
+/// The matmul kernels of `shaders/matmul.wgsl`; the same contract, different schedules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum MatmulVariant {
+    /// One output per invocation.
+    Naive,
+    /// 4×4 register block per invocation, vec4 loads, no workgroup memory (CPU adapters).
+    Register,
+    /// 64×64 tiles staged through workgroup memory (real GPUs).
+    Workgroup,
+}
+
+impl MatmulVariant {
+    pub const ALL: [MatmulVariant; 3] = [
+        MatmulVariant::Naive,
+        MatmulVariant::Register,
+        MatmulVariant::Workgroup,
+    ];
+
+    fn entry(self) -> &'static str {
+        match self {
+            MatmulVariant::Naive => "matmul_naive",
+            MatmulVariant::Register => "matmul_register",
+            MatmulVariant::Workgroup => "matmul_workgroup",
+        }
+    }
+
+    /// Rows × columns of C one workgroup covers.
+    fn tile(self) -> (usize, usize) {
+        match self {
+            MatmulVariant::Naive => (16, 16),
+            MatmulVariant::Register => (32, 32),
+            MatmulVariant::Workgroup => (64, 64),
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    stride_a: u32,
+    stride_b: u32,
+    stride_c: u32,
+    vec4_a: u32,
+    vec4_b: u32,
+    _pad: [u32; 3],
+}
+
+/// The buffers of one product: `c = epilogue(op(a) · op(b) + bias)`.
+pub struct MatmulOperands<'a> {
+    pub a: &'a GpuBuffer,
+    pub b: &'a GpuBuffer,
+    /// Length n, added per column.
+    pub bias: Option<&'a GpuBuffer>,
+    pub c: &'a GpuBuffer,
+}
+
+pub fn matmul(
+    ctx: &GpuContext,
+    variant: MatmulVariant,
+    shape: &MatmulShape,
+    epilogue: Epilogue,
+    operands: MatmulOperands,
+) -> Result<Dispatch, GpuError> {
+    let MatmulOperands { a, b, bias, c } = operands;
+    assert!(
+        a.len() >= shape.a_len(),
+        "matmul: A is too small for {shape:?}"
+    );
+    assert!(
+        b.len() >= shape.b_len(),
+        "matmul: B is too small for {shape:?}"
+    );
+    assert!(
+        c.len() >= shape.c_len(),
+        "matmul: C is too small for {shape:?}"
+    );
+    assert!(
+        bias.is_none_or(|bias| bias.len() >= shape.n),
+        "matmul: bias shorter than n"
+    );
+    let flag = |on: bool| if on { 1.0 } else { 0.0 };
+    let kernel = ctx.kernel(&KernelSpec {
+        shader: &shaders::MATMUL,
+        entry: variant.entry(),
+        bindings: &[
+            Binding::Uniform,
+            Binding::ReadOnly,
+            Binding::ReadOnly,
+            Binding::ReadOnly,
+            Binding::ReadWrite,
+        ],
+        constants: &[
+            ("TRANS_A", flag(shape.trans_a)),
+            ("TRANS_B", flag(shape.trans_b)),
+            ("BIAS", flag(bias.is_some())),
+            ("RELU", flag(epilogue.relu)),
+            ("ACCUMULATE", flag(epilogue.accumulate)),
+        ],
+    })?;
+    let stride_a = if shape.broadcast_a {
+        0
+    } else {
+        shape.m * shape.k
+    };
+    let stride_b = if shape.broadcast_b {
+        0
+    } else {
+        shape.k * shape.n
+    };
+    // vec4 loads run along the stored rows' contiguous axis; rows and batches must stay aligned.
+    let row_a = if shape.trans_a { shape.m } else { shape.k };
+    let row_b = if shape.trans_b { shape.k } else { shape.n };
+    let params = Params {
+        m: shape.m as u32,
+        n: shape.n as u32,
+        k: shape.k as u32,
+        batch: shape.batch as u32,
+        stride_a: stride_a as u32,
+        stride_b: stride_b as u32,
+        stride_c: (shape.m * shape.n) as u32,
+        vec4_a: (row_a % 4 == 0 && stride_a % 4 == 0) as u32,
+        vec4_b: (row_b % 4 == 0 && stride_b % 4 == 0) as u32,
+        _pad: [0; 3],
+    };
+    let no_bias;
+    let bias = match bias {
+        Some(bias) => bias,
+        None => {
+            no_bias = GpuBuffer::zeros(ctx, "no bias", 1);
+            &no_bias
+        }
+    };
+    let (tile_m, tile_n) = variant.tile();
+    let workgroups = [
+        shape.n.div_ceil(tile_n) as u32,
+        shape.m.div_ceil(tile_m) as u32,
+        shape.batch as u32,
+    ];
+    Ok(Dispatch::new(
+        ctx,
+        &kernel,
+        &params,
+        &[a, b, bias, c],
+        workgroups,
+    ))
+}

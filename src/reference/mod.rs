@@ -1,0 +1,11 @@
+//! CPU twins of every GPU kernel: plain loops with f64 accumulation, no cleverness.
+//! They are the specification; `kernels-tests/` holds each kernel against its twin.
+
+pub mod batchnorm;
+pub mod conv2d;
+pub mod elementwise;
+pub mod matmul;
+pub mod optim;
+pub mod pool;
+pub mod reduce;
+pub mod softmax_ce;
