@@ -1,6 +1,8 @@
 //! fer: a GPU training engine for facial-expression recognition. Every kernel is a WGSL compute
 //! shader run through wgpu, with a plain CPU twin in [`reference`] that specifies it.
 
+pub mod bench;
+pub mod data;
 pub mod gpu;
 pub mod kernels;
 pub mod reference;
