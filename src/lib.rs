@@ -6,5 +6,6 @@ pub mod data;
 pub mod gpu;
 pub mod kernels;
 pub mod reference;
+pub mod report;
 pub mod rng;
 pub mod shaders;
