@@ -12,9 +12,12 @@ use super::pipeline::Kernel;
 /// built, so recording it each step costs nothing but the command itself.
 ///
 /// Convention: binding 0 is the kernel's uniform `Params`; the storage buffers follow in order.
+/// Clones share the bind group and the params buffer.
+#[derive(Clone)]
 pub struct Dispatch {
     kernel: Arc<Kernel>,
     bind_group: wgpu::BindGroup,
+    params: wgpu::Buffer,
     workgroups: [u32; 3],
 }
 
@@ -31,7 +34,7 @@ impl Dispatch {
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(&kernel.label),
                 contents: bytemuck::bytes_of(params),
-                usage: wgpu::BufferUsages::UNIFORM,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             });
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
@@ -54,8 +57,22 @@ impl Dispatch {
         Dispatch {
             kernel: kernel.clone(),
             bind_group,
+            params,
             workgroups,
         }
+    }
+
+    /// Replaces the kernel's `Params` (a new dropout seed, an optimizer's step number) for the
+    /// next submit, keeping the bind group. `P` must be the type the dispatch was built with.
+    pub fn set_params<P: Pod>(&self, ctx: &GpuContext, params: &P) {
+        assert_eq!(
+            std::mem::size_of::<P>() as u64,
+            self.params.size(),
+            "set_params on `{}` with a different Params type",
+            self.kernel.label
+        );
+        ctx.queue
+            .write_buffer(&self.params, 0, bytemuck::bytes_of(params));
     }
 
     pub fn label(&self) -> &str {
