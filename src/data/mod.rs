@@ -1,1 +1,67 @@
 //! Datasets: the Kaggle class-folder layout, the FER2013 CSV, synthetic faces, and the decode cache.
+//!
+//! [`load`] turns a path into [`Splits`]: a directory is read as class folders (through the
+//! decode cache), a file as the FER2013 CSV. Loaders print nothing; what they skipped or cached
+//! is in [`Splits::report`] for the caller to show.
+
+pub mod batch;
+mod cache;
+pub mod classes;
+mod csv;
+mod dataset;
+mod error;
+mod folder;
+mod parallel;
+pub mod synthetic;
+
+use std::path::Path;
+
+pub use classes::{CLASS_NAMES, IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
+pub use dataset::{CacheStatus, Dataset, LoadReport, Splits, MAX_SKIPPED_EXAMPLES};
+pub use error::DataError;
+
+/// How [`load_with_options`] treats the decode cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Read a valid cache instead of decoding, and write one after decoding.
+    pub use_cache: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { use_cache: true }
+    }
+}
+
+/// Loads a class-folder dataset directory or a FER2013 CSV file, using the decode cache.
+pub fn load(path: impl AsRef<Path>) -> Result<Splits, DataError> {
+    load_with_options(path, LoadOptions::default())
+}
+
+pub fn load_with_options(
+    path: impl AsRef<Path>,
+    options: LoadOptions,
+) -> Result<Splits, DataError> {
+    let path = path.as_ref();
+    let metadata = std::fs::metadata(path).map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => DataError::MissingRoot(path.to_path_buf()),
+        _ => DataError::io(path, error),
+    })?;
+    if metadata.is_file() {
+        return csv::load(path);
+    }
+    let layout = folder::scan(path)?;
+    if options.use_cache {
+        cache::load_or_decode(&layout)
+    } else {
+        folder::decode(&layout)
+    }
+}
+
+/// A seed for one independent random stream (a purpose such as shuffling, and an index such as
+/// the epoch) derived from a run's seed. Purpose and index are scrambled first, so nearby streams
+/// are not one SplitMix sequence shifted by a step.
+pub(crate) fn derive_seed(seed: u64, purpose: u64, index: u64) -> u64 {
+    let mut mixer = crate::rng::Rng::new(purpose);
+    seed ^ crate::rng::Rng::new(mixer.next_u64() ^ index).next_u64()
+}

@@ -1,0 +1,39 @@
+//! Every way loading a dataset can fail, each as one sentence naming the path involved.
+
+use std::path::PathBuf;
+
+use super::classes::CLASS_NAMES;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("dataset path {0} does not exist")]
+    MissingRoot(PathBuf),
+    #[error("no train split in {0}: expected a train/ folder of class folders")]
+    MissingTrainSplit(PathBuf),
+    #[error("no validation split in {0}: expected a val/ or validation/ folder of class folders")]
+    MissingValSplit(PathBuf),
+    #[error("{0} has both val/ and validation/ folders; keep one")]
+    AmbiguousValSplit(PathBuf),
+    #[error("unknown class folder {path}: expected one of {}", CLASS_NAMES.join(", "))]
+    UnknownClassFolder { path: PathBuf },
+    #[error("class folder {0} holds no files")]
+    EmptyClassFolder(PathBuf),
+    #[error("the {split} split in {path} has no readable images")]
+    EmptySplit { split: &'static str, path: PathBuf },
+    #[error("{path} is not a FER2013 CSV: {reason}")]
+    CsvHeader { path: PathBuf, reason: String },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl DataError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! Synthetic FER-like faces: 48 × 48 grayscale cartoons whose mouth, brows and eyes depend on
+//! the expression, drawn under random identity, pose, lighting and noise, with FER2013's class
+//! imbalance and some label noise. The expression cues are a few pixels against shifts of up to
+//! ±4 pixels and large lighting changes, so a linear model on raw pixels does clearly worse than
+//! a small CNN, as on the real data.
+
+use crate::rng::Rng;
+
+use super::classes::{IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
+use super::dataset::{Dataset, LoadReport, Splits};
+use super::derive_seed;
+
+/// FER2013's train split per class, in [`CLASS_NAMES`](super::CLASS_NAMES) order.
+pub const FER2013_TRAIN_COUNTS: [usize; NUM_CLASSES] = [3995, 436, 4097, 7215, 4965, 4830, 3171];
+
+/// Share of faces drawn with another class's expression than their label, like FER2013's
+/// mislabelled faces.
+pub const LABEL_NOISE: f32 = 0.1;
+
+/// Images per split; a test split of 0 means none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SplitSizes {
+    pub train: usize,
+    pub val: usize,
+    pub test: usize,
+}
+
+impl Default for SplitSizes {
+    fn default() -> Self {
+        SplitSizes {
+            train: 2800,
+            val: 700,
+            test: 700,
+        }
+    }
+}
+
+/// Generates every split; the same seed and sizes give the same images. Each split has its own
+/// stream, so changing one split's size leaves the others unchanged.
+pub fn generate(seed: u64, sizes: SplitSizes) -> Splits {
+    let split = |index, total| generate_split(&mut Rng::new(derive_seed(seed, index, 0)), total);
+    Splits {
+        train: split(0, sizes.train),
+        val: split(1, sizes.val),
+        test: (sizes.test > 0).then(|| split(2, sizes.test)),
+        report: LoadReport::default(),
+    }
+}
+
+/// `total` split over the classes in FER2013's train proportions, rounded by largest remainder
+/// so the counts add up to `total` exactly.
+pub fn fer2013_class_counts(total: usize) -> [usize; NUM_CLASSES] {
+    let fer_total: usize = FER2013_TRAIN_COUNTS.iter().sum();
+    let mut counts = FER2013_TRAIN_COUNTS.map(|count| count * total / fer_total);
+    let mut by_remainder: Vec<usize> = (0..NUM_CLASSES).collect();
+    by_remainder
+        .sort_by_key(|&class| std::cmp::Reverse(FER2013_TRAIN_COUNTS[class] * total % fer_total));
+    let missing = total - counts.iter().sum::<usize>();
+    for &class in by_remainder.iter().take(missing) {
+        counts[class] += 1;
+    }
+    counts
+}
+
+fn generate_split(rng: &mut Rng, total: usize) -> Dataset {
+    let mut labels: Vec<u8> = fer2013_class_counts(total)
+        .iter()
+        .enumerate()
+        .flat_map(|(class, &count)| std::iter::repeat_n(class as u8, count))
+        .collect();
+    rng.shuffle(&mut labels);
+    let mut images = Vec::with_capacity(total * IMAGE_PIXELS);
+    for &label in &labels {
+        let drawn = if rng.next_f32() < LABEL_NOISE {
+            // Any class but the label's: shift by 1..=6 around the circle of classes.
+            (label as usize + 1 + rng.below(NUM_CLASSES - 1)) % NUM_CLASSES
+        } else {
+            label as usize
+        };
+        images.extend_from_slice(&Face::random(rng, &EXPRESSIONS[drawn]).render(rng));
+    }
+    Dataset::new(images, labels)
+}
+
+/// What an expression does to the face, in face pixels (y points down).
+struct Expression {
+    /// How far the mouth corners rise above its centre (negative: they droop).
+    mouth_curve: f32,
+    /// Gap between the lips at the centre.
+    mouth_open: f32,
+    /// Mouth width relative to the face's own.
+    mouth_width: f32,
+    /// How much one mouth corner rises over the other (side chosen at random).
+    mouth_asymmetry: f32,
+    /// How far both brows rise.
+    brow_raise: f32,
+    /// How far the inner brow ends rise over the outer ones (negative: a frown).
+    brow_inner_lift: f32,
+    /// Eye height relative to the face's own.
+    eye_open: f32,
+}
+
+/// In class order: angry, disgust, fear, happy, neutral, sad, surprise.
+const EXPRESSIONS: [Expression; NUM_CLASSES] = [
+    expression(-0.6, 0.0, 0.95, 0.0, -1.2, -2.0, 0.85),
+    expression(-1.0, 0.8, 0.90, 1.8, -0.8, -1.2, 0.65),
+    expression(-0.8, 1.6, 0.90, 0.0, 1.5, 1.2, 1.45),
+    expression(2.6, 1.6, 1.15, 0.0, 0.3, 0.0, 0.80),
+    expression(0.0, 0.0, 1.00, 0.0, 0.0, 0.0, 1.00),
+    expression(-2.0, 0.0, 0.95, 0.0, 0.2, 1.6, 0.85),
+    expression(0.2, 4.0, 0.55, 0.0, 2.5, 0.6, 1.50),
+];
+
+const fn expression(
+    mouth_curve: f32,
+    mouth_open: f32,
+    mouth_width: f32,
+    mouth_asymmetry: f32,
+    brow_raise: f32,
+    brow_inner_lift: f32,
+    eye_open: f32,
+) -> Expression {
+    Expression {
+        mouth_curve,
+        mouth_open,
+        mouth_width,
+        mouth_asymmetry,
+        brow_raise,
+        brow_inner_lift,
+        eye_open,
+    }
+}
+
+/// One face to draw: identity, expression (with per-face variation), pose and lighting.
+struct Face {
+    face_radii: (f32, f32),
+    hairline: f32,
+    eye_x: f32,
+    eye_y: f32,
+    eye_radii: (f32, f32),
+    brow_inner: (f32, f32),
+    brow_outer: (f32, f32),
+    brow_half_thickness: f32,
+    mouth_y: f32,
+    mouth_half_width: f32,
+    mouth_curve: f32,
+    mouth_open: f32,
+    mouth_tilt: f32,
+    // Pose: where the face centre lands in the image, its rotation and scale.
+    centre: (f32, f32),
+    rotation: f32,
+    scale: f32,
+    // Tones before lighting, and the lighting and noise applied after drawing.
+    background: f32,
+    skin: f32,
+    hair: f32,
+    feature: f32,
+    gain: f32,
+    offset: f32,
+    gradient: (f32, f32),
+    noise: f32,
+}
+
+impl Face {
+    fn random(rng: &mut Rng, expression: &Expression) -> Face {
+        let eye_y = rng.uniform(-4.0, -2.0);
+        let eye_x = rng.uniform(6.0, 7.5);
+        let eye_open = (expression.eye_open + 0.15 * normal(rng)).max(0.3);
+        let brow_y = eye_y - rng.uniform(4.0, 5.5) - expression.brow_raise - 0.6 * normal(rng);
+        let inner_lift = expression.brow_inner_lift + 0.6 * normal(rng);
+        let mouth_half_width =
+            rng.uniform(5.5, 7.5) * (expression.mouth_width + 0.08 * normal(rng)).max(0.4);
+        let side = if rng.next_u64() & 1 == 0 { 1.0 } else { -1.0 };
+        let skin = rng.uniform(120.0, 200.0);
+        let gradient_angle = rng.uniform(0.0, std::f32::consts::TAU);
+        let gradient_strength = rng.uniform(0.0, 1.5);
+        Face {
+            face_radii: (rng.uniform(14.0, 17.0), rng.uniform(18.0, 21.0)),
+            hairline: rng.uniform(-19.0, -12.0),
+            eye_x,
+            eye_y,
+            eye_radii: (rng.uniform(2.6, 3.4), rng.uniform(1.4, 1.9) * eye_open),
+            brow_inner: (rng.uniform(2.0, 3.0), brow_y - inner_lift),
+            brow_outer: (eye_x + rng.uniform(2.5, 3.5), brow_y),
+            brow_half_thickness: rng.uniform(0.5, 0.8),
+            mouth_y: rng.uniform(9.0, 11.5),
+            mouth_half_width,
+            mouth_curve: expression.mouth_curve + 0.6 * normal(rng),
+            mouth_open: (expression.mouth_open + 0.5 * normal(rng)).max(0.0),
+            mouth_tilt: side * (expression.mouth_asymmetry + 0.5 * normal(rng)),
+            centre: (
+                IMAGE_SIDE as f32 / 2.0 + rng.uniform(-4.0, 4.0),
+                IMAGE_SIDE as f32 / 2.0 + rng.uniform(-3.0, 4.0),
+            ),
+            rotation: rng.uniform(-0.2, 0.2),
+            scale: rng.uniform(0.85, 1.12),
+            background: rng.uniform(20.0, 235.0),
+            skin,
+            hair: rng.uniform(10.0, 120.0),
+            feature: skin - rng.uniform(60.0, 110.0),
+            gain: rng.uniform(0.6, 1.3),
+            offset: rng.uniform(-30.0, 30.0),
+            gradient: (
+                gradient_strength * gradient_angle.cos(),
+                gradient_strength * gradient_angle.sin(),
+            ),
+            noise: rng.uniform(4.0, 14.0),
+        }
+    }
+
+    fn render(&self, rng: &mut Rng) -> Vec<u8> {
+        let (sin, cos) = self.rotation.sin_cos();
+        let mut pixels = Vec::with_capacity(IMAGE_PIXELS);
+        for row in 0..IMAGE_SIDE {
+            for column in 0..IMAGE_SIDE {
+                // Pixel centre, relative to the face centre, rotated and scaled into face units.
+                let dx = column as f32 + 0.5 - self.centre.0;
+                let dy = row as f32 + 0.5 - self.centre.1;
+                let u = (cos * dx + sin * dy) / self.scale;
+                let v = (-sin * dx + cos * dy) / self.scale;
+                let lit = self.shade(u, v) * self.gain
+                    + self.offset
+                    + self.gradient.0 * dx
+                    + self.gradient.1 * dy
+                    + self.noise * normal(rng);
+                pixels.push(lit.round().clamp(0.0, 255.0) as u8);
+            }
+        }
+        pixels
+    }
+
+    /// The tone at face point (u, v), layer over layer, each edge anti-aliased by its distance.
+    fn shade(&self, u: f32, v: f32) -> f32 {
+        let cover = |distance: f32| (0.5 - distance * self.scale).clamp(0.0, 1.0);
+        let (face_rx, face_ry) = self.face_radii;
+        let face = ellipse_distance(u, v, face_rx, face_ry);
+        // Rounded shading, darker towards the face's rim.
+        let skin = self.skin * (1.0 - 0.15 * ((u / face_rx).powi(2) + (v / face_ry).powi(2)));
+        let mut tone = mix(self.background, skin, cover(face));
+        tone = mix(tone, self.hair, cover(face.max(v - self.hairline)));
+
+        let eye_u = u.abs() - self.eye_x; // Both eyes and brows mirror across u = 0.
+        let (eye_rx, eye_ry) = self.eye_radii;
+        let eye = ellipse_distance(eye_u, v - self.eye_y, eye_rx, eye_ry);
+        tone = mix(tone, (self.skin + 50.0).min(250.0), cover(eye));
+        let pupil = (eye_u.hypot(v - self.eye_y) - 1.3).max(eye);
+        tone = mix(tone, self.feature - 30.0, cover(pupil));
+        tone = mix(tone, self.feature, cover(eye.abs() - 0.35));
+
+        let (inner, outer) = (self.brow_inner, self.brow_outer);
+        let brow = segment_distance(u.abs(), v, inner, outer) - self.brow_half_thickness;
+        tone = mix(tone, self.feature, cover(brow));
+
+        let nose = segment_distance(u, v, (0.0, self.eye_y + 2.0), (0.0, self.mouth_y - 4.5));
+        tone = mix(tone, self.feature, 0.3 * cover(nose - 0.5));
+
+        mix(tone, self.feature - 20.0, cover(self.mouth_distance(u, v)))
+    }
+
+    /// Signed distance to the mouth: a curved stroke along `centre(t)`, thickened into a lens
+    /// as it opens (an ellipse when it is also narrow and straight: surprise).
+    fn mouth_distance(&self, u: f32, v: f32) -> f32 {
+        let width = self.mouth_half_width;
+        let t = (u / width).clamp(-1.0, 1.0);
+        let centre = self.mouth_y - self.mouth_curve * t * t + self.mouth_tilt * t;
+        let slope = (-2.0 * self.mouth_curve * t + self.mouth_tilt) / width;
+        let half_thickness =
+            (0.5 * self.mouth_open * (1.0 - t * t).sqrt()).max(0.6 * (1.0 - 0.6 * t * t));
+        let across = ((v - centre).abs() - half_thickness) / (1.0 + slope * slope).sqrt();
+        across.max(u.abs() - width)
+    }
+}
+
+fn mix(under: f32, over: f32, coverage: f32) -> f32 {
+    under + (over - under) * coverage
+}
+
+/// Approximate signed distance to an axis-aligned ellipse centred at the origin; exact enough
+/// near the edge, which is all anti-aliasing needs.
+fn ellipse_distance(u: f32, v: f32, rx: f32, ry: f32) -> f32 {
+    let k0 = (u / rx).hypot(v / ry);
+    let k1 = (u / (rx * rx)).hypot(v / (ry * ry));
+    if k1 == 0.0 {
+        return -rx.min(ry);
+    }
+    k0 * (k0 - 1.0) / k1
+}
+
+fn segment_distance(u: f32, v: f32, start: (f32, f32), end: (f32, f32)) -> f32 {
+    let (du, dv) = (end.0 - start.0, end.1 - start.1);
+    let (pu, pv) = (u - start.0, v - start.1);
+    let along = ((pu * du + pv * dv) / (du * du + dv * dv).max(f32::EPSILON)).clamp(0.0, 1.0);
+    (pu - along * du).hypot(pv - along * dv)
+}
+
+/// Roughly standard normal: the sum of four uniforms, rescaled to unit variance.
+fn normal(rng: &mut Rng) -> f32 {
+    let sum: f32 = (0..4).map(|_| rng.next_f32()).sum();
+    (sum - 2.0) * 3.0f32.sqrt()
+}

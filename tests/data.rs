@@ -1,0 +1,438 @@
+//! The dataset layer: class folders, the FER2013 CSV, the decode cache, synthetic faces and
+//! batching. Every test builds its own tiny data in a fresh temp directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use fer::data::batch::{
+    flip_horizontally_at_random, labels_u32, shuffled_indices, to_normalized_f32,
+};
+use fer::data::synthetic::{self, fer2013_class_counts, SplitSizes};
+use fer::data::{
+    load, load_with_options, CacheStatus, DataError, Dataset, LoadOptions, IMAGE_PIXELS, IMAGE_SIDE,
+};
+use image::{GrayImage, Luma, Rgb, RgbImage};
+
+/// A fresh, empty directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let unique = format!(
+            "fer-data-test-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = std::env::temp_dir().join(unique);
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A 48×48 face whose every pixel is `value`, so a loaded image says which file it came from.
+fn flat_face(value: u8) -> GrayImage {
+    GrayImage::from_pixel(48, 48, Luma([value]))
+}
+
+fn write_png(path: &Path, value: u8) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    flat_face(value).save(path).unwrap();
+}
+
+/// train: angry (2 PNGs, one of them 96×64), happy (a JPEG, an RGB PNG, a corrupt file),
+/// surprise (1 PNG); val (or `val_name`): angry, neutral.
+fn build_tree(root: &Path, val_name: &str) {
+    let train = root.join("train");
+    write_png(&train.join("angry/a0.png"), 10);
+    fs::create_dir_all(train.join("angry")).unwrap();
+    GrayImage::from_pixel(96, 64, Luma([20]))
+        .save(train.join("angry/big.png"))
+        .unwrap();
+    fs::create_dir_all(train.join("Happy")).unwrap(); // Class names match case-insensitively.
+    flat_face(30).save(train.join("Happy/h0.jpg")).unwrap();
+    RgbImage::from_pixel(48, 48, Rgb([200, 0, 0]))
+        .save(train.join("Happy/h1.png"))
+        .unwrap();
+    fs::write(train.join("Happy/broken.jpg"), b"not a jpeg at all").unwrap();
+    write_png(&train.join("surprise/s0.png"), 60);
+    write_png(&root.join(val_name).join("angry/v0.png"), 70);
+    write_png(&root.join(val_name).join("neutral/v1.png"), 80);
+}
+
+fn no_cache() -> LoadOptions {
+    LoadOptions { use_cache: false }
+}
+
+#[test]
+fn class_folders_load_with_labels_pixels_and_skips() {
+    let dir = TempDir::new("folders");
+    build_tree(&dir.0, "val");
+    let splits = load_with_options(&dir.0, no_cache()).unwrap();
+
+    // Sorted by class then file name: angry/a0, angry/big, happy/h0, happy/h1, surprise/s0.
+    assert_eq!(splits.train.labels(), &[0, 0, 3, 3, 6]);
+    assert_eq!(splits.train.class_counts(), [2, 0, 0, 2, 0, 0, 1]);
+    assert!(splits.train.image(0).iter().all(|&p| p == 10));
+    assert!(
+        splits.train.image(1).iter().all(|&p| p == 20),
+        "resized image keeps its tone"
+    );
+    assert!(
+        splits.train.image(2).iter().all(|&p| p.abs_diff(30) <= 2),
+        "JPEG is lossy"
+    );
+    // Pure red in luma is about 0.2126 × 200 (Rec. 709 weights).
+    assert!(splits.train.image(3).iter().all(|&p| p.abs_diff(43) <= 2));
+    assert_eq!(splits.train.images().len(), 5 * IMAGE_PIXELS);
+    assert_eq!(splits.val.labels(), &[0, 4]);
+    assert!(splits.test.is_none());
+
+    let report = &splits.report;
+    assert_eq!(report.skipped, 1);
+    assert!(
+        report.skipped_examples[0].contains("broken.jpg"),
+        "{:?}",
+        report.skipped_examples
+    );
+    assert_eq!(report.resized, 1);
+    assert_eq!(report.cache, CacheStatus::NotUsed);
+    assert!(splits
+        .train
+        .summary()
+        .starts_with("5 images: angry 2 (40.0%), disgust 0 (0.0%)"));
+}
+
+#[test]
+fn validation_folder_name_and_test_split_are_accepted() {
+    let dir = TempDir::new("validation");
+    build_tree(&dir.0, "validation");
+    write_png(&dir.0.join("test/sad/t0.png"), 90);
+    let splits = load_with_options(&dir.0, no_cache()).unwrap();
+    assert_eq!(splits.val.labels(), &[0, 4]);
+    let test = splits.test.unwrap();
+    assert_eq!(test.labels(), &[5]);
+    assert_eq!(test.image(0), &[90; IMAGE_PIXELS][..]);
+}
+
+fn error_for(root: &Path) -> (DataError, String) {
+    let error = load_with_options(root, no_cache()).unwrap_err();
+    let message = error.to_string();
+    (error, message)
+}
+
+#[test]
+fn layout_errors_name_the_path() {
+    let dir = TempDir::new("errors");
+    let missing = dir.0.join("nowhere");
+    let (error, message) = error_for(&missing);
+    assert!(matches!(error, DataError::MissingRoot(_)));
+    assert!(
+        message.contains(&missing.display().to_string()),
+        "{message}"
+    );
+
+    let (error, message) = error_for(&dir.0);
+    assert!(
+        matches!(error, DataError::MissingTrainSplit(_)),
+        "{message}"
+    );
+    assert!(message.contains(&dir.0.display().to_string()), "{message}");
+
+    write_png(&dir.0.join("train/angry/a.png"), 1);
+    let (error, _) = error_for(&dir.0);
+    assert!(matches!(error, DataError::MissingValSplit(_)));
+
+    write_png(&dir.0.join("val/angry/a.png"), 1);
+    let empty = dir.0.join("train/fear");
+    fs::create_dir_all(&empty).unwrap();
+    let (error, message) = error_for(&dir.0);
+    assert!(matches!(error, DataError::EmptyClassFolder(_)), "{message}");
+    assert!(message.contains(&empty.display().to_string()), "{message}");
+    fs::remove_dir(&empty).unwrap();
+
+    let unknown = dir.0.join("val/contempt");
+    write_png(&unknown.join("c.png"), 1);
+    let (error, message) = error_for(&dir.0);
+    assert!(
+        matches!(error, DataError::UnknownClassFolder { .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains(&unknown.display().to_string()),
+        "{message}"
+    );
+    fs::remove_dir_all(&unknown).unwrap();
+
+    fs::write(dir.0.join("val/angry/a.png"), b"garbage").unwrap();
+    let (error, message) = error_for(&dir.0);
+    assert!(
+        matches!(error, DataError::EmptySplit { split: "val", .. }),
+        "{message}"
+    );
+}
+
+fn csv_row(emotion: u8, value: u8, usage: &str) -> String {
+    let pixels = vec![value.to_string(); IMAGE_PIXELS].join(" ");
+    format!("{emotion},\"{pixels}\",{usage}\n")
+}
+
+#[test]
+fn csv_maps_labels_and_skips_malformed_rows() {
+    let dir = TempDir::new("csv");
+    let path = dir.0.join("fer2013.csv");
+    let mut text = String::from("emotion,pixels,Usage\n");
+    text += &csv_row(4, 11, "Training"); // CSV 4 = sad.
+    text += &csv_row(6, 22, "PublicTest"); // CSV 6 = neutral.
+    text += "3,1 2 3,Training\n"; // Line 4: too few pixels.
+    text += &csv_row(5, 33, "PrivateTest"); // CSV 5 = surprise.
+    fs::write(&path, text).unwrap();
+
+    let splits = load(&path).unwrap();
+    assert_eq!(splits.train.labels(), &[5]);
+    assert_eq!(splits.train.image(0), &[11; IMAGE_PIXELS][..]);
+    assert_eq!(splits.val.labels(), &[4]);
+    assert_eq!(splits.test.as_ref().unwrap().labels(), &[6]);
+    assert_eq!(splits.report.skipped, 1);
+    assert!(splits.report.skipped_examples[0].starts_with("line 4:"));
+
+    fs::write(&path, "emotion,Usage\n").unwrap();
+    assert!(matches!(load(&path), Err(DataError::CsvHeader { .. })));
+}
+
+fn cache_file(root: &Path) -> PathBuf {
+    root.join(".fer-cache/faces.bin")
+}
+
+fn bump_mtime(path: &Path) {
+    let later = SystemTime::now() + Duration::from_secs(5);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+}
+
+#[test]
+fn cache_round_trips_and_invalidates() {
+    let dir = TempDir::new("cache");
+    build_tree(&dir.0, "val");
+    let decoded = load(&dir.0).unwrap();
+    assert_eq!(
+        decoded.report.cache,
+        CacheStatus::Written(cache_file(&dir.0))
+    );
+
+    let cached = load(&dir.0).unwrap();
+    assert_eq!(cached.report.cache, CacheStatus::Hit(cache_file(&dir.0)));
+    assert_eq!(cached.train, decoded.train);
+    assert_eq!(cached.val, decoded.val);
+    assert_eq!(cached.test, decoded.test);
+    assert_eq!(
+        cached.report.skipped, 1,
+        "the cache remembers what was skipped"
+    );
+    assert_eq!(
+        cached.report.skipped_examples,
+        decoded.report.skipped_examples
+    );
+
+    bump_mtime(&dir.0.join("train/angry/a0.png"));
+    assert!(matches!(
+        load(&dir.0).unwrap().report.cache,
+        CacheStatus::Written(_)
+    ));
+    assert!(matches!(
+        load(&dir.0).unwrap().report.cache,
+        CacheStatus::Hit(_)
+    ));
+
+    write_png(&dir.0.join("train/sad/new.png"), 99);
+    let grown = load(&dir.0).unwrap();
+    assert!(matches!(grown.report.cache, CacheStatus::Written(_)));
+    assert_eq!(grown.train.len(), 6);
+
+    // Truncated, then bit-flipped: both are noticed, reported and rebuilt.
+    let bytes = fs::read(cache_file(&dir.0)).unwrap();
+    fs::write(cache_file(&dir.0), &bytes[..bytes.len() / 2]).unwrap();
+    let rebuilt = load(&dir.0).unwrap();
+    assert!(matches!(rebuilt.report.cache, CacheStatus::Written(_)));
+    assert!(
+        rebuilt.report.warnings[0].contains("corrupt cache"),
+        "{:?}",
+        rebuilt.report.warnings
+    );
+    assert_eq!(rebuilt.train, grown.train);
+    let mut flipped = fs::read(cache_file(&dir.0)).unwrap();
+    let middle = flipped.len() - 100;
+    flipped[middle] ^= 0x40;
+    fs::write(cache_file(&dir.0), flipped).unwrap();
+    let rebuilt = load(&dir.0).unwrap();
+    assert!(matches!(rebuilt.report.cache, CacheStatus::Written(_)));
+    assert_eq!(rebuilt.train, grown.train);
+    assert!(matches!(
+        load(&dir.0).unwrap().report.cache,
+        CacheStatus::Hit(_)
+    ));
+}
+
+#[test]
+fn read_only_root_caches_in_temp_dir() {
+    let dir = TempDir::new("read-only");
+    build_tree(&dir.0, "val");
+    let set_read_only = |read_only: bool| {
+        let mut permissions = fs::metadata(&dir.0).unwrap().permissions();
+        permissions.set_readonly(read_only);
+        fs::set_permissions(&dir.0, permissions).unwrap();
+    };
+    set_read_only(true);
+    let first = load(&dir.0).map(|splits| splits.report.cache);
+    let second = load(&dir.0).map(|splits| splits.report.cache);
+    set_read_only(false);
+
+    let CacheStatus::Written(path) = first.unwrap() else {
+        panic!("the first load writes a cache");
+    };
+    assert!(
+        path.starts_with(std::env::temp_dir()) && !path.starts_with(&dir.0),
+        "{path:?}"
+    );
+    assert!(!dir.0.join(".fer-cache").exists());
+    assert_eq!(second.unwrap(), CacheStatus::Hit(path.clone()));
+    fs::remove_file(path).unwrap();
+}
+
+fn mean_image(dataset: &Dataset, class: u8) -> Vec<f64> {
+    let mut sum = vec![0.0; IMAGE_PIXELS];
+    let mut count = 0.0;
+    for index in (0..dataset.len()).filter(|&i| dataset.labels()[i] == class) {
+        for (total, &pixel) in sum.iter_mut().zip(dataset.image(index)) {
+            *total += f64::from(pixel);
+        }
+        count += 1.0;
+    }
+    sum.iter().map(|total| total / count).collect()
+}
+
+#[test]
+fn synthetic_faces_are_deterministic_imbalanced_and_class_dependent() {
+    let sizes = SplitSizes {
+        train: 1400,
+        val: 350,
+        test: 0,
+    };
+    let splits = synthetic::generate(7, sizes);
+    let again = synthetic::generate(7, sizes);
+    let other = synthetic::generate(8, sizes);
+    assert_eq!(splits.train, again.train);
+    assert_eq!(splits.val, again.val);
+    assert_ne!(splits.train, other.train);
+    assert!(splits.test.is_none());
+
+    let counts = splits.train.class_counts();
+    assert_eq!(counts, fer2013_class_counts(1400));
+    assert_eq!(counts.iter().sum::<usize>(), 1400);
+    // FER2013's shares: happy most (25.1%), disgust fewest (1.5%).
+    assert_eq!(counts[3], 352);
+    assert_eq!(counts[1], 21);
+    assert_eq!(splits.val.class_counts().iter().sum::<usize>(), 350);
+
+    // Mean faces differ where the expressions do (mouth, brows, eyes) more than noise allows.
+    let happy = mean_image(&splits.train, 3);
+    for class in [0u8, 2, 4, 5, 6] {
+        let mean = mean_image(&splits.train, class);
+        let distance: f64 = happy
+            .iter()
+            .zip(&mean)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!(distance > 40.0, "class {class} vs happy: {distance}");
+    }
+    let pixels = splits.train.images();
+    let spread =
+        pixels.iter().filter(|&&p| p < 30).count() + pixels.iter().filter(|&&p| p > 225).count();
+    assert!(spread > 0, "lighting varies widely");
+}
+
+#[test]
+fn batches_are_normalized_shuffled_and_flipped_deterministically() {
+    let mut images = vec![0u8; 2 * IMAGE_PIXELS];
+    images[IMAGE_PIXELS..].fill(255);
+    images[1] = 51; // Image 0, row 0, column 1.
+    let dataset = Dataset::new(images, vec![2, 6]);
+
+    let batch = to_normalized_f32(&dataset, &[1, 0]);
+    assert_eq!(batch.len(), 2 * IMAGE_PIXELS);
+    assert!((batch[0] - 1.0).abs() < 1e-6);
+    assert!((batch[IMAGE_PIXELS] + 1.0).abs() < 1e-6);
+    let expected = (51.0 / 255.0 - 0.5) / 0.5;
+    assert!((batch[IMAGE_PIXELS + 1] - expected).abs() < 1e-6);
+    assert_eq!(labels_u32(&dataset, &[1, 0]), vec![6, 2]);
+
+    let order = shuffled_indices(100, 3, 0);
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+    assert_eq!(order, shuffled_indices(100, 3, 0));
+    assert_ne!(order, shuffled_indices(100, 3, 1));
+    assert_ne!(order, shuffled_indices(100, 4, 0));
+
+    let many = to_normalized_f32(&dataset, &[0; 64]);
+    let flipped = flip_horizontally_at_random(&many, 5, 0);
+    assert_eq!(flipped, flip_horizontally_at_random(&many, 5, 0));
+    let marker = many[1];
+    let mirrored = (0..64)
+        .filter(|&i| flipped[i * IMAGE_PIXELS + IMAGE_SIDE - 2] == marker)
+        .count();
+    let unchanged = (0..64)
+        .filter(|&i| flipped[i * IMAGE_PIXELS + 1] == marker)
+        .count();
+    assert_eq!(mirrored + unchanged, 64);
+    assert!(
+        (16..=48).contains(&mirrored),
+        "about half are mirrored: {mirrored}"
+    );
+}
+
+/// Loads the real FER2013 folders named by FER2013_DIR and checks the published counts.
+/// Run with `FER2013_DIR=... cargo test --release --test data -- --ignored --nocapture`.
+#[test]
+#[ignore = "needs the real FER2013 folders in FER2013_DIR"]
+fn real_fer2013_loads() {
+    let Some(root) = std::env::var_os("FER2013_DIR") else {
+        eprintln!("FER2013_DIR is not set; skipping");
+        return;
+    };
+    for attempt in ["first", "second"] {
+        let started = Instant::now();
+        let splits = load(&root).unwrap();
+        eprintln!(
+            "{attempt} load: {:.2} s, cache {:?}, skipped {}\n  train {}\n  val   {}",
+            started.elapsed().as_secs_f64(),
+            splits.report.cache,
+            splits.report.skipped,
+            splits.train.summary(),
+            splits.val.summary()
+        );
+        assert_eq!(
+            splits.train.class_counts(),
+            [3995, 436, 4097, 7215, 4965, 4830, 3171]
+        );
+        assert_eq!(
+            splits.val.class_counts(),
+            [467, 56, 496, 895, 607, 653, 415]
+        );
+        assert_eq!(splits.report.skipped, 0);
+    }
+}
