@@ -1,1 +1,273 @@
-//! (being written)
+//! conv2d: forward, grad-input, grad-weight and grad-bias against their twins on awkward
+//! shapes (batch 1, one channel, odd and non-square images, strides that leave input rows
+//! unread, 1×1 to 5×5 and non-square kernels, channel counts that are not multiples of 4) and
+//! on small versions of the study's layers; then finite-difference checks of every backward
+//! twin against the forward twin.
+//!
+//! Tolerances: every output is a dot product accumulated in f32 in some order, so
+//! |gpu − exact| ≤ γ_terms·Σ|terms| (Higham §3.1), with Σ|terms| the twin run on absolute
+//! values. terms = C·kh·kw + 1 (bias) forward, O·kh·kw grad-input (taps that miss dY add an
+//! exact zero), N·OH·OW + 1 (old value) grad-weight; grad-bias is channel_sum's tree bound
+//! (kernels-tests/reduce.rs).
+
+use fer::kernels::conv2d::{
+    conv2d_forward, conv2d_grad_bias, conv2d_grad_input, conv2d_grad_weight, Conv2dOperands,
+    Conv2dShape,
+};
+use fer::reference::conv2d as twin;
+
+use crate::common::*;
+
+#[allow(clippy::too_many_arguments)] // the nine numbers of a shape, in PyTorch's order
+fn conv(
+    batch: usize,
+    in_channels: usize,
+    out_channels: usize,
+    height: usize,
+    width: usize,
+    kernel_h: usize,
+    kernel_w: usize,
+    stride: usize,
+    padding: usize,
+) -> Conv2dShape {
+    Conv2dShape {
+        batch,
+        in_channels,
+        out_channels,
+        height,
+        width,
+        kernel_h,
+        kernel_w,
+        stride,
+        padding,
+    }
+}
+
+/// Shapes that hit every edge of the kernel's index arithmetic.
+fn awkward_shapes() -> Vec<Conv2dShape> {
+    vec![
+        conv(1, 1, 3, 7, 5, 3, 3, 1, 1), // batch 1, one input channel, odd image
+        conv(2, 3, 5, 7, 5, 3, 3, 2, 1), // stride 2 with padding
+        conv(2, 3, 7, 8, 6, 3, 3, 2, 0), // stride 2 leaving the last row and column unread
+        conv(2, 5, 7, 6, 6, 1, 1, 1, 0), // 1×1
+        conv(2, 3, 7, 9, 7, 5, 5, 1, 2), // 5×5 "same"
+        conv(1, 7, 5, 9, 11, 5, 5, 2, 2), // 5×5 stride 2
+        conv(2, 3, 5, 7, 6, 3, 1, 1, 1), // non-square kernel
+        conv(1, 2, 3, 4, 5, 4, 4, 3, 2), // even kernel, stride 3, padding ≥ half the kernel
+        conv(1, 1, 1, 1, 1, 1, 1, 1, 0), // a single multiply
+    ]
+}
+
+/// Small versions of the study's CNN layers (48×48 grey faces, 3×3 "same" convolutions).
+fn model_shapes() -> Vec<Conv2dShape> {
+    vec![
+        conv(2, 1, 32, 24, 24, 3, 3, 1, 1),
+        conv(2, 64, 128, 12, 12, 3, 3, 1, 1),
+    ]
+}
+
+fn seed(shape: &Conv2dShape) -> u64 {
+    let s = shape;
+    [
+        s.batch,
+        s.in_channels,
+        s.out_channels,
+        s.height,
+        s.width,
+        s.kernel_h,
+        s.kernel_w,
+        s.stride,
+        s.padding,
+    ]
+    .iter()
+    .fold(17, |acc, &v| acc * 31 + v as u64)
+}
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+fn scaled(magnitude: &[f32], terms: usize) -> Vec<f64> {
+    magnitude.iter().map(|&m| gamma(terms) * m as f64).collect()
+}
+
+fn check_forward(shape: &Conv2dShape, with_bias: bool) {
+    let s = seed(shape);
+    let x = random(s, shape.input_len());
+    let w = random(s + 1, shape.weight_len());
+    let b = with_bias.then(|| random(s + 2, shape.out_channels));
+
+    let mut want = vec![0.0; shape.output_len()];
+    twin::forward(shape, &x, &w, b.as_deref(), &mut want);
+    let mut magnitude = vec![0.0; shape.output_len()];
+    let abs_b = b.as_deref().map(abs);
+    twin::forward(shape, &abs(&x), &abs(&w), abs_b.as_deref(), &mut magnitude);
+    let terms = shape.in_channels * shape.kernel_h * shape.kernel_w + 1;
+
+    let output = zeros(shape.output_len());
+    let gpu_b = b.as_deref().map(upload);
+    let dispatch = conv2d_forward(
+        gpu(),
+        shape,
+        Conv2dOperands {
+            input: &upload(&x),
+            weight: &upload(&w),
+            bias: gpu_b.as_ref(),
+            output: &output,
+        },
+    )
+    .expect("conv2d forward builds");
+    run(&[&dispatch]);
+    assert_within(
+        &format!("forward {shape:?} bias={with_bias}"),
+        &read(&output),
+        &want,
+        &scaled(&magnitude, terms),
+    );
+}
+
+fn check_grad_input(shape: &Conv2dShape) {
+    let s = seed(shape);
+    let w = random(s + 1, shape.weight_len());
+    let dy = random(s + 3, shape.output_len());
+
+    let mut want = vec![0.0; shape.input_len()];
+    twin::grad_input(shape, &w, &dy, &mut want);
+    let mut magnitude = vec![0.0; shape.input_len()];
+    twin::grad_input(shape, &abs(&w), &abs(&dy), &mut magnitude);
+    let terms = shape.out_channels * shape.kernel_h * shape.kernel_w;
+
+    // Filled with garbage first: every element must be overwritten.
+    let dx = upload(&random(s + 4, shape.input_len()));
+    let dispatch = conv2d_grad_input(gpu(), shape, &upload(&w), &upload(&dy), &dx)
+        .expect("conv2d grad-input builds");
+    run(&[&dispatch]);
+    assert_within(
+        &format!("grad_input {shape:?}"),
+        &read(&dx),
+        &want,
+        &scaled(&magnitude, terms),
+    );
+}
+
+fn check_grad_weight(shape: &Conv2dShape, accumulate: bool) {
+    let s = seed(shape);
+    let x = random(s, shape.input_len());
+    let dy = random(s + 3, shape.output_len());
+    let old = random(s + 5, shape.weight_len());
+
+    let mut want = old.clone();
+    twin::grad_weight(shape, &dy, &x, accumulate, &mut want);
+    let mut magnitude = abs(&old);
+    twin::grad_weight(shape, &abs(&dy), &abs(&x), accumulate, &mut magnitude);
+    let terms = shape.batch * shape.out_height() * shape.out_width() + 1;
+
+    let dw = upload(&old);
+    let dispatch = conv2d_grad_weight(gpu(), shape, accumulate, &upload(&dy), &upload(&x), &dw)
+        .expect("conv2d grad-weight builds");
+    run(&[&dispatch]);
+    assert_within(
+        &format!("grad_weight {shape:?} accumulate={accumulate}"),
+        &read(&dw),
+        &want,
+        &scaled(&magnitude, terms),
+    );
+}
+
+fn check_grad_bias(shape: &Conv2dShape, accumulate: bool) {
+    let s = seed(shape);
+    let dy = random(s + 3, shape.output_len());
+    let old = random(s + 6, shape.out_channels);
+
+    let mut want = old.clone();
+    twin::grad_bias(shape, &dy, accumulate, &mut want);
+    let mut magnitude = abs(&old);
+    twin::grad_bias(shape, &abs(&dy), accumulate, &mut magnitude);
+    let terms = (shape.batch * shape.out_height() * shape.out_width()).div_ceil(256) + 9;
+
+    let db = upload(&old);
+    let dispatch = conv2d_grad_bias(gpu(), shape, accumulate, &upload(&dy), &db)
+        .expect("conv2d grad-bias builds");
+    run(&[&dispatch]);
+    assert_within(
+        &format!("grad_bias {shape:?} accumulate={accumulate}"),
+        &read(&db),
+        &want,
+        &scaled(&magnitude, terms),
+    );
+}
+
+#[test]
+fn forward_matches_reference() {
+    for (i, shape) in awkward_shapes().iter().enumerate() {
+        check_forward(shape, i % 2 == 0);
+    }
+}
+
+#[test]
+fn grad_input_matches_reference() {
+    for shape in &awkward_shapes() {
+        check_grad_input(shape);
+    }
+}
+
+#[test]
+fn grad_weight_matches_reference() {
+    for (i, shape) in awkward_shapes().iter().enumerate() {
+        check_grad_weight(shape, i % 2 == 1);
+    }
+}
+
+#[test]
+fn grad_bias_matches_reference() {
+    for (i, shape) in awkward_shapes().iter().enumerate() {
+        check_grad_bias(shape, i % 2 == 1);
+    }
+}
+
+#[test]
+fn model_layers_match_reference() {
+    for shape in &model_shapes() {
+        check_forward(shape, true);
+        check_grad_input(shape);
+        check_grad_weight(shape, false);
+        check_grad_bias(shape, false);
+    }
+}
+
+/// Each backward twin against central differences of `L = Σ forward(x, w, b) · r`. L is
+/// bilinear in (x, w) and linear in b, so the differences are exact up to the f32 rounding of
+/// the outputs: 1e-4 absolute and relative is far above that and far below any missing term.
+#[test]
+fn backward_twins_are_the_gradients_of_the_forward_twin() {
+    for shape in [
+        conv(2, 2, 3, 5, 4, 3, 3, 2, 1),
+        conv(1, 3, 2, 4, 5, 3, 2, 1, 1),
+    ] {
+        let s = seed(&shape);
+        let x = random(s, shape.input_len());
+        let w = random(s + 1, shape.weight_len());
+        let b = random(s + 2, shape.out_channels);
+        let r = random(s + 3, shape.output_len()); // dL/dy
+        let loss = |x: &[f32], w: &[f32], b: &[f32]| {
+            let mut y = vec![0.0; shape.output_len()];
+            twin::forward(&shape, x, w, Some(b), &mut y);
+            dot(&y, &r)
+        };
+
+        let mut dx = vec![0.0; shape.input_len()];
+        twin::grad_input(&shape, &w, &r, &mut dx);
+        let mut dw = vec![0.0; shape.weight_len()];
+        twin::grad_weight(&shape, &r, &x, false, &mut dw);
+        let mut db = vec![0.0; shape.out_channels];
+        twin::grad_bias(&shape, &r, false, &mut db);
+
+        let what = |name: &str| format!("{name} {shape:?}");
+        let numeric_x = numeric_gradient(&x, 1e-2, |x| loss(x, &w, &b));
+        assert_gradient(&what("dx"), &dx, &numeric_x, 1e-4, 1e-4);
+        let numeric_w = numeric_gradient(&w, 1e-2, |w| loss(&x, w, &b));
+        assert_gradient(&what("dw"), &dw, &numeric_w, 1e-4, 1e-4);
+        let numeric_b = numeric_gradient(&b, 1e-2, |b| loss(&x, &w, b));
+        assert_gradient(&what("db"), &db, &numeric_b, 1e-4, 1e-4);
+    }
+}

@@ -1,1 +1,75 @@
-//! (being written)
+//! reduce: channel_sum against its twin on degenerate and large views, with and without
+//! accumulation.
+//!
+//! Tolerance: each of the 256 invocations adds its ⌈count/256⌉ elements in sequence, the tree
+//! adds 8 levels, ACCUMULATE one more term; so every element passes through at most
+//! ⌈count/256⌉ + 9 rounded additions and |gpu − exact| ≤ γ_{⌈count/256⌉+9}·Σ|terms|
+//! (Higham §4.2: the bound of a summation tree is γ of its depth). Σ|terms| is the twin on |x|.
+
+use fer::kernels::reduce::{channel_sum, ChannelSumShape};
+use fer::reference;
+
+use crate::common::*;
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+fn check(outer: usize, channels: usize, inner: usize, accumulate: bool) {
+    let shape = ChannelSumShape {
+        outer,
+        channels,
+        inner,
+    };
+    let seed = (outer * 1_000_003 + channels * 1009 + inner) as u64;
+    let x = random(seed, shape.input_len());
+    let old = random(seed + 1, channels);
+
+    let mut want = old.clone();
+    reference::reduce::channel_sum(&shape, &x, accumulate, &mut want);
+    let mut magnitude = abs(&old);
+    reference::reduce::channel_sum(&shape, &abs(&x), accumulate, &mut magnitude);
+    let depth = shape.count().div_ceil(256) + 9;
+    let tolerance: Vec<f64> = magnitude.iter().map(|&m| gamma(depth) * m as f64).collect();
+
+    let out = upload(&old);
+    let dispatch =
+        channel_sum(gpu(), &shape, accumulate, &upload(&x), &out).expect("channel_sum builds");
+    run(&[&dispatch]);
+    assert_within(
+        &format!("{shape:?} accumulate={accumulate}"),
+        &read(&out),
+        &want,
+        &tolerance,
+    );
+}
+
+#[test]
+fn channel_sum_on_degenerate_views() {
+    for (outer, channels, inner) in [(1, 1, 1), (1, 7, 1), (5, 1, 1), (1, 1, 300), (3, 5, 7)] {
+        check(outer, channels, inner, false);
+    }
+}
+
+#[test]
+fn channel_sum_linear_bias_views() {
+    // [batch, features, 1]: the strided loop walks whole rows; 300 channels > 256 threads.
+    for (batch, features) in [(64, 7), (257, 3), (13, 300)] {
+        check(batch, features, 1, false);
+    }
+}
+
+#[test]
+fn channel_sum_conv_bias_views() {
+    // [N, O, H·W]: inner neither a divisor nor a multiple of 256, and 64·24·24 = 36 864
+    // elements per channel reduced over N too.
+    check(2, 5, 7 * 5, false);
+    check(3, 4, 257, false);
+    check(64, 3, 24 * 24, false);
+}
+
+#[test]
+fn channel_sum_accumulates() {
+    check(4, 9, 33, true);
+    check(6, 2, 1, true);
+}

@@ -1,0 +1,67 @@
+// out[c] (+)= Σ_{o, i} x[o, c, i]   for x viewed as [outer, channels, inner] row-major
+//
+// One workgroup per channel: 256 invocations each sum a strided share of the channel's
+// outer·inner elements in f32, then a tree in workgroup memory adds the 256 partial sums.
+// This is the bias gradient of Linear ([batch, features, 1]) and of Conv2d ([N, O, H·W]).
+// ACCUMULATE adds to out's old value (gradient accumulation across micro-batches).
+
+struct Params {
+    outer: u32,
+    channels: u32,
+    inner: u32,
+    _pad: u32,
+}
+
+override ACCUMULATE: bool = false;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+const THREADS: u32 = 256u;
+
+var<workgroup> partial: array<f32, THREADS>;
+
+@compute @workgroup_size(256, 1, 1)
+fn channel_sum(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    // Uniform per workgroup, so returning before the barriers is allowed.
+    let c = wid.x + wid.y * nwg.x;
+    if c >= p.channels {
+        return;
+    }
+    // Element e = o·inner + i of the channel; advance (o, i) by THREADS without dividing.
+    let count = p.outer * p.inner;
+    let step_o = THREADS / p.inner;
+    let step_i = THREADS % p.inner;
+    var o = lid / p.inner;
+    var i = lid % p.inner;
+    var acc = 0.0;
+    for (var e = lid; e < count; e += THREADS) {
+        acc += x[(o * p.channels + c) * p.inner + i];
+        o += step_o;
+        i += step_i;
+        if i >= p.inner {
+            i -= p.inner;
+            o += 1u;
+        }
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var half = THREADS / 2u; half > 0u; half /= 2u) {
+        if lid < half {
+            partial[lid] += partial[lid + half];
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u {
+        var total = partial[0];
+        if ACCUMULATE {
+            total += out[c];
+        }
+        out[c] = total;
+    }
+}

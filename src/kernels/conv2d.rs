@@ -1,1 +1,249 @@
-//! (being written)
+//! Host side of `shaders/conv2d.wgsl`: forward, grad-input and grad-weight share one implicit
+//! GEMM kernel specialised by its MODE constant; grad-bias is a [`channel_sum`].
+
+use crate::gpu::{Binding, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
+use crate::reference::conv2d::bias_view;
+pub use crate::reference::conv2d::Conv2dShape;
+use crate::shaders;
+
+use super::reduce::channel_sum;
+
+/// Which product the kernel computes; the value is the shader's MODE.
+#[derive(Clone, Copy, Debug)]
+enum Pass {
+    Forward = 0,
+    GradInput = 1,
+    GradWeight = 2,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    in_channels: u32,
+    out_channels: u32,
+    height: u32,
+    width: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    padding: u32,
+    out_h: u32,
+    out_w: u32,
+    m: u32,
+    n: u32,
+    k: u32,
+    _pad: [u32; 3],
+}
+
+/// The buffers of `output = conv2d(input, weight) + bias`.
+pub struct Conv2dOperands<'a> {
+    /// `[batch, in_channels, height, width]`
+    pub input: &'a GpuBuffer,
+    /// `[out_channels, in_channels, kernel_h, kernel_w]`
+    pub weight: &'a GpuBuffer,
+    /// `[out_channels]`, added per output channel.
+    pub bias: Option<&'a GpuBuffer>,
+    /// `[batch, out_channels, out_height, out_width]`
+    pub output: &'a GpuBuffer,
+}
+
+/// `output = conv2d(input, weight) + bias` (`torch.nn.functional.conv2d`).
+pub fn conv2d_forward(
+    ctx: &GpuContext,
+    shape: &Conv2dShape,
+    operands: Conv2dOperands,
+) -> Result<Dispatch, GpuError> {
+    let Conv2dOperands {
+        input,
+        weight,
+        bias,
+        output,
+    } = operands;
+    assert!(
+        bias.is_none_or(|bias| bias.len() >= shape.out_channels),
+        "conv2d: bias is shorter than {} output channels",
+        shape.out_channels
+    );
+    let gemm = Gemm {
+        pass: Pass::Forward,
+        a: weight,
+        b: input,
+        bias,
+        c: output,
+        accumulate: false,
+    };
+    gemm.dispatch(ctx, shape)
+}
+
+/// `grad_input = dL/dinput` from `grad_output = dL/doutput` (`torch.nn.grad.conv2d_input`).
+pub fn conv2d_grad_input(
+    ctx: &GpuContext,
+    shape: &Conv2dShape,
+    weight: &GpuBuffer,
+    grad_output: &GpuBuffer,
+    grad_input: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    let gemm = Gemm {
+        pass: Pass::GradInput,
+        a: weight,
+        b: grad_output,
+        bias: None,
+        c: grad_input,
+        accumulate: false,
+    };
+    gemm.dispatch(ctx, shape)
+}
+
+/// `grad_weight (+)= dL/dweight`, summed over the batch (`torch.nn.grad.conv2d_weight`);
+/// `accumulate` adds to the old contents.
+pub fn conv2d_grad_weight(
+    ctx: &GpuContext,
+    shape: &Conv2dShape,
+    accumulate: bool,
+    grad_output: &GpuBuffer,
+    input: &GpuBuffer,
+    grad_weight: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    let gemm = Gemm {
+        pass: Pass::GradWeight,
+        a: grad_output,
+        b: input,
+        bias: None,
+        c: grad_weight,
+        accumulate,
+    };
+    gemm.dispatch(ctx, shape)
+}
+
+/// `grad_bias (+)= Σ_{n,oy,ox} grad_output[n, ·, oy, ox]`: a per-channel sum over
+/// `[batch, out_channels, out_height·out_width]`.
+pub fn conv2d_grad_bias(
+    ctx: &GpuContext,
+    shape: &Conv2dShape,
+    accumulate: bool,
+    grad_output: &GpuBuffer,
+    grad_bias: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    channel_sum(ctx, &bias_view(shape), accumulate, grad_output, grad_bias)
+}
+
+/// One pass as the shader's GEMM: `c (+)= a · b (+ bias)`.
+struct Gemm<'a> {
+    pass: Pass,
+    a: &'a GpuBuffer,
+    b: &'a GpuBuffer,
+    bias: Option<&'a GpuBuffer>,
+    c: &'a GpuBuffer,
+    accumulate: bool,
+}
+
+impl Gemm<'_> {
+    fn dispatch(&self, ctx: &GpuContext, shape: &Conv2dShape) -> Result<Dispatch, GpuError> {
+        shape.validate();
+        let (oh, ow) = (shape.out_height(), shape.out_width());
+        let taps = shape.kernel_h * shape.kernel_w;
+        // (m, n, k, grid depth, |a|, |b|, |c|) of the product, by pass.
+        let (m, n, k, depth, a_len, b_len, c_len) = match self.pass {
+            Pass::Forward => (
+                shape.out_channels,
+                oh * ow,
+                shape.in_channels * taps,
+                shape.batch,
+                shape.weight_len(),
+                shape.input_len(),
+                shape.output_len(),
+            ),
+            Pass::GradInput => (
+                shape.in_channels,
+                shape.height * shape.width,
+                shape.out_channels * taps,
+                shape.batch,
+                shape.weight_len(),
+                shape.output_len(),
+                shape.input_len(),
+            ),
+            Pass::GradWeight => (
+                shape.out_channels,
+                shape.in_channels * taps,
+                shape.batch * oh * ow,
+                1,
+                shape.output_len(),
+                shape.input_len(),
+                shape.weight_len(),
+            ),
+        };
+        let what = format!("conv2d {:?}", self.pass);
+        assert!(
+            self.a.len() >= a_len,
+            "{what}: A is too small for {shape:?}"
+        );
+        assert!(
+            self.b.len() >= b_len,
+            "{what}: B is too small for {shape:?}"
+        );
+        assert!(
+            self.c.len() >= c_len,
+            "{what}: C is too small for {shape:?}"
+        );
+        // The shader indexes with i32 and splits each axis into 32-wide workgroup tiles.
+        let largest = a_len.max(b_len).max(c_len);
+        assert!(
+            largest <= i32::MAX as usize,
+            "{what}: {largest} elements exceed i32 indexing"
+        );
+        let grid = [n.div_ceil(32), m.div_ceil(32), depth];
+        assert!(
+            grid.iter().all(|&g| g <= 65_535),
+            "{what}: grid {grid:?} exceeds 65 535 workgroups on an axis"
+        );
+        let flag = |on: bool| if on { 1.0 } else { 0.0 };
+        let kernel = ctx.kernel(&KernelSpec {
+            shader: &shaders::CONV2D,
+            entry: "conv2d",
+            bindings: &[
+                Binding::Uniform,
+                Binding::ReadOnly,
+                Binding::ReadOnly,
+                Binding::ReadOnly,
+                Binding::ReadWrite,
+            ],
+            constants: &[
+                ("MODE", self.pass as u32 as f64),
+                ("STRIDE", shape.stride as f64),
+                ("BIAS", flag(self.bias.is_some())),
+                ("ACCUMULATE", flag(self.accumulate)),
+            ],
+        })?;
+        let params = Params {
+            batch: shape.batch as u32,
+            in_channels: shape.in_channels as u32,
+            out_channels: shape.out_channels as u32,
+            height: shape.height as u32,
+            width: shape.width as u32,
+            kernel_h: shape.kernel_h as u32,
+            kernel_w: shape.kernel_w as u32,
+            padding: shape.padding as u32,
+            out_h: oh as u32,
+            out_w: ow as u32,
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            _pad: [0; 3],
+        };
+        let no_bias;
+        let bias = match self.bias {
+            Some(bias) => bias,
+            None => {
+                no_bias = GpuBuffer::zeros(ctx, "no bias", 1);
+                &no_bias
+            }
+        };
+        Ok(Dispatch::new(
+            ctx,
+            &kernel,
+            &params,
+            &[self.a, self.b, bias, self.c],
+            grid.map(|g| g as u32),
+        ))
+    }
+}
