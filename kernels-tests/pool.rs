@@ -1,1 +1,291 @@
-//! (being written)
+//! pool: max pool forward (values and argmax indices) and backward, global average pool
+//! forward and backward, each against its twin on awkward shapes, plus finite-difference
+//! checks of the backward twins.
+//!
+//! Tolerances:
+//! - max pool forward copies one input per output: values (NaN included) and indices exact.
+//! - max pool backward without overlap (kernel ≤ stride) copies one dy or writes 0: exact.
+//!   With overlap each dx sums at most ⌈k/s⌉² dy terms: γ_{⌈k/s⌉²}·Σ|dy terms|.
+//! - global average pool: an n-term f32 sum, γ_n·Σ|x|/n, then a division WGSL computes to
+//!   2.5 ulp (≤ 5u relative) that the twin rounds once more (≤ u): 6u·|y| on top.
+//! - its backward is that division alone: 6u·|dx|.
+
+use fer::kernels::pool::{
+    global_avg_pool, global_avg_pool_backward, max_pool2d, max_pool2d_backward, GlobalPoolShape,
+    Pool2dShape,
+};
+use fer::reference;
+use fer::rng::Rng;
+
+use crate::common::*;
+
+fn pool(
+    batch: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    kernel: usize,
+    stride: usize,
+) -> Pool2dShape {
+    Pool2dShape {
+        batch,
+        channels,
+        height,
+        width,
+        kernel,
+        stride,
+    }
+}
+
+/// Odd sizes with floor-mode remainders, k = s, k > s (overlap), k < s (gaps), batch 1,
+/// one channel, a 1×1 plane, and the study's 48×48 → 24×24 layer.
+fn max_pool_shapes() -> Vec<Pool2dShape> {
+    vec![
+        pool(1, 1, 7, 5, 2, 2),
+        pool(1, 1, 7, 5, 3, 2),
+        pool(1, 1, 1, 1, 1, 1),
+        pool(3, 2, 9, 11, 3, 2),
+        pool(2, 3, 13, 11, 3, 1),
+        pool(2, 3, 10, 8, 2, 3),
+        pool(1, 4, 7, 6, 3, 3),
+        pool(2, 5, 48, 48, 2, 2),
+    ]
+}
+
+fn seed_of(shape: &Pool2dShape) -> u64 {
+    (shape.input_len() * 131 + shape.kernel * 7 + shape.stride) as u64
+}
+
+/// Equal, or both NaN: what "exact" means for a copy.
+fn assert_exact(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            g == w || (g.is_nan() && w.is_nan()),
+            "{what}: element {i} is {g} but the reference says {w}"
+        );
+    }
+}
+
+/// Runs the GPU forward on `x` and holds values and indices exactly to the twin's.
+fn check_max_pool_forward(what: &str, shape: &Pool2dShape, x: &[f32]) {
+    let mut want_y = vec![0.0; shape.output_len()];
+    let mut want_indices = vec![0; shape.output_len()];
+    reference::pool::max_pool2d(shape, x, &mut want_y, &mut want_indices);
+    let y = zeros(shape.output_len());
+    let indices = zeros(shape.output_len());
+    let dispatch = max_pool2d(gpu(), shape, &upload(x), &y, &indices).expect("max_pool2d builds");
+    run(&[&dispatch]);
+    assert_exact(&format!("{what} {shape:?} y"), &read(&y), &want_y);
+    assert_eq!(
+        read_u32(&indices),
+        want_indices,
+        "{what} {shape:?}: indices"
+    );
+}
+
+#[test]
+fn max_pool_forward_matches_reference() {
+    for shape in max_pool_shapes() {
+        check_max_pool_forward(
+            "random",
+            &shape,
+            &random(seed_of(&shape), shape.input_len()),
+        );
+    }
+}
+
+/// Values on a grid of five levels, so most windows hold tied maxima; a whole plane of −∞
+/// exercises the "no element beats the start" case.
+#[test]
+fn max_pool_forward_ties_pick_the_first_maximum() {
+    for shape in [pool(2, 3, 9, 7, 2, 2), pool(1, 2, 8, 9, 3, 2)] {
+        let mut x: Vec<f32> = random(seed_of(&shape), shape.input_len())
+            .iter()
+            .map(|v| (v * 2.0).round())
+            .collect();
+        let plane = shape.height * shape.width;
+        x[..plane].fill(f32::NEG_INFINITY);
+        check_max_pool_forward("tied", &shape, &x);
+    }
+}
+
+#[test]
+fn max_pool_forward_propagates_nan() {
+    let shape = pool(2, 2, 9, 7, 3, 2);
+    let mut x = random(seed_of(&shape), shape.input_len());
+    let mut rng = Rng::new(17);
+    let len = x.len();
+    for _ in 0..len / 6 {
+        x[rng.below(len)] = f32::NAN;
+    }
+    check_max_pool_forward("NaN", &shape, &x);
+}
+
+/// The twin's tie and NaN rules, checked by hand against PyTorch's documented behaviour.
+#[test]
+fn max_pool_twin_follows_pytorch_on_ties_and_nan() {
+    let shape = pool(1, 1, 2, 4, 2, 2);
+    let nan = f32::NAN;
+    let cases: [([f32; 8], [u32; 2]); 2] = [
+        // Window 0 holds 3 at indices 1 and 4; window 1 holds 3 at indices 2 and 7.
+        ([1.0, 3.0, 3.0, 0.0, 3.0, 2.0, 1.0, 3.0], [1, 2]),
+        // NaN beats any number; among NaNs the last in window order wins.
+        ([nan, 1.0, 5.0, nan, 2.0, nan, nan, 0.0], [5, 6]),
+    ];
+    for (x, want_indices) in cases {
+        let mut y = [0.0; 2];
+        let mut indices = [0; 2];
+        reference::pool::max_pool2d(&shape, &x, &mut y, &mut indices);
+        assert_eq!(indices, want_indices, "{x:?}");
+        let want_y: Vec<f32> = want_indices.iter().map(|&i| x[i as usize]).collect();
+        assert_exact("twin y", &y, &want_y);
+    }
+}
+
+#[test]
+fn max_pool_backward_matches_reference() {
+    for shape in max_pool_shapes() {
+        let x = random(seed_of(&shape), shape.input_len());
+        let dy = random(seed_of(&shape) + 1, shape.output_len());
+        let mut y = vec![0.0; shape.output_len()];
+        let mut indices = vec![0; shape.output_len()];
+        reference::pool::max_pool2d(&shape, &x, &mut y, &mut indices);
+        let mut want = vec![0.0; shape.input_len()];
+        reference::pool::max_pool2d_backward(&shape, &dy, &indices, &mut want);
+
+        let dx = upload(&vec![f32::NAN; shape.input_len()]); // every element must be written
+        let dispatch = max_pool2d_backward(gpu(), &shape, &upload(&dy), &upload_u32(&indices), &dx)
+            .expect("max_pool2d_backward builds");
+        run(&[&dispatch]);
+        let got = read(&dx);
+
+        let windows_per_element = shape.kernel.div_ceil(shape.stride).pow(2);
+        let abs_dy: Vec<f32> = dy.iter().map(|v| v.abs()).collect();
+        let mut magnitude = vec![0.0; shape.input_len()];
+        reference::pool::max_pool2d_backward(&shape, &abs_dy, &indices, &mut magnitude);
+        let tolerance: Vec<f64> = magnitude
+            .iter()
+            .map(|&m| {
+                if shape.overlapping() {
+                    gamma(windows_per_element) * m as f64
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        assert_within(&format!("dx {shape:?}"), &got, &want, &tolerance);
+    }
+}
+
+/// A shuffled grid of values 1/64 apart, probed with steps of 1/512: no window's argmax can
+/// change, so each output moves exactly with its input and the differences are exact.
+#[test]
+fn max_pool_backward_twin_is_the_gradient_of_the_forward_twin() {
+    for shape in [
+        pool(2, 3, 7, 9, 2, 2),
+        pool(1, 2, 9, 8, 3, 2),
+        pool(1, 1, 8, 7, 2, 3),
+    ] {
+        let mut x: Vec<f32> = (0..shape.input_len())
+            .map(|i| (i as f32 - 100.0) / 64.0)
+            .collect();
+        Rng::new(seed_of(&shape)).shuffle(&mut x);
+        let r = random(seed_of(&shape) + 1, shape.output_len()); // dL/dy
+        let forward = |x: &[f32]| {
+            let mut y = vec![0.0; shape.output_len()];
+            let mut indices = vec![0; shape.output_len()];
+            reference::pool::max_pool2d(&shape, x, &mut y, &mut indices);
+            (y, indices)
+        };
+        let (_, indices) = forward(&x);
+        let mut analytic = vec![0.0; shape.input_len()];
+        reference::pool::max_pool2d_backward(&shape, &r, &indices, &mut analytic);
+        let numeric = numeric_gradient(&x, 1.0 / 512.0, |x| dot(&forward(x).0, &r));
+        assert_gradient(&format!("dx {shape:?}"), &analytic, &numeric, 1e-6, 1e-6);
+    }
+}
+
+/// Planes from 1×1 to 48×48 on both sides of the one-invocation-per-plane limit (256),
+/// plane counts below and above a workgroup, odd H·W.
+fn global_pool_shapes() -> Vec<GlobalPoolShape> {
+    [
+        (1, 1, 1, 1),
+        (1, 1, 7, 5),
+        (2, 5, 3, 3),
+        (4, 37, 3, 3),
+        (2, 3, 16, 16),
+        (3, 4, 17, 19),
+        (1, 2, 48, 48),
+    ]
+    .into_iter()
+    .map(|(batch, channels, height, width)| GlobalPoolShape {
+        batch,
+        channels,
+        height,
+        width,
+    })
+    .collect()
+}
+
+#[test]
+fn global_avg_pool_matches_reference() {
+    for shape in global_pool_shapes() {
+        let x = random(shape.input_len() as u64, shape.input_len());
+        let mut want = vec![0.0; shape.planes()];
+        reference::pool::global_avg_pool(&shape, &x, &mut want);
+        let abs_x: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+        let mut mean_abs = vec![0.0; shape.planes()];
+        reference::pool::global_avg_pool(&shape, &abs_x, &mut mean_abs);
+        let tolerance: Vec<f64> = want
+            .iter()
+            .zip(&mean_abs)
+            .map(|(&y, &m)| gamma(shape.plane_len()) * m as f64 + 6.0 * U * y.abs() as f64)
+            .collect();
+
+        let y = upload(&vec![f32::NAN; shape.planes()]);
+        let dispatch =
+            global_avg_pool(gpu(), &shape, &upload(&x), &y).expect("global_avg_pool builds");
+        run(&[&dispatch]);
+        assert_within(&format!("y {shape:?}"), &read(&y), &want, &tolerance);
+    }
+}
+
+#[test]
+fn global_avg_pool_backward_matches_reference() {
+    for shape in global_pool_shapes() {
+        let dy = random(shape.planes() as u64 + 5, shape.planes());
+        let mut want = vec![0.0; shape.input_len()];
+        reference::pool::global_avg_pool_backward(&shape, &dy, &mut want);
+        let tolerance: Vec<f64> = want.iter().map(|&v| 6.0 * U * v.abs() as f64).collect();
+
+        let dx = upload(&vec![f32::NAN; shape.input_len()]);
+        let dispatch = global_avg_pool_backward(gpu(), &shape, &upload(&dy), &dx)
+            .expect("global_avg_pool_backward builds");
+        run(&[&dispatch]);
+        assert_within(&format!("dx {shape:?}"), &read(&dx), &want, &tolerance);
+    }
+}
+
+/// The mean is linear, so central differences are exact but for the rounding of the f32
+/// outputs: one output moves per probe, by ≤ 2 ulps of a value ≤ 1, over a step of 1/4.
+#[test]
+fn global_avg_pool_backward_twin_is_the_gradient_of_the_forward_twin() {
+    let shape = GlobalPoolShape {
+        batch: 2,
+        channels: 3,
+        height: 5,
+        width: 7,
+    };
+    let x = random(41, shape.input_len());
+    let r = random(42, shape.planes()); // dL/dy
+    let forward = |x: &[f32]| {
+        let mut y = vec![0.0; shape.planes()];
+        reference::pool::global_avg_pool(&shape, x, &mut y);
+        y
+    };
+    let mut analytic = vec![0.0; shape.input_len()];
+    reference::pool::global_avg_pool_backward(&shape, &r, &mut analytic);
+    let numeric = numeric_gradient(&x, 0.125, |x| dot(&forward(x), &r));
+    assert_gradient("dx", &analytic, &numeric, 1e-5, 1e-5);
+}

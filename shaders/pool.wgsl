@@ -1,0 +1,215 @@
+// Pooling over NCHW f32 tensors, each (n, c) plane on its own:
+//   max_pool2d                 F.max_pool2d(x, k, s, return_indices=True): padding 0, floor
+//                              mode; indices are iy·width + ix within the plane.
+//   max_pool2d_backward        dx from dy and the indices, as a gather (no atomics): each input
+//                              element sums dy over the windows it won.
+//   global_avg_pool_thread     F.adaptive_avg_pool2d(x, 1): one invocation per plane, for the
+//                              small planes at the end of a CNN.
+//   global_avg_pool_workgroup  the same, one workgroup per plane with a tree, for large planes.
+//   global_avg_pool_backward   dx = dy / (height·width), broadcast over the plane.
+// Entries share binding numbers; each uses its own buffers under names that say what they hold.
+
+struct Params {
+    planes: u32,
+    height: u32,
+    width: u32,
+    out_height: u32,
+    out_width: u32,
+    kernel: u32,
+    stride: u32,
+    _pad: u32,
+}
+
+// Set when kernel > stride, so an input element can lie in several windows.
+override OVERLAPPING: bool = true;
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, size: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * size + lid;
+}
+
+// Checks the bits: compilers may fold `v != v` away under finite-math assumptions.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// ---------------------------------------------------------------------------------------------
+// max pool forward: one invocation per output element
+
+@group(0) @binding(1) var<storage, read> pool_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> pool_y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> pool_indices: array<u32>;
+
+@compute @workgroup_size(64)
+fn max_pool2d(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let out = linear_id(wid, nwg, lid, 64u);
+    let out_plane_len = p.out_height * p.out_width;
+    if out >= p.planes * out_plane_len {
+        return;
+    }
+    let plane = out / out_plane_len;
+    let oy = (out % out_plane_len) / p.out_width;
+    let ox = out % p.out_width;
+    let base = plane * p.height * p.width;
+    let y0 = oy * p.stride;
+    let x0 = ox * p.stride;
+    // PyTorch's rule, `val > maxval || isnan(val)`: the first of tied maxima wins, and a NaN
+    // beats everything, the last NaN in window order winning.
+    var best_index = y0 * p.width + x0;
+    var best = pool_x[base + best_index];
+    for (var iy = y0; iy < y0 + p.kernel; iy++) {
+        for (var ix = x0; ix < x0 + p.kernel; ix++) {
+            let index = iy * p.width + ix;
+            let v = pool_x[base + index];
+            if is_nan(v) || (v > best && !is_nan(best)) {
+                best = v;
+                best_index = index;
+            }
+        }
+    }
+    pool_y[out] = best;
+    pool_indices[out] = best_index;
+}
+
+// ---------------------------------------------------------------------------------------------
+// max pool backward: one invocation per input element
+
+@group(0) @binding(1) var<storage, read> unpool_dy: array<f32>;
+@group(0) @binding(2) var<storage, read> unpool_indices: array<u32>;
+@group(0) @binding(3) var<storage, read_write> unpool_dx: array<f32>;
+
+@compute @workgroup_size(64)
+fn max_pool2d_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_id(wid, nwg, lid, 64u);
+    let plane_len = p.height * p.width;
+    if i >= p.planes * plane_len {
+        return;
+    }
+    let plane = i / plane_len;
+    let index = i % plane_len;
+    let iy = index / p.width;
+    let ix = index % p.width;
+    let out_base = plane * p.out_height * p.out_width;
+    // A window's argmax lies inside it, so matching the index also proves containment.
+    if !OVERLAPPING {
+        // kernel ≤ stride: window (iy / s, ix / s) is the only candidate.
+        let oy = iy / p.stride;
+        let ox = ix / p.stride;
+        var grad = 0.0;
+        if oy < p.out_height && ox < p.out_width {
+            let out = out_base + oy * p.out_width + ox;
+            if unpool_indices[out] == index {
+                grad = unpool_dy[out];
+            }
+        }
+        unpool_dx[i] = grad;
+        return;
+    }
+    // Windows oy with oy·s ≤ iy < oy·s + k, clipped to the output.
+    var oy_first = 0u;
+    if iy >= p.kernel {
+        oy_first = (iy - p.kernel) / p.stride + 1u;
+    }
+    var ox_first = 0u;
+    if ix >= p.kernel {
+        ox_first = (ix - p.kernel) / p.stride + 1u;
+    }
+    let oy_last = min(iy / p.stride, p.out_height - 1u);
+    let ox_last = min(ix / p.stride, p.out_width - 1u);
+    var grad = 0.0;
+    for (var oy = oy_first; oy <= oy_last; oy++) {
+        for (var ox = ox_first; ox <= ox_last; ox++) {
+            let out = out_base + oy * p.out_width + ox;
+            if unpool_indices[out] == index {
+                grad += unpool_dy[out];
+            }
+        }
+    }
+    unpool_dx[i] = grad;
+}
+
+// ---------------------------------------------------------------------------------------------
+// global average pool forward
+
+@group(0) @binding(1) var<storage, read> mean_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> mean_y: array<f32>;
+
+@compute @workgroup_size(64)
+fn global_avg_pool_thread(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let plane = linear_id(wid, nwg, lid, 64u);
+    if plane >= p.planes {
+        return;
+    }
+    let n = p.height * p.width;
+    let base = plane * n;
+    var sum = 0.0;
+    for (var i = 0u; i < n; i++) {
+        sum += mean_x[base + i];
+    }
+    mean_y[plane] = sum / f32(n);
+}
+
+const TREE: u32 = 64u;
+var<workgroup> partial: array<f32, TREE>;
+
+@compute @workgroup_size(64)
+fn global_avg_pool_workgroup(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    // Uniform across the workgroup, so the early return keeps barriers in uniform control flow.
+    let plane = wid.x + wid.y * nwg.x;
+    if plane >= p.planes {
+        return;
+    }
+    let n = p.height * p.width;
+    let base = plane * n;
+    var sum = 0.0;
+    for (var i = lid; i < n; i += TREE) {
+        sum += mean_x[base + i];
+    }
+    partial[lid] = sum;
+    for (var half = TREE / 2u; half > 0u; half /= 2u) {
+        workgroupBarrier();
+        if lid < half {
+            partial[lid] += partial[lid + half];
+        }
+    }
+    if lid == 0u {
+        mean_y[plane] = partial[0] / f32(n);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// global average pool backward: one invocation per input element
+
+@group(0) @binding(1) var<storage, read> unmean_dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> unmean_dx: array<f32>;
+
+@compute @workgroup_size(256)
+fn global_avg_pool_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_id(wid, nwg, lid, 256u);
+    let n = p.height * p.width;
+    if i >= p.planes * n {
+        return;
+    }
+    unmean_dx[i] = unmean_dy[i / n] / f32(n);
+}

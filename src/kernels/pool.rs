@@ -1,1 +1,201 @@
-//! (being written)
+//! Host side of `shaders/pool.wgsl`: max pooling with argmax indices and global average
+//! pooling, forward and backward. Semantics are those of the twins in `reference::pool`.
+
+use crate::gpu::{workgroups_1d, Binding, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
+pub use crate::reference::pool::{GlobalPoolShape, Pool2dShape};
+use crate::shaders;
+
+/// Planes at most this large are averaged by one invocation each; larger ones by a workgroup.
+const THREAD_PER_PLANE_MAX: usize = 256;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    planes: u32,
+    height: u32,
+    width: u32,
+    out_height: u32,
+    out_width: u32,
+    kernel: u32,
+    stride: u32,
+    _pad: u32,
+}
+
+impl Params {
+    fn max_pool(shape: &Pool2dShape) -> Self {
+        Params {
+            planes: shape.planes() as u32,
+            height: shape.height as u32,
+            width: shape.width as u32,
+            out_height: shape.out_height() as u32,
+            out_width: shape.out_width() as u32,
+            kernel: shape.kernel as u32,
+            stride: shape.stride as u32,
+            _pad: 0,
+        }
+    }
+
+    fn global(shape: &GlobalPoolShape) -> Self {
+        Params {
+            planes: shape.planes() as u32,
+            height: shape.height as u32,
+            width: shape.width as u32,
+            out_height: 1,
+            out_width: 1,
+            kernel: 0,
+            stride: 0,
+            _pad: 0,
+        }
+    }
+}
+
+/// `y` and `indices` (u32, position within the (n, c) plane) of a max pool over `x`.
+pub fn max_pool2d(
+    ctx: &GpuContext,
+    shape: &Pool2dShape,
+    x: &GpuBuffer,
+    y: &GpuBuffer,
+    indices: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    assert!(
+        x.len() >= shape.input_len(),
+        "max_pool2d: x is too small for {shape:?}"
+    );
+    assert!(
+        y.len() >= shape.output_len(),
+        "max_pool2d: y is too small for {shape:?}"
+    );
+    assert!(
+        indices.len() >= shape.output_len(),
+        "max_pool2d: indices is too small for {shape:?}"
+    );
+    let kernel = ctx.kernel(&KernelSpec {
+        shader: &shaders::POOL,
+        entry: "max_pool2d",
+        bindings: &[
+            Binding::Uniform,
+            Binding::ReadOnly,
+            Binding::ReadWrite,
+            Binding::ReadWrite,
+        ],
+        constants: &[],
+    })?;
+    Ok(Dispatch::new(
+        ctx,
+        &kernel,
+        &Params::max_pool(shape),
+        &[x, y, indices],
+        workgroups_1d(shape.output_len().div_ceil(64)),
+    ))
+}
+
+/// `dx` (overwritten) from `dy` and the forward's `indices`. Non-overlapping windows
+/// (kernel ≤ stride, the models' case) get a loop-free specialisation.
+pub fn max_pool2d_backward(
+    ctx: &GpuContext,
+    shape: &Pool2dShape,
+    dy: &GpuBuffer,
+    indices: &GpuBuffer,
+    dx: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    assert!(
+        dy.len() >= shape.output_len(),
+        "max_pool2d_backward: dy is too small for {shape:?}"
+    );
+    assert!(
+        indices.len() >= shape.output_len(),
+        "max_pool2d_backward: indices is too small for {shape:?}"
+    );
+    assert!(
+        dx.len() >= shape.input_len(),
+        "max_pool2d_backward: dx is too small for {shape:?}"
+    );
+    let kernel = ctx.kernel(&KernelSpec {
+        shader: &shaders::POOL,
+        entry: "max_pool2d_backward",
+        bindings: &[
+            Binding::Uniform,
+            Binding::ReadOnly,
+            Binding::ReadOnly,
+            Binding::ReadWrite,
+        ],
+        constants: &[("OVERLAPPING", if shape.overlapping() { 1.0 } else { 0.0 })],
+    })?;
+    Ok(Dispatch::new(
+        ctx,
+        &kernel,
+        &Params::max_pool(shape),
+        &[dy, indices, dx],
+        workgroups_1d(shape.input_len().div_ceil(64)),
+    ))
+}
+
+/// `y[n·C + c]` = mean of plane (n, c) of `x`.
+pub fn global_avg_pool(
+    ctx: &GpuContext,
+    shape: &GlobalPoolShape,
+    x: &GpuBuffer,
+    y: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    assert!(
+        x.len() >= shape.input_len(),
+        "global_avg_pool: x is too small for {shape:?}"
+    );
+    assert!(
+        y.len() >= shape.planes(),
+        "global_avg_pool: y is too small for {shape:?}"
+    );
+    let per_thread = shape.plane_len() <= THREAD_PER_PLANE_MAX;
+    let kernel = ctx.kernel(&KernelSpec {
+        shader: &shaders::POOL,
+        entry: if per_thread {
+            "global_avg_pool_thread"
+        } else {
+            "global_avg_pool_workgroup"
+        },
+        bindings: &[Binding::Uniform, Binding::ReadOnly, Binding::ReadWrite],
+        constants: &[],
+    })?;
+    let workgroups = if per_thread {
+        shape.planes().div_ceil(64)
+    } else {
+        shape.planes()
+    };
+    Ok(Dispatch::new(
+        ctx,
+        &kernel,
+        &Params::global(shape),
+        &[x, y],
+        workgroups_1d(workgroups),
+    ))
+}
+
+/// `dx` (overwritten) = `dy[n·C + c] / (height·width)` over each plane.
+pub fn global_avg_pool_backward(
+    ctx: &GpuContext,
+    shape: &GlobalPoolShape,
+    dy: &GpuBuffer,
+    dx: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    assert!(
+        dy.len() >= shape.planes(),
+        "global_avg_pool_backward: dy is too small for {shape:?}"
+    );
+    assert!(
+        dx.len() >= shape.input_len(),
+        "global_avg_pool_backward: dx is too small for {shape:?}"
+    );
+    let kernel = ctx.kernel(&KernelSpec {
+        shader: &shaders::POOL,
+        entry: "global_avg_pool_backward",
+        bindings: &[Binding::Uniform, Binding::ReadOnly, Binding::ReadWrite],
+        constants: &[],
+    })?;
+    Ok(Dispatch::new(
+        ctx,
+        &kernel,
+        &Params::global(shape),
+        &[dy, dx],
+        workgroups_1d(shape.input_len().div_ceil(256)),
+    ))
+}
