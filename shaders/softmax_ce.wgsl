@@ -1,0 +1,169 @@
+// Fused softmax cross-entropy over logits [rows, classes] and u32 labels [rows], as
+// torch.nn.functional.cross_entropy(reduction="mean") with an optional class weight (WEIGHTED)
+// and label smoothing ε. The formulas are in src/reference/softmax_ce.rs, the twin.
+//
+//   softmax_ce_forward     one invocation per row: the row's record [l_i, w[y_i], correct, 1]
+//   softmax_ce_accumulate  one workgroup: stats += Σ_i records, [loss_sum, weight_sum,
+//                          correct_count, rows]; a fixed-order tree, so deterministic
+//   softmax_ce_backward    one invocation per row: dlogits of this batch's mean loss. Every
+//                          workgroup sums Σ_j w[y_j] from the labels itself (the same fixed order
+//                          everywhere), so a step needs no readback and no other pass's output.
+//
+// −log p_c is computed as (max − x_c) + log Σ exp(x − max): two non-negative terms and no
+// exp of a large argument, so logits of ±1e4 neither overflow nor lose the small terms.
+
+struct Params {
+    rows: u32,
+    classes: u32,
+    label_smoothing: f32,
+    // backward only: multiplies the gradient (loss scaling); 1 for the plain gradient.
+    scale: f32,
+}
+
+override WEIGHTED: bool = false;
+
+const WG: u32 = 64u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<u32>;
+@group(0) @binding(3) var<storage, read> weight: array<f32>;
+
+fn class_weight(c: u32) -> f32 {
+    if WEIGHTED {
+        return weight[c];
+    }
+    return 1.0;
+}
+
+fn row_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WG + lid;
+}
+
+struct RowSoftmax {
+    max: f32,
+    // Σ_c exp(x_c − max), in [1, classes].
+    sum: f32,
+    // First index of the max, as torch.argmax.
+    argmax: u32,
+}
+
+fn row_softmax(base: u32) -> RowSoftmax {
+    var argmax = 0u;
+    var m = logits[base];
+    for (var c = 1u; c < p.classes; c++) {
+        let x = logits[base + c];
+        if x > m {
+            m = x;
+            argmax = c;
+        }
+    }
+    var s = 0.0;
+    for (var c = 0u; c < p.classes; c++) {
+        s += exp(logits[base + c] - m);
+    }
+    return RowSoftmax(m, s, argmax);
+}
+
+var<workgroup> partial: array<vec4<f32>, WG>;
+
+// The workgroup's total of `value`, returned to every invocation. Called once per entry point,
+// from uniform control flow.
+fn workgroup_total(value: vec4<f32>, lid: u32) -> vec4<f32> {
+    partial[lid] = value;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        if lid < stride {
+            partial[lid] += partial[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    return partial[0];
+}
+
+// ---------------------------------------------------------------------------------------------
+// forward
+
+@group(0) @binding(4) var<storage, read_write> records: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn softmax_ce_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = row_index(wid, nwg, lid);
+    if i >= p.rows {
+        return;
+    }
+    let base = i * p.classes;
+    let label = labels[i];
+    let row = row_softmax(base);
+    let log_sum = log(row.sum);
+    var smoothed = 0.0;
+    for (var c = 0u; c < p.classes; c++) {
+        smoothed += class_weight(c) * ((row.max - logits[base + c]) + log_sum);
+    }
+    let w_label = class_weight(label);
+    let nll = (row.max - logits[base + label]) + log_sum;
+    let eps = p.label_smoothing;
+    let loss = (1.0 - eps) * w_label * nll + eps / f32(p.classes) * smoothed;
+    records[i] = vec4<f32>(loss, w_label, select(0.0, 1.0, row.argmax == label), 1.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// accumulate
+
+@group(0) @binding(1) var<storage, read> summed_records: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> stats: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn softmax_ce_accumulate(@builtin(local_invocation_index) lid: u32) {
+    var own = vec4<f32>(0.0);
+    for (var i = lid; i < p.rows; i += WG) {
+        own += summed_records[i];
+    }
+    let total = workgroup_total(own, lid);
+    if lid == 0u {
+        stats[0] += total;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// backward
+
+@group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
+
+@compute @workgroup_size(WG)
+fn softmax_ce_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    var own = 0.0;
+    for (var j = lid; j < p.rows; j += WG) {
+        own += class_weight(labels[j]);
+    }
+    let batch_weight = workgroup_total(vec4<f32>(own, 0.0, 0.0, 0.0), lid).x;
+    let i = row_index(wid, nwg, lid);
+    if i >= p.rows {
+        return;
+    }
+    let base = i * p.classes;
+    let label = labels[i];
+    let row = row_softmax(base);
+    var weight_total = 0.0;
+    for (var c = 0u; c < p.classes; c++) {
+        weight_total += class_weight(c);
+    }
+    let eps = p.label_smoothing;
+    let hard_share = (1.0 - eps) * class_weight(label);
+    let smooth_share = eps / f32(p.classes);
+    let factor = p.scale / batch_weight;
+    for (var c = 0u; c < p.classes; c++) {
+        let prob = exp(logits[base + c] - row.max) / row.sum;
+        let hard = select(prob, prob - 1.0, c == label);
+        let g = hard_share * hard + smooth_share * (weight_total * prob - class_weight(c));
+        dlogits[base + c] = factor * g;
+    }
+}

@@ -1,1 +1,145 @@
-//! (being written)
+//! Host side of `shaders/elementwise.wgsl`: relu, dropout, add, scale, fill and axpy over the
+//! first `n` elements of their buffers, one invocation per element.
+
+use crate::gpu::{workgroups_1d, Binding, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
+pub use crate::reference::elementwise::Dropout;
+use crate::shaders;
+
+/// Elements per workgroup (`WG` in the shader).
+const WORKGROUP: usize = 256;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    threshold: u32,
+    a: f32,
+    _pad: [u32; 3],
+}
+
+/// One elementwise launch: `inputs` are read-only, `outputs` read-write, bound in that order.
+fn launch(
+    ctx: &GpuContext,
+    entry: &'static str,
+    n: usize,
+    params: Params,
+    inputs: &[&GpuBuffer],
+    outputs: &[&GpuBuffer],
+) -> Result<Dispatch, GpuError> {
+    for buffer in inputs.iter().chain(outputs) {
+        assert!(
+            buffer.len() >= n,
+            "{entry}: a buffer of {} elements is shorter than n = {n}",
+            buffer.len()
+        );
+    }
+    let bindings: Vec<Binding> = std::iter::once(Binding::Uniform)
+        .chain(inputs.iter().map(|_| Binding::ReadOnly))
+        .chain(outputs.iter().map(|_| Binding::ReadWrite))
+        .collect();
+    let kernel = ctx.kernel(&KernelSpec {
+        shader: &shaders::ELEMENTWISE,
+        entry,
+        bindings: &bindings,
+        constants: &[],
+    })?;
+    let buffers: Vec<&GpuBuffer> = inputs.iter().chain(outputs).copied().collect();
+    let params = Params {
+        n: n as u32,
+        ..params
+    };
+    Ok(Dispatch::new(
+        ctx,
+        &kernel,
+        &params,
+        &buffers,
+        workgroups_1d(n.div_ceil(WORKGROUP)),
+    ))
+}
+
+/// `y = relu(x)` (`torch.relu`).
+pub fn relu(
+    ctx: &GpuContext,
+    n: usize,
+    x: &GpuBuffer,
+    y: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    launch(ctx, "relu", n, Params::default(), &[x], &[y])
+}
+
+/// `dx = x > 0 ? dy : 0` (PyTorch's `threshold_backward`, gradient 0 at x = 0).
+pub fn relu_backward(
+    ctx: &GpuContext,
+    n: usize,
+    x: &GpuBuffer,
+    dy: &GpuBuffer,
+    dx: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    launch(ctx, "relu_backward", n, Params::default(), &[x, dy], &[dx])
+}
+
+/// `y = dropout(x)` in training mode, mask drawn from `(dropout.seed, i)` as
+/// [`Dropout`] specifies. The backward pass is the same call on `(dy, dx)` with the same
+/// `Dropout`: the mask is recomputed, never stored.
+pub fn dropout(
+    ctx: &GpuContext,
+    n: usize,
+    dropout: &Dropout,
+    x: &GpuBuffer,
+    y: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    let params = Params {
+        seed_lo: dropout.seed as u32,
+        seed_hi: (dropout.seed >> 32) as u32,
+        threshold: dropout.threshold(),
+        a: dropout.scale(),
+        ..Params::default()
+    };
+    launch(ctx, "dropout", n, params, &[x], &[y])
+}
+
+/// `z = x + y`.
+pub fn add(
+    ctx: &GpuContext,
+    n: usize,
+    x: &GpuBuffer,
+    y: &GpuBuffer,
+    z: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    launch(ctx, "add", n, Params::default(), &[x, y], &[z])
+}
+
+/// `x = a·x`, in place.
+pub fn scale(ctx: &GpuContext, n: usize, a: f32, x: &GpuBuffer) -> Result<Dispatch, GpuError> {
+    let params = Params {
+        a,
+        ..Params::default()
+    };
+    launch(ctx, "scale", n, params, &[], &[x])
+}
+
+/// `x = value` everywhere (e.g. zeroing the loss statistics at the start of an epoch).
+pub fn fill(ctx: &GpuContext, n: usize, value: f32, x: &GpuBuffer) -> Result<Dispatch, GpuError> {
+    let params = Params {
+        a: value,
+        ..Params::default()
+    };
+    launch(ctx, "fill", n, params, &[], &[x])
+}
+
+/// `y = a·x + y` (e.g. summing gradients that meet at a branch).
+pub fn axpy(
+    ctx: &GpuContext,
+    n: usize,
+    a: f32,
+    x: &GpuBuffer,
+    y: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    let params = Params {
+        a,
+        ..Params::default()
+    };
+    launch(ctx, "axpy", n, params, &[x], &[y])
+}

@@ -1,1 +1,163 @@
-//! (being written)
+//! Host side of `shaders/softmax_ce.wgsl`: fused softmax cross-entropy forward, the
+//! accumulating reduction into a stats buffer, and backward. One training step records
+//! forward → accumulate → backward with no readback; the stats buffer is read once per epoch
+//! (zero it with [`fill`](crate::kernels::elementwise::fill)).
+
+use crate::gpu::{workgroups_1d, Binding, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
+pub use crate::reference::softmax_ce::{CrossEntropy, ROW_STATS};
+use crate::shaders;
+
+/// Rows per workgroup (`WG` in the shader).
+const WORKGROUP: usize = 64;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    classes: u32,
+    label_smoothing: f32,
+    scale: f32,
+}
+
+/// What the loss reads: logits `[rows, classes]` f32, labels `[rows]` u32, and the optional
+/// class weight `[classes]` f32.
+pub struct SoftmaxCeInputs<'a> {
+    pub logits: &'a GpuBuffer,
+    pub labels: &'a GpuBuffer,
+    pub weight: Option<&'a GpuBuffer>,
+}
+
+/// One invocation per row, writing `output` (the forward's records or the backward's dlogits).
+fn per_row(
+    ctx: &GpuContext,
+    entry: &'static str,
+    ce: &CrossEntropy,
+    scale: f32,
+    inputs: &SoftmaxCeInputs,
+    output: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    let SoftmaxCeInputs {
+        logits,
+        labels,
+        weight,
+    } = *inputs;
+    assert!(ce.classes > 0, "{entry}: {ce:?} has no classes");
+    assert!(
+        logits.len() >= ce.logits_len(),
+        "{entry}: logits too small for {ce:?}"
+    );
+    assert!(
+        labels.len() >= ce.rows,
+        "{entry}: labels too small for {ce:?}"
+    );
+    assert!(
+        weight.is_none_or(|w| w.len() >= ce.classes),
+        "{entry}: weight shorter than {} classes",
+        ce.classes
+    );
+    let kernel = ctx.kernel(&KernelSpec {
+        shader: &shaders::SOFTMAX_CE,
+        entry,
+        bindings: &[
+            Binding::Uniform,
+            Binding::ReadOnly,
+            Binding::ReadOnly,
+            Binding::ReadOnly,
+            Binding::ReadWrite,
+        ],
+        constants: &[("WEIGHTED", if weight.is_some() { 1.0 } else { 0.0 })],
+    })?;
+    let params = Params {
+        rows: ce.rows as u32,
+        classes: ce.classes as u32,
+        label_smoothing: ce.label_smoothing,
+        scale,
+    };
+    let no_weight;
+    let weight = match weight {
+        Some(weight) => weight,
+        None => {
+            no_weight = GpuBuffer::zeros(ctx, "no weight", 1);
+            &no_weight
+        }
+    };
+    Ok(Dispatch::new(
+        ctx,
+        &kernel,
+        &params,
+        &[logits, labels, weight, output],
+        workgroups_1d(ce.rows.div_ceil(WORKGROUP)),
+    ))
+}
+
+/// Writes each row's record `[l_i, w[y_i], correct, 1]` into `records` (`[rows, ROW_STATS]`);
+/// see [`crate::reference::softmax_ce`] for `l_i`. `correct` is `argmax == label`, ties going
+/// to the first maximum as `torch.argmax`.
+pub fn softmax_ce_forward(
+    ctx: &GpuContext,
+    ce: &CrossEntropy,
+    inputs: &SoftmaxCeInputs,
+    records: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    assert!(
+        records.len() >= ce.row_stats_len(),
+        "softmax_ce_forward: records too small for {ce:?}"
+    );
+    per_row(ctx, "softmax_ce_forward", ce, 1.0, inputs, records)
+}
+
+/// Adds the column sums of `rows` records into `stats` = `[loss_sum, weight_sum,
+/// correct_count, rows]`: it accumulates, so an epoch's mean loss is `loss_sum / weight_sum`
+/// and its accuracy `correct_count / rows`. Counts are exact up to 2^24. One workgroup, fixed
+/// summation order: the same inputs give the same bits every run.
+pub fn softmax_ce_accumulate(
+    ctx: &GpuContext,
+    rows: usize,
+    records: &GpuBuffer,
+    stats: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    assert!(
+        records.len() >= rows * ROW_STATS,
+        "softmax_ce_accumulate: records too small for {rows} rows"
+    );
+    assert!(
+        stats.len() >= ROW_STATS,
+        "softmax_ce_accumulate: stats holds {ROW_STATS} values"
+    );
+    let kernel = ctx.kernel(&KernelSpec {
+        shader: &shaders::SOFTMAX_CE,
+        entry: "softmax_ce_accumulate",
+        bindings: &[Binding::Uniform, Binding::ReadOnly, Binding::ReadWrite],
+        constants: &[],
+    })?;
+    let params = Params {
+        rows: rows as u32,
+        classes: 0,
+        label_smoothing: 0.0,
+        scale: 0.0,
+    };
+    Ok(Dispatch::new(
+        ctx,
+        &kernel,
+        &params,
+        &[records, stats],
+        [1, 1, 1],
+    ))
+}
+
+/// Writes `scale · ∂loss/∂logits` of this batch's mean loss into `dlogits` (`[rows, classes]`),
+/// as [`crate::reference::softmax_ce::backward`]. Needs only the inputs: the divisor
+/// `Σ_j w[y_j]` is summed inside the kernel, so it may be recorded right after the forward.
+pub fn softmax_ce_backward(
+    ctx: &GpuContext,
+    ce: &CrossEntropy,
+    scale: f32,
+    inputs: &SoftmaxCeInputs,
+    dlogits: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    assert!(
+        dlogits.len() >= ce.logits_len(),
+        "softmax_ce_backward: dlogits too small for {ce:?}"
+    );
+    per_row(ctx, "softmax_ce_backward", ce, scale, inputs, dlogits)
+}
