@@ -1,1 +1,486 @@
-//! (being written)
+//! batchnorm: training forward (two successive steps, so the running statistics are checked
+//! after an update of an update), evaluation forward and backward against the twins, on
+//! batch 1 with S > 1, batch 2 with S = 1, channel counts of 1, 3 and 7, odd S (5×7),
+//! m > 256 (the strided loops wrap), and the models' shapes [64, 128] and [4, 8, 12, 12];
+//! data around 1000 for the variance method; m = 1; finite differences of the backward twin.
+//!
+//! Tolerances, per channel with m = N·S terms, u = 2⁻²⁴, μ, σ² the exact batch statistics:
+//! - mean: the kernel sums x − s (s one of the channel's values, so |x − s| ≤ 2·max|x − μ|),
+//!   divides by m and adds s back: |μ̂ − μ| ≤ δ = γ_{m+2}·2·max|x − μ| + 2u·|μ|.
+//!   The 2u·|μ| is rounding μ itself to f32 (near 1000, half an ulp is 3e-5); it dominates there.
+//! - variance: Σ(x − μ̂)² = m·σ² + m·(μ̂ − μ)², each term rounded twice (subtract, square),
+//!   then an m-term sum and a division: |σ̂² − σ²| ≤ γ_{m+4}·σ² + δ². That is why the
+//!   two-pass method is sound: the mean's error enters squared, relative to σ² not μ².
+//!   E[x²] − E[x]² would be off by ~γ·μ², which the data around 1000 would expose.
+//! - invstd = inverseSqrt(σ̂² + eps) (2 ULP = 4u in WGSL), relative error
+//!   ε = (γ_{m+4}·σ² + δ²)/(2(σ² + eps)) + 6u (halved by the square root; rsqrt, +eps,
+//!   the twin's rounding to f32).
+//! - y = fma(γ·invstd, x − μ̂, β): |γ|·invstd·(δ + |x − μ|·(ε + 4u)) + 3u·(|γ·x̂| + |β|).
+//! - backward sums: dβ to γ_m·Σ|dy|, dγ to γ_{m+3}·Σ|dy·x̂| (x̂ costs two roundings, the
+//!   product one); dx = k·(m·dy − dβ − x̂·dγ) with k = γ·invstd/m: the two sums' errors
+//!   carried through plus γ_8 of the magnitudes of the three terms.
+//!
+//! Each bound holds for any summation order; the f64 twins are exact to well within them.
+
+use fer::gpu::GpuBuffer;
+use fer::kernels::batchnorm::{
+    backward, eval_forward, train_forward, BackwardBuffers, BatchNormConfig, BatchNormShape,
+    EvalForwardBuffers, TrainForwardBuffers,
+};
+use fer::reference::batchnorm::{self as twin, RunningStats, SavedStats};
+use fer::rng::Rng;
+
+use crate::common::*;
+
+fn shape(batch: usize, channels: usize, spatial: usize) -> BatchNormShape {
+    BatchNormShape {
+        batch,
+        channels,
+        spatial,
+    }
+}
+
+/// The shapes every kernel is held against its twin on: (batch, channels, spatial).
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 3, 35),   // batch 1, a 5×7 image per channel
+    (2, 7, 1),    // the smallest 1-d batch
+    (3, 1, 300),  // one channel, m = 900 > 256: each invocation sums several values
+    (64, 128, 1), // BatchNorm1d after a Linear layer of 128
+    (4, 8, 144),  // BatchNorm2d on [4, 8, 12, 12]
+    (5, 7, 35),   // nothing a multiple of anything
+];
+
+fn seed_of(shape: &BatchNormShape) -> u64 {
+    (shape.batch * 1_000_003 + shape.channels * 1009 + shape.spatial) as u64
+}
+
+/// `len` values `offset + U(−1, 1)`.
+fn data(seed: u64, len: usize, offset: f32) -> Vec<f32> {
+    random(seed, len).iter().map(|v| v + offset).collect()
+}
+
+/// Exact statistics of one channel and the error bounds the module comment derives.
+struct ChannelBounds {
+    mean: f64,
+    var: f64,
+    invstd: f64,
+    /// |μ̂ − μ|
+    mean_error: f64,
+    /// |σ̂² − σ²|
+    var_error: f64,
+    /// relative error of invstd
+    invstd_error: f64,
+}
+
+fn channel_bounds(
+    shape: &BatchNormShape,
+    config: &BatchNormConfig,
+    x: &[f32],
+) -> Vec<ChannelBounds> {
+    let m = shape.count();
+    let eps = config.eps as f64;
+    (0..shape.channels)
+        .map(|c| {
+            let values: Vec<f64> = (0..m).map(|i| x[shape.offset(c, i)] as f64).collect();
+            let mean = values.iter().sum::<f64>() / m as f64;
+            let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / m as f64;
+            let max_deviation = values.iter().map(|v| (v - mean).abs()).fold(0.0, f64::max);
+            let mean_error = gamma(m + 2) * 2.0 * max_deviation + 2.0 * U * mean.abs();
+            let var_error = gamma(m + 4) * var + mean_error * mean_error;
+            ChannelBounds {
+                mean,
+                var,
+                invstd: 1.0 / (var + eps).sqrt(),
+                mean_error,
+                var_error,
+                invstd_error: var_error / (2.0 * (var + eps)) + 6.0 * U,
+            }
+        })
+        .collect()
+}
+
+/// The running statistics on the GPU, updated in place by each training step.
+struct GpuRunning {
+    mean: GpuBuffer,
+    var: GpuBuffer,
+}
+
+impl GpuRunning {
+    fn upload(running: &RunningStats) -> Self {
+        GpuRunning {
+            mean: upload(&running.mean),
+            var: upload(&running.var),
+        }
+    }
+
+    fn read(&self) -> RunningStats {
+        RunningStats {
+            mean: read(&self.mean),
+            var: read(&self.var),
+        }
+    }
+}
+
+/// One training step on the GPU: uploads x, runs, returns (y, saved statistics).
+fn gpu_train_step(
+    shape: &BatchNormShape,
+    config: &BatchNormConfig,
+    x: &[f32],
+    gammas: &[f32],
+    betas: &[f32],
+    running: &GpuRunning,
+) -> (Vec<f32>, SavedStats) {
+    let (y, saved_mean, saved_invstd) = (
+        zeros(shape.len()),
+        zeros(shape.channels),
+        zeros(shape.channels),
+    );
+    let dispatch = train_forward(
+        gpu(),
+        shape,
+        config,
+        TrainForwardBuffers {
+            x: &upload(x),
+            gamma: &upload(gammas),
+            beta: &upload(betas),
+            y: &y,
+            saved_mean: &saved_mean,
+            saved_invstd: &saved_invstd,
+            running_mean: &running.mean,
+            running_var: &running.var,
+        },
+    )
+    .expect("batchnorm_train_forward builds");
+    run(&[&dispatch]);
+    let saved = SavedStats {
+        mean: read(&saved_mean),
+        invstd: read(&saved_invstd),
+    };
+    (read(&y), saved)
+}
+
+/// Two training steps on fresh data with random γ, β and running statistics, GPU against twin.
+fn check_training(shape: BatchNormShape, offset: f32) {
+    let config = BatchNormConfig::default();
+    let momentum = config.momentum as f64;
+    let seed = seed_of(&shape);
+    let (c_count, m) = (shape.channels, shape.count());
+    let gammas = random(seed, c_count);
+    let betas = random(seed + 1, c_count);
+    let mut running = RunningStats {
+        mean: random(seed + 2, c_count),
+        var: Rng::new(seed + 3).uniform_vec(c_count, 0.5, 1.5),
+    };
+    let gpu_running = GpuRunning::upload(&running);
+    // Bounds on the GPU's running statistics, carried from step to step.
+    let mut running_mean_tol = vec![0.0f64; c_count];
+    let mut running_var_tol = vec![0.0f64; c_count];
+    for step in 0..2 {
+        let what = format!("{shape:?} offset {offset} step {step}");
+        let x = data(seed + 10 + step, shape.len(), offset);
+        let old = running.clone();
+        let want = twin::train_forward(&shape, &config, &x, &gammas, &betas, &mut running);
+        let (y, saved) = gpu_train_step(&shape, &config, &x, &gammas, &betas, &gpu_running);
+        let bounds = channel_bounds(&shape, &config, &x);
+
+        let mut y_tol = vec![0.0; shape.len()];
+        for (c, b) in bounds.iter().enumerate() {
+            let g = gammas[c].abs() as f64;
+            for i in 0..m {
+                let o = shape.offset(c, i);
+                let deviation = (x[o] as f64 - b.mean).abs();
+                y_tol[o] = g * b.invstd * (b.mean_error + deviation * (b.invstd_error + 4.0 * U))
+                    + 3.0 * U * (g * deviation * b.invstd + betas[c].abs() as f64);
+            }
+        }
+        assert_within(&format!("y, {what}"), &y, &want.y, &y_tol);
+        let mean_tol: Vec<f64> = bounds
+            .iter()
+            .map(|b| b.mean_error + U * b.mean.abs())
+            .collect();
+        assert_within(
+            &format!("saved mean, {what}"),
+            &saved.mean,
+            &want.saved.mean,
+            &mean_tol,
+        );
+        let invstd_tol: Vec<f64> = bounds.iter().map(|b| b.invstd_error * b.invstd).collect();
+        assert_within(
+            &format!("saved invstd, {what}"),
+            &saved.invstd,
+            &want.saved.invstd,
+            &invstd_tol,
+        );
+
+        // Blends of the old value and the batch statistic: the batch statistic's error scaled
+        // by momentum, the old error by 1 − momentum, and four roundings of each term.
+        for (c, b) in bounds.iter().enumerate() {
+            let keep = 1.0 - momentum;
+            running_mean_tol[c] = keep * running_mean_tol[c]
+                + momentum * (b.mean_error + 4.0 * U * b.mean.abs())
+                + 4.0 * U * keep * old.mean[c].abs() as f64;
+            let factor = shape.unbiased_factor();
+            running_var_tol[c] = keep * running_var_tol[c]
+                + momentum * factor * (b.var_error + 4.0 * U * b.var)
+                + 4.0 * U * keep * old.var[c].abs() as f64;
+        }
+    }
+    let what = format!("{shape:?} offset {offset} after two steps");
+    let got = gpu_running.read();
+    assert_within(
+        &format!("running mean, {what}"),
+        &got.mean,
+        &running.mean,
+        &running_mean_tol,
+    );
+    assert_within(
+        &format!("running var, {what}"),
+        &got.var,
+        &running.var,
+        &running_var_tol,
+    );
+}
+
+fn check_eval(shape: BatchNormShape) {
+    let config = BatchNormConfig::default();
+    let seed = seed_of(&shape) + 20;
+    let c_count = shape.channels;
+    let x = random(seed, shape.len());
+    let gammas = random(seed + 1, c_count);
+    let betas = random(seed + 2, c_count);
+    let running = RunningStats {
+        mean: random(seed + 3, c_count),
+        var: Rng::new(seed + 4).uniform_vec(c_count, 0.1, 2.0),
+    };
+    let want = twin::eval_forward(&shape, &config, &x, &gammas, &betas, &running);
+    let y = zeros(shape.len());
+    let dispatch = eval_forward(
+        gpu(),
+        &shape,
+        &config,
+        EvalForwardBuffers {
+            x: &upload(&x),
+            gamma: &upload(&gammas),
+            beta: &upload(&betas),
+            running_mean: &upload(&running.mean),
+            running_var: &upload(&running.var),
+            y: &y,
+        },
+    )
+    .expect("batchnorm_eval_forward builds");
+    run(&[&dispatch]);
+    // No sums: inverseSqrt (4u), + eps, γ·invstd, x − mean, the product (u each) and the twin's
+    // rounding bound the scaled term by 8u; the fma's addition and the rounding of y add 3u.
+    let mut tolerance = vec![0.0; shape.len()];
+    for c in 0..c_count {
+        let invstd = 1.0 / (running.var[c] as f64 + config.eps as f64).sqrt();
+        for i in 0..shape.count() {
+            let o = shape.offset(c, i);
+            let scaled = (gammas[c] as f64 * (x[o] as f64 - running.mean[c] as f64) * invstd).abs();
+            tolerance[o] = 8.0 * U * scaled + 3.0 * U * (scaled + betas[c].abs() as f64);
+        }
+    }
+    assert_within(&format!("eval y, {shape:?}"), &read(&y), &want, &tolerance);
+}
+
+/// Backward on the GPU from the twin's saved statistics (both sides see the same f32 inputs).
+fn gpu_backward(
+    shape: &BatchNormShape,
+    x: &[f32],
+    dy: &[f32],
+    saved: &SavedStats,
+    gammas: &[f32],
+) -> twin::BatchNormGrads {
+    let (dx, dgamma, dbeta) = (
+        zeros(shape.len()),
+        zeros(shape.channels),
+        zeros(shape.channels),
+    );
+    let dispatch = backward(
+        gpu(),
+        shape,
+        BackwardBuffers {
+            x: &upload(x),
+            dy: &upload(dy),
+            saved_mean: &upload(&saved.mean),
+            saved_invstd: &upload(&saved.invstd),
+            gamma: &upload(gammas),
+            dx: &dx,
+            dgamma: &dgamma,
+            dbeta: &dbeta,
+        },
+    )
+    .expect("batchnorm_backward builds");
+    run(&[&dispatch]);
+    twin::BatchNormGrads {
+        dx: read(&dx),
+        dgamma: read(&dgamma),
+        dbeta: read(&dbeta),
+    }
+}
+
+fn check_backward(shape: BatchNormShape, offset: f32) {
+    let config = BatchNormConfig::default();
+    let seed = seed_of(&shape) + 30;
+    let m = shape.count();
+    let x = data(seed, shape.len(), offset);
+    let dy = random(seed + 1, shape.len());
+    let gammas = random(seed + 2, shape.channels);
+    let betas = random(seed + 3, shape.channels);
+    let mut running = RunningStats::new(shape.channels);
+    let saved = twin::train_forward(&shape, &config, &x, &gammas, &betas, &mut running).saved;
+    let want = twin::backward(&shape, &x, &dy, &saved, &gammas);
+    let got = gpu_backward(&shape, &x, &dy, &saved, &gammas);
+
+    let (mut dx_tol, mut dgamma_tol, mut dbeta_tol) = (
+        vec![0.0; shape.len()],
+        vec![0.0; shape.channels],
+        vec![0.0; shape.channels],
+    );
+    for c in 0..shape.channels {
+        let (mean, invstd) = (saved.mean[c] as f64, saved.invstd[c] as f64);
+        let normalised = |o: usize| (x[o] as f64 - mean) * invstd;
+        let offsets = || (0..m).map(|i| shape.offset(c, i));
+        dbeta_tol[c] = gamma(m) * offsets().map(|o| dy[o].abs() as f64).sum::<f64>();
+        dgamma_tol[c] = gamma(m + 3)
+            * offsets()
+                .map(|o| (dy[o] as f64 * normalised(o)).abs())
+                .sum::<f64>();
+        let (dbeta, dgamma) = (want.dbeta[c].abs() as f64, want.dgamma[c].abs() as f64);
+        let k = (gammas[c] as f64 * invstd / m as f64).abs();
+        for o in offsets() {
+            let xhat = normalised(o).abs();
+            let terms = m as f64 * dy[o].abs() as f64 + dbeta + xhat * dgamma;
+            dx_tol[o] = k * (dbeta_tol[c] + xhat * dgamma_tol[c] + gamma(8) * terms);
+        }
+    }
+    let what = format!("{shape:?} offset {offset}");
+    assert_within(
+        &format!("dbeta, {what}"),
+        &got.dbeta,
+        &want.dbeta,
+        &dbeta_tol,
+    );
+    assert_within(
+        &format!("dgamma, {what}"),
+        &got.dgamma,
+        &want.dgamma,
+        &dgamma_tol,
+    );
+    assert_within(&format!("dx, {what}"), &got.dx, &want.dx, &dx_tol);
+}
+
+#[test]
+fn train_forward_matches_reference_over_two_steps() {
+    for &(n, c, s) in SHAPES {
+        check_training(shape(n, c, s), 0.0);
+    }
+}
+
+/// Values 1000 + U(−1, 1): the bounds above depend on the spread, not on 1000, so a one-pass
+/// E[x²] − E[x]² (or an unshifted mean) would fail them.
+#[test]
+fn train_forward_is_accurate_far_from_zero() {
+    check_training(shape(4, 3, 25), 1000.0);
+    check_training(shape(64, 5, 1), 1000.0);
+}
+
+#[test]
+fn eval_forward_matches_reference() {
+    for &(n, c, s) in SHAPES {
+        check_eval(shape(n, c, s));
+    }
+}
+
+#[test]
+fn backward_matches_reference() {
+    for &(n, c, s) in SHAPES {
+        check_backward(shape(n, c, s), 0.0);
+    }
+    check_backward(shape(4, 3, 25), 1000.0);
+}
+
+/// One value per channel (batch 1, S = 1): PyTorch raises "Expected more than 1 value per
+/// channel when training". fer's kernels give finite results instead: the variance is 0,
+/// x − mean is exactly 0, so y = β, invstd = 1/sqrt(eps), dx = 0 and dγ = 0, and the running
+/// variance decays by (1 − momentum) (unbiased factor 1). Layers should still refuse m = 1.
+#[test]
+fn one_value_per_channel_gives_finite_output() {
+    let shape = shape(1, 3, 1);
+    let config = BatchNormConfig::default();
+    let x = [0.5, -2.0, 1000.25];
+    let gammas = [1.5, -0.5, 2.0];
+    let betas = [0.25, -1.0, 3.0];
+    let mut running = RunningStats::new(3);
+    let gpu_running = GpuRunning::upload(&running);
+    let want = twin::train_forward(&shape, &config, &x, &gammas, &betas, &mut running);
+    let (y, saved) = gpu_train_step(&shape, &config, &x, &gammas, &betas, &gpu_running);
+    assert_eq!(y, betas, "y = β exactly");
+    assert_eq!(want.y, betas, "the twin agrees");
+    assert_eq!(saved.mean, x, "the mean of one value is that value");
+    let invstd = (1.0 / (config.eps as f64).sqrt()) as f32;
+    assert_close(
+        "saved invstd",
+        &saved.invstd,
+        &[invstd; 3],
+        6.0 * U * invstd as f64,
+    );
+    // (1 − momentum)·1 + momentum·0, a few roundings.
+    let got = gpu_running.read();
+    assert_close("running var", &got.var, &running.var, 4.0 * U);
+    assert_close("running mean", &got.mean, &running.mean, 4.0 * U * 1000.25);
+
+    let dy = [0.75, -0.25, 1.0];
+    let got = gpu_backward(&shape, &x, &dy, &saved, &gammas);
+    assert_eq!(got.dx, [0.0; 3], "dx = 0: y does not depend on x");
+    assert_eq!(got.dgamma, [0.0; 3], "dγ = Σ dy·x̂ with x̂ = 0");
+    assert_eq!(got.dbeta, dy, "dβ = dy");
+    assert_eq!(twin::backward(&shape, &x, &dy, &saved, &gammas), got);
+}
+
+/// The backward twin against central differences of the training-forward twin, for the loss
+/// Σ y·r. Errors of the numeric gradient: truncation h²/6·|f'''| with h = 2⁻⁸ and
+/// |f'''| ~ Σ|r|/σ³ ≲ 10 here (σ ≈ 0.5), about 3e-5; and the f32 rounding of y in the loss,
+/// ≲ n·u·max|y·r|/(2h) ≈ 3e-5 for n ≤ 20 values. ATOL leaves a factor of three.
+#[test]
+fn backward_twin_matches_finite_differences() {
+    const ATOL: f64 = 2e-4;
+    const RTOL: f64 = 1e-4;
+    for shape in [shape(2, 2, 10), shape(6, 3, 1)] {
+        let config = BatchNormConfig::default();
+        let seed = seed_of(&shape) + 40;
+        let x = random(seed, shape.len());
+        let gammas = random(seed + 1, shape.channels);
+        let betas = random(seed + 2, shape.channels);
+        let r = random(seed + 3, shape.len());
+        let loss = |x: &[f32], gammas: &[f32], betas: &[f32]| {
+            let mut running = RunningStats::new(shape.channels);
+            dot(
+                &twin::train_forward(&shape, &config, x, gammas, betas, &mut running).y,
+                &r,
+            )
+        };
+        let mut running = RunningStats::new(shape.channels);
+        let saved = twin::train_forward(&shape, &config, &x, &gammas, &betas, &mut running).saved;
+        let grads = twin::backward(&shape, &x, &r, &saved, &gammas);
+        let h = 1.0 / 256.0;
+        let numeric_x = numeric_gradient(&x, h, |x| loss(x, &gammas, &betas));
+        let numeric_gamma = numeric_gradient(&gammas, h, |g| loss(&x, g, &betas));
+        let numeric_beta = numeric_gradient(&betas, h, |b| loss(&x, &gammas, b));
+        assert_gradient(&format!("dx {shape:?}"), &grads.dx, &numeric_x, ATOL, RTOL);
+        assert_gradient(
+            &format!("dgamma {shape:?}"),
+            &grads.dgamma,
+            &numeric_gamma,
+            ATOL,
+            RTOL,
+        );
+        assert_gradient(
+            &format!("dbeta {shape:?}"),
+            &grads.dbeta,
+            &numeric_beta,
+            ATOL,
+            RTOL,
+        );
+    }
+}

@@ -1,1 +1,235 @@
-//! (being written)
+//! Host side of `shaders/batchnorm.wgsl`: batch normalisation over `[N, C, S]` with PyTorch's
+//! semantics (`torch.nn.BatchNorm1d` / `BatchNorm2d`); the CPU twins in
+//! [`crate::reference::batchnorm`] specify what each kernel computes.
+
+use crate::gpu::{workgroups_1d, Binding, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
+pub use crate::reference::batchnorm::{BatchNormConfig, BatchNormShape};
+use crate::shaders;
+
+/// Invocations per workgroup; matches `WG` in the shader.
+const WORKGROUP: usize = 256;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    channels: u32,
+    spatial: u32,
+    count: u32,
+    momentum: f32,
+    eps: f32,
+    unbiased_factor: f32,
+    _pad: u32,
+}
+
+impl Params {
+    fn new(shape: &BatchNormShape, config: &BatchNormConfig) -> Self {
+        assert!(
+            shape.count() > 0,
+            "batchnorm: no values per channel in {shape:?}"
+        );
+        assert!(
+            u32::try_from(shape.len()).is_ok(),
+            "batchnorm: {shape:?} has more elements than a u32 indexes"
+        );
+        Params {
+            batch: shape.batch as u32,
+            channels: shape.channels as u32,
+            spatial: shape.spatial as u32,
+            count: shape.count() as u32,
+            momentum: config.momentum,
+            eps: config.eps,
+            unbiased_factor: shape.unbiased_factor() as f32,
+            _pad: 0,
+        }
+    }
+}
+
+fn kernel_dispatch(
+    ctx: &GpuContext,
+    entry: &'static str,
+    params: &Params,
+    read_only: &[&GpuBuffer],
+    read_write: &[&GpuBuffer],
+    workgroups: [u32; 3],
+) -> Result<Dispatch, GpuError> {
+    let mut bindings = vec![Binding::Uniform];
+    bindings.extend(read_only.iter().map(|_| Binding::ReadOnly));
+    bindings.extend(read_write.iter().map(|_| Binding::ReadWrite));
+    let kernel = ctx.kernel(&KernelSpec {
+        shader: &shaders::BATCHNORM,
+        entry,
+        bindings: &bindings,
+        constants: &[],
+    })?;
+    let buffers: Vec<&GpuBuffer> = read_only.iter().chain(read_write).copied().collect();
+    Ok(Dispatch::new(ctx, &kernel, params, &buffers, workgroups))
+}
+
+fn assert_len(what: &str, buffer: &GpuBuffer, len: usize, shape: &BatchNormShape) {
+    assert!(
+        buffer.len() >= len,
+        "batchnorm: {what} holds {} values, {shape:?} needs {len}",
+        buffer.len()
+    );
+}
+
+/// The buffers of a training-mode forward pass. `running_mean`/`running_var` are updated in
+/// place; `saved_mean`/`saved_invstd` are written for [`backward`].
+pub struct TrainForwardBuffers<'a> {
+    /// `[N, C, S]`
+    pub x: &'a GpuBuffer,
+    /// `[C]`, PyTorch's `weight`
+    pub gamma: &'a GpuBuffer,
+    /// `[C]`, PyTorch's `bias`
+    pub beta: &'a GpuBuffer,
+    /// `[N, C, S]`
+    pub y: &'a GpuBuffer,
+    pub saved_mean: &'a GpuBuffer,
+    pub saved_invstd: &'a GpuBuffer,
+    pub running_mean: &'a GpuBuffer,
+    pub running_var: &'a GpuBuffer,
+}
+
+/// Training mode, one workgroup per channel: batch statistics, y, the saved statistics and the
+/// running statistics in one dispatch (twin: [`crate::reference::batchnorm::train_forward`]).
+pub fn train_forward(
+    ctx: &GpuContext,
+    shape: &BatchNormShape,
+    config: &BatchNormConfig,
+    buffers: TrainForwardBuffers,
+) -> Result<Dispatch, GpuError> {
+    let TrainForwardBuffers {
+        x,
+        gamma,
+        beta,
+        y,
+        saved_mean,
+        saved_invstd,
+        running_mean,
+        running_var,
+    } = buffers;
+    let params = Params::new(shape, config);
+    for (what, buffer) in [("x", x), ("y", y)] {
+        assert_len(what, buffer, shape.len(), shape);
+    }
+    for (what, buffer) in [
+        ("gamma", gamma),
+        ("beta", beta),
+        ("saved_mean", saved_mean),
+        ("saved_invstd", saved_invstd),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+    ] {
+        assert_len(what, buffer, shape.channels, shape);
+    }
+    kernel_dispatch(
+        ctx,
+        "batchnorm_train_forward",
+        &params,
+        &[x, gamma, beta],
+        &[y, saved_mean, saved_invstd, running_mean, running_var],
+        workgroups_1d(shape.channels),
+    )
+}
+
+/// The buffers of an evaluation-mode forward pass.
+pub struct EvalForwardBuffers<'a> {
+    pub x: &'a GpuBuffer,
+    pub gamma: &'a GpuBuffer,
+    pub beta: &'a GpuBuffer,
+    pub running_mean: &'a GpuBuffer,
+    pub running_var: &'a GpuBuffer,
+    pub y: &'a GpuBuffer,
+}
+
+/// Evaluation mode, elementwise with the running statistics
+/// (twin: [`crate::reference::batchnorm::eval_forward`]).
+pub fn eval_forward(
+    ctx: &GpuContext,
+    shape: &BatchNormShape,
+    config: &BatchNormConfig,
+    buffers: EvalForwardBuffers,
+) -> Result<Dispatch, GpuError> {
+    let EvalForwardBuffers {
+        x,
+        gamma,
+        beta,
+        running_mean,
+        running_var,
+        y,
+    } = buffers;
+    let params = Params::new(shape, config);
+    for (what, buffer) in [("x", x), ("y", y)] {
+        assert_len(what, buffer, shape.len(), shape);
+    }
+    for (what, buffer) in [
+        ("gamma", gamma),
+        ("beta", beta),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+    ] {
+        assert_len(what, buffer, shape.channels, shape);
+    }
+    kernel_dispatch(
+        ctx,
+        "batchnorm_eval_forward",
+        &params,
+        &[x, gamma, beta, running_mean, running_var],
+        &[y],
+        workgroups_1d(shape.len().div_ceil(WORKGROUP)),
+    )
+}
+
+/// The buffers of the backward pass: inputs as in [`train_forward`], outputs overwritten.
+pub struct BackwardBuffers<'a> {
+    pub x: &'a GpuBuffer,
+    pub dy: &'a GpuBuffer,
+    pub saved_mean: &'a GpuBuffer,
+    pub saved_invstd: &'a GpuBuffer,
+    pub gamma: &'a GpuBuffer,
+    pub dx: &'a GpuBuffer,
+    pub dgamma: &'a GpuBuffer,
+    pub dbeta: &'a GpuBuffer,
+}
+
+/// Backward of [`train_forward`], one workgroup per channel: dβ, dγ and dx in one dispatch
+/// (twin: [`crate::reference::batchnorm::backward`]).
+pub fn backward(
+    ctx: &GpuContext,
+    shape: &BatchNormShape,
+    buffers: BackwardBuffers,
+) -> Result<Dispatch, GpuError> {
+    let BackwardBuffers {
+        x,
+        dy,
+        saved_mean,
+        saved_invstd,
+        gamma,
+        dx,
+        dgamma,
+        dbeta,
+    } = buffers;
+    // Momentum and eps play no part in the backward pass.
+    let params = Params::new(shape, &BatchNormConfig::default());
+    for (what, buffer) in [("x", x), ("dy", dy), ("dx", dx)] {
+        assert_len(what, buffer, shape.len(), shape);
+    }
+    for (what, buffer) in [
+        ("saved_mean", saved_mean),
+        ("saved_invstd", saved_invstd),
+        ("gamma", gamma),
+        ("dgamma", dgamma),
+        ("dbeta", dbeta),
+    ] {
+        assert_len(what, buffer, shape.channels, shape);
+    }
+    kernel_dispatch(
+        ctx,
+        "batchnorm_backward",
+        &params,
+        &[x, dy, saved_mean, saved_invstd, gamma],
+        &[dx, dgamma, dbeta],
+        workgroups_1d(shape.channels),
+    )
+}
