@@ -1,0 +1,277 @@
+//! PNG plots drawn in memory: training curves and the confusion matrix as a heat map.
+//!
+//! Text is rasterised from DejaVu Sans embedded in the binary, so plotting works on machines
+//! with no font packages installed.
+
+use super::confusion::ConfusionMatrix;
+use super::history::{EpochRecord, History};
+use image::codecs::png::PngEncoder;
+use image::{ExtendedColorType, ImageEncoder};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::ops::Range;
+use std::sync::OnceLock;
+
+/// Why a plot could not be drawn or encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    #[error("the embedded DejaVu Sans font could not be parsed")]
+    Font,
+    #[error("drawing the {plot} failed: {reason}")]
+    Draw { plot: &'static str, reason: String },
+    #[error("encoding the {plot} as PNG failed: {source}")]
+    Encode {
+        plot: &'static str,
+        source: image::ImageError,
+    },
+}
+
+const CURVES_SIZE: (u32, u32) = (1400, 560);
+const CONFUSION_SIZE: (u32, u32) = (900, 820);
+const TRAIN_COLOUR: RGBColor = RGBColor(31, 119, 180);
+const VAL_COLOUR: RGBColor = RGBColor(255, 127, 14);
+
+/// Loss (left panel) and accuracy in percent (right panel) against epoch, train and validation.
+pub fn curves_png(history: &History) -> Result<Vec<u8>, PlotError> {
+    const PLOT: &str = "training curves";
+    let epochs = history.epochs();
+    let series = |pick: fn(&EpochRecord) -> f64| -> Vec<(f64, f64)> {
+        epochs.iter().map(|r| (r.epoch as f64, pick(r))).collect()
+    };
+    let train_loss = series(|r| r.train_loss);
+    let val_loss = series(|r| r.val_loss);
+    let train_acc = series(|r| 100.0 * r.train_acc);
+    let val_acc = series(|r| 100.0 * r.val_acc);
+    render(PLOT, CURVES_SIZE, |root| {
+        let (left, right) = root.split_horizontally(CURVES_SIZE.0 / 2);
+        // Loss usually falls and accuracy rises, so each legend goes where its curves are not.
+        let loss_panel = Panel {
+            title: "Loss",
+            y_desc: "loss",
+            legend: SeriesLabelPosition::UpperRight,
+        };
+        let accuracy_panel = Panel {
+            title: "Accuracy",
+            y_desc: "accuracy (%)",
+            legend: SeriesLabelPosition::LowerRight,
+        };
+        draw_panel(&left, &loss_panel, &train_loss, &val_loss)?;
+        draw_panel(&right, &accuracy_panel, &train_acc, &val_acc)
+    })
+}
+
+/// Cells coloured by the share of their true class (so rare classes stay visible), labelled
+/// with raw counts; true classes run down, predicted classes across.
+pub fn confusion_png(confusion: &ConfusionMatrix) -> Result<Vec<u8>, PlotError> {
+    const PLOT: &str = "confusion matrix";
+    let names = confusion.class_names();
+    let classes = names.len();
+    let support = confusion.support();
+    render(PLOT, CONFUSION_SIZE, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("Confusion matrix (colour: share of true class)", font(26))
+            .margin(16)
+            .x_label_area_size(60)
+            .y_label_area_size(110)
+            // A segmented range over integers includes its end, so `0..classes - 1` has `classes`
+            // segments (`classes` is at least 1: a confusion matrix always has a class).
+            .build_cartesian_2d(
+                (0..classes - 1).into_segmented(),
+                (0..classes - 1).into_segmented(),
+            )?;
+        // Row 0 is drawn at the top, so the y coordinate of true class `row` is `classes-1-row`.
+        let flip = |index: usize| classes - 1 - index;
+        let name_at = |value: &SegmentValue<usize>, flipped: bool| match value {
+            SegmentValue::CenterOf(index) if *index < classes => {
+                names[if flipped { flip(*index) } else { *index }].clone()
+            }
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("predicted")
+            .y_desc("true")
+            .axis_desc_style(font(22))
+            .label_style(font(18))
+            .x_labels(classes)
+            .y_labels(classes)
+            .x_label_formatter(&|value| name_at(value, false))
+            .y_label_formatter(&|value| name_at(value, true))
+            .draw()?;
+        for (row, counts) in confusion.counts().iter().enumerate() {
+            for (column, &count) in counts.iter().enumerate() {
+                let share = if support[row] == 0 {
+                    0.0
+                } else {
+                    count as f64 / support[row] as f64
+                };
+                let y = flip(row);
+                chart.draw_series([Rectangle::new(
+                    [
+                        (SegmentValue::Exact(column), SegmentValue::Exact(y)),
+                        (SegmentValue::Exact(column + 1), SegmentValue::Exact(y + 1)),
+                    ],
+                    heat(share).filled(),
+                )])?;
+                // White text on dark cells, black on light ones.
+                let text_colour = if share > 0.5 { WHITE } else { BLACK };
+                chart.draw_series([Text::new(
+                    count.to_string(),
+                    (SegmentValue::CenterOf(column), SegmentValue::CenterOf(y)),
+                    font(20)
+                        .color(&text_colour)
+                        .pos(Pos::new(HPos::Center, VPos::Center)),
+                )])?;
+            }
+        }
+        Ok(())
+    })
+}
+
+struct Panel {
+    title: &'static str,
+    y_desc: &'static str,
+    legend: SeriesLabelPosition,
+}
+
+fn draw_panel(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    panel: &Panel,
+    train: &[(f64, f64)],
+    val: &[(f64, f64)],
+) -> Result<(), DrawError> {
+    let x_range = epoch_range(train);
+    let y_range = padded_range(train.iter().chain(val).map(|&(_, y)| y));
+    let y_decimals = decimals_for(&y_range);
+    let mut chart = ChartBuilder::on(area)
+        .caption(panel.title, font(26))
+        .margin(16)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x_range, y_range)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(panel.y_desc)
+        .axis_desc_style(font(20))
+        .label_style(font(16))
+        // Epochs are whole numbers; ticks that fall between them stay unlabelled.
+        .x_label_formatter(&|&epoch| {
+            if epoch.fract() == 0.0 {
+                format!("{epoch:.0}")
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|value| format!("{value:.*}", y_decimals))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    for (label, points, colour) in [("train", train, TRAIN_COLOUR), ("val", val, VAL_COLOUR)] {
+        // A diverged run logs NaN or infinity; such epochs are left out rather than failing.
+        let finite: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
+        chart
+            .draw_series(LineSeries::new(finite.clone(), colour.stroke_width(3)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], colour.stroke_width(3)));
+        chart.draw_series(
+            finite
+                .into_iter()
+                .map(|point| Circle::new(point, 4, colour.filled())),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .label_font(font(18))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(panel.legend.clone())
+        .draw()?;
+    Ok(())
+}
+
+/// Epochs are counted from 1; an empty or one-epoch history still gets a readable axis. A
+/// little room each side keeps the first and last markers whole.
+fn epoch_range(points: &[(f64, f64)]) -> Range<f64> {
+    let last = points.iter().map(|&(epoch, _)| epoch).fold(2.0, f64::max);
+    let pad = 0.02 * (last - 1.0);
+    (1.0 - pad)..(last + pad)
+}
+
+/// The span of the finite values, widened by 5% each side (or to a unit span when flat).
+fn padded_range(values: impl Iterator<Item = f64>) -> Range<f64> {
+    let (low, high) = values
+        .filter(|value| value.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), value| {
+            (low.min(value), high.max(value))
+        });
+    if low > high {
+        return 0.0..1.0;
+    }
+    let pad = if high > low { 0.05 * (high - low) } else { 0.5 };
+    (low - pad)..(high + pad)
+}
+
+/// Enough decimals to tell apart ticks about a tenth of `range` apart, and no more.
+fn decimals_for(range: &Range<f64>) -> usize {
+    let tick_step = (range.end - range.start) / 10.0;
+    (-tick_step.log10()).ceil().clamp(0.0, 6.0) as usize
+}
+
+/// White through to a saturated blue as `share` goes from 0 to 1.
+fn heat(share: f64) -> RGBColor {
+    let blend = |from: f64, to: f64| (from + (to - from) * share.clamp(0.0, 1.0)).round() as u8;
+    RGBColor(blend(247.0, 8.0), blend(251.0, 48.0), blend(255.0, 107.0))
+}
+
+fn font(size: u32) -> TextStyle<'static> {
+    ("sans-serif", size).into_font().color(&BLACK)
+}
+
+/// Plotters' error type, reduced to its message so that drawing code can use `?` throughout.
+struct DrawError(String);
+
+impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for DrawError {
+    fn from(error: DrawingAreaErrorKind<E>) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// Registers the embedded font once per process; plotters keeps it in a global table.
+fn ensure_font_registered() -> Result<(), PlotError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let registered = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+            .is_ok()
+    });
+    if registered {
+        Ok(())
+    } else {
+        Err(PlotError::Font)
+    }
+}
+
+/// Draws on a white RGB canvas of `size` and returns it encoded as PNG.
+fn render(
+    plot: &'static str,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), DrawError>,
+) -> Result<Vec<u8>, PlotError> {
+    ensure_font_registered()?;
+    let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        let drawn = root
+            .fill(&WHITE)
+            .map_err(DrawError::from)
+            .and_then(|()| draw(&root))
+            .and_then(|()| root.present().map_err(DrawError::from));
+        drawn.map_err(|DrawError(reason)| PlotError::Draw { plot, reason })?;
+    }
+    let mut png = Vec::new();
+    PngEncoder::new(&mut png)
+        .write_image(&pixels, size.0, size.1, ExtendedColorType::Rgb8)
+        .map_err(|source| PlotError::Encode { plot, source })?;
+    Ok(png)
+}

@@ -1,0 +1,156 @@
+//! One run's results directory: `results/<model>/` with metrics.json, report.txt, curves.png and
+//! confusion.png, each written atomically so a reader never sees half a file.
+
+use super::confusion::ConfusionMatrix;
+use super::history::History;
+use super::metrics::ClassificationReport;
+use super::plot::{self, PlotError};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Why a results directory could not be written; every variant names the path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(
+        "model name {name:?} cannot name a results directory: it must be one plain path component"
+    )]
+    InvalidModelName { name: String },
+    #[error("could not create results directory {}: {source}", path.display())]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("could not write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("could not serialize metrics for {}: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("could not plot {}: {source}", path.display())]
+    Plot { path: PathBuf, source: PlotError },
+}
+
+/// Everything metrics.json holds. `run` is free-form: adapter, command line, hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMetrics {
+    pub model: String,
+    pub accuracy: f64,
+    pub report: ClassificationReport,
+    pub confusion_matrix: ConfusionMatrix,
+    pub history: History,
+    pub run: serde_json::Value,
+}
+
+impl RunMetrics {
+    pub fn new(
+        model: &str,
+        confusion_matrix: ConfusionMatrix,
+        history: History,
+        run: serde_json::Value,
+    ) -> Self {
+        let report = ClassificationReport::from_confusion(&confusion_matrix);
+        Self {
+            model: model.to_string(),
+            accuracy: report.accuracy,
+            report,
+            confusion_matrix,
+            history,
+            run,
+        }
+    }
+
+    /// The text of report.txt: the classification report, then the confusion matrix table.
+    pub fn text(&self) -> String {
+        format!(
+            "model: {}\naccuracy: {:.4} ({} of {} correct)\n\n{}\nconfusion matrix (rows: true class, columns: predicted class)\n\n{}",
+            self.model,
+            self.accuracy,
+            self.confusion_matrix.correct(),
+            self.confusion_matrix.total(),
+            self.report,
+            self.confusion_matrix,
+        )
+    }
+}
+
+pub const METRICS_FILE: &str = "metrics.json";
+pub const REPORT_FILE: &str = "report.txt";
+pub const CURVES_FILE: &str = "curves.png";
+pub const CONFUSION_FILE: &str = "confusion.png";
+
+/// Writes `results_root/<model>/` and returns that directory. Files already there are replaced.
+pub fn write_results(results_root: &Path, metrics: &RunMetrics) -> Result<PathBuf, ReportError> {
+    let directory = results_root.join(model_directory_name(&metrics.model)?);
+    fs::create_dir_all(&directory).map_err(|source| ReportError::CreateDir {
+        path: directory.clone(),
+        source,
+    })?;
+
+    let metrics_path = directory.join(METRICS_FILE);
+    let mut json = serde_json::to_vec_pretty(metrics).map_err(|source| ReportError::Json {
+        path: metrics_path.clone(),
+        source,
+    })?;
+    json.push(b'\n');
+    write_atomically(&metrics_path, &json)?;
+
+    write_atomically(&directory.join(REPORT_FILE), metrics.text().as_bytes())?;
+
+    let curves_path = directory.join(CURVES_FILE);
+    let curves = plot::curves_png(&metrics.history).map_err(|source| ReportError::Plot {
+        path: curves_path.clone(),
+        source,
+    })?;
+    write_atomically(&curves_path, &curves)?;
+
+    let confusion_path = directory.join(CONFUSION_FILE);
+    let confusion =
+        plot::confusion_png(&metrics.confusion_matrix).map_err(|source| ReportError::Plot {
+            path: confusion_path.clone(),
+            source,
+        })?;
+    write_atomically(&confusion_path, &confusion)?;
+
+    Ok(directory)
+}
+
+/// The model name becomes a directory name, so it must not climb out of or nest inside the
+/// results root.
+fn model_directory_name(model: &str) -> Result<&str, ReportError> {
+    let plain = !model.is_empty()
+        && model != "."
+        && model != ".."
+        && !model.contains(['/', '\\'])
+        && !model.contains('\0');
+    if plain {
+        Ok(model)
+    } else {
+        Err(ReportError::InvalidModelName {
+            name: model.to_string(),
+        })
+    }
+}
+
+/// Writes a temporary file beside `path`, flushes it to disk, then renames it over `path`; the
+/// rename is atomic within one directory. The temporary file is removed if anything fails.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+    let written = fs::File::create(&temporary)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&temporary, path));
+    written.map_err(|source| {
+        // Best effort: the write already failed, and that is the error worth reporting.
+        let _ = fs::remove_file(&temporary);
+        ReportError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
