@@ -2,7 +2,6 @@
 //! (lavapipe in CI), plus finite-difference checks of every backward twin and naga
 //! validation of every shader. One file per kernel family.
 
-#[allow(dead_code)] // each family uses its own subset of the harness
 mod common;
 
 mod batchnorm;

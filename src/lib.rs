@@ -3,9 +3,13 @@
 
 pub mod bench;
 pub mod data;
+pub mod fsutil;
 pub mod gpu;
+pub mod graph;
 pub mod kernels;
+pub mod nn;
 pub mod reference;
 pub mod report;
 pub mod rng;
 pub mod shaders;
+pub mod train;

@@ -11,7 +11,6 @@
 //! moved between class folders (a label change) or replaced by one with an older time.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::classes::{IMAGE_PIXELS, NUM_CLASSES};
@@ -125,17 +124,10 @@ fn write(path: &Path, fingerprint: u64, splits: &Splits) -> std::io::Result<()> 
     }
     bytes.extend_from_slice(&hash_bytes(&bytes).to_le_bytes());
 
-    // Write beside the target and rename over it, so a reader never sees a half-written cache.
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
-    let written = fs::File::create(&temporary).and_then(|mut file| file.write_all(&bytes));
-    let renamed = written.and_then(|()| fs::rename(&temporary, path));
-    if renamed.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    renamed
+    crate::fsutil::write_atomically(path, &bytes)
 }
 
 /// `Ok(None)` when there is no cache or it belongs to other source files or another version;

@@ -90,14 +90,23 @@ pub fn dropout(
     x: &GpuBuffer,
     y: &GpuBuffer,
 ) -> Result<Dispatch, GpuError> {
-    let params = Params {
+    launch(ctx, "dropout", n, dropout_params(n, dropout), &[x], &[y])
+}
+
+/// Points a dispatch made by [`dropout`] at another mask (a new step's seed) in place.
+pub fn reseed_dropout(ctx: &GpuContext, dispatch: &Dispatch, n: usize, dropout: &Dropout) {
+    dispatch.set_params(ctx, &dropout_params(n, dropout));
+}
+
+fn dropout_params(n: usize, dropout: &Dropout) -> Params {
+    Params {
+        n: n as u32,
         seed_lo: dropout.seed as u32,
         seed_hi: (dropout.seed >> 32) as u32,
         threshold: dropout.threshold(),
         a: dropout.scale(),
         ..Params::default()
-    };
-    launch(ctx, "dropout", n, params, &[x], &[y])
+    }
 }
 
 /// `z = x + y`.

@@ -1,6 +1,6 @@
 use serde::Serialize;
 
-use crate::gpu::{Binding, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
+use crate::gpu::{AdapterSummary, Binding, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
 pub use crate::reference::matmul::{Epilogue, MatmulShape};
 use crate::shaders;
 
@@ -22,6 +22,16 @@ impl MatmulVariant {
         MatmulVariant::Register,
         MatmulVariant::Workgroup,
     ];
+
+    /// The schedule that suits the adapter's kind: on a CPU adapter barriers and workgroup
+    /// memory are expensive, so register blocks win; on a real GPU workgroup tiles do.
+    pub fn preferred(adapter: &AdapterSummary) -> Self {
+        if adapter.is_software() {
+            MatmulVariant::Register
+        } else {
+            MatmulVariant::Workgroup
+        }
+    }
 
     fn entry(self) -> &'static str {
         match self {

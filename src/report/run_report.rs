@@ -7,7 +7,7 @@ use super::metrics::ClassificationReport;
 use super::plot::{self, PlotError};
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Why a results directory could not be written; every variant names the path involved.
@@ -131,26 +131,10 @@ fn model_directory_name(model: &str) -> Result<&str, ReportError> {
     }
 }
 
-/// Writes a temporary file beside `path`, flushes it to disk, then renames it over `path`; the
-/// rename is atomic within one directory. The temporary file is removed if anything fails.
+/// [`crate::fsutil::write_atomically`], with the error naming the path.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let file_name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    let written = fs::File::create(&temporary)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        })
-        .and_then(|()| fs::rename(&temporary, path));
-    written.map_err(|source| {
-        // Best effort: the write already failed, and that is the error worth reporting.
-        let _ = fs::remove_file(&temporary);
-        ReportError::Write {
-            path: path.to_path_buf(),
-            source,
-        }
+    crate::fsutil::write_atomically(path, bytes).map_err(|source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
     })
 }

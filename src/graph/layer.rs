@@ -1,0 +1,52 @@
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError};
+
+use super::param::{ParamSpec, Parameter};
+
+/// One layer of a sequential model. It states its tensors and its output shape, then records
+/// its kernels once against buffers the [`Plan`](super::Plan) owns.
+pub trait Layer: Send + Sync {
+    /// What it is, as PyTorch prints it: `Linear(2304, 128)`.
+    fn kind(&self) -> String;
+
+    /// Its tensors in PyTorch state_dict order.
+    fn params(&self) -> Vec<ParamSpec> {
+        Vec::new()
+    }
+
+    /// The output shape for an input shape, both with the batch first; `Err` says why not.
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String>;
+
+    /// A reshape (Flatten) moves no data: its output and gradients alias its input's.
+    fn is_reshape(&self) -> bool {
+        false
+    }
+
+    fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError>;
+}
+
+/// The buffers a layer reads and writes, with their shapes (batch first).
+pub struct LayerIo<'a> {
+    pub input_shape: &'a [usize],
+    pub output_shape: &'a [usize],
+    pub input: &'a GpuBuffer,
+    pub output: &'a GpuBuffer,
+    /// dL/d(output), written by the layer after this one or by the loss.
+    pub grad_output: &'a GpuBuffer,
+    /// dL/d(input); `None` for the first layer, whose input gradient nobody needs.
+    pub grad_input: Option<&'a GpuBuffer>,
+    /// The layer's tensors, in the order of [`Layer::params`].
+    pub params: Vec<&'a Parameter>,
+}
+
+/// Called before each training step with that step's seed (dropout draws a new mask).
+pub type StepHook = Box<dyn Fn(&GpuContext, u64) + Send + Sync>;
+
+/// What a layer records: forward for training, forward for inference where it differs, and
+/// backward, which writes the input gradient and every parameter gradient (overwriting them).
+#[derive(Default)]
+pub struct LayerKernels {
+    pub forward: Vec<Dispatch>,
+    pub forward_eval: Option<Vec<Dispatch>>,
+    pub backward: Vec<Dispatch>,
+    pub step_hooks: Vec<StepHook>,
+}

@@ -1,0 +1,14 @@
+//! The host graph. A model is a static sequence of layers whose shapes are known before
+//! training starts; [`Plan`] instantiates it at one batch size, creating every activation and
+//! gradient buffer, bind group and pipeline once. A step is then nothing but recording those
+//! dispatches into one command encoder.
+
+mod error;
+mod layer;
+mod param;
+mod plan;
+
+pub use error::GraphError;
+pub use layer::{Layer, LayerIo, LayerKernels, StepHook};
+pub use param::{Init, ParamSpec, Parameter, ParameterStore};
+pub use plan::{Model, Plan};

@@ -1,0 +1,209 @@
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
+use crate::rng::Rng;
+
+use super::error::GraphError;
+use super::layer::{Layer, LayerIo, StepHook};
+use super::param::ParameterStore;
+
+struct Node {
+    /// State-dict prefix, e.g. `network.0` or `fc1`.
+    name: String,
+    layer: Box<dyn Layer>,
+    params: Vec<usize>,
+}
+
+/// A sequential model: its layers and their tensors, independent of the batch size.
+pub struct Model {
+    pub name: String,
+    /// One sample's shape, e.g. [1, 48, 48].
+    pub sample_shape: Vec<usize>,
+    nodes: Vec<Node>,
+    pub params: ParameterStore,
+}
+
+impl Model {
+    /// Creates the model's tensors with PyTorch's default initialisation drawn from `seed`, and
+    /// checks every layer's shapes once.
+    pub fn new(
+        ctx: &GpuContext,
+        name: &str,
+        sample_shape: &[usize],
+        layers: Vec<(String, Box<dyn Layer>)>,
+        seed: u64,
+    ) -> Result<Self, GraphError> {
+        let mut rng = Rng::new(seed);
+        let mut params = ParameterStore::default();
+        let nodes = layers
+            .into_iter()
+            .map(|(name, layer)| {
+                let indices = params.add_layer(ctx, &name, layer.params(), &mut rng);
+                Node {
+                    name,
+                    layer,
+                    params: indices,
+                }
+            })
+            .collect();
+        let model = Model {
+            name: name.to_string(),
+            sample_shape: sample_shape.to_vec(),
+            nodes,
+            params,
+        };
+        model.shapes(1)?;
+        Ok(model)
+    }
+
+    /// Shapes of the input and of every layer's output at batch size `batch`.
+    pub fn shapes(&self, batch: usize) -> Result<Vec<Vec<usize>>, GraphError> {
+        let mut shapes = vec![[&[batch][..], &self.sample_shape].concat()];
+        for node in &self.nodes {
+            let input = shapes.last().expect("starts with the input shape");
+            let output = node
+                .layer
+                .output_shape(input)
+                .map_err(|why| GraphError::Shape {
+                    layer: node.name.clone(),
+                    kind: node.layer.kind(),
+                    got: input.clone(),
+                    why,
+                })?;
+            shapes.push(output);
+        }
+        Ok(shapes)
+    }
+
+    /// `Sequential(...)`-style listing, one layer a line.
+    pub fn describe(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|node| format!("  ({}): {}", node.name, node.layer.kind()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Instantiates the model at one batch size: every activation and gradient buffer, bind
+    /// group and pipeline is created here, once.
+    pub fn plan(&self, ctx: &GpuContext, batch: usize) -> Result<Plan, GraphError> {
+        let shapes = self.shapes(batch)?;
+        let len = |shape: &Vec<usize>| shape.iter().product::<usize>();
+        // Activation i is the input of node i; a reshape's output aliases its input.
+        let mut slot_of = vec![0usize; shapes.len()];
+        let mut activations = vec![GpuBuffer::zeros(ctx, "input", len(&shapes[0]))];
+        let mut gradients = vec![GpuBuffer::zeros(ctx, "grad input", len(&shapes[0]))];
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.layer.is_reshape() {
+                slot_of[i + 1] = slot_of[i];
+            } else {
+                let label = format!("{} output", node.name);
+                activations.push(GpuBuffer::zeros(ctx, &label, len(&shapes[i + 1])));
+                gradients.push(GpuBuffer::zeros(
+                    ctx,
+                    &format!("{label} grad"),
+                    len(&shapes[i + 1]),
+                ));
+                slot_of[i + 1] = activations.len() - 1;
+            }
+        }
+        let mut forward_train = Vec::new();
+        let mut forward_eval = Vec::new();
+        let mut backward = Vec::new();
+        let mut step_hooks = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.layer.is_reshape() {
+                continue;
+            }
+            let (input, output) = (slot_of[i], slot_of[i + 1]);
+            let io = LayerIo {
+                input_shape: &shapes[i],
+                output_shape: &shapes[i + 1],
+                input: &activations[input],
+                output: &activations[output],
+                grad_output: &gradients[output],
+                // Nobody reads the gradient of the model's input.
+                grad_input: (input != 0).then(|| &gradients[input]),
+                params: node.params.iter().map(|&p| self.params.get(p)).collect(),
+            };
+            let kernels = node.layer.record(ctx, &io)?;
+            forward_eval.extend(
+                kernels
+                    .forward_eval
+                    .unwrap_or_else(|| kernels.forward.clone()),
+            );
+            forward_train.extend(kernels.forward);
+            backward.push(kernels.backward);
+            step_hooks.extend(kernels.step_hooks);
+        }
+        let logits = slot_of[shapes.len() - 1];
+        Ok(Plan {
+            batch,
+            output_shape: shapes[shapes.len() - 1].clone(),
+            forward_train,
+            forward_eval,
+            backward: backward.into_iter().rev().flatten().collect(),
+            step_hooks,
+            logits,
+            activations,
+            gradients,
+        })
+    }
+}
+
+/// A model instantiated at one batch size: its buffers and the dispatches of a step.
+pub struct Plan {
+    pub batch: usize,
+    pub output_shape: Vec<usize>,
+    forward_train: Vec<Dispatch>,
+    forward_eval: Vec<Dispatch>,
+    backward: Vec<Dispatch>,
+    step_hooks: Vec<StepHook>,
+    logits: usize,
+    activations: Vec<GpuBuffer>,
+    gradients: Vec<GpuBuffer>,
+}
+
+impl Plan {
+    /// Where a batch of normalised images goes, [batch, sample_shape...].
+    pub fn input(&self) -> &GpuBuffer {
+        &self.activations[0]
+    }
+
+    /// The model's output, [batch, classes].
+    pub fn logits(&self) -> &GpuBuffer {
+        &self.activations[self.logits]
+    }
+
+    /// Where the loss writes dL/d(logits) before [`Plan::record_backward`].
+    pub fn grad_logits(&self) -> &GpuBuffer {
+        &self.gradients[self.logits]
+    }
+
+    /// Gives every layer that draws randomness per step (dropout) this step's seed.
+    pub fn prepare_step(&self, ctx: &GpuContext, seed: u64) {
+        for hook in &self.step_hooks {
+            hook(ctx, seed);
+        }
+    }
+
+    pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>, training: bool) {
+        let dispatches = if training {
+            &self.forward_train
+        } else {
+            &self.forward_eval
+        };
+        for dispatch in dispatches {
+            dispatch.record(pass);
+        }
+    }
+
+    pub fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for dispatch in &self.backward {
+            dispatch.record(pass);
+        }
+    }
+
+    /// Every dispatch of a training step's forward and backward, in order (for profiling).
+    pub fn training_dispatches(&self) -> impl Iterator<Item = &Dispatch> {
+        self.forward_train.iter().chain(&self.backward)
+    }
+}

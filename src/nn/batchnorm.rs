@@ -1,0 +1,134 @@
+use crate::gpu::{GpuBuffer, GpuContext, GpuError};
+use crate::graph::{Init, Layer, LayerIo, LayerKernels, ParamSpec};
+use crate::kernels::batchnorm::{
+    backward, eval_forward, train_forward, BackwardBuffers, BatchNormConfig, BatchNormShape,
+    EvalForwardBuffers, TrainForwardBuffers,
+};
+
+/// Batch normalisation per feature of [N, F] (BatchNorm1d) or per channel of [N, C, H, W]
+/// (BatchNorm2d), with PyTorch's defaults: momentum 0.1, eps 1e-5, γ = 1, β = 0.
+pub struct BatchNorm {
+    pub features: usize,
+    pub config: BatchNormConfig,
+}
+
+impl BatchNorm {
+    pub fn new(features: usize) -> Self {
+        BatchNorm {
+            features,
+            config: BatchNormConfig::default(),
+        }
+    }
+
+    fn shape(&self, input: &[usize]) -> Result<BatchNormShape, String> {
+        match input {
+            [batch, features, spatial @ ..] if *features == self.features && spatial.len() <= 2 => {
+                Ok(BatchNormShape {
+                    batch: *batch,
+                    channels: *features,
+                    spatial: spatial.iter().product(),
+                })
+            }
+            _ => Err(format!(
+                "expects [batch, {f}] or [batch, {f}, height, width]",
+                f = self.features
+            )),
+        }
+    }
+}
+
+impl Layer for BatchNorm {
+    fn kind(&self) -> String {
+        format!(
+            "BatchNorm(features={}, eps={}, momentum={})",
+            self.features, self.config.eps, self.config.momentum
+        )
+    }
+
+    fn params(&self) -> Vec<ParamSpec> {
+        let tensor = |name, init, trainable| ParamSpec {
+            name,
+            shape: vec![self.features],
+            init: Init::Constant(init),
+            trainable,
+        };
+        vec![
+            tensor("weight", 1.0, true),
+            tensor("bias", 0.0, true),
+            tensor("running_mean", 0.0, false),
+            tensor("running_var", 1.0, false),
+        ]
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        self.shape(input).map(|_| input.to_vec())
+    }
+
+    fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
+        let shape = self
+            .shape(io.input_shape)
+            .expect("the plan checked this shape");
+        let [gamma, beta, running_mean, running_var] = io.params[..] else {
+            unreachable!("BatchNorm declares four tensors");
+        };
+        let saved_mean = GpuBuffer::zeros(ctx, "batchnorm saved mean", self.features);
+        let saved_invstd = GpuBuffer::zeros(ctx, "batchnorm saved invstd", self.features);
+        let forward = train_forward(
+            ctx,
+            &shape,
+            &self.config,
+            TrainForwardBuffers {
+                x: io.input,
+                gamma: &gamma.value,
+                beta: &beta.value,
+                y: io.output,
+                saved_mean: &saved_mean,
+                saved_invstd: &saved_invstd,
+                running_mean: &running_mean.value,
+                running_var: &running_var.value,
+            },
+        )?;
+        let forward_eval = eval_forward(
+            ctx,
+            &shape,
+            &self.config,
+            EvalForwardBuffers {
+                x: io.input,
+                gamma: &gamma.value,
+                beta: &beta.value,
+                running_mean: &running_mean.value,
+                running_var: &running_var.value,
+                y: io.output,
+            },
+        )?;
+        // The kernel always writes dx; the first layer's goes to a scratch buffer.
+        let scratch;
+        let dx = match io.grad_input {
+            Some(grad_input) => grad_input,
+            None => {
+                scratch = GpuBuffer::zeros(ctx, "unused input gradient", shape.len());
+                &scratch
+            }
+        };
+        let backward = backward(
+            ctx,
+            &shape,
+            BackwardBuffers {
+                x: io.input,
+                dy: io.grad_output,
+                saved_mean: &saved_mean,
+                saved_invstd: &saved_invstd,
+                gamma: &gamma.value,
+                dx,
+                dgamma: gamma.grad(),
+                dbeta: beta.grad(),
+            },
+        )?;
+        Ok(LayerKernels {
+            forward: vec![forward],
+            forward_eval: Some(vec![forward_eval]),
+            backward: vec![backward],
+            ..Default::default()
+        })
+    }
+}

@@ -1,0 +1,111 @@
+use crate::gpu::{GpuContext, GpuError};
+use crate::graph::{Layer, LayerIo, LayerKernels, ParamSpec};
+use crate::kernels::conv2d::{
+    conv2d_forward, conv2d_grad_bias, conv2d_grad_input, conv2d_grad_weight, Conv2dOperands,
+    Conv2dShape,
+};
+
+/// 2-d convolution on NCHW with a square kernel, as torch.nn.Conv2d (dilation 1, groups 1).
+pub struct Conv2d {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Conv2d {
+    fn shape(&self, input: &[usize]) -> Result<Conv2dShape, String> {
+        let &[batch, channels, height, width] = input else {
+            return Err(format!(
+                "expects [batch, {}, height, width]",
+                self.in_channels
+            ));
+        };
+        if channels != self.in_channels {
+            return Err(format!("expects {} input channels", self.in_channels));
+        }
+        if self.kernel > height + 2 * self.padding || self.kernel > width + 2 * self.padding {
+            return Err("the kernel is larger than the padded input".into());
+        }
+        Ok(Conv2dShape {
+            batch,
+            in_channels: channels,
+            out_channels: self.out_channels,
+            height,
+            width,
+            kernel_h: self.kernel,
+            kernel_w: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+        })
+    }
+}
+
+impl Layer for Conv2d {
+    fn kind(&self) -> String {
+        format!(
+            "Conv2d({}, {}, kernel_size=({k}, {k}), stride=({s}, {s}), padding=({p}, {p}))",
+            self.in_channels,
+            self.out_channels,
+            k = self.kernel,
+            s = self.stride,
+            p = self.padding
+        )
+    }
+
+    fn params(&self) -> Vec<ParamSpec> {
+        let k = self.kernel;
+        let fan_in = self.in_channels * k * k;
+        super::weight_and_bias(
+            vec![self.out_channels, self.in_channels, k, k],
+            fan_in,
+            self.out_channels,
+        )
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        let shape = self.shape(input)?;
+        Ok(vec![
+            shape.batch,
+            self.out_channels,
+            shape.out_height(),
+            shape.out_width(),
+        ])
+    }
+
+    fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
+        let shape = self
+            .shape(io.input_shape)
+            .expect("the plan checked this shape");
+        let (weight, bias) = (io.params[0], io.params[1]);
+        let forward = conv2d_forward(
+            ctx,
+            &shape,
+            Conv2dOperands {
+                input: io.input,
+                weight: &weight.value,
+                bias: Some(&bias.value),
+                output: io.output,
+            },
+        )?;
+        let mut backward = vec![
+            conv2d_grad_weight(ctx, &shape, false, io.grad_output, io.input, weight.grad())?,
+            conv2d_grad_bias(ctx, &shape, false, io.grad_output, bias.grad())?,
+        ];
+        if let Some(grad_input) = io.grad_input {
+            backward.push(conv2d_grad_input(
+                ctx,
+                &shape,
+                &weight.value,
+                io.grad_output,
+                grad_input,
+            )?);
+        }
+        Ok(LayerKernels {
+            forward: vec![forward],
+            backward,
+            ..Default::default()
+        })
+    }
+}

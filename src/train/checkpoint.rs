@@ -1,0 +1,138 @@
+//! Checkpoints as safetensors with the names and shapes of the equivalent PyTorch module's
+//! `state_dict()`, so weights move both ways between fer and PyTorch.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use thiserror::Error;
+
+use crate::gpu::{GpuContext, GpuError};
+use crate::graph::Model;
+
+#[derive(Debug, Error)]
+pub enum CheckpointError {
+    #[error("cannot read checkpoint {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write checkpoint {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a safetensors file: {message}")]
+    Format { path: PathBuf, message: String },
+    #[error("checkpoint {path} lacks tensor `{name}`, which model `{model}` needs")]
+    Missing {
+        path: PathBuf,
+        name: String,
+        model: String,
+    },
+    #[error("checkpoint {path} has tensor `{name}`, which model `{model}` does not have")]
+    Extra {
+        path: PathBuf,
+        name: String,
+        model: String,
+    },
+    #[error("tensor `{name}` in {path} has shape {got:?}; model `{model}` needs {want:?}")]
+    Shape {
+        path: PathBuf,
+        name: String,
+        model: String,
+        got: Vec<usize>,
+        want: Vec<usize>,
+    },
+    #[error("tensor `{name}` in {path} is {dtype:?}; fer reads F32 tensors")]
+    Dtype {
+        path: PathBuf,
+        name: String,
+        dtype: Dtype,
+    },
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+}
+
+/// Writes every tensor of `model` (parameters and running statistics) to `path`, atomically.
+pub fn save(ctx: &GpuContext, model: &Model, path: &Path) -> Result<(), CheckpointError> {
+    let mut tensors = Vec::new();
+    for param in model.params.iter() {
+        let values: Vec<f32> = param.value.read(ctx)?;
+        tensors.push((param.name.clone(), param.spec.shape.clone(), values));
+    }
+    let views = tensors
+        .iter()
+        .map(|(name, shape, values)| {
+            TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(values))
+                .map(|view| (name.clone(), view))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| format_error(path, error))?;
+    let metadata = HashMap::from([("fer_model".to_string(), model.name.clone())]);
+    let bytes = safetensors::tensor::serialize(views, Some(metadata))
+        .map_err(|error| format_error(path, error))?;
+    crate::fsutil::write_atomically(path, &bytes).map_err(|source| CheckpointError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Loads `path` into `model`, refusing any missing, extra, mistyped or wrong-shaped tensor
+/// before anything is overwritten.
+pub fn load(ctx: &GpuContext, model: &Model, path: &Path) -> Result<(), CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|error| format_error(path, error))?;
+    let here = |name: &str| (path.to_path_buf(), name.to_string(), model.name.clone());
+    let mut values = Vec::new();
+    for param in model.params.iter() {
+        let view = file.tensor(&param.name).map_err(|_| {
+            let (path, name, model) = here(&param.name);
+            CheckpointError::Missing { path, name, model }
+        })?;
+        if view.dtype() != Dtype::F32 {
+            return Err(CheckpointError::Dtype {
+                path: path.to_path_buf(),
+                name: param.name.clone(),
+                dtype: view.dtype(),
+            });
+        }
+        if view.shape() != param.spec.shape.as_slice() {
+            let (path, name, model) = here(&param.name);
+            return Err(CheckpointError::Shape {
+                path,
+                name,
+                model,
+                got: view.shape().to_vec(),
+                want: param.spec.shape.clone(),
+            });
+        }
+        let floats: Vec<f32> = bytemuck::allocation::pod_collect_to_vec(view.data());
+        values.push(floats);
+    }
+    if let Some(extra) = file
+        .names()
+        .into_iter()
+        .find(|name| !model.params.iter().any(|p| p.name == *name))
+    {
+        let (path, name, model) = here(extra);
+        return Err(CheckpointError::Extra { path, name, model });
+    }
+    for (param, floats) in model.params.iter().zip(&values) {
+        param.value.write(ctx, floats);
+    }
+    // Land the writes now rather than at the next step's submit.
+    ctx.queue.submit([]);
+    ctx.wait()?;
+    Ok(())
+}
+
+fn format_error(path: &Path, error: impl std::fmt::Display) -> CheckpointError {
+    CheckpointError::Format {
+        path: path.to_path_buf(),
+        message: error.to_string(),
+    }
+}

@@ -1,0 +1,3 @@
+//! Training: the loop, optimizers, checkpoints.
+
+pub mod checkpoint;
