@@ -11,4 +11,4 @@ mod plan;
 pub use error::GraphError;
 pub use layer::{Layer, LayerIo, LayerKernels, StepHook};
 pub use param::{Init, ParamSpec, Parameter, ParameterStore};
-pub use plan::{Model, Plan};
+pub use plan::{layer_seed, Model, Plan};

@@ -132,7 +132,7 @@ impl Model {
             );
             forward_train.extend(kernels.forward);
             backward.push(kernels.backward);
-            step_hooks.extend(kernels.step_hooks);
+            step_hooks.extend(kernels.step_hooks.into_iter().map(|hook| (i, hook)));
         }
         let logits = slot_of[shapes.len() - 1];
         Ok(Plan {
@@ -156,7 +156,8 @@ pub struct Plan {
     forward_train: Vec<Dispatch>,
     forward_eval: Vec<Dispatch>,
     backward: Vec<Dispatch>,
-    step_hooks: Vec<StepHook>,
+    /// Each with the index of the layer that made it.
+    step_hooks: Vec<(usize, StepHook)>,
     logits: usize,
     activations: Vec<GpuBuffer>,
     gradients: Vec<GpuBuffer>,
@@ -178,10 +179,11 @@ impl Plan {
         &self.gradients[self.logits]
     }
 
-    /// Gives every layer that draws randomness per step (dropout) this step's seed.
+    /// Gives every layer that draws randomness per step (dropout) its seed for this step,
+    /// [`layer_seed`]`(seed, layer index)`.
     pub fn prepare_step(&self, ctx: &GpuContext, seed: u64) {
-        for hook in &self.step_hooks {
-            hook(ctx, seed);
+        for (layer, hook) in &self.step_hooks {
+            hook(ctx, layer_seed(seed, *layer));
         }
     }
 
@@ -206,4 +208,10 @@ impl Plan {
     pub fn training_dispatches(&self) -> impl Iterator<Item = &Dispatch> {
         self.forward_train.iter().chain(&self.backward)
     }
+}
+
+/// The seed layer `layer` draws from in the step whose seed is `step_seed`: distinct per layer
+/// and per step, so no two dropout layers share a mask.
+pub fn layer_seed(step_seed: u64, layer: usize) -> u64 {
+    Rng::new(step_seed ^ (layer as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64()
 }

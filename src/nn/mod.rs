@@ -5,6 +5,7 @@ mod batchnorm;
 mod conv2d;
 mod flatten;
 mod linear;
+pub mod models;
 mod pool;
 
 pub use activation::{Dropout, Relu};
