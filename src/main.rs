@@ -1,10 +1,15 @@
+mod cli;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use fer::bench;
 use fer::gpu::{BackendChoice, GpuContext, GpuOptions, TimingSource};
 use fer::kernels::matmul::MatmulVariant;
+use fer::nn::models::{Architecture, ModelKind};
+use fer::train::optimizer::OptimizerKind;
 
 /// fer: train facial-expression models on any GPU (Vulkan, Metal, DX12, GL) through wgpu.
 #[derive(Parser)]
@@ -28,9 +33,91 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train one of the study's models and write results/<model>/.
+    Train(TrainArgs),
+    /// Evaluate a checkpoint on a split of a dataset.
+    Eval(EvalArgs),
+    /// Train all four models on synthetic faces and compare them (scaled down on a CPU adapter).
+    Demo {
+        #[arg(long, default_value_t = 10)]
+        epochs: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+    },
     /// Measure kernel throughput on this adapter.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args)]
+struct DataArgs {
+    /// Dataset: a folder with train/<class>/ and val/<class>/ (or validation/), or the FER2013
+    /// CSV. Default: built-in synthetic faces.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Training images of the synthetic default (val and test get a quarter each).
+    #[arg(long, default_value_t = 2800)]
+    synthetic_train: usize,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[arg(long, value_enum)]
+    model: ModelKind,
+    #[command(flatten)]
+    data: DataArgs,
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Default: sgd for softmax, adam for mlp and cnn (the study's recipe).
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerKind>,
+    /// Default: 0.01 for softmax, 0.001 for mlp and cnn.
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long, default_value_t = 0.0)]
+    momentum: f64,
+    #[arg(long)]
+    nesterov: bool,
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f32,
+    /// Flip training images horizontally at random.
+    #[arg(long)]
+    flip: bool,
+    /// Fixes initialisation, shuffling, dropout, augmentation and the synthetic data.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where results/<model>/ goes.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// Hide the progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[arg(long, value_enum)]
+    model: ModelKind,
+    #[arg(long)]
+    checkpoint: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Synthetic data is drawn from this seed (use the training run's).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value = "val", value_parser = ["train", "val", "test"])]
+    split: String,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Write each image's prediction and class probabilities to this CSV file.
+    #[arg(long)]
+    predictions: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -78,6 +165,58 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!("{}", ctx.summary());
             }
+        }
+        Command::Train(args) => {
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let ctx = GpuContext::new(&options)?;
+            let splits = cli::train::DataSource {
+                path: args.data.data,
+                synthetic_train: args.data.synthetic_train,
+                seed: args.seed,
+            }
+            .load()?;
+            let mut settings = cli::train::study_settings(args.model, args.seed);
+            let (default_kind, default_lr) = cli::train::default_optimizer(args.model);
+            settings.optimizer.kind = args.optimizer.unwrap_or(default_kind);
+            settings.optimizer.lr = args.lr.unwrap_or(default_lr);
+            settings.optimizer.momentum = args.momentum;
+            settings.optimizer.nesterov = args.nesterov;
+            settings.optimizer.weight_decay = args.weight_decay;
+            settings.epochs = args.epochs;
+            settings.epoch.batch_size = args.batch_size.max(1);
+            settings.epoch.flip = args.flip;
+            settings.label_smoothing = args.label_smoothing;
+            settings.progress = !args.quiet;
+            cli::train::train(&ctx, &splits, &settings, &args.results, &command)?;
+        }
+        Command::Demo {
+            epochs,
+            seed,
+            results,
+        } => {
+            let ctx = GpuContext::new(&options)?;
+            cli::train::demo(&ctx, seed, epochs, &results)?;
+        }
+        Command::Eval(args) => {
+            let ctx = GpuContext::new(&options)?;
+            let splits = cli::train::DataSource {
+                path: args.data.data,
+                synthetic_train: args.data.synthetic_train,
+                seed: args.seed,
+            }
+            .load()?;
+            cli::train::eval(
+                &ctx,
+                &splits,
+                &cli::train::EvalRequest {
+                    model: args.model,
+                    architecture: &Architecture::default(),
+                    checkpoint: &args.checkpoint,
+                    split: &args.split,
+                    batch_size: args.batch_size.max(1),
+                    predictions: args.predictions.as_deref(),
+                },
+            )?;
         }
         Command::Bench(BenchCommand::Matmul {
             sizes,

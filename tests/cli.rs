@@ -81,3 +81,112 @@ fn bench_matmul_json_reports_every_variant() {
         );
     }
 }
+
+#[test]
+fn train_then_eval_reproduces_the_validation_numbers() {
+    let results = std::env::temp_dir().join(format!("fer-cli-test-{}", std::process::id()));
+    let results_arg = results.to_string_lossy().into_owned();
+    let out = fer(&[
+        "train",
+        "--model",
+        "mlp",
+        "--synthetic-train",
+        "96",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--results",
+        &results_arg,
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("epoch 2/2  train_loss"), "{text}");
+    let dir = results.join("mlp");
+    for file in [
+        "metrics.json",
+        "report.txt",
+        "curves.png",
+        "confusion.png",
+        "model.safetensors",
+    ] {
+        assert!(dir.join(file).is_file(), "no {file} in {}", dir.display());
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).expect("metrics.json"))
+            .expect("valid JSON");
+    let trained_accuracy = metrics["accuracy"].as_f64().expect("accuracy");
+
+    let checkpoint = dir.join("model.safetensors").to_string_lossy().into_owned();
+    let predictions = results
+        .join("predictions.csv")
+        .to_string_lossy()
+        .into_owned();
+    let out = fer(&[
+        "eval",
+        "--model",
+        "mlp",
+        "--checkpoint",
+        &checkpoint,
+        "--synthetic-train",
+        "96",
+        "--split",
+        "val",
+        "--predictions",
+        &predictions,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("accuracy {trained_accuracy:.4}")),
+        "trained {trained_accuracy}:\n{text}"
+    );
+    let csv = std::fs::read_to_string(&predictions).expect("predictions written");
+    assert_eq!(
+        csv.lines().count(),
+        1 + 24,
+        "a header and one row per validation image"
+    );
+    assert!(csv.starts_with("index,true,predicted,p_angry,"));
+}
+
+#[test]
+fn bad_inputs_are_one_clear_sentence() {
+    let out = fer(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        "/no/such/folder",
+        "--quiet",
+    ]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("/no/such/folder") && !text.contains("panicked"),
+        "{text}"
+    );
+
+    let out = fer(&[
+        "eval",
+        "--model",
+        "cnn",
+        "--checkpoint",
+        "/no/such/model.safetensors",
+    ]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("/no/such/model.safetensors") && !text.contains("panicked"),
+        "{text}"
+    );
+}

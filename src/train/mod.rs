@@ -1,3 +1,6 @@
 //! Training: the loop, optimizers, checkpoints.
 
 pub mod checkpoint;
+pub mod optimizer;
+pub mod runner;
+pub mod session;

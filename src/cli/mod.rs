@@ -1,0 +1,4 @@
+//! What the commands do beyond parsing: load data, run the library, print for people and
+//! write for scripts.
+
+pub mod train;

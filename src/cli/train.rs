@@ -1,0 +1,322 @@
+//! `fer train`, `fer eval` and `fer demo`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use serde_json::json;
+
+use fer::data::{self, synthetic, CacheStatus, Dataset, Splits, CLASS_NAMES};
+use fer::gpu::GpuContext;
+use fer::nn::models::{build, Architecture, ModelKind};
+use fer::report::{write_results, ConfusionMatrix, RunMetrics};
+use fer::train::checkpoint;
+use fer::train::optimizer::{OptimizerKind, OptimizerSettings};
+use fer::train::runner::{EpochSettings, Runner};
+use fer::train::session::{self, softmax_rows, TrainSettings, Trained};
+
+/// Where the images come from: a dataset path, or the built-in synthetic faces.
+pub struct DataSource {
+    pub path: Option<PathBuf>,
+    pub synthetic_train: usize,
+    pub seed: u64,
+}
+
+impl DataSource {
+    pub fn load(&self) -> anyhow::Result<Splits> {
+        let Some(path) = &self.path else {
+            let sizes = synthetic::SplitSizes {
+                train: self.synthetic_train,
+                val: self.synthetic_train / 4,
+                test: self.synthetic_train / 4,
+            };
+            eprintln!(
+                "data: synthetic faces (seed {}): {} train, {} val, {} test",
+                self.seed, sizes.train, sizes.val, sizes.test
+            );
+            return Ok(synthetic::generate(self.seed, sizes));
+        };
+        let started = Instant::now();
+        let splits = data::load(path)?;
+        let report = &splits.report;
+        let source = match &report.cache {
+            CacheStatus::Hit(cache) => format!("from cache {}", cache.display()),
+            CacheStatus::Written(cache) => format!("decoded, cached at {}", cache.display()),
+            _ => "decoded".to_string(),
+        };
+        eprintln!(
+            "data: {} ({source}, {:.1} s)",
+            path.display(),
+            started.elapsed().as_secs_f64()
+        );
+        for (name, split) in [
+            ("train", Some(&splits.train)),
+            ("val", Some(&splits.val)),
+            ("test", splits.test.as_ref()),
+        ] {
+            if let Some(split) = split {
+                eprintln!("  {name:<5} {}", split.summary());
+            }
+        }
+        if report.skipped > 0 {
+            eprintln!(
+                "  skipped {} unreadable items, e.g. {}",
+                report.skipped,
+                report.skipped_examples.join("; ")
+            );
+        }
+        for warning in &report.warnings {
+            eprintln!("  warning: {warning}");
+        }
+        Ok(splits)
+    }
+}
+
+/// The study's recipe for each model, before any CLI override.
+pub fn default_optimizer(model: ModelKind) -> (OptimizerKind, f64) {
+    match model {
+        ModelKind::Softmax => (OptimizerKind::Sgd, 0.01),
+        _ => (OptimizerKind::Adam, 1e-3),
+    }
+}
+
+/// One line per epoch, for people and for grep.
+pub fn epoch_line(record: &fer::report::EpochRecord, epochs: usize) -> String {
+    format!(
+        "epoch {}/{}  train_loss {:.4}  train_acc {:.4}  val_loss {:.4}  val_acc {:.4}  ({:.1} s)",
+        record.epoch,
+        epochs,
+        record.train_loss,
+        record.train_acc,
+        record.val_loss,
+        record.val_acc,
+        record.seconds
+    )
+}
+
+/// Trains, prints the epochs and the final report, writes `results/<model>/`.
+pub fn train(
+    ctx: &GpuContext,
+    splits: &Splits,
+    settings: &TrainSettings,
+    results: &Path,
+    command: &str,
+) -> anyhow::Result<Trained> {
+    let started = Instant::now();
+    eprintln!(
+        "training {} for {} epochs on {} images (batch {}) on {}",
+        settings.model.name(),
+        settings.epochs,
+        splits.train.len(),
+        settings.epoch.batch_size,
+        ctx.summary().name
+    );
+    let trained = session::train(ctx, &splits.train, &splits.val, settings, |record| {
+        println!("{}", epoch_line(record, settings.epochs));
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    let confusion = confusion(&splits.val, &trained.val_predictions)?;
+    let run = json!({
+        "command": command,
+        "adapter": ctx.summary(),
+        "settings": settings,
+        "wall_seconds": seconds,
+        "val_loss": trained.val.loss,
+        "train_images": splits.train.len(),
+        "val_images": splits.val.len(),
+    });
+    let metrics = RunMetrics::new(
+        settings.model.name(),
+        confusion,
+        trained.history.clone(),
+        run,
+    );
+    println!("\n{}", metrics.text());
+    let directory = write_results(results, &metrics)?;
+    if let Some(model) = &trained.model {
+        checkpoint::save(ctx, model, &directory.join("model.safetensors"))?;
+    }
+    println!("wrote {} ({:.1} s in all)", directory.display(), seconds);
+    Ok(trained)
+}
+
+fn confusion(data: &Dataset, predictions: &[usize]) -> anyhow::Result<ConfusionMatrix> {
+    let truth: Vec<usize> = data.labels().iter().map(|&l| l as usize).collect();
+    Ok(ConfusionMatrix::from_labels(
+        &truth,
+        predictions,
+        &CLASS_NAMES,
+    )?)
+}
+
+/// What `fer eval` needs besides the GPU and the data.
+pub struct EvalRequest<'a> {
+    pub model: ModelKind,
+    pub architecture: &'a Architecture,
+    pub checkpoint: &'a Path,
+    pub split: &'a str,
+    pub batch_size: usize,
+    pub predictions: Option<&'a Path>,
+}
+
+/// Evaluates a checkpoint on one split; prints the report, optionally writes per-image
+/// predictions with class probabilities as CSV.
+pub fn eval(ctx: &GpuContext, splits: &Splits, request: &EvalRequest) -> anyhow::Result<f64> {
+    let data = match request.split {
+        "train" => &splits.train,
+        "val" => &splits.val,
+        "test" => splits
+            .test
+            .as_ref()
+            .context("this dataset has no test split (a test/ folder or PrivateTest rows)")?,
+        other => bail!("unknown split `{other}`: expected train, val or test"),
+    };
+    let Some(model) = build(ctx, request.model, request.architecture, 0)? else {
+        bail!(
+            "the baseline has no checkpoint to evaluate; `fer train --model baseline` reports it"
+        );
+    };
+    checkpoint::load(ctx, &model, request.checkpoint)?;
+    let mut runner = Runner::new(ctx, &model, 0.0)?;
+    let evaluation = runner.evaluate(data, request.batch_size)?;
+    let probabilities = softmax_rows(&evaluation.logits);
+    let predictions: Vec<usize> = probabilities.iter().map(session::argmax).collect();
+    let confusion = confusion(data, &predictions)?;
+    let metrics = RunMetrics::new(
+        request.model.name(),
+        confusion,
+        Default::default(),
+        json!({}),
+    );
+    println!("{}", metrics.text());
+    println!(
+        "loss {:.4}  accuracy {:.4}",
+        evaluation.totals.loss, evaluation.totals.accuracy
+    );
+    if let Some(path) = request.predictions {
+        let mut csv = format!(
+            "index,true,predicted,{}\n",
+            CLASS_NAMES.map(|c| format!("p_{c}")).join(",")
+        );
+        for (i, row) in probabilities.iter().enumerate() {
+            let _ = write!(
+                csv,
+                "{i},{},{}",
+                CLASS_NAMES[data.labels()[i] as usize],
+                CLASS_NAMES[predictions[i]]
+            );
+            for p in row {
+                let _ = write!(csv, ",{p:.6}");
+            }
+            csv.push('\n');
+        }
+        fer::fsutil::write_atomically(path, csv.as_bytes())
+            .with_context(|| format!("cannot write predictions to {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(evaluation.totals.accuracy)
+}
+
+/// Settings for one model with the study's defaults.
+pub fn study_settings(model: ModelKind, seed: u64) -> TrainSettings {
+    let (kind, lr) = default_optimizer(model);
+    TrainSettings {
+        model,
+        architecture: Architecture::default(),
+        optimizer: OptimizerSettings {
+            kind,
+            lr,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        },
+        epochs: 10,
+        epoch: EpochSettings {
+            batch_size: 64,
+            seed,
+            flip: false,
+            readback_every: 20,
+        },
+        label_smoothing: 0.0,
+        progress: true,
+    }
+}
+
+/// How `fer demo` sizes itself: full size on a real GPU; on a software adapter a smaller
+/// synthetic set and a narrower cnn, so all four models finish in minutes on a laptop CPU.
+pub struct DemoScale {
+    pub synthetic_train: usize,
+    pub architecture: Architecture,
+    pub note: Option<&'static str>,
+}
+
+impl DemoScale {
+    pub fn for_adapter(ctx: &GpuContext) -> Self {
+        if ctx.summary().is_software() {
+            DemoScale {
+                synthetic_train: 2800,
+                architecture: Architecture {
+                    cnn_channels: [16, 32, 64, 64],
+                    cnn_hidden: [64, 64],
+                    ..Architecture::default()
+                },
+                note: Some(
+                    "software adapter: cnn scaled to channels 16-32-64-64 and hidden 64-64 \
+                     (the study's is 64-128-512-512 and 256-512); run on a GPU for full size",
+                ),
+            }
+        } else {
+            DemoScale {
+                synthetic_train: 11200,
+                architecture: Architecture::default(),
+                note: None,
+            }
+        }
+    }
+}
+
+/// All four models on the synthetic default, one after another, then a comparison table.
+pub fn demo(ctx: &GpuContext, seed: u64, epochs: usize, results: &Path) -> anyhow::Result<()> {
+    let scale = DemoScale::for_adapter(ctx);
+    if let Some(note) = scale.note {
+        eprintln!("{note}");
+    }
+    let splits = DataSource {
+        path: None,
+        synthetic_train: scale.synthetic_train,
+        seed,
+    }
+    .load()?;
+    let mut rows = Vec::new();
+    for model in ModelKind::ALL {
+        let mut settings = study_settings(model, seed);
+        settings.architecture = scale.architecture.clone();
+        settings.epochs = epochs;
+        let started = Instant::now();
+        let command = format!("fer demo --seed {seed} --epochs {epochs}");
+        let trained = train(ctx, &splits, &settings, results, &command)?;
+        let params = trained
+            .model
+            .as_ref()
+            .map_or(0, |m| m.params.trainable_count());
+        rows.push((
+            model,
+            params,
+            trained.val.accuracy,
+            started.elapsed().as_secs_f64(),
+        ));
+        println!();
+    }
+    println!("model       parameters   val accuracy   train time");
+    for (model, params, accuracy, seconds) in rows {
+        println!(
+            "{:<10} {:>11} {:>14.4} {:>10.1} s",
+            model.name(),
+            params,
+            accuracy,
+            seconds
+        );
+    }
+    Ok(())
+}

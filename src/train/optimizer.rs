@@ -1,0 +1,136 @@
+//! The optimizer of a training run: one update dispatch per trainable tensor, sharing a group
+//! whose lr and step number change per step without new bind groups.
+
+use serde::Serialize;
+
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError};
+use crate::graph::Model;
+use crate::kernels::optim::{
+    adam, sgd, AdamBuffers, AdamConfig, AdamGroup, SgdBuffers, SgdConfig, SgdGroup,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    Sgd,
+    Adam,
+    Adamw,
+}
+
+/// What `torch.optim` would be constructed with.
+#[derive(Clone, Debug, Serialize)]
+pub struct OptimizerSettings {
+    pub kind: OptimizerKind,
+    pub lr: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+}
+
+impl OptimizerSettings {
+    fn group(&self, ctx: &GpuContext) -> Result<Group, String> {
+        match self.kind {
+            OptimizerKind::Sgd => {
+                let config = SgdConfig {
+                    momentum: self.momentum,
+                    weight_decay: self.weight_decay,
+                    nesterov: self.nesterov,
+                    ..SgdConfig::default()
+                };
+                config.validate()?;
+                Ok(Group::Sgd(SgdGroup::new(ctx, config)))
+            }
+            OptimizerKind::Adam | OptimizerKind::Adamw => {
+                let config = AdamConfig {
+                    weight_decay: self.weight_decay,
+                    decoupled: self.kind == OptimizerKind::Adamw,
+                    ..AdamConfig::default()
+                };
+                config.validate()?;
+                Ok(Group::Adam(AdamGroup::new(ctx, config)))
+            }
+        }
+    }
+}
+
+enum Group {
+    Sgd(SgdGroup),
+    Adam(AdamGroup),
+}
+
+pub struct Optimizer {
+    group: Group,
+    updates: Vec<Dispatch>,
+    lr: f64,
+    step: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OptimizerError {
+    #[error("invalid optimizer settings: {0}")]
+    Settings(String),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+}
+
+impl Optimizer {
+    /// Builds the update of every trainable tensor of `model`, with zeroed state.
+    pub fn new(
+        ctx: &GpuContext,
+        model: &Model,
+        settings: &OptimizerSettings,
+    ) -> Result<Self, OptimizerError> {
+        let group = settings.group(ctx).map_err(OptimizerError::Settings)?;
+        let state = |name: &str, len| GpuBuffer::zeros(ctx, name, len);
+        let mut updates = Vec::new();
+        for param in model.params.iter().filter(|p| p.spec.trainable) {
+            let len = param.spec.len();
+            updates.push(match &group {
+                Group::Sgd(group) => {
+                    let momentum = (group.config().momentum != 0.0)
+                        .then(|| state(&format!("{} momentum", param.name), len));
+                    sgd(
+                        ctx,
+                        group,
+                        SgdBuffers {
+                            param: &param.value,
+                            grad: param.grad(),
+                            momentum_buffer: momentum.as_ref(),
+                        },
+                    )?
+                }
+                Group::Adam(group) => adam(
+                    ctx,
+                    group,
+                    AdamBuffers {
+                        param: &param.value,
+                        grad: param.grad(),
+                        exp_avg: &state(&format!("{} exp_avg", param.name), len),
+                        exp_avg_sq: &state(&format!("{} exp_avg_sq", param.name), len),
+                    },
+                )?,
+            });
+        }
+        Ok(Optimizer {
+            group,
+            updates,
+            lr: settings.lr,
+            step: 0,
+        })
+    }
+
+    /// Advances the step number the next recorded update uses.
+    pub fn prepare_step(&mut self, ctx: &GpuContext) {
+        self.step += 1;
+        match &self.group {
+            Group::Sgd(group) => group.set_step(ctx, self.step, self.lr),
+            Group::Adam(group) => group.set_step(ctx, self.step, self.lr),
+        }
+    }
+
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for update in &self.updates {
+            update.record(pass);
+        }
+    }
+}

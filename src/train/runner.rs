@@ -1,0 +1,262 @@
+//! Runs a model over a dataset on the GPU: training epochs and evaluation passes.
+//!
+//! A training step writes the batch, then records forward → loss → backward → optimizer update
+//! into one compute pass and submits it; nothing is read back. Loss sums and correct counts
+//! accumulate on the GPU and are read every `readback_every` steps (progress, NaN check) and
+//! at the end of the epoch. At most two steps are in flight.
+
+use std::collections::HashMap;
+
+use indicatif::ProgressBar;
+
+use crate::data::batch::{
+    flip_horizontally_at_random, labels_u32, shuffled_indices, to_normalized_f32,
+};
+use crate::data::Dataset;
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError};
+use crate::graph::{GraphError, Model, Plan};
+use crate::kernels::softmax_ce::{
+    softmax_ce_accumulate, softmax_ce_backward, softmax_ce_forward, CrossEntropy, SoftmaxCeInputs,
+    ROW_STATS,
+};
+use crate::rng::Rng;
+
+use super::optimizer::Optimizer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the training loss became {value} by step {step}: lower the learning rate")]
+    Diverged { step: u64, value: f32 },
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+}
+
+/// How the batches of an epoch are drawn.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EpochSettings {
+    pub batch_size: usize,
+    pub seed: u64,
+    /// Random horizontal flips of training images.
+    pub flip: bool,
+    /// Read the running loss back every this many steps.
+    pub readback_every: usize,
+}
+
+/// Mean loss and accuracy over the images seen.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Totals {
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+/// An evaluation pass: totals, and each image's logits (row-major [images, classes]).
+pub struct Evaluation {
+    pub totals: Totals,
+    pub logits: Vec<f32>,
+}
+
+/// A plan at one batch size plus its loss kernels.
+struct Batch {
+    plan: Plan,
+    labels: GpuBuffer,
+    loss_forward: Dispatch,
+    loss_accumulate: Dispatch,
+    loss_backward: Dispatch,
+}
+
+pub struct Runner<'a> {
+    ctx: &'a GpuContext,
+    model: &'a Model,
+    label_smoothing: f32,
+    classes: usize,
+    /// [loss_sum, weight_sum, correct, rows], accumulated on the GPU.
+    stats: GpuBuffer,
+    batches: HashMap<usize, Batch>,
+    steps: u64,
+}
+
+impl<'a> Runner<'a> {
+    pub fn new(
+        ctx: &'a GpuContext,
+        model: &'a Model,
+        label_smoothing: f32,
+    ) -> Result<Self, RunError> {
+        let classes = *model.shapes(1)?[..]
+            .last()
+            .and_then(|s| s.last())
+            .unwrap_or(&0);
+        Ok(Runner {
+            ctx,
+            model,
+            label_smoothing,
+            classes,
+            stats: GpuBuffer::zeros(ctx, "loss stats", ROW_STATS),
+            batches: HashMap::new(),
+            steps: 0,
+        })
+    }
+
+    /// The plan for `size` images, built on first use (the last, partial batch gets its own).
+    fn batch(&mut self, size: usize) -> Result<&Batch, RunError> {
+        if !self.batches.contains_key(&size) {
+            let plan = self.model.plan(self.ctx, size)?;
+            let labels = GpuBuffer::zeros(self.ctx, "labels", size);
+            let records = GpuBuffer::zeros(self.ctx, "loss records", size * ROW_STATS);
+            let ce = CrossEntropy {
+                label_smoothing: self.label_smoothing,
+                ..CrossEntropy::new(size, self.classes)
+            };
+            let inputs = SoftmaxCeInputs {
+                logits: plan.logits(),
+                labels: &labels,
+                weight: None,
+            };
+            let batch = Batch {
+                loss_forward: softmax_ce_forward(self.ctx, &ce, &inputs, &records)?,
+                loss_accumulate: softmax_ce_accumulate(self.ctx, size, &records, &self.stats)?,
+                loss_backward: softmax_ce_backward(
+                    self.ctx,
+                    &ce,
+                    1.0,
+                    &inputs,
+                    plan.grad_logits(),
+                )?,
+                plan,
+                labels,
+            };
+            self.batches.insert(size, batch);
+        }
+        Ok(&self.batches[&size])
+    }
+
+    fn upload(
+        &mut self,
+        data: &Dataset,
+        indices: &[usize],
+        flip_seed: Option<u64>,
+    ) -> Result<&Batch, RunError> {
+        let (ctx, step) = (self.ctx, self.steps);
+        let batch = self.batch(indices.len())?;
+        let mut images = to_normalized_f32(data, indices);
+        if let Some(seed) = flip_seed {
+            images = flip_horizontally_at_random(&images, seed, step);
+        }
+        batch.plan.input().write(ctx, &images);
+        batch.labels.write(ctx, &labels_u32(data, indices));
+        Ok(batch)
+    }
+
+    fn read_totals(&self) -> Result<Totals, RunError> {
+        let stats: Vec<f32> = self.stats.read(self.ctx)?;
+        let [loss_sum, weight_sum, correct, rows] = [stats[0], stats[1], stats[2], stats[3]];
+        Ok(Totals {
+            loss: loss_sum as f64 / weight_sum.max(f32::MIN_POSITIVE) as f64,
+            accuracy: correct as f64 / rows.max(1.0) as f64,
+        })
+    }
+
+    /// One epoch of training over `data` in a seeded shuffle.
+    pub fn train_epoch(
+        &mut self,
+        data: &Dataset,
+        optimizer: &mut Optimizer,
+        epoch: u64,
+        settings: &EpochSettings,
+        progress: &ProgressBar,
+    ) -> Result<Totals, RunError> {
+        self.stats.write(self.ctx, &[0.0f32; ROW_STATS]);
+        let order = shuffled_indices(data.len(), settings.seed, epoch);
+        let chunks: Vec<&[usize]> = order.chunks(settings.batch_size).collect();
+        let mut in_flight = InFlight::default();
+        for (i, indices) in chunks.iter().enumerate() {
+            let flip = settings.flip.then_some(settings.seed);
+            let step_seed = Rng::new(settings.seed ^ 0x5EED).next_u64() ^ self.steps;
+            let ctx = self.ctx;
+            let batch = self.upload(data, indices, flip)?;
+            batch.plan.prepare_step(ctx, step_seed);
+            optimizer.prepare_step(ctx);
+            let mut encoder = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                batch.plan.record_forward(&mut pass, true);
+                batch.loss_forward.record(&mut pass);
+                batch.loss_accumulate.record(&mut pass);
+                batch.loss_backward.record(&mut pass);
+                batch.plan.record_backward(&mut pass);
+                optimizer.record(&mut pass);
+            }
+            in_flight.submit(ctx, encoder)?;
+            self.steps += 1;
+            progress.inc(indices.len() as u64);
+            let last = i + 1 == chunks.len();
+            if last || (i + 1) % settings.readback_every.max(1) == 0 {
+                let totals = self.read_totals()?;
+                if !totals.loss.is_finite() {
+                    return Err(RunError::Diverged {
+                        step: self.steps,
+                        value: totals.loss as f32,
+                    });
+                }
+                progress.set_message(format!(
+                    "loss {:.4} acc {:.4}",
+                    totals.loss, totals.accuracy
+                ));
+            }
+        }
+        self.read_totals()
+    }
+
+    /// Inference over all of `data` in order (dropout off, batch norm on running statistics).
+    pub fn evaluate(&mut self, data: &Dataset, batch_size: usize) -> Result<Evaluation, RunError> {
+        self.stats.write(self.ctx, &[0.0f32; ROW_STATS]);
+        let all_logits = GpuBuffer::zeros(self.ctx, "evaluation logits", data.len() * self.classes);
+        let order: Vec<usize> = (0..data.len()).collect();
+        let mut in_flight = InFlight::default();
+        for (i, indices) in order.chunks(batch_size).enumerate() {
+            let ctx = self.ctx;
+            let row_bytes = (self.classes * 4) as u64;
+            let batch = self.upload(data, indices, None)?;
+            let mut encoder = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                batch.plan.record_forward(&mut pass, false);
+                batch.loss_forward.record(&mut pass);
+                batch.loss_accumulate.record(&mut pass);
+            }
+            encoder.copy_buffer_to_buffer(
+                batch.plan.logits().raw(),
+                0,
+                all_logits.raw(),
+                (i * batch_size) as u64 * row_bytes,
+                Some(indices.len() as u64 * row_bytes),
+            );
+            in_flight.submit(ctx, encoder)?;
+        }
+        Ok(Evaluation {
+            totals: self.read_totals()?,
+            logits: all_logits.read(self.ctx)?,
+        })
+    }
+}
+
+/// Keeps at most two submissions in flight, so the CPU prepares the next batch while the GPU
+/// runs this one without queueing unbounded work.
+#[derive(Default)]
+struct InFlight {
+    previous: Option<wgpu::SubmissionIndex>,
+}
+
+impl InFlight {
+    fn submit(&mut self, ctx: &GpuContext, encoder: wgpu::CommandEncoder) -> Result<(), GpuError> {
+        let index = ctx.queue.submit([encoder.finish()]);
+        if let Some(previous) = self.previous.replace(index) {
+            ctx.device.poll(wgpu::PollType::Wait {
+                submission_index: Some(previous),
+                timeout: None,
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! A whole training run: build the model, train epoch by epoch with a validation pass after
+//! each, and evaluate the final model — the same for every model kind.
+
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::data::{Dataset, NUM_CLASSES};
+use crate::gpu::GpuContext;
+use crate::graph::Model;
+use crate::nn::models::{build, Architecture, ModelKind};
+use crate::report::{EpochRecord, History};
+
+use super::optimizer::{Optimizer, OptimizerError, OptimizerSettings};
+use super::runner::{EpochSettings, RunError, Runner, Totals};
+
+/// Everything that defines a run; the defaults are the study's.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainSettings {
+    pub model: ModelKind,
+    pub architecture: Architecture,
+    pub optimizer: OptimizerSettings,
+    pub epochs: usize,
+    pub epoch: EpochSettings,
+    pub label_smoothing: f32,
+    /// Show progress bars on stderr.
+    #[serde(skip)]
+    pub progress: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Optimizer(#[from] OptimizerError),
+    #[error(transparent)]
+    Graph(#[from] crate::graph::GraphError),
+    #[error("the training split is empty")]
+    NoTrainingData,
+}
+
+/// A finished run: the model (none for the baseline), its history, and the final validation
+/// predictions with their probabilities.
+pub struct Trained {
+    pub model: Option<Model>,
+    pub history: History,
+    pub val: Totals,
+    pub val_predictions: Vec<usize>,
+    pub val_probabilities: Vec<[f32; NUM_CLASSES]>,
+}
+
+/// Trains `settings.model` on `train`, validating on `val` after every epoch; `on_epoch` sees
+/// each epoch's record as it lands.
+pub fn train(
+    ctx: &GpuContext,
+    train: &Dataset,
+    val: &Dataset,
+    settings: &TrainSettings,
+    mut on_epoch: impl FnMut(&EpochRecord),
+) -> Result<Trained, TrainError> {
+    if train.is_empty() {
+        return Err(TrainError::NoTrainingData);
+    }
+    let Some(model) = build(
+        ctx,
+        settings.model,
+        &settings.architecture,
+        settings.epoch.seed,
+    )?
+    else {
+        return Ok(baseline(train, val, &mut on_epoch));
+    };
+    let mut optimizer = Optimizer::new(ctx, &model, &settings.optimizer)?;
+    let mut runner = Runner::new(ctx, &model, settings.label_smoothing)?;
+    let mut history = History::new();
+    let mut last_val = None;
+    for epoch in 1..=settings.epochs {
+        let started = Instant::now();
+        let bar = progress_bar(
+            settings.progress,
+            train.len(),
+            &format!("epoch {epoch}/{}", settings.epochs),
+        );
+        let fit = runner.train_epoch(train, &mut optimizer, epoch as u64, &settings.epoch, &bar)?;
+        bar.finish_and_clear();
+        let evaluation = runner.evaluate(val, settings.epoch.batch_size)?;
+        let record = EpochRecord {
+            epoch,
+            train_loss: fit.loss,
+            train_acc: fit.accuracy,
+            val_loss: evaluation.totals.loss,
+            val_acc: evaluation.totals.accuracy,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        on_epoch(&record);
+        history.push(record);
+        last_val = Some(evaluation);
+    }
+    let evaluation = match last_val {
+        Some(evaluation) => evaluation,
+        None => runner.evaluate(val, settings.epoch.batch_size)?,
+    };
+    let probabilities = softmax_rows(&evaluation.logits);
+    Ok(Trained {
+        val_predictions: probabilities.iter().map(argmax).collect(),
+        val_probabilities: probabilities,
+        val: evaluation.totals,
+        history,
+        model: Some(model),
+    })
+}
+
+/// The majority-class baseline: predicts the most frequent training class (ties: the lowest
+/// index), with probability 1.
+fn baseline(train: &Dataset, val: &Dataset, on_epoch: &mut impl FnMut(&EpochRecord)) -> Trained {
+    let counts = train.class_counts();
+    let majority = argmax_counts(&counts);
+    let accuracy_on = |data: &Dataset| {
+        let hits = data
+            .labels()
+            .iter()
+            .filter(|&&l| l as usize == majority)
+            .count();
+        hits as f64 / data.len().max(1) as f64
+    };
+    let record = EpochRecord {
+        epoch: 1,
+        train_loss: f64::NAN,
+        train_acc: accuracy_on(train),
+        val_loss: f64::NAN,
+        val_acc: accuracy_on(val),
+        seconds: 0.0,
+    };
+    on_epoch(&record);
+    let mut history = History::new();
+    history.push(record);
+    let mut certain = [0.0; NUM_CLASSES];
+    certain[majority] = 1.0;
+    Trained {
+        model: None,
+        val: Totals {
+            loss: f64::NAN,
+            accuracy: accuracy_on(val),
+        },
+        history,
+        val_predictions: vec![majority; val.len()],
+        val_probabilities: vec![certain; val.len()],
+    }
+}
+
+fn argmax_counts(counts: &[usize]) -> usize {
+    // max_by_key keeps the last of equal maxima; reverse so the lowest index wins ties.
+    (0..counts.len())
+        .rev()
+        .max_by_key(|&c| counts[c])
+        .unwrap_or(0)
+}
+
+/// Index of the largest value, the first on ties (torch.argmax's rule).
+pub fn argmax(row: &[f32; NUM_CLASSES]) -> usize {
+    (0..NUM_CLASSES).fold(0, |best, c| if row[c] > row[best] { c } else { best })
+}
+
+/// Softmax of each row of `[n, NUM_CLASSES]` logits, in f64 for the exponentials.
+pub fn softmax_rows(logits: &[f32]) -> Vec<[f32; NUM_CLASSES]> {
+    logits
+        .chunks_exact(NUM_CLASSES)
+        .map(|row| {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let exps: Vec<f64> = row.iter().map(|&x| (x as f64 - max).exp()).collect();
+            let total: f64 = exps.iter().sum();
+            std::array::from_fn(|c| (exps[c] / total) as f32)
+        })
+        .collect()
+}
+
+/// A bar over `len` images with rate and ETA, hidden when progress is off.
+pub fn progress_bar(visible: bool, len: usize, prefix: &str) -> ProgressBar {
+    if !visible {
+        return ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::new(len as u64);
+    let style = ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {pos}/{len} images  {per_sec}  eta {eta}  {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(prefix.to_string());
+    bar
+}

@@ -1,0 +1,174 @@
+//! The engine end to end on small synthetic data: learning, checkpoints, evaluation, errors.
+
+use std::path::PathBuf;
+
+use fer::data::synthetic::{generate, SplitSizes};
+use fer::data::Dataset;
+use fer::gpu::{GpuContext, GpuOptions};
+use fer::nn::models::{build, Architecture, ModelKind};
+use fer::train::checkpoint::{self, CheckpointError};
+use fer::train::optimizer::{Optimizer, OptimizerKind, OptimizerSettings};
+use fer::train::runner::{EpochSettings, Runner};
+use indicatif::ProgressBar;
+
+fn gpu() -> GpuContext {
+    GpuContext::new(&GpuOptions::from_env().expect("FER_BACKEND")).expect("a GPU adapter")
+}
+
+fn faces(train: usize) -> (Dataset, Dataset) {
+    let splits = generate(
+        7,
+        SplitSizes {
+            train,
+            val: train / 2,
+            test: 0,
+        },
+    );
+    (splits.train, splits.val)
+}
+
+fn adam(lr: f64) -> OptimizerSettings {
+    OptimizerSettings {
+        kind: OptimizerKind::Adam,
+        lr,
+        momentum: 0.0,
+        nesterov: false,
+        weight_decay: 0.0,
+    }
+}
+
+fn epochs(batch_size: usize) -> EpochSettings {
+    EpochSettings {
+        batch_size,
+        seed: 3,
+        flip: false,
+        readback_every: 1,
+    }
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fer-train-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+#[test]
+fn training_lowers_the_loss_and_overfits_a_tiny_set() {
+    let ctx = gpu();
+    // Random pixels and labels: nothing to generalise, everything to memorise.
+    let mut rng = fer::rng::Rng::new(5);
+    let images = (0..24 * 2304).map(|_| rng.below(256) as u8).collect();
+    let labels = (0..24).map(|_| rng.below(7) as u8).collect();
+    let train = Dataset::new(images, labels);
+    let model = build(&ctx, ModelKind::Mlp, &Architecture::default(), 1)
+        .unwrap()
+        .unwrap();
+    let mut optimizer = Optimizer::new(&ctx, &model, &adam(1e-3)).unwrap();
+    let mut runner = Runner::new(&ctx, &model, 0.0).unwrap();
+    let hidden = ProgressBar::hidden();
+    // Batch 10 over 24 images: two full batches and a partial one of 4 every epoch.
+    let first = runner
+        .train_epoch(&train, &mut optimizer, 1, &epochs(10), &hidden)
+        .unwrap();
+    let mut last = first;
+    for epoch in 2..=40 {
+        last = runner
+            .train_epoch(&train, &mut optimizer, epoch, &epochs(10), &hidden)
+            .unwrap();
+    }
+    assert!(
+        last.loss < first.loss * 0.5,
+        "loss {} → {}",
+        first.loss,
+        last.loss
+    );
+    let evaluation = runner.evaluate(&train, 7).unwrap();
+    assert_eq!(
+        evaluation.totals.accuracy, 1.0,
+        "a linear model memorises 24 faces"
+    );
+    assert_eq!(
+        evaluation.logits.len(),
+        24 * 7,
+        "every image evaluated, the partial batch too"
+    );
+}
+
+#[test]
+fn a_checkpoint_round_trips_and_reproduces_evaluation() {
+    let ctx = gpu();
+    let (train, val) = faces(32);
+    let arch = Architecture {
+        cnn_channels: [4, 4, 8, 8],
+        cnn_hidden: [8, 8],
+        ..Architecture::default()
+    };
+    let model = build(&ctx, ModelKind::Cnn, &arch, 1).unwrap().unwrap();
+    let mut optimizer = Optimizer::new(&ctx, &model, &adam(1e-3)).unwrap();
+    let mut runner = Runner::new(&ctx, &model, 0.0).unwrap();
+    runner
+        .train_epoch(
+            &train,
+            &mut optimizer,
+            1,
+            &epochs(16),
+            &ProgressBar::hidden(),
+        )
+        .unwrap();
+    let before = runner.evaluate(&val, 16).unwrap();
+    let path = temp_path("cnn.safetensors");
+    checkpoint::save(&ctx, &model, &path).unwrap();
+
+    let restored = build(&ctx, ModelKind::Cnn, &arch, 99).unwrap().unwrap();
+    checkpoint::load(&ctx, &restored, &path).unwrap();
+    let after = Runner::new(&ctx, &restored, 0.0)
+        .unwrap()
+        .evaluate(&val, 5)
+        .unwrap();
+    assert_eq!(before.totals.accuracy, after.totals.accuracy);
+    // Batch size changes only the grouping, not one image's arithmetic: identical logits.
+    assert_eq!(before.logits, after.logits);
+    for (a, b) in model.params.iter().zip(restored.params.iter()) {
+        assert_eq!(
+            a.value.read::<f32>(&ctx).unwrap(),
+            b.value.read::<f32>(&ctx).unwrap(),
+            "{}",
+            a.name
+        );
+    }
+}
+
+#[test]
+fn a_wrong_checkpoint_is_refused_with_the_tensor_named() {
+    let ctx = gpu();
+    let arch = Architecture::default();
+    let softmax = build(&ctx, ModelKind::Softmax, &arch, 0).unwrap().unwrap();
+    let mlp = build(&ctx, ModelKind::Mlp, &arch, 0).unwrap().unwrap();
+    let path = temp_path("softmax.safetensors");
+    checkpoint::save(&ctx, &softmax, &path).unwrap();
+    let error = checkpoint::load(&ctx, &mlp, &path).unwrap_err();
+    assert!(
+        matches!(error, CheckpointError::Missing { ref name, .. } if name == "fc1.weight"),
+        "{error}"
+    );
+
+    let wide = Architecture {
+        mlp_hidden: [64, 64],
+        ..Architecture::default()
+    };
+    let mlp_path = temp_path("mlp.safetensors");
+    checkpoint::save(&ctx, &mlp, &mlp_path).unwrap();
+    let narrow = build(&ctx, ModelKind::Mlp, &wide, 0).unwrap().unwrap();
+    let error = checkpoint::load(&ctx, &narrow, &mlp_path).unwrap_err();
+    assert!(
+        error.to_string().contains("fc1.weight") && error.to_string().contains("[128, 2304]"),
+        "{error}"
+    );
+
+    let garbage = temp_path("garbage.safetensors");
+    std::fs::write(&garbage, b"not a checkpoint").unwrap();
+    let error = checkpoint::load(&ctx, &softmax, &garbage).unwrap_err();
+    assert!(matches!(error, CheckpointError::Format { .. }), "{error}");
+    let error = checkpoint::load(&ctx, &softmax, &temp_path("absent.safetensors")).unwrap_err();
+    assert!(matches!(error, CheckpointError::Read { .. }), "{error}");
+}
