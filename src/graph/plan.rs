@@ -187,13 +187,22 @@ impl Plan {
         }
     }
 
-    pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>, training: bool) {
-        let dispatches = if training {
+    /// The forward pass in training or inference mode, in order.
+    pub fn forward_dispatches(&self, training: bool) -> &[Dispatch] {
+        if training {
             &self.forward_train
         } else {
             &self.forward_eval
-        };
-        for dispatch in dispatches {
+        }
+    }
+
+    /// The backward pass, last layer first.
+    pub fn backward_dispatches(&self) -> &[Dispatch] {
+        &self.backward
+    }
+
+    pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>, training: bool) {
+        for dispatch in self.forward_dispatches(training) {
             dispatch.record(pass);
         }
     }
@@ -202,11 +211,6 @@ impl Plan {
         for dispatch in &self.backward {
             dispatch.record(pass);
         }
-    }
-
-    /// Every dispatch of a training step's forward and backward, in order (for profiling).
-    pub fn training_dispatches(&self) -> impl Iterator<Item = &Dispatch> {
-        self.forward_train.iter().chain(&self.backward)
     }
 }
 

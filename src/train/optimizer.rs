@@ -133,4 +133,9 @@ impl Optimizer {
             update.record(pass);
         }
     }
+
+    /// The update dispatches, one per trainable tensor (for profiling).
+    pub fn dispatches(&self) -> &[Dispatch] {
+        &self.updates
+    }
 }

@@ -157,6 +157,25 @@ impl<'a> Runner<'a> {
         })
     }
 
+    /// Every dispatch of one training step at `batch_size`, in recording order: forward, loss
+    /// (forward, accumulate, backward), backward, optimizer. For profiling and benchmarks.
+    pub fn step_dispatches<'b>(
+        &'b mut self,
+        batch_size: usize,
+        optimizer: &'b Optimizer,
+    ) -> Result<Vec<&'b Dispatch>, RunError> {
+        let batch = self.batch(batch_size)?;
+        let mut dispatches: Vec<&Dispatch> = batch.plan.forward_dispatches(true).iter().collect();
+        dispatches.extend([
+            &batch.loss_forward,
+            &batch.loss_accumulate,
+            &batch.loss_backward,
+        ]);
+        dispatches.extend(batch.plan.backward_dispatches());
+        dispatches.extend(optimizer.dispatches());
+        Ok(dispatches)
+    }
+
     /// One epoch of training over `data` in a seeded shuffle.
     pub fn train_epoch(
         &mut self,
