@@ -62,12 +62,49 @@ struct DataArgs {
     synthetic_train: usize,
 }
 
+/// The models' shapes; defaults are the study's. Eval needs the same values as training.
+#[derive(Args)]
+struct ArchArgs {
+    /// Sizes of the mlp's two hidden layers.
+    #[arg(long, value_delimiter = ',', default_values_t = Architecture::default().mlp_hidden)]
+    mlp_hidden: Vec<usize>,
+    #[arg(long, default_value_t = Architecture::default().mlp_dropout)]
+    mlp_dropout: f32,
+    /// Output channels of the cnn's four conv blocks.
+    #[arg(long, value_delimiter = ',', default_values_t = Architecture::default().cnn_channels)]
+    cnn_channels: Vec<usize>,
+    /// Sizes of the cnn's two hidden Linear layers.
+    #[arg(long, value_delimiter = ',', default_values_t = Architecture::default().cnn_hidden)]
+    cnn_hidden: Vec<usize>,
+    #[arg(long, default_value_t = Architecture::default().cnn_dropout)]
+    cnn_dropout: f32,
+}
+
+impl ArchArgs {
+    fn architecture(&self) -> anyhow::Result<Architecture> {
+        fn exactly<const N: usize>(values: &[usize], flag: &str) -> anyhow::Result<[usize; N]> {
+            values
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("--{flag} takes {N} comma-separated sizes"))
+        }
+        Ok(Architecture {
+            mlp_hidden: exactly(&self.mlp_hidden, "mlp-hidden")?,
+            mlp_dropout: self.mlp_dropout,
+            cnn_channels: exactly(&self.cnn_channels, "cnn-channels")?,
+            cnn_hidden: exactly(&self.cnn_hidden, "cnn-hidden")?,
+            cnn_dropout: self.cnn_dropout,
+        })
+    }
+}
+
 #[derive(Args)]
 struct TrainArgs {
     #[arg(long, value_enum)]
     model: ModelKind,
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    architecture: ArchArgs,
     #[arg(long, default_value_t = 10)]
     epochs: usize,
     #[arg(long, default_value_t = 64)]
@@ -108,6 +145,8 @@ struct EvalArgs {
     checkpoint: PathBuf,
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    architecture: ArchArgs,
     /// Synthetic data is drawn from this seed (use the training run's).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -176,6 +215,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             .load()?;
             let mut settings = cli::train::study_settings(args.model, args.seed);
+            settings.architecture = args.architecture.architecture()?;
             let (default_kind, default_lr) = cli::train::default_optimizer(args.model);
             settings.optimizer.kind = args.optimizer.unwrap_or(default_kind);
             settings.optimizer.lr = args.lr.unwrap_or(default_lr);
@@ -210,7 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &splits,
                 &cli::train::EvalRequest {
                     model: args.model,
-                    architecture: &Architecture::default(),
+                    architecture: &args.architecture.architecture()?,
                     checkpoint: &args.checkpoint,
                     split: &args.split,
                     batch_size: args.batch_size.max(1),
