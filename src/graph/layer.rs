@@ -1,4 +1,6 @@
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError};
+use crate::reference::batchnorm::SavedStats;
+use crate::reference::elementwise::Dropout;
 
 use super::param::{ParamSpec, Parameter};
 
@@ -22,6 +24,60 @@ pub trait Layer: Send + Sync {
     }
 
     fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError>;
+
+    /// The CPU twin of the recorded forward, built only from [`crate::reference`]. `params`
+    /// are the layer's tensors in the order of [`Layer::params`]; in training a batch norm
+    /// moves its running statistics there, as the GPU kernel does. `seed` is this layer's
+    /// step seed, [`layer_seed`](super::layer_seed)`(step seed, layer index)`.
+    fn cpu_forward(
+        &self,
+        input_shape: &[usize],
+        input: &[f32],
+        params: &mut [Vec<f32>],
+        training: bool,
+        seed: u64,
+    ) -> CpuForward;
+
+    /// The CPU twin of the recorded backward, after a training-mode [`Layer::cpu_forward`]
+    /// that saved `saved`.
+    fn cpu_backward(
+        &self,
+        input_shape: &[usize],
+        input: &[f32],
+        saved: &CpuSaved,
+        grad_output: &[f32],
+        params: &[Vec<f32>],
+    ) -> CpuBackward;
+}
+
+/// What a CPU forward keeps for its backward besides the input.
+pub enum CpuSaved {
+    Nothing,
+    BatchNorm(SavedStats),
+    MaxPoolIndices(Vec<u32>),
+    DropoutMask(Dropout),
+}
+
+pub struct CpuForward {
+    pub output: Vec<f32>,
+    pub saved: CpuSaved,
+}
+
+impl CpuForward {
+    /// An output whose backward needs nothing but the input.
+    pub fn stateless(output: Vec<f32>) -> Self {
+        CpuForward {
+            output,
+            saved: CpuSaved::Nothing,
+        }
+    }
+}
+
+pub struct CpuBackward {
+    /// dL/d(input); computed even for the first layer, where the GPU skips it.
+    pub grad_input: Vec<f32>,
+    /// dL/d(tensor) in the order of [`Layer::params`], empty for non-trainable tensors.
+    pub param_grads: Vec<Vec<f32>>,
 }
 
 /// The buffers a layer reads and writes, with their shapes (batch first).

@@ -3,12 +3,14 @@
 //! gradient buffer, bind group and pipeline once. A step is then nothing but recording those
 //! dispatches into one command encoder.
 
+mod cpu;
 mod error;
 mod layer;
 mod param;
 mod plan;
 
+pub use cpu::CpuStep;
 pub use error::GraphError;
-pub use layer::{Layer, LayerIo, LayerKernels, StepHook};
+pub use layer::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels, StepHook};
 pub use param::{Init, ParamSpec, Parameter, ParameterStore};
 pub use plan::{layer_seed, Model, Plan};

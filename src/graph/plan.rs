@@ -5,11 +5,12 @@ use super::error::GraphError;
 use super::layer::{Layer, LayerIo, StepHook};
 use super::param::ParameterStore;
 
-struct Node {
+pub(super) struct Node {
     /// State-dict prefix, e.g. `network.0` or `fc1`.
-    name: String,
-    layer: Box<dyn Layer>,
-    params: Vec<usize>,
+    pub(super) name: String,
+    pub(super) layer: Box<dyn Layer>,
+    /// Its tensors' indices in the [`ParameterStore`].
+    pub(super) params: Vec<usize>,
 }
 
 /// A sequential model: its layers and their tensors, independent of the batch size.
@@ -17,7 +18,7 @@ pub struct Model {
     pub name: String,
     /// One sample's shape, e.g. [1, 48, 48].
     pub sample_shape: Vec<usize>,
-    nodes: Vec<Node>,
+    pub(super) nodes: Vec<Node>,
     pub params: ParameterStore,
 }
 

@@ -1,9 +1,12 @@
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
-use crate::graph::{Init, Layer, LayerIo, LayerKernels, ParamSpec};
+use crate::graph::{
+    CpuBackward, CpuForward, CpuSaved, Init, Layer, LayerIo, LayerKernels, ParamSpec,
+};
 use crate::kernels::batchnorm::{
     backward, eval_forward, train_forward, BackwardBuffers, BatchNormConfig, BatchNormShape,
     EvalForwardBuffers, TrainForwardBuffers,
 };
+use crate::reference::batchnorm::{self as twin, RunningStats};
 
 /// Batch normalisation per feature of [N, F] (BatchNorm1d) or per channel of [N, C, H, W]
 /// (BatchNorm2d), with PyTorch's defaults: momentum 0.1, eps 1e-5, γ = 1, β = 0.
@@ -130,5 +133,60 @@ impl Layer for BatchNorm {
             backward: vec![backward],
             ..Default::default()
         })
+    }
+
+    fn cpu_forward(
+        &self,
+        input_shape: &[usize],
+        input: &[f32],
+        params: &mut [Vec<f32>],
+        training: bool,
+        _seed: u64,
+    ) -> CpuForward {
+        let shape = self
+            .shape(input_shape)
+            .expect("the plan checked this shape");
+        let [gamma, beta, running_mean, running_var] = params else {
+            unreachable!("BatchNorm declares four tensors");
+        };
+        let mut running = RunningStats {
+            mean: std::mem::take(running_mean),
+            var: std::mem::take(running_var),
+        };
+        let forward = if training {
+            let forward =
+                twin::train_forward(&shape, &self.config, input, gamma, beta, &mut running);
+            CpuForward {
+                output: forward.y,
+                saved: CpuSaved::BatchNorm(forward.saved),
+            }
+        } else {
+            let y = twin::eval_forward(&shape, &self.config, input, gamma, beta, &running);
+            CpuForward::stateless(y)
+        };
+        (*running_mean, *running_var) = (running.mean, running.var);
+        forward
+    }
+
+    fn cpu_backward(
+        &self,
+        input_shape: &[usize],
+        input: &[f32],
+        saved: &CpuSaved,
+        grad_output: &[f32],
+        params: &[Vec<f32>],
+    ) -> CpuBackward {
+        let shape = self
+            .shape(input_shape)
+            .expect("the plan checked this shape");
+        let CpuSaved::BatchNorm(saved) = saved else {
+            unreachable!("BatchNorm's training forward saves its statistics");
+        };
+        let grads = twin::backward(&shape, input, grad_output, saved, &params[0]);
+        CpuBackward {
+            grad_input: grads.dx,
+            // The running statistics have no gradient.
+            param_grads: vec![grads.dgamma, grads.dbeta, Vec::new(), Vec::new()],
+        }
     }
 }

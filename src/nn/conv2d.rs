@@ -1,9 +1,10 @@
 use crate::gpu::{GpuContext, GpuError};
-use crate::graph::{Layer, LayerIo, LayerKernels, ParamSpec};
+use crate::graph::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels, ParamSpec};
 use crate::kernels::conv2d::{
     conv2d_forward, conv2d_grad_bias, conv2d_grad_input, conv2d_grad_weight, Conv2dOperands,
     Conv2dShape,
 };
+use crate::reference::conv2d as twin;
 
 /// 2-d convolution on NCHW with a square kernel, as torch.nn.Conv2d (dilation 1, groups 1).
 pub struct Conv2d {
@@ -107,5 +108,44 @@ impl Layer for Conv2d {
             backward,
             ..Default::default()
         })
+    }
+
+    fn cpu_forward(
+        &self,
+        input_shape: &[usize],
+        input: &[f32],
+        params: &mut [Vec<f32>],
+        _training: bool,
+        _seed: u64,
+    ) -> CpuForward {
+        let shape = self
+            .shape(input_shape)
+            .expect("the plan checked this shape");
+        let mut output = vec![0.0; shape.output_len()];
+        twin::forward(&shape, input, &params[0], Some(&params[1]), &mut output);
+        CpuForward::stateless(output)
+    }
+
+    fn cpu_backward(
+        &self,
+        input_shape: &[usize],
+        input: &[f32],
+        _saved: &CpuSaved,
+        grad_output: &[f32],
+        params: &[Vec<f32>],
+    ) -> CpuBackward {
+        let shape = self
+            .shape(input_shape)
+            .expect("the plan checked this shape");
+        let mut grad_weight = vec![0.0; shape.weight_len()];
+        twin::grad_weight(&shape, grad_output, input, false, &mut grad_weight);
+        let mut grad_bias = vec![0.0; self.out_channels];
+        twin::grad_bias(&shape, grad_output, false, &mut grad_bias);
+        let mut grad_input = vec![0.0; shape.input_len()];
+        twin::grad_input(&shape, &params[0], grad_output, &mut grad_input);
+        CpuBackward {
+            grad_input,
+            param_grads: vec![grad_weight, grad_bias],
+        }
     }
 }

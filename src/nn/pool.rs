@@ -1,9 +1,10 @@
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
-use crate::graph::{Layer, LayerIo, LayerKernels};
+use crate::graph::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels};
 use crate::kernels::pool::{
     global_avg_pool, global_avg_pool_backward, max_pool2d, max_pool2d_backward, GlobalPoolShape,
     Pool2dShape,
 };
+use crate::reference::pool as twin;
 
 /// Max over k×k windows with stride s (no padding, floor mode), as torch.nn.MaxPool2d.
 pub struct MaxPool2d {
@@ -70,10 +71,66 @@ impl Layer for MaxPool2d {
             ..Default::default()
         })
     }
+
+    fn cpu_forward(
+        &self,
+        input_shape: &[usize],
+        input: &[f32],
+        _params: &mut [Vec<f32>],
+        _training: bool,
+        _seed: u64,
+    ) -> CpuForward {
+        let shape = self
+            .shape(input_shape)
+            .expect("the plan checked this shape");
+        let mut output = vec![0.0; shape.output_len()];
+        let mut indices = vec![0; shape.output_len()];
+        twin::max_pool2d(&shape, input, &mut output, &mut indices);
+        CpuForward {
+            output,
+            saved: CpuSaved::MaxPoolIndices(indices),
+        }
+    }
+
+    fn cpu_backward(
+        &self,
+        input_shape: &[usize],
+        _input: &[f32],
+        saved: &CpuSaved,
+        grad_output: &[f32],
+        _params: &[Vec<f32>],
+    ) -> CpuBackward {
+        let shape = self
+            .shape(input_shape)
+            .expect("the plan checked this shape");
+        let CpuSaved::MaxPoolIndices(indices) = saved else {
+            unreachable!("MaxPool2d's CPU forward saves its argmax");
+        };
+        let mut grad_input = vec![0.0; shape.input_len()];
+        twin::max_pool2d_backward(&shape, grad_output, indices, &mut grad_input);
+        CpuBackward {
+            grad_input,
+            param_grads: Vec::new(),
+        }
+    }
 }
 
 /// Mean over each channel's plane, [N, C, H, W] → [N, C] (adaptive_avg_pool2d to 1, flattened).
 pub struct GlobalAvgPool;
+
+impl GlobalAvgPool {
+    fn shape(input: &[usize]) -> GlobalPoolShape {
+        let &[batch, channels, height, width] = input else {
+            unreachable!("the plan checked this shape");
+        };
+        GlobalPoolShape {
+            batch,
+            channels,
+            height,
+            width,
+        }
+    }
+}
 
 impl Layer for GlobalAvgPool {
     fn kind(&self) -> String {
@@ -88,15 +145,7 @@ impl Layer for GlobalAvgPool {
     }
 
     fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
-        let &[batch, channels, height, width] = io.input_shape else {
-            unreachable!("the plan checked this shape");
-        };
-        let shape = GlobalPoolShape {
-            batch,
-            channels,
-            height,
-            width,
-        };
+        let shape = Self::shape(io.input_shape);
         let backward = match io.grad_input {
             Some(dx) => vec![global_avg_pool_backward(ctx, &shape, io.grad_output, dx)?],
             None => Vec::new(),
@@ -106,5 +155,36 @@ impl Layer for GlobalAvgPool {
             backward,
             ..Default::default()
         })
+    }
+
+    fn cpu_forward(
+        &self,
+        input_shape: &[usize],
+        input: &[f32],
+        _params: &mut [Vec<f32>],
+        _training: bool,
+        _seed: u64,
+    ) -> CpuForward {
+        let shape = Self::shape(input_shape);
+        let mut output = vec![0.0; shape.planes()];
+        twin::global_avg_pool(&shape, input, &mut output);
+        CpuForward::stateless(output)
+    }
+
+    fn cpu_backward(
+        &self,
+        input_shape: &[usize],
+        _input: &[f32],
+        _saved: &CpuSaved,
+        grad_output: &[f32],
+        _params: &[Vec<f32>],
+    ) -> CpuBackward {
+        let shape = Self::shape(input_shape);
+        let mut grad_input = vec![0.0; shape.input_len()];
+        twin::global_avg_pool_backward(&shape, grad_output, &mut grad_input);
+        CpuBackward {
+            grad_input,
+            param_grads: Vec::new(),
+        }
     }
 }

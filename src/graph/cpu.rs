@@ -1,0 +1,145 @@
+//! A whole model run on the CPU, layer by layer through the layers' CPU twins and the loss's
+//! twin: the reference a GPU step is held against, on the same weights.
+
+use crate::reference::softmax_ce::{self, CrossEntropy};
+
+use super::error::GraphError;
+use super::layer::CpuSaved;
+use super::plan::{layer_seed, Model, Node};
+
+/// The outcome of one CPU training step (forward, loss, backward; no optimizer).
+pub struct CpuStep {
+    /// [batch, classes].
+    pub logits: Vec<f32>,
+    /// The batch's mean cross-entropy.
+    pub loss: f64,
+    /// dL/d(tensor) in [`ParameterStore`](super::ParameterStore) order, empty for
+    /// non-trainable tensors.
+    pub param_grads: Vec<Vec<f32>>,
+}
+
+/// What the forward keeps for the backward: every layer's input and saved state.
+struct Tape {
+    shapes: Vec<Vec<usize>>,
+    activations: Vec<Vec<f32>>,
+    saved: Vec<CpuSaved>,
+}
+
+impl Model {
+    /// The CPU twin of [`Plan::record_forward`](super::Plan::record_forward) on `input`
+    /// ([batch, sample_shape...]) with `params` (every tensor, in store order): the logits.
+    /// In training, batch norms move their running statistics in `params`, and dropout draws
+    /// its masks from [`layer_seed`]`(seed, layer index)`, the seeds
+    /// [`Plan::prepare_step`](super::Plan::prepare_step) gives the GPU.
+    pub fn cpu_forward(
+        &self,
+        params: &mut [Vec<f32>],
+        input: &[f32],
+        training: bool,
+        seed: u64,
+    ) -> Result<Vec<f32>, GraphError> {
+        let mut tape = self.cpu_tape(params, input, training, seed)?;
+        Ok(tape
+            .activations
+            .pop()
+            .expect("the tape ends with the logits"))
+    }
+
+    /// One CPU training step: forward in training mode, mean cross-entropy against `labels`,
+    /// and the backward of both, as a GPU step records them before the optimizer.
+    pub fn cpu_step(
+        &self,
+        params: &mut [Vec<f32>],
+        input: &[f32],
+        labels: &[u32],
+        ce: &CrossEntropy,
+        seed: u64,
+    ) -> Result<CpuStep, GraphError> {
+        let mut tape = self.cpu_tape(params, input, true, seed)?;
+        let logits = tape
+            .activations
+            .pop()
+            .expect("the tape ends with the logits");
+        let loss = softmax_ce::loss(ce, &logits, labels, None);
+        let mut grad = vec![0.0; logits.len()];
+        softmax_ce::backward(ce, &logits, labels, None, 1.0, &mut grad);
+        let mut param_grads = vec![Vec::new(); params.len()];
+        for (i, node) in self.nodes.iter().enumerate().rev() {
+            let backward = with_node_params(params, node, |node_params| {
+                node.layer.cpu_backward(
+                    &tape.shapes[i],
+                    &tape.activations[i],
+                    &tape.saved[i],
+                    &grad,
+                    node_params,
+                )
+            });
+            for (&p, param_grad) in node.params.iter().zip(backward.param_grads) {
+                param_grads[p] = param_grad;
+            }
+            grad = backward.grad_input;
+        }
+        Ok(CpuStep {
+            logits,
+            loss,
+            param_grads,
+        })
+    }
+
+    /// The forward, keeping every layer's input; the last activation is the logits.
+    fn cpu_tape(
+        &self,
+        params: &mut [Vec<f32>],
+        input: &[f32],
+        training: bool,
+        seed: u64,
+    ) -> Result<Tape, GraphError> {
+        let sample_len: usize = self.sample_shape.iter().product();
+        assert_eq!(
+            input.len() % sample_len,
+            0,
+            "the input is not a whole number of {:?} samples",
+            self.sample_shape
+        );
+        let shapes = self.shapes(input.len() / sample_len)?;
+        let mut activations = vec![input.to_vec()];
+        let mut saved = Vec::with_capacity(self.nodes.len());
+        for (i, node) in self.nodes.iter().enumerate() {
+            let forward = with_node_params(params, node, |node_params| {
+                node.layer.cpu_forward(
+                    &shapes[i],
+                    &activations[i],
+                    node_params,
+                    training,
+                    layer_seed(seed, i),
+                )
+            });
+            activations.push(forward.output);
+            saved.push(forward.saved);
+        }
+        Ok(Tape {
+            shapes,
+            activations,
+            saved,
+        })
+    }
+}
+
+/// Lends `node` its tensors out of the model-wide `params` (moved, not copied) and puts them
+/// back afterwards.
+fn with_node_params<T>(
+    params: &mut [Vec<f32>],
+    node: &Node,
+    f: impl FnOnce(&mut [Vec<f32>]) -> T,
+) -> T {
+    let mut lent: Vec<Vec<f32>> = node
+        .params
+        .iter()
+        .map(|&p| std::mem::take(&mut params[p]))
+        .collect();
+    let result = f(&mut lent);
+    for (&p, tensor) in node.params.iter().zip(lent) {
+        params[p] = tensor;
+    }
+    result
+}

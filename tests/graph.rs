@@ -1,0 +1,298 @@
+//! Whole models on the GPU against a CPU run of the whole graph on the same weights
+//! (`Model::cpu_step`, built from the layers' CPU twins and so from `src/reference`): one
+//! training step's logits, loss, every parameter gradient and the running statistics, then
+//! the evaluation forward, for softmax, mlp and a narrow cnn at batch 5 (odd on purpose).
+//!
+//! Tolerance: |gpu − cpu| ≤ TOLERANCE · scale, where scale is max|cpu| over the tensor (for
+//! logits, running statistics and the loss, relative) and, for a parameter gradient, the
+//! largest gradient of its layer (see `layer_gradient_scale`). The GPU accumulates in f32 in
+//! its own order, the twins in f64, so each layer adds a relative error of order γ_K measured
+//! against Σ|terms| rather than the result (K ≤ 2304 terms: γ_K ≈ 1.4e-4 in the worst case,
+//! ~√K·u ≈ 3e-6 as rounding errors actually add up); batch norm divides by the batch's
+//! standard deviation and the backward runs the chain again, so a small element can carry the
+//! absolute error of its largest neighbours. Hence a bound relative to the tensor's magnitude,
+//! not to each element. Measured on lavapipe over ten model and input seeds, the worst ratio
+//! was 3.5e-6 for logits, 1.3e-6 for running statistics and 8.7e-6 for gradients (fc2.weight):
+//! 5e-5 leaves about 6× for other adapters' summation orders, while a wrong mask, a missing
+//! term or a wrong seed moves some element by 1e-2 of its scale or more.
+
+use std::sync::OnceLock;
+
+use fer::gpu::{GpuBuffer, GpuContext, GpuOptions};
+use fer::graph::{Model, Plan};
+use fer::kernels::elementwise::fill;
+use fer::kernels::softmax_ce::{
+    softmax_ce_accumulate, softmax_ce_backward, softmax_ce_forward, CrossEntropy, SoftmaxCeInputs,
+    ROW_STATS,
+};
+use fer::nn::models::{build, Architecture, ModelKind, CLASSES};
+use fer::rng::Rng;
+
+const BATCH: usize = 5;
+const TOLERANCE: f64 = 5e-5;
+
+/// One context for every test (opening a device costs ~100 ms on lavapipe).
+fn gpu() -> &'static GpuContext {
+    static CONTEXT: OnceLock<GpuContext> = OnceLock::new();
+    CONTEXT.get_or_init(|| {
+        let options = GpuOptions::from_env().expect("FER_BACKEND is not a known backend");
+        GpuContext::new(&options).expect("graph tests need a GPU adapter (lavapipe will do)")
+    })
+}
+
+/// The cnn at a width the CPU twin runs in well under a second; the input is still 1×48×48.
+fn narrow() -> Architecture {
+    Architecture {
+        cnn_channels: [4, 6, 8, 8],
+        cnn_hidden: [16, 12],
+        ..Architecture::default()
+    }
+}
+
+/// A model planned at [`BATCH`] with a fixed batch and the loss's buffers.
+struct Bench {
+    model: Model,
+    plan: Plan,
+    ce: CrossEntropy,
+    input: Vec<f32>,
+    labels: Vec<u32>,
+    labels_buffer: GpuBuffer,
+    records: GpuBuffer,
+    stats: GpuBuffer,
+}
+
+/// What the GPU produced in one step.
+struct GpuStep {
+    logits: Vec<f32>,
+    loss: f64,
+    /// Every tensor after the step (batch norm's running statistics have moved).
+    params: Vec<Vec<f32>>,
+    /// In store order, empty for non-trainable tensors.
+    grads: Vec<Vec<f32>>,
+}
+
+impl Bench {
+    fn new(kind: ModelKind, arch: &Architecture) -> Self {
+        let ctx = gpu();
+        let model = build(ctx, kind, arch, 7)
+            .expect("the model builds")
+            .expect("a GPU model");
+        let plan = model.plan(ctx, BATCH).expect("the model plans");
+        let mut rng = Rng::new(11);
+        let input = rng.uniform_vec(plan.input().len(), -1.0, 1.0);
+        let labels: Vec<u32> = (0..BATCH).map(|_| rng.below(CLASSES) as u32).collect();
+        plan.input().write(ctx, &input);
+        Bench {
+            ce: CrossEntropy::new(BATCH, CLASSES),
+            labels_buffer: GpuBuffer::from_slice(ctx, "labels", &labels),
+            records: GpuBuffer::zeros(ctx, "loss records", BATCH * ROW_STATS),
+            stats: GpuBuffer::zeros(ctx, "loss stats", ROW_STATS),
+            model,
+            plan,
+            input,
+            labels,
+        }
+    }
+
+    fn params(&self) -> Vec<Vec<f32>> {
+        let ctx = gpu();
+        self.model
+            .params
+            .iter()
+            .map(|p| p.value.read(ctx).expect("readback"))
+            .collect()
+    }
+
+    /// Forward, loss and backward in one pass, as a training step records them before the
+    /// optimizer.
+    fn gpu_step(&self, seed: u64) -> GpuStep {
+        let ctx = gpu();
+        let inputs = SoftmaxCeInputs {
+            logits: self.plan.logits(),
+            labels: &self.labels_buffer,
+            weight: None,
+        };
+        let loss = [
+            fill(ctx, ROW_STATS, 0.0, &self.stats).expect("fill"),
+            softmax_ce_forward(ctx, &self.ce, &inputs, &self.records).expect("loss"),
+            softmax_ce_accumulate(ctx, BATCH, &self.records, &self.stats).expect("sum"),
+            softmax_ce_backward(ctx, &self.ce, 1.0, &inputs, self.plan.grad_logits())
+                .expect("dlogits"),
+        ];
+        self.plan.prepare_step(ctx, seed);
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.plan.record_forward(&mut pass, true);
+            loss.iter().for_each(|dispatch| dispatch.record(&mut pass));
+            self.plan.record_backward(&mut pass);
+        }
+        ctx.queue.submit([encoder.finish()]);
+        ctx.wait().expect("the step runs");
+        let stats: Vec<f32> = self.stats.read(ctx).expect("readback");
+        GpuStep {
+            logits: self.plan.logits().read(ctx).expect("readback"),
+            loss: stats[0] as f64 / stats[1] as f64,
+            params: self.params(),
+            grads: self
+                .model
+                .params
+                .iter()
+                .map(|p| match &p.grad {
+                    Some(grad) => grad.read(ctx).expect("readback"),
+                    None => Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    fn gpu_eval(&self) -> Vec<f32> {
+        let ctx = gpu();
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.plan.record_forward(&mut pass, false);
+        }
+        ctx.queue.submit([encoder.finish()]);
+        ctx.wait().expect("the forward runs");
+        self.plan.logits().read(ctx).expect("readback")
+    }
+
+    /// One step on both sides from the GPU's current weights; returns the GPU's logits.
+    fn check_step(&self, seed: u64) -> Vec<f32> {
+        let mut params = self.params();
+        let gpu = self.gpu_step(seed);
+        let cpu = self
+            .model
+            .cpu_step(&mut params, &self.input, &self.labels, &self.ce, seed)
+            .expect("the CPU step runs");
+        let name = &self.model.name;
+        assert_relative(
+            &format!("{name} logits"),
+            &gpu.logits,
+            &cpu.logits,
+            magnitude(&cpu.logits),
+        );
+        let loss_error = (gpu.loss - cpu.loss).abs() / cpu.loss;
+        assert!(
+            loss_error <= TOLERANCE,
+            "{name} loss: GPU {} vs CPU {} (relative error {loss_error:.2e})",
+            gpu.loss,
+            cpu.loss
+        );
+        for (i, param) in self.model.params.iter().enumerate() {
+            // The running statistics moved on both sides; the other tensors did not move.
+            assert_relative(
+                &param.name,
+                &gpu.params[i],
+                &params[i],
+                magnitude(&params[i]),
+            );
+            if param.spec.trainable {
+                let layer_scale = self.layer_gradient_scale(&cpu.param_grads, &param.name);
+                assert_relative(
+                    &format!("{name} d{}", param.name),
+                    &gpu.grads[i],
+                    &cpu.param_grads[i],
+                    layer_scale,
+                );
+            }
+        }
+        gpu.logits
+    }
+
+    /// The largest gradient of any tensor of `name`'s layer. A gradient's rounding error
+    /// comes from the dL/d(output) its layer receives, whatever the gradient's own size: the
+    /// bias of a layer followed by batch norm has an exact gradient of 0 (batch norm's input
+    /// gradient sums to 0 over the batch), so it is held to its layer's scale, not its own.
+    fn layer_gradient_scale(&self, grads: &[Vec<f32>], name: &str) -> f64 {
+        let layer = |name: &str| name.rsplit_once('.').map(|(layer, _)| layer.to_string());
+        self.model
+            .params
+            .iter()
+            .zip(grads)
+            .filter(|(p, _)| layer(&p.name) == layer(name))
+            .map(|(_, grad)| magnitude(grad))
+            .fold(0.0, f64::max)
+    }
+
+    /// The evaluation forward on both sides from the GPU's current weights.
+    fn check_eval(&self) {
+        let mut params = self.params();
+        let cpu = self
+            .model
+            .cpu_forward(&mut params, &self.input, false, 0)
+            .expect("the CPU forward runs");
+        let name = &self.model.name;
+        let logits = self.gpu_eval();
+        assert_relative(
+            &format!("{name} eval logits"),
+            &logits,
+            &cpu,
+            magnitude(&cpu),
+        );
+    }
+}
+
+fn magnitude(values: &[f32]) -> f64 {
+    values.iter().fold(0.0, |m, &v| m.max(v.abs() as f64))
+}
+
+/// |got − want| ≤ [`TOLERANCE`]·scale everywhere (see the module comment), naming the worst
+/// element.
+fn assert_relative(what: &str, got: &[f32], want: &[f32], scale: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = (0, 0.0f64);
+    for (i, (&got, &want)) in got.iter().zip(want).enumerate() {
+        let error = (got as f64 - want as f64).abs();
+        if error > worst.1 || error.is_nan() {
+            worst = (i, error);
+        }
+    }
+    let (i, error) = worst;
+    assert!(
+        error <= TOLERANCE * scale,
+        "{what}: element {i} is {} on the GPU but {} on the CPU (error {error:.3e}, {:.1}× the \
+         tolerance {:.3e})",
+        got[i],
+        want[i],
+        error / (TOLERANCE * scale),
+        TOLERANCE * scale
+    );
+}
+
+#[test]
+fn softmax_step_and_eval_match_the_cpu_graph() {
+    let bench = Bench::new(ModelKind::Softmax, &Architecture::default());
+    bench.check_step(1);
+    bench.check_eval();
+}
+
+#[test]
+fn mlp_step_and_eval_match_the_cpu_graph() {
+    let bench = Bench::new(ModelKind::Mlp, &Architecture::default());
+    bench.check_step(1);
+    bench.check_eval();
+}
+
+#[test]
+fn narrow_cnn_step_and_eval_match_the_cpu_graph() {
+    let bench = Bench::new(ModelKind::Cnn, &narrow());
+    bench.check_step(1);
+    bench.check_eval();
+}
+
+/// A new step seed draws new dropout masks, the same ones on both sides: each step matches
+/// the CPU, and the two steps' logits differ by far more than the tolerance.
+#[test]
+fn dropout_masks_follow_the_step_seed_on_both_sides() {
+    let bench = Bench::new(ModelKind::Mlp, &Architecture::default());
+    let first = bench.check_step(1);
+    let second = bench.check_step(2);
+    let change: Vec<f32> = first.iter().zip(&second).map(|(a, b)| a - b).collect();
+    assert!(
+        magnitude(&change) > 100.0 * TOLERANCE * magnitude(&first),
+        "the logits barely moved ({:.2e}) when the step seed changed",
+        magnitude(&change)
+    );
+}
