@@ -8,7 +8,7 @@ use fer::gpu::{GpuContext, GpuOptions};
 use fer::nn::models::{build, Architecture, ModelKind};
 use fer::train::checkpoint::{self, CheckpointError};
 use fer::train::optimizer::{Optimizer, OptimizerKind, OptimizerSettings};
-use fer::train::runner::{EpochSettings, Runner};
+use fer::train::runner::{EpochSettings, RunError, Runner};
 use indicatif::ProgressBar;
 
 fn gpu() -> GpuContext {
@@ -171,4 +171,65 @@ fn a_wrong_checkpoint_is_refused_with_the_tensor_named() {
     assert!(matches!(error, CheckpointError::Format { .. }), "{error}");
     let error = checkpoint::load(&ctx, &softmax, &temp_path("absent.safetensors")).unwrap_err();
     assert!(matches!(error, CheckpointError::Read { .. }), "{error}");
+}
+
+#[test]
+fn one_step_lowers_the_loss_on_its_batch() {
+    let ctx = gpu();
+    let (train, _) = faces(16);
+    let model = build(&ctx, ModelKind::Softmax, &Architecture::default(), 2)
+        .unwrap()
+        .unwrap();
+    let sgd = OptimizerSettings {
+        kind: OptimizerKind::Sgd,
+        lr: 0.01,
+        ..adam(0.0)
+    };
+    let mut optimizer = Optimizer::new(&ctx, &model, &sgd).unwrap();
+    let mut runner = Runner::new(&ctx, &model, 0.0).unwrap();
+    let hidden = ProgressBar::hidden();
+    // One batch holds the whole set, so each epoch's loss is measured before its one update.
+    let before = runner
+        .train_epoch(&train, &mut optimizer, 1, &epochs(16), &hidden)
+        .unwrap();
+    let after = runner
+        .train_epoch(&train, &mut optimizer, 2, &epochs(16), &hidden)
+        .unwrap();
+    assert!(
+        after.loss < before.loss,
+        "loss {} → {}",
+        before.loss,
+        after.loss
+    );
+}
+
+#[test]
+fn a_diverging_run_stops_with_the_step() {
+    let ctx = gpu();
+    let (train, _) = faces(32);
+    let model = build(&ctx, ModelKind::Softmax, &Architecture::default(), 2)
+        .unwrap()
+        .unwrap();
+    let reckless = OptimizerSettings {
+        kind: OptimizerKind::Sgd,
+        lr: f64::MAX,
+        ..adam(0.0)
+    };
+    let mut optimizer = Optimizer::new(&ctx, &model, &reckless).unwrap();
+    let mut runner = Runner::new(&ctx, &model, 0.0).unwrap();
+    let error = (1..=5)
+        .find_map(|epoch| {
+            runner
+                .train_epoch(
+                    &train,
+                    &mut optimizer,
+                    epoch,
+                    &epochs(8),
+                    &ProgressBar::hidden(),
+                )
+                .err()
+        })
+        .expect("an infinite learning rate (as f32) diverges");
+    assert!(matches!(error, RunError::Diverged { .. }), "{error}");
+    assert!(error.to_string().contains("by step"), "{error}");
 }
