@@ -104,16 +104,18 @@ pub fn train(
     command: &str,
 ) -> anyhow::Result<Trained> {
     let started = Instant::now();
+    // The baseline only counts classes: one pass, whatever --epochs says.
+    let epochs = if settings.model == ModelKind::Baseline { 1 } else { settings.epochs };
     eprintln!(
         "training {} for {} epochs on {} images (batch {}) on {}",
         settings.model.name(),
-        settings.epochs,
+        epochs,
         splits.train.len(),
         settings.epoch.batch_size,
         ctx.summary().name
     );
     let trained = session::train(ctx, &splits.train, &splits.val, settings, |record| {
-        println!("{}", epoch_line(record, settings.epochs));
+        println!("{}", epoch_line(record, epochs));
     })?;
     let seconds = started.elapsed().as_secs_f64();
     let confusion = confusion(&splits.val, &trained.val_predictions)?;
