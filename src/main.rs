@@ -21,6 +21,9 @@ struct Cli {
     /// Use the adapter whose name contains this text (also FER_ADAPTER).
     #[arg(long, global = true)]
     adapter: Option<String>,
+    /// Don't time kernel variants on this adapter; use the usual choice for its kind.
+    #[arg(long, global = true)]
+    no_autotune: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -196,6 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut options = GpuOptions::from_env()?;
     options.backend = cli.backend.or(options.backend);
     options.adapter = cli.adapter.or(options.adapter);
+    options.autotune = !cli.no_autotune;
     match cli.command {
         Command::Info { json } => {
             let ctx = GpuContext::new(&options)?;

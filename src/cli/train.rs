@@ -105,7 +105,11 @@ pub fn train(
 ) -> anyhow::Result<Trained> {
     let started = Instant::now();
     // The baseline only counts classes: one pass, whatever --epochs says.
-    let epochs = if settings.model == ModelKind::Baseline { 1 } else { settings.epochs };
+    let epochs = if settings.model == ModelKind::Baseline {
+        1
+    } else {
+        settings.epochs
+    };
     eprintln!(
         "training {} for {} epochs on {} images (batch {}) on {}",
         settings.model.name(),

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::error::GpuError;
 use super::pipeline::PipelineCache;
+use super::tuning::Tuning;
 
 /// A graphics API wgpu can drive; `None` in [`GpuOptions`] means "any, best first".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -41,6 +42,11 @@ pub struct GpuOptions {
     pub backend: Option<BackendChoice>,
     /// Case-insensitive substring of the adapter's name.
     pub adapter: Option<String>,
+    /// Time kernel variants per shape on this adapter and remember the fastest
+    /// (`FER_AUTOTUNE=1`; the CLI turns it on unless `--no-autotune`).
+    pub autotune: bool,
+    /// Where autotuned choices persist; default `$XDG_CACHE_HOME/fer/autotune.json`.
+    pub autotune_file: Option<std::path::PathBuf>,
 }
 
 impl GpuOptions {
@@ -52,7 +58,13 @@ impl GpuOptions {
         let adapter = std::env::var("FER_ADAPTER")
             .ok()
             .filter(|s| !s.trim().is_empty());
-        Ok(GpuOptions { backend, adapter })
+        let autotune = std::env::var("FER_AUTOTUNE").is_ok_and(|v| v == "1");
+        Ok(GpuOptions {
+            backend,
+            adapter,
+            autotune,
+            autotune_file: None,
+        })
     }
 }
 
@@ -119,6 +131,7 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     summary: AdapterSummary,
     pub(super) pipelines: PipelineCache,
+    pub(super) tuning: Tuning,
 }
 
 impl GpuContext {
@@ -164,10 +177,11 @@ impl GpuContext {
         }
         adapters.sort_by_key(|a| preference(&a.get_info()));
         let adapter = adapters.swap_remove(0);
-        Self::open(adapter).await
+        let tuning = Tuning::new(options.autotune, options.autotune_file.clone());
+        Self::open(adapter, tuning).await
     }
 
-    async fn open(adapter: wgpu::Adapter) -> Result<Self, GpuError> {
+    async fn open(adapter: wgpu::Adapter, tuning: Tuning) -> Result<Self, GpuError> {
         let info = adapter.get_info();
         let wanted = wgpu::Features::TIMESTAMP_QUERY
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
@@ -208,6 +222,7 @@ impl GpuContext {
             queue,
             summary,
             pipelines: PipelineCache::default(),
+            tuning,
         })
     }
 

@@ -7,6 +7,7 @@ mod dispatch;
 mod error;
 mod pipeline;
 mod timing;
+mod tuning;
 
 pub use buffer::GpuBuffer;
 pub use context::{AdapterSummary, BackendChoice, GpuContext, GpuOptions};

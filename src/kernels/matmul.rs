@@ -1,6 +1,8 @@
 use serde::Serialize;
 
-use crate::gpu::{AdapterSummary, Binding, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
+use crate::gpu::{
+    AdapterSummary, Binding, Dispatch, GpuBuffer, GpuContext, GpuError, GpuTimer, KernelSpec,
+};
 pub use crate::reference::matmul::{Epilogue, MatmulShape};
 use crate::shaders;
 
@@ -33,6 +35,29 @@ impl MatmulVariant {
         }
     }
 
+    /// The variant to use for `shape` on this adapter: measured once when autotuning (see
+    /// [`GpuContext::tuned`]), [`MatmulVariant::preferred`] otherwise.
+    pub fn tuned(ctx: &GpuContext, shape: &MatmulShape) -> Result<Self, GpuError> {
+        let key = format!(
+            "matmul {}x{}x{} batch {}{}{}",
+            shape.m,
+            shape.n,
+            shape.k,
+            shape.batch,
+            if shape.trans_a { " Aᵀ" } else { "" },
+            if shape.trans_b { " Bᵀ" } else { "" }
+        );
+        ctx.tuned(&key, Self::preferred(ctx.summary()), || fastest(ctx, shape))
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            MatmulVariant::Naive => "naive",
+            MatmulVariant::Register => "register",
+            MatmulVariant::Workgroup => "workgroup",
+        }
+    }
+
     fn entry(self) -> &'static str {
         match self {
             MatmulVariant::Naive => "matmul_naive",
@@ -49,6 +74,47 @@ impl MatmulVariant {
             MatmulVariant::Workgroup => (64, 64),
         }
     }
+}
+
+impl std::fmt::Display for MatmulVariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for MatmulVariant {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|variant| variant.name() == name)
+            .ok_or_else(|| format!("unknown matmul variant `{name}`"))
+    }
+}
+
+/// Times every variant on `shape` (after a warm-up run each) and returns the fastest.
+fn fastest(ctx: &GpuContext, shape: &MatmulShape) -> Result<MatmulVariant, GpuError> {
+    let a = GpuBuffer::zeros(ctx, "tuning A", shape.a_len());
+    let b = GpuBuffer::zeros(ctx, "tuning B", shape.b_len());
+    let c = GpuBuffer::zeros(ctx, "tuning C", shape.c_len());
+    let timer = GpuTimer::new(ctx, 3);
+    let mut best = (f64::INFINITY, MatmulVariant::preferred(ctx.summary()));
+    for variant in MatmulVariant::ALL {
+        let operands = MatmulOperands {
+            a: &a,
+            b: &b,
+            bias: None,
+            c: &c,
+        };
+        let dispatch = matmul(ctx, variant, shape, Epilogue::default(), operands)?;
+        let seconds = timer.time(ctx, &[&dispatch; 3])?;
+        let fastest_run = seconds[1..].iter().copied().fold(f64::INFINITY, f64::min);
+        if fastest_run < best.0 {
+            best = (fastest_run, variant);
+        }
+    }
+    Ok(best.1)
 }
 
 #[repr(C)]

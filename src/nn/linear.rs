@@ -63,8 +63,8 @@ impl Layer for Linear {
     fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
         let shapes = self.shapes(io.input_shape[0]);
         let (weight, bias) = (io.params[0], io.params[1]);
-        let variant = MatmulVariant::preferred(ctx.summary());
         let product = |shape: &MatmulShape, operands| {
+            let variant = MatmulVariant::tuned(ctx, shape)?;
             matmul(ctx, variant, shape, Epilogue::default(), operands)
         };
         let forward = product(

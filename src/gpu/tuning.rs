@@ -1,0 +1,88 @@
+//! Per-adapter kernel choices: which variant of a kernel family is fastest for a shape is
+//! measured once on this adapter and remembered, in memory and (when autotuning is on) on disk,
+//! keyed by adapter, driver and shape.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use super::context::{AdapterSummary, GpuContext};
+use super::error::GpuError;
+
+/// Remembered choices, `"<adapter> | <driver> | <key>" → variant name`.
+pub(crate) struct Tuning {
+    /// Where choices persist; `None` when autotuning is off.
+    file: Option<PathBuf>,
+    choices: Mutex<BTreeMap<String, String>>,
+}
+
+impl Tuning {
+    pub(crate) fn new(autotune: bool, file: Option<PathBuf>) -> Self {
+        let file = autotune.then(|| file.unwrap_or_else(cache_file));
+        let choices = file
+            .as_ref()
+            .and_then(|path| std::fs::read(path).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        Tuning {
+            file,
+            choices: Mutex::new(choices),
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/fer/autotune.json`, else `~/.cache/fer/`, else the temp folder.
+fn cache_file() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("fer").join("autotune.json")
+}
+
+fn full_key(adapter: &AdapterSummary, key: &str) -> String {
+    format!("{} | {} | {key}", adapter.name, adapter.driver_info)
+}
+
+impl GpuContext {
+    /// Whether kernel variants are timed on this adapter (`--no-autotune` turns it off).
+    pub fn autotunes(&self) -> bool {
+        self.tuning.file.is_some()
+    }
+
+    /// The variant remembered for `key` on this adapter; else, when autotuning, the one
+    /// `measure` finds fastest (remembered and saved); else `default`.
+    pub fn tuned<T: FromStr + ToString>(
+        &self,
+        key: &str,
+        default: T,
+        measure: impl FnOnce() -> Result<T, GpuError>,
+    ) -> Result<T, GpuError> {
+        let key = full_key(self.summary(), key);
+        let lock = || {
+            self.tuning
+                .choices
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(choice) = lock().get(&key).and_then(|name| name.parse().ok()) {
+            return Ok(choice);
+        }
+        let Some(file) = &self.tuning.file else {
+            return Ok(default);
+        };
+        let choice = measure()?;
+        let snapshot = {
+            let mut choices = lock();
+            choices.insert(key, choice.to_string());
+            serde_json::to_vec_pretty(&*choices).unwrap_or_default()
+        };
+        // A cache that cannot be written only costs a re-measurement next run.
+        if let Some(dir) = file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = crate::fsutil::write_atomically(file, &snapshot);
+        Ok(choice)
+    }
+}

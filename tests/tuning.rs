@@ -1,0 +1,43 @@
+//! Per-adapter kernel choice: measured once, remembered in memory and on disk.
+
+use fer::gpu::{GpuContext, GpuOptions};
+
+#[test]
+fn kernel_choices_are_measured_once_and_remembered_on_disk() {
+    let file = std::env::temp_dir().join(format!("fer-autotune-test-{}.json", std::process::id()));
+    let open = |autotune| {
+        let options = GpuOptions {
+            autotune,
+            autotune_file: Some(file.clone()),
+            ..GpuOptions::from_env().expect("FER_BACKEND")
+        };
+        GpuContext::new(&options).expect("a GPU adapter")
+    };
+    let measured = std::cell::Cell::new(0);
+    let measure = || {
+        measured.set(measured.get() + 1);
+        Ok(7u32)
+    };
+    let off = open(false);
+    assert_eq!(
+        off.tuned("probe", 1u32, measure).unwrap(),
+        1,
+        "no autotune: the default"
+    );
+    assert_eq!(measured.get(), 0);
+
+    let on = open(true);
+    assert_eq!(on.tuned("probe", 1u32, measure).unwrap(), 7);
+    assert_eq!(on.tuned("probe", 1u32, measure).unwrap(), 7);
+    assert_eq!(measured.get(), 1, "measured once per process");
+    let again = open(true);
+    assert_eq!(again.tuned("probe", 1u32, measure).unwrap(), 7);
+    assert_eq!(measured.get(), 1, "remembered on disk across contexts");
+    let _ = std::fs::remove_file(&file);
+
+    // The real family: a matmul shape gets a variant that exists.
+    let shape = fer::kernels::matmul::MatmulShape::new(9, 10, 11);
+    let variant = fer::kernels::matmul::MatmulVariant::tuned(&on, &shape).unwrap();
+    assert!(fer::kernels::matmul::MatmulVariant::ALL.contains(&variant));
+    let _ = std::fs::remove_file(&file);
+}
