@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Loads a fer checkpoint into the equivalent PyTorch module and checks that both predict the
+same class probabilities for every image of a split.
+
+    fer eval --model mlp --checkpoint results/mlp/model.safetensors --data DIR \
+             --split val --predictions fer.csv
+    python3 scripts/pytorch_parity.py --model mlp --checkpoint results/mlp/model.safetensors \
+             --data DIR --split val --predictions fer.csv
+
+Needs torch, safetensors, pillow and numpy. Reads class folders (DIR/<split>/<class>/*); the
+order of images must match fer's (sorted by class, then file name).
+"""
+import argparse
+import csv
+import pathlib
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+from PIL import Image
+from safetensors.torch import load_file
+
+CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+
+
+def softmax_model():
+    class Softmax(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2304, 7)
+
+        def forward(self, x):
+            return self.linear(x.flatten(1))
+
+    return Softmax()
+
+
+def mlp_model(hidden=(128, 64), p=0.3):
+    class Mlp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.bn1 = nn.Linear(2304, hidden[0]), nn.BatchNorm1d(hidden[0])
+            self.fc2, self.bn2 = nn.Linear(hidden[0], hidden[1]), nn.BatchNorm1d(hidden[1])
+            self.fc3 = nn.Linear(hidden[1], 7)
+            self.drop = nn.Dropout(p)
+
+        def forward(self, x):
+            x = self.drop(torch.relu(self.bn1(self.fc1(x.flatten(1)))))
+            x = self.drop(torch.relu(self.bn2(self.fc2(x))))
+            return self.fc3(x)
+
+    return Mlp()
+
+
+def cnn_model(channels=(64, 128, 512, 512), hidden=(256, 512), p=0.25):
+    layers, c, side = [], 1, 48
+    for i, out in enumerate(channels):
+        k, pad = (5, 2) if i == 0 else (3, 1)
+        layers += [nn.Conv2d(c, out, k, padding=pad), nn.BatchNorm2d(out), nn.ReLU(),
+                   nn.MaxPool2d(2, 2), nn.Dropout(p)]
+        c, side = out, side // 2
+    layers.append(nn.Flatten())
+    features = c * side * side
+    for h in hidden:
+        layers += [nn.Linear(features, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(p)]
+        features = h
+    layers.append(nn.Linear(features, 7))
+
+    class Cnn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.network = nn.Sequential(*layers)
+
+        def forward(self, x):
+            return self.network(x)
+
+    return Cnn()
+
+
+def load_split(root, split):
+    images, labels = [], []
+    for label, name in enumerate(CLASSES):
+        folder = next((d for d in (root / split).iterdir() if d.name.lower() == name), None)
+        for path in sorted(folder.iterdir(), key=lambda p: p.name) if folder else []:
+            image = Image.open(path).convert("L").resize((48, 48), Image.BILINEAR)
+            images.append(np.asarray(image, dtype=np.float32))
+            labels.append(label)
+    x = torch.from_numpy(np.stack(images)).unsqueeze(1) / 255.0
+    return (x - 0.5) / 0.5, torch.tensor(labels)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["softmax", "mlp", "cnn"], required=True)
+    parser.add_argument("--checkpoint", type=pathlib.Path, required=True)
+    parser.add_argument("--data", type=pathlib.Path, required=True)
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--predictions", type=pathlib.Path, required=True,
+                        help="the CSV written by `fer eval --predictions`")
+    args = parser.parse_args()
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = {"softmax": softmax_model, "mlp": mlp_model, "cnn": cnn_model}[args.model]()
+    state = load_file(str(args.checkpoint))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # fer does not count batches (PyTorch only uses num_batches_tracked when momentum=None).
+    missing = [m for m in missing if not m.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        sys.exit(f"state_dict mismatch: missing {missing}, unexpected {unexpected}")
+    model.eval()
+
+    x, labels = load_split(args.data, args.split)
+    with torch.no_grad():
+        probabilities = torch.cat([torch.softmax(model(b), 1) for b in x.split(256)])
+    with open(args.predictions) as f:
+        rows = list(csv.DictReader(f))
+    fer_probabilities = torch.tensor([[float(r[f"p_{c}"]) for c in CLASSES] for r in rows])
+    if len(rows) != len(x):
+        sys.exit(f"fer predicted {len(rows)} images, the split has {len(x)}")
+    difference = (probabilities - fer_probabilities).abs().max().item()
+    torch_accuracy = (probabilities.argmax(1) == labels).float().mean().item()
+    agree = (probabilities.argmax(1) == fer_probabilities.argmax(1)).float().mean().item()
+    print(f"images {len(x)}  pytorch accuracy {torch_accuracy:.4f}  "
+          f"same prediction {agree:.4f}  max |Δp| {difference:.2e}")
+    # The two JPEG decoders (image crate, Pillow) may differ by a grey level here and there.
+    sys.exit(0 if difference < 1e-2 and agree > 0.999 else 1)
+
+
+if __name__ == "__main__":
+    main()
