@@ -182,6 +182,42 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// This adapter's attainable f32 FMA GFLOP/s and memory bandwidth (copy and read), the
+    /// yardsticks for "fraction of peak".
+    Peak {
+        /// Size of each bandwidth buffer (default: 256 on a GPU, 128 on a software adapter;
+        /// at most the adapter's storage binding limit).
+        #[arg(long)]
+        buffer_mib: Option<u64>,
+        /// Workgroups of 256 invocations in the FMA kernel (default: 8192 on a GPU, 256 on a
+        /// software adapter).
+        #[arg(long)]
+        fma_workgroups: Option<usize>,
+        /// Timed runs per kernel (default: 20 on a GPU, 5 on a software adapter).
+        #[arg(long)]
+        runs: Option<usize>,
+        /// Print JSON for scripts instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Training and inference images/s of one model, the training step split into forward,
+    /// backward and optimizer GPU time.
+    Step {
+        #[arg(long, value_enum)]
+        model: ModelKind,
+        /// Batch sizes to measure (the study's is 64).
+        #[arg(long, value_delimiter = ',', default_values_t = [64, 128, 256])]
+        batch: Vec<usize>,
+        /// Timed steps per batch size (default: 20 on a GPU, 2 on a software adapter).
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Use the study's cnn even on a software adapter, where it is otherwise scaled down.
+        #[arg(long)]
+        full: bool,
+        /// Print JSON for scripts instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -220,9 +256,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .load()?;
             let mut settings = cli::train::study_settings(args.model, args.seed);
             settings.architecture = args.architecture.architecture()?;
-            let (default_kind, default_lr) = cli::train::default_optimizer(args.model);
-            settings.optimizer.kind = args.optimizer.unwrap_or(default_kind);
-            settings.optimizer.lr = args.lr.unwrap_or(default_lr);
+            settings.optimizer.kind = args.optimizer.unwrap_or(settings.optimizer.kind);
+            settings.optimizer.lr = args.lr.unwrap_or(settings.optimizer.lr);
             settings.optimizer.momentum = args.momentum;
             settings.optimizer.nesterov = args.nesterov;
             settings.optimizer.weight_decay = args.weight_decay;
@@ -291,15 +326,98 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else if report.timing == TimingSource::WallClock {
-                println!(
-                    "(no timestamp queries on this adapter: times are submit-to-finish wall clock)"
-                );
+                println!("{}", timing_note(report.timing));
             } else {
                 println!(
                     "(GPU time from timestamp queries; CPU twin: f64 reference loops, one thread)"
                 );
             }
         }
+        Command::Bench(BenchCommand::Peak {
+            buffer_mib,
+            fma_workgroups,
+            runs,
+            json,
+        }) => {
+            let ctx = GpuContext::new(&options)?;
+            let defaults = bench::peak::PeakSizes::for_adapter(ctx.summary());
+            let sizes = bench::peak::PeakSizes {
+                buffer_bytes: buffer_mib
+                    .map_or(defaults.buffer_bytes, |mib| mib.saturating_mul(1 << 20)),
+                fma_workgroups: fma_workgroups.unwrap_or(defaults.fma_workgroups),
+                runs: runs.unwrap_or(defaults.runs),
+                ..defaults
+            };
+            let report = bench::peak::run(&ctx, &sizes)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{} ({})", ctx.summary().name, ctx.summary().backend);
+                println!("{}", bench::peak::TABLE_HEADER);
+                for measurement in &report.measurements {
+                    println!("{}", bench::peak::table_row(measurement));
+                }
+                println!("{}", timing_note(report.peak.timing));
+            }
+        }
+        Command::Bench(BenchCommand::Step {
+            model,
+            batch,
+            steps,
+            full,
+            json,
+        }) => {
+            let ctx = GpuContext::new(&options)?;
+            let options = bench::step::Options {
+                model,
+                batches: batch,
+                steps,
+                full,
+            };
+            // The header waits for the first row, so a bad option prints only its error.
+            let mut rows = 0;
+            let report = bench::step::run(&ctx, &options, |m| {
+                if json {
+                    return;
+                }
+                if rows == 0 {
+                    println!(
+                        "{} on {} ({})",
+                        model.name(),
+                        ctx.summary().name,
+                        ctx.summary().backend
+                    );
+                    println!("{}", bench::step::TABLE_HEADER);
+                }
+                rows += 1;
+                println!("{}", bench::step::table_row(m));
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "(step and infer: wall clock of one submit + wait; phases: {})",
+                    match report.timing {
+                        TimingSource::Timestamps => "GPU time from timestamp queries",
+                        TimingSource::WallClock =>
+                            "no timestamp queries on this adapter, each dispatch timed alone by the wall clock",
+                    }
+                );
+                if let Some(note) = &report.scaled {
+                    println!("({note})");
+                }
+            }
+        }
     }
     Ok(())
+}
+
+/// Where a bench's kernel times came from, for the line under its table.
+fn timing_note(timing: TimingSource) -> &'static str {
+    match timing {
+        TimingSource::Timestamps => "(GPU time from timestamp queries)",
+        TimingSource::WallClock => {
+            "(no timestamp queries on this adapter: times are submit-to-finish wall clock)"
+        }
+    }
 }

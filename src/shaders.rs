@@ -22,4 +22,5 @@ shaders! {
     SOFTMAX_CE => "softmax_ce",
     ELEMENTWISE => "elementwise",
     OPTIM => "optim",
+    PEAK => "peak",
 }

@@ -53,7 +53,7 @@ fn an_unknown_adapter_is_one_clear_sentence() {
 
 #[test]
 fn bench_matmul_json_reports_every_variant() {
-    let out = fer(&[
+    let json = fer_json(&[
         "bench",
         "matmul",
         "--sizes",
@@ -63,12 +63,6 @@ fn bench_matmul_json_reports_every_variant() {
         "0",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     let rows = json["measurements"]
         .as_array()
         .expect("a list of measurements");
@@ -80,6 +74,72 @@ fn bench_matmul_json_reports_every_variant() {
             "{row}"
         );
     }
+}
+
+/// Runs `fer` with `args`, which must succeed, and parses its stdout as JSON.
+fn fer_json(args: &[&str]) -> serde_json::Value {
+    let out = fer(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("valid JSON")
+}
+
+fn assert_positive(json: &serde_json::Value, fields: &[&str]) {
+    for field in fields {
+        assert!(
+            json[field].as_f64().is_some_and(|value| value > 0.0),
+            "`{field}` is not a positive number in {json}"
+        );
+    }
+}
+
+#[test]
+fn bench_peak_json_reports_flops_and_bandwidth() {
+    let json = fer_json(&[
+        "bench",
+        "peak",
+        "--buffer-mib",
+        "1",
+        "--fma-workgroups",
+        "4",
+        "--runs",
+        "2",
+        "--json",
+    ]);
+    let peak = &json["peak"];
+    assert_positive(peak, &["gflops", "copy_gbs", "read_gbs"]);
+    assert!(peak["timing"].is_string(), "{peak}");
+    let kernels = json["measurements"].as_array().expect("a list of kernels");
+    assert_eq!(kernels.len(), 3, "fma, copy and read");
+}
+
+#[test]
+fn bench_step_json_reports_throughput_and_phases() {
+    let json = fer_json(&[
+        "bench", "step", "--model", "softmax", "--steps", "2", "--json",
+    ]);
+    let rows = json["measurements"]
+        .as_array()
+        .expect("a list of batch sizes");
+    assert_eq!(rows.len(), 3, "the default batch sizes 64, 128 and 256");
+    for row in rows {
+        assert_positive(
+            row,
+            &[
+                "train_images_per_s",
+                "inference_images_per_s",
+                "step_ms",
+                "forward_ms",
+                "backward_ms",
+                "optimizer_ms",
+                "inference_ms",
+            ],
+        );
+    }
+    assert!(json["scaled"].is_null(), "softmax is never scaled down");
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! same run.
 
 pub mod matmul;
+pub mod peak;
+pub mod step;
 
 use std::time::Instant;
 

@@ -12,7 +12,7 @@ use fer::gpu::GpuContext;
 use fer::nn::models::{build, Architecture, ModelKind};
 use fer::report::{write_results, ConfusionMatrix, RunMetrics};
 use fer::train::checkpoint;
-use fer::train::optimizer::{OptimizerKind, OptimizerSettings};
+use fer::train::optimizer::OptimizerSettings;
 use fer::train::runner::{EpochSettings, Runner};
 use fer::train::session::{self, softmax_rows, TrainSettings, Trained};
 
@@ -70,14 +70,6 @@ impl DataSource {
             eprintln!("  warning: {warning}");
         }
         Ok(splits)
-    }
-}
-
-/// The study's recipe for each model, before any CLI override.
-pub fn default_optimizer(model: ModelKind) -> (OptimizerKind, f64) {
-    match model {
-        ModelKind::Softmax => (OptimizerKind::Sgd, 0.01),
-        _ => (OptimizerKind::Adam, 1e-3),
     }
 }
 
@@ -226,17 +218,10 @@ pub fn eval(ctx: &GpuContext, splits: &Splits, request: &EvalRequest) -> anyhow:
 
 /// Settings for one model with the study's defaults.
 pub fn study_settings(model: ModelKind, seed: u64) -> TrainSettings {
-    let (kind, lr) = default_optimizer(model);
     TrainSettings {
         model,
         architecture: Architecture::default(),
-        optimizer: OptimizerSettings {
-            kind,
-            lr,
-            momentum: 0.0,
-            nesterov: false,
-            weight_decay: 0.0,
-        },
+        optimizer: OptimizerSettings::study(model),
         epochs: 10,
         epoch: EpochSettings {
             batch_size: 64,
@@ -262,11 +247,7 @@ impl DemoScale {
         if ctx.summary().is_software() {
             DemoScale {
                 synthetic_train: 2800,
-                architecture: Architecture {
-                    cnn_channels: [16, 32, 64, 64],
-                    cnn_hidden: [64, 64],
-                    ..Architecture::default()
-                },
+                architecture: Architecture::scaled_for_software(),
                 note: Some(
                     "software adapter: cnn scaled to channels 16-32-64-64 and hidden 64-64 \
                      (the study's is 64-128-512-512 and 256-512); run on a GPU for full size",

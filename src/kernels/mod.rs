@@ -6,6 +6,7 @@ pub mod conv2d;
 pub mod elementwise;
 pub mod matmul;
 pub mod optim;
+pub mod peak;
 pub mod pool;
 pub mod reduce;
 pub mod softmax_ce;

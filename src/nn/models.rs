@@ -64,6 +64,18 @@ impl Default for Architecture {
     }
 }
 
+impl Architecture {
+    /// The study's models with a narrower cnn (channels 16-32-64-64, hidden 64-64), for
+    /// software adapters, where the full cnn takes hours an epoch.
+    pub fn scaled_for_software() -> Self {
+        Architecture {
+            cnn_channels: [16, 32, 64, 64],
+            cnn_hidden: [64, 64],
+            ..Architecture::default()
+        }
+    }
+}
+
 type Layers = Vec<(String, Box<dyn Layer>)>;
 
 fn named(name: impl Into<String>, layer: impl Layer + 'static) -> (String, Box<dyn Layer>) {

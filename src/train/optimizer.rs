@@ -8,6 +8,7 @@ use crate::graph::Model;
 use crate::kernels::optim::{
     adam, sgd, AdamBuffers, AdamConfig, AdamGroup, SgdBuffers, SgdConfig, SgdGroup,
 };
+use crate::nn::models::ModelKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -28,6 +29,22 @@ pub struct OptimizerSettings {
 }
 
 impl OptimizerSettings {
+    /// The study's recipe for `model`: SGD at lr 0.01 for softmax, Adam at 0.001 otherwise,
+    /// no momentum or weight decay.
+    pub fn study(model: ModelKind) -> Self {
+        let (kind, lr) = match model {
+            ModelKind::Softmax => (OptimizerKind::Sgd, 0.01),
+            _ => (OptimizerKind::Adam, 1e-3),
+        };
+        OptimizerSettings {
+            kind,
+            lr,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        }
+    }
+
     fn group(&self, ctx: &GpuContext) -> Result<Group, String> {
         match self.kind {
             OptimizerKind::Sgd => {

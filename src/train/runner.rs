@@ -157,6 +157,27 @@ impl<'a> Runner<'a> {
         })
     }
 
+    /// The dispatches of one training step at `batch_size` by phase (for profiling and
+    /// benchmarks).
+    pub fn step_phases<'b>(
+        &'b mut self,
+        batch_size: usize,
+        optimizer: &'b Optimizer,
+    ) -> Result<StepPhases<'b>, RunError> {
+        let batch = self.batch(batch_size)?;
+        let mut backward = vec![
+            &batch.loss_forward,
+            &batch.loss_accumulate,
+            &batch.loss_backward,
+        ];
+        backward.extend(batch.plan.backward_dispatches());
+        Ok(StepPhases {
+            forward: batch.plan.forward_dispatches(true),
+            backward,
+            optimizer: optimizer.dispatches(),
+        })
+    }
+
     /// Every dispatch of one training step at `batch_size`, in recording order: forward, loss
     /// (forward, accumulate, backward), backward, optimizer. For profiling and benchmarks.
     pub fn step_dispatches<'b>(
@@ -164,16 +185,20 @@ impl<'a> Runner<'a> {
         batch_size: usize,
         optimizer: &'b Optimizer,
     ) -> Result<Vec<&'b Dispatch>, RunError> {
-        let batch = self.batch(batch_size)?;
-        let mut dispatches: Vec<&Dispatch> = batch.plan.forward_dispatches(true).iter().collect();
-        dispatches.extend([
-            &batch.loss_forward,
-            &batch.loss_accumulate,
-            &batch.loss_backward,
-        ]);
-        dispatches.extend(batch.plan.backward_dispatches());
-        dispatches.extend(optimizer.dispatches());
-        Ok(dispatches)
+        Ok(self.step_phases(batch_size, optimizer)?.in_order())
+    }
+
+    /// The inference forward pass at `batch_size` (dropout off, batch norm on running
+    /// statistics), for benchmarks.
+    pub fn inference_dispatches(&mut self, batch_size: usize) -> Result<&[Dispatch], RunError> {
+        Ok(self.batch(batch_size)?.plan.forward_dispatches(false))
+    }
+
+    /// Uploads the images and labels at `indices` as the batch of their size, for benchmarks
+    /// that then run [`Runner::step_phases`] or [`Runner::inference_dispatches`] on it.
+    pub fn load_batch(&mut self, data: &Dataset, indices: &[usize]) -> Result<(), RunError> {
+        self.upload(data, indices, None)?;
+        Ok(())
     }
 
     /// One epoch of training over `data` in a seeded shuffle.
@@ -257,6 +282,25 @@ impl<'a> Runner<'a> {
             totals: self.read_totals()?,
             logits: all_logits.read(self.ctx)?,
         })
+    }
+}
+
+/// One training step's dispatches, each phase in recording order.
+pub struct StepPhases<'a> {
+    pub forward: &'a [Dispatch],
+    /// The loss (forward, accumulate, backward), then the model's backward pass.
+    pub backward: Vec<&'a Dispatch>,
+    pub optimizer: &'a [Dispatch],
+}
+
+impl<'a> StepPhases<'a> {
+    /// All of them in the order a training step records them.
+    pub fn in_order(&self) -> Vec<&'a Dispatch> {
+        self.forward
+            .iter()
+            .chain(self.backward.iter().copied())
+            .chain(self.optimizer)
+            .collect()
     }
 }
 
