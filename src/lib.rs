@@ -8,6 +8,7 @@ pub mod gpu;
 pub mod graph;
 pub mod kernels;
 pub mod nn;
+pub mod profile;
 pub mod reference;
 pub mod report;
 pub mod rng;

@@ -52,6 +52,33 @@ enum Command {
     /// Measure kernel throughput on this adapter.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Time every kernel of a training step: GPU time, share, GFLOP/s and GB/s per kernel.
+    Profile(ProfileArgs),
+}
+
+#[derive(Args)]
+struct ProfileArgs {
+    #[arg(long, value_enum)]
+    model: ModelKind,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Steps to profile after the warm-up.
+    #[arg(long, default_value_t = 3)]
+    steps: usize,
+    /// Training steps before profiling (pipelines compile, caches settle).
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Profile the study's full-size cnn even on a software adapter.
+    #[arg(long)]
+    full: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print JSON for scripts instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Also write a Chrome / Perfetto trace of the profiled steps to this file.
+    #[arg(long)]
+    trace: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -294,6 +321,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     split: &args.split,
                     batch_size: args.batch_size.max(1),
                     predictions: args.predictions.as_deref(),
+                },
+            )?;
+        }
+        Command::Profile(args) => {
+            let ctx = GpuContext::new(&options)?;
+            cli::profile::profile(
+                &ctx,
+                &cli::profile::ProfileRequest {
+                    model: args.model,
+                    batch: args.batch,
+                    warmup: args.warmup,
+                    steps: args.steps,
+                    full: args.full,
+                    seed: args.seed,
+                    json: args.json,
+                    trace: args.trace,
                 },
             )?;
         }

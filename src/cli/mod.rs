@@ -1,4 +1,5 @@
 //! What the commands do beyond parsing: load data, run the library, print for people and
 //! write for scripts.
 
+pub mod profile;
 pub mod train;

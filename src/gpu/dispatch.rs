@@ -1,12 +1,29 @@
 use std::sync::Arc;
 
 use bytemuck::Pod;
+use serde::Serialize;
 use wgpu::util::DeviceExt;
 
 use super::buffer::GpuBuffer;
 use super::context::GpuContext;
 use super::error::GpuError;
 use super::pipeline::Kernel;
+
+/// The least work a kernel launch must do: its arithmetic, and the bytes it must move (every
+/// input read once, every output written once). Rates against it say how close a kernel gets
+/// to the adapter's peak, whatever its real traffic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Cost {
+    pub flops: f64,
+    pub bytes: f64,
+}
+
+impl Cost {
+    /// Bytes of `elements` f32 or u32 values.
+    pub fn words(elements: usize) -> f64 {
+        4.0 * elements as f64
+    }
+}
 
 /// One kernel launch, ready to record: pipeline, bind group and grid are fixed when it is
 /// built, so recording it each step costs nothing but the command itself.
@@ -19,6 +36,7 @@ pub struct Dispatch {
     bind_group: wgpu::BindGroup,
     params: wgpu::Buffer,
     workgroups: [u32; 3],
+    cost: Option<Cost>,
 }
 
 impl Dispatch {
@@ -59,7 +77,20 @@ impl Dispatch {
             bind_group,
             params,
             workgroups,
+            cost: None,
         }
+    }
+
+    /// Attaches the launch's [`Cost`], which the profiler turns into GFLOP/s and GB/s.
+    pub fn with_cost(self, cost: Cost) -> Self {
+        Dispatch {
+            cost: Some(cost),
+            ..self
+        }
+    }
+
+    pub fn cost(&self) -> Option<Cost> {
+        self.cost
     }
 
     /// Replaces the kernel's `Params` (a new dropout seed, an optimizer's step number) for the

@@ -2,7 +2,9 @@
 //! semantics (`torch.nn.BatchNorm1d` / `BatchNorm2d`); the CPU twins in
 //! [`crate::reference::batchnorm`] specify what each kernel computes.
 
-use crate::gpu::{workgroups_1d, Binding, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
+use crate::gpu::{
+    workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
+};
 pub use crate::reference::batchnorm::{BatchNormConfig, BatchNormShape};
 use crate::shaders;
 
@@ -45,9 +47,29 @@ impl Params {
     }
 }
 
+/// Flops per element: the mean (1) and variance (3) of the batch statistics, the normalise and
+/// affine (4); the backward's two sums (4) and dx (5).
+const TRAIN_FORWARD_FLOPS: f64 = 8.0;
+const EVAL_FORWARD_FLOPS: f64 = 4.0;
+const BACKWARD_FLOPS: f64 = 9.0;
+
+/// Every element of the `[N, C, S]` tensors read or written once, plus the per-channel vectors.
+fn cost(
+    shape: &BatchNormShape,
+    flops_per_element: f64,
+    full_tensors: usize,
+    channel_vectors: usize,
+) -> Cost {
+    Cost {
+        flops: flops_per_element * shape.len() as f64,
+        bytes: Cost::words(full_tensors * shape.len() + channel_vectors * shape.channels),
+    }
+}
+
 fn kernel_dispatch(
     ctx: &GpuContext,
     entry: &'static str,
+    cost: Cost,
     params: &Params,
     read_only: &[&GpuBuffer],
     read_write: &[&GpuBuffer],
@@ -63,7 +85,7 @@ fn kernel_dispatch(
         constants: &[],
     })?;
     let buffers: Vec<&GpuBuffer> = read_only.iter().chain(read_write).copied().collect();
-    Ok(Dispatch::new(ctx, &kernel, params, &buffers, workgroups))
+    Ok(Dispatch::new(ctx, &kernel, params, &buffers, workgroups).with_cost(cost))
 }
 
 fn assert_len(what: &str, buffer: &GpuBuffer, len: usize, shape: &BatchNormShape) {
@@ -126,6 +148,8 @@ pub fn train_forward(
     kernel_dispatch(
         ctx,
         "batchnorm_train_forward",
+        // x, y; gamma, beta, saved mean and invstd, running mean and var (read and written).
+        cost(shape, TRAIN_FORWARD_FLOPS, 2, 8),
         &params,
         &[x, gamma, beta],
         &[y, saved_mean, saved_invstd, running_mean, running_var],
@@ -174,6 +198,8 @@ pub fn eval_forward(
     kernel_dispatch(
         ctx,
         "batchnorm_eval_forward",
+        // x, y; gamma, beta, running mean and var.
+        cost(shape, EVAL_FORWARD_FLOPS, 2, 4),
         &params,
         &[x, gamma, beta, running_mean, running_var],
         &[y],
@@ -227,6 +253,8 @@ pub fn backward(
     kernel_dispatch(
         ctx,
         "batchnorm_backward",
+        // x, dy, dx; saved mean and invstd, gamma, dgamma, dbeta.
+        cost(shape, BACKWARD_FLOPS, 3, 5),
         &params,
         &[x, dy, saved_mean, saved_invstd, gamma],
         &[dx, dgamma, dbeta],

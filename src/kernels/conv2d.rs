@@ -1,7 +1,7 @@
 //! Host side of `shaders/conv2d.wgsl`: forward, grad-input and grad-weight share one implicit
 //! GEMM kernel specialised by its MODE constant; grad-bias is a [`channel_sum`].
 
-use crate::gpu::{Binding, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
+use crate::gpu::{Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
 use crate::reference::conv2d::bias_view;
 pub use crate::reference::conv2d::Conv2dShape;
 use crate::shaders;
@@ -230,6 +230,14 @@ impl Gemm<'_> {
             k: k as u32,
             _pad: [0; 3],
         };
+        // Each pass is the same number of multiply-adds; accumulating reads C as well.
+        let c_passes = if self.accumulate { 2 } else { 1 };
+        let cost = Cost {
+            flops: shape.flops(),
+            bytes: Cost::words(
+                a_len + b_len + c_passes * c_len + self.bias.map_or(0, |_| shape.out_channels),
+            ),
+        };
         let no_bias;
         let bias = match self.bias {
             Some(bias) => bias,
@@ -244,6 +252,7 @@ impl Gemm<'_> {
             &params,
             &[self.a, self.b, bias, self.c],
             grid.map(|g| g as u32),
-        ))
+        )
+        .with_cost(cost))
     }
 }

@@ -1,7 +1,9 @@
 //! Host side of `shaders/elementwise.wgsl`: relu, dropout, add, scale, fill and axpy over the
 //! first `n` elements of their buffers, one invocation per element.
 
-use crate::gpu::{workgroups_1d, Binding, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
+use crate::gpu::{
+    workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
+};
 pub use crate::reference::elementwise::Dropout;
 use crate::shaders;
 
@@ -19,11 +21,21 @@ struct Params {
     _pad: [u32; 3],
 }
 
-/// One elementwise launch: `inputs` are read-only, `outputs` read-write, bound in that order.
+/// The cost of one element: `flops` and the f32 values read plus written for it.
+fn per_element(flops: f64, values_moved: usize) -> Cost {
+    Cost {
+        flops,
+        bytes: Cost::words(values_moved),
+    }
+}
+
+/// One elementwise launch: `inputs` are read-only, `outputs` read-write, bound in that order;
+/// `element` is the cost of one of the `n` elements.
 fn launch(
     ctx: &GpuContext,
     entry: &'static str,
     n: usize,
+    element: Cost,
     params: Params,
     inputs: &[&GpuBuffer],
     outputs: &[&GpuBuffer],
@@ -56,7 +68,11 @@ fn launch(
         &params,
         &buffers,
         workgroups_1d(n.div_ceil(WORKGROUP)),
-    ))
+    )
+    .with_cost(Cost {
+        flops: element.flops * n as f64,
+        bytes: element.bytes * n as f64,
+    }))
 }
 
 /// `y = relu(x)` (`torch.relu`).
@@ -66,7 +82,15 @@ pub fn relu(
     x: &GpuBuffer,
     y: &GpuBuffer,
 ) -> Result<Dispatch, GpuError> {
-    launch(ctx, "relu", n, Params::default(), &[x], &[y])
+    launch(
+        ctx,
+        "relu",
+        n,
+        per_element(1.0, 2),
+        Params::default(),
+        &[x],
+        &[y],
+    )
 }
 
 /// `dx = x > 0 ? dy : 0` (PyTorch's `threshold_backward`, gradient 0 at x = 0).
@@ -77,7 +101,15 @@ pub fn relu_backward(
     dy: &GpuBuffer,
     dx: &GpuBuffer,
 ) -> Result<Dispatch, GpuError> {
-    launch(ctx, "relu_backward", n, Params::default(), &[x, dy], &[dx])
+    launch(
+        ctx,
+        "relu_backward",
+        n,
+        per_element(1.0, 3),
+        Params::default(),
+        &[x, dy],
+        &[dx],
+    )
 }
 
 /// `y = dropout(x)` in training mode, mask drawn from `(dropout.seed, i)` as
@@ -90,7 +122,16 @@ pub fn dropout(
     x: &GpuBuffer,
     y: &GpuBuffer,
 ) -> Result<Dispatch, GpuError> {
-    launch(ctx, "dropout", n, dropout_params(n, dropout), &[x], &[y])
+    // The mask's hash is integer work; the float work is one multiply.
+    launch(
+        ctx,
+        "dropout",
+        n,
+        per_element(1.0, 2),
+        dropout_params(n, dropout),
+        &[x],
+        &[y],
+    )
 }
 
 /// Points a dispatch made by [`dropout`] at another mask (a new step's seed) in place.
@@ -117,7 +158,15 @@ pub fn add(
     y: &GpuBuffer,
     z: &GpuBuffer,
 ) -> Result<Dispatch, GpuError> {
-    launch(ctx, "add", n, Params::default(), &[x, y], &[z])
+    launch(
+        ctx,
+        "add",
+        n,
+        per_element(1.0, 3),
+        Params::default(),
+        &[x, y],
+        &[z],
+    )
 }
 
 /// `x = a·x`, in place.
@@ -126,7 +175,7 @@ pub fn scale(ctx: &GpuContext, n: usize, a: f32, x: &GpuBuffer) -> Result<Dispat
         a,
         ..Params::default()
     };
-    launch(ctx, "scale", n, params, &[], &[x])
+    launch(ctx, "scale", n, per_element(1.0, 2), params, &[], &[x])
 }
 
 /// `x = value` everywhere (e.g. zeroing the loss statistics at the start of an epoch).
@@ -135,7 +184,7 @@ pub fn fill(ctx: &GpuContext, n: usize, value: f32, x: &GpuBuffer) -> Result<Dis
         a: value,
         ..Params::default()
     };
-    launch(ctx, "fill", n, params, &[], &[x])
+    launch(ctx, "fill", n, per_element(0.0, 1), params, &[], &[x])
 }
 
 /// `y = a·x + y` (e.g. summing gradients that meet at a branch).
@@ -150,5 +199,5 @@ pub fn axpy(
         a,
         ..Params::default()
     };
-    launch(ctx, "axpy", n, params, &[x], &[y])
+    launch(ctx, "axpy", n, per_element(2.0, 3), params, &[x], &[y])
 }

@@ -1,7 +1,7 @@
 use serde::Serialize;
 
 use crate::gpu::{
-    AdapterSummary, Binding, Dispatch, GpuBuffer, GpuContext, GpuError, GpuTimer, KernelSpec,
+    AdapterSummary, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, GpuTimer, KernelSpec,
 };
 pub use crate::reference::matmul::{Epilogue, MatmulShape};
 use crate::shaders;
@@ -209,6 +209,14 @@ pub fn matmul(
         vec4_b: (row_b % 4 == 0 && stride_b % 4 == 0) as u32,
         _pad: [0; 3],
     };
+    // Accumulating reads C as well as writing it.
+    let c_passes = if epilogue.accumulate { 2 } else { 1 };
+    let cost = Cost {
+        flops: shape.flops(),
+        bytes: Cost::words(
+            shape.a_len() + shape.b_len() + c_passes * shape.c_len() + bias.map_or(0, |_| shape.n),
+        ),
+    };
     let no_bias;
     let bias = match bias {
         Some(bias) => bias,
@@ -223,11 +231,5 @@ pub fn matmul(
         shape.m.div_ceil(tile_m) as u32,
         shape.batch as u32,
     ];
-    Ok(Dispatch::new(
-        ctx,
-        &kernel,
-        &params,
-        &[a, b, bias, c],
-        workgroups,
-    ))
+    Ok(Dispatch::new(ctx, &kernel, &params, &[a, b, bias, c], workgroups).with_cost(cost))
 }

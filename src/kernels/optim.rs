@@ -8,7 +8,9 @@
 //! `capturable=False`) and rounded once to f32: an f32 `pow` on the GPU would lose ~1e-4 of
 //! 1 − β2^t to cancellation at β2 = 0.999, and WGSL's `pow` has no accuracy guarantee at all.
 
-use crate::gpu::{workgroups_1d, Binding, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
+use crate::gpu::{
+    workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
+};
 pub use crate::reference::optim::{AdamConfig, SgdConfig};
 use crate::shaders;
 
@@ -148,7 +150,23 @@ pub fn sgd(ctx: &GpuContext, group: &SgdGroup, buffers: SgdBuffers) -> Result<Di
         &params,
         &[&group.hyper, param, grad, momentum_buffer],
         workgroups_1d(n.div_ceil(WORKGROUP)),
-    ))
+    )
+    .with_cost(sgd_cost(n, config)))
+}
+
+/// Per element: weight decay 2, momentum 3 (+2 for Nesterov), the step 2; the parameter (and
+/// momentum buffer) read and written, the gradient read.
+fn sgd_cost(n: usize, config: &SgdConfig) -> Cost {
+    let momentum = config.momentum != 0.0;
+    let flops = 2.0
+        + if config.weight_decay != 0.0 { 2.0 } else { 0.0 }
+        + if momentum { 3.0 } else { 0.0 }
+        + if config.nesterov { 2.0 } else { 0.0 };
+    let values_moved = if momentum { 5 } else { 3 };
+    Cost {
+        flops: flops * n as f64,
+        bytes: Cost::words(values_moved * n),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,5 +298,11 @@ pub fn adam(
         &params,
         &[&group.hyper, param, grad, exp_avg, exp_avg_sq],
         workgroups_1d(n.div_ceil(WORKGROUP)),
-    ))
+    )
+    .with_cost(Cost {
+        // Weight decay 2, first moment 3, second moment 4, the step 6.
+        flops: 15.0 * n as f64,
+        // param, grad, exp_avg, exp_avg_sq read; param and both moments written.
+        bytes: Cost::words(7 * n),
+    }))
 }

@@ -1,7 +1,9 @@
 //! Host side of `shaders/pool.wgsl`: max pooling with argmax indices and global average
 //! pooling, forward and backward. Semantics are those of the twins in `reference::pool`.
 
-use crate::gpu::{workgroups_1d, Binding, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
+use crate::gpu::{
+    workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
+};
 pub use crate::reference::pool::{GlobalPoolShape, Pool2dShape};
 use crate::shaders;
 
@@ -86,7 +88,12 @@ pub fn max_pool2d(
         &Params::max_pool(shape),
         &[x, y, indices],
         workgroups_1d(shape.output_len().div_ceil(64)),
-    ))
+    )
+    .with_cost(Cost {
+        // One comparison per window tap.
+        flops: (shape.output_len() * shape.kernel * shape.kernel) as f64,
+        bytes: Cost::words(shape.input_len() + 2 * shape.output_len()),
+    }))
 }
 
 /// `dx` (overwritten) from `dy` and the forward's `indices`. Non-overlapping windows
@@ -127,7 +134,12 @@ pub fn max_pool2d_backward(
         &Params::max_pool(shape),
         &[dy, indices, dx],
         workgroups_1d(shape.input_len().div_ceil(64)),
-    ))
+    )
+    .with_cost(Cost {
+        // A scatter: data movement only.
+        flops: 0.0,
+        bytes: Cost::words(2 * shape.output_len() + shape.input_len()),
+    }))
 }
 
 /// `y[n·C + c]` = mean of plane (n, c) of `x`.
@@ -167,7 +179,11 @@ pub fn global_avg_pool(
         &Params::global(shape),
         &[x, y],
         workgroups_1d(workgroups),
-    ))
+    )
+    .with_cost(Cost {
+        flops: shape.input_len() as f64,
+        bytes: Cost::words(shape.input_len() + shape.planes()),
+    }))
 }
 
 /// `dx` (overwritten) = `dy[n·C + c] / (height·width)` over each plane.
@@ -197,5 +213,9 @@ pub fn global_avg_pool_backward(
         &Params::global(shape),
         &[dy, dx],
         workgroups_1d(shape.input_len().div_ceil(256)),
-    ))
+    )
+    .with_cost(Cost {
+        flops: shape.input_len() as f64,
+        bytes: Cost::words(shape.planes() + shape.input_len()),
+    }))
 }

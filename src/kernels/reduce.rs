@@ -1,4 +1,6 @@
-use crate::gpu::{workgroups_1d, Binding, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
+use crate::gpu::{
+    workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
+};
 pub use crate::reference::reduce::ChannelSumShape;
 use crate::shaders;
 
@@ -47,5 +49,9 @@ pub fn channel_sum(
         &params,
         &[x, out],
         workgroups_1d(shape.channels),
-    ))
+    )
+    .with_cost(Cost {
+        flops: shape.input_len() as f64,
+        bytes: Cost::words(shape.input_len() + shape.channels * (1 + accumulate as usize)),
+    }))
 }

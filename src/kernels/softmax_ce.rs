@@ -3,7 +3,9 @@
 //! forward → accumulate → backward with no readback; the stats buffer is read once per epoch
 //! (zero it with [`fill`](crate::kernels::elementwise::fill)).
 
-use crate::gpu::{workgroups_1d, Binding, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec};
+use crate::gpu::{
+    workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
+};
 pub use crate::reference::softmax_ce::{CrossEntropy, ROW_STATS};
 use crate::shaders;
 
@@ -26,6 +28,11 @@ pub struct SoftmaxCeInputs<'a> {
     pub labels: &'a GpuBuffer,
     pub weight: Option<&'a GpuBuffer>,
 }
+
+/// Flops per logit of the log-softmax: the max, the shifted exponential and its sum (a few for
+/// the exp, counted as 4 in all); the backward adds the probability and its difference.
+const FORWARD_FLOPS_PER_LOGIT: f64 = 4.0;
+const BACKWARD_FLOPS_PER_LOGIT: f64 = 6.0;
 
 /// One invocation per row, writing `output` (the forward's records or the backward's dlogits).
 fn per_row(
@@ -90,6 +97,21 @@ fn per_row(
     ))
 }
 
+/// What a per-row kernel reads (logits, labels, the class weight) and writes (`output_len`).
+fn per_row_cost(
+    ce: &CrossEntropy,
+    inputs: &SoftmaxCeInputs,
+    flops_per_logit: f64,
+    output_len: usize,
+) -> Cost {
+    Cost {
+        flops: flops_per_logit * ce.logits_len() as f64,
+        bytes: Cost::words(
+            ce.logits_len() + ce.rows + inputs.weight.map_or(0, |_| ce.classes) + output_len,
+        ),
+    }
+}
+
 /// Writes each row's record `[l_i, w[y_i], correct, 1]` into `records` (`[rows, ROW_STATS]`);
 /// see [`crate::reference::softmax_ce`] for `l_i`. `correct` is `argmax == label`, ties going
 /// to the first maximum as `torch.argmax`.
@@ -103,7 +125,8 @@ pub fn softmax_ce_forward(
         records.len() >= ce.row_stats_len(),
         "softmax_ce_forward: records too small for {ce:?}"
     );
-    per_row(ctx, "softmax_ce_forward", ce, 1.0, inputs, records)
+    let cost = per_row_cost(ce, inputs, FORWARD_FLOPS_PER_LOGIT, ce.row_stats_len());
+    per_row(ctx, "softmax_ce_forward", ce, 1.0, inputs, records).map(|d| d.with_cost(cost))
 }
 
 /// Adds the column sums of `rows` records into `stats` = `[loss_sum, weight_sum,
@@ -136,13 +159,13 @@ pub fn softmax_ce_accumulate(
         label_smoothing: 0.0,
         scale: 0.0,
     };
-    Ok(Dispatch::new(
-        ctx,
-        &kernel,
-        &params,
-        &[records, stats],
-        [1, 1, 1],
-    ))
+    Ok(
+        Dispatch::new(ctx, &kernel, &params, &[records, stats], [1, 1, 1]).with_cost(Cost {
+            flops: (rows * ROW_STATS) as f64,
+            // The records, then the stats read and written back.
+            bytes: Cost::words(rows * ROW_STATS + 2 * ROW_STATS),
+        }),
+    )
 }
 
 /// Writes `scale · ∂loss/∂logits` of this batch's mean loss into `dlogits` (`[rows, classes]`),
@@ -159,5 +182,6 @@ pub fn softmax_ce_backward(
         dlogits.len() >= ce.logits_len(),
         "softmax_ce_backward: dlogits too small for {ce:?}"
     );
-    per_row(ctx, "softmax_ce_backward", ce, scale, inputs, dlogits)
+    let cost = per_row_cost(ce, inputs, BACKWARD_FLOPS_PER_LOGIT, ce.logits_len());
+    per_row(ctx, "softmax_ce_backward", ce, scale, inputs, dlogits).map(|d| d.with_cost(cost))
 }

@@ -1,0 +1,176 @@
+//! `fer profile`: where a training step's GPU time goes, kernel by kernel.
+//!
+//! Each profiled step runs its dispatches in recording order (forward, loss, backward,
+//! optimizer), each in its own compute pass between timestamp writes, so data dependencies hold
+//! and every kernel gets its own GPU time. The same steps are then run as training runs them,
+//! one pass and one submit, and timed by the wall clock: the gap between the two is what
+//! submitting, waiting and the driver add on top of the kernels.
+
+mod aggregate;
+mod report;
+mod trace;
+
+pub use aggregate::{by_label, KernelStats, PeakFigures};
+pub use report::table;
+pub use trace::{chrome_trace, write_trace};
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use crate::bench::{median, wall_seconds};
+use crate::data::synthetic::{generate, SplitSizes};
+use crate::gpu::{AdapterSummary, Cost, GpuContext, GpuError, GpuTimer, TimingSource};
+use crate::graph::GraphError;
+use crate::nn::models::{build, Architecture, ModelKind};
+use crate::train::optimizer::{Optimizer, OptimizerError, OptimizerSettings};
+use crate::train::runner::{EpochSettings, RunError, Runner};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("the {} model runs no GPU kernels, so there is nothing to profile", .0.name())]
+    NoKernels(ModelKind),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    Optimizer(#[from] OptimizerError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+}
+
+/// What to profile and for how long.
+#[derive(Clone, Debug)]
+pub struct ProfileSettings {
+    pub model: ModelKind,
+    pub architecture: Architecture,
+    pub optimizer: OptimizerSettings,
+    pub batch: usize,
+    /// Training steps run before timing: they compile every pipeline and fill the input.
+    pub warmup_steps: usize,
+    pub steps: usize,
+    pub seed: u64,
+}
+
+/// One dispatch of one profiled step, as the GPU ran it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TimedDispatch {
+    pub label: String,
+    pub seconds: f64,
+    pub cost: Option<Cost>,
+}
+
+/// A whole step: the kernels' GPU time against the wall time of the step run as training runs
+/// it (one pass, one submit, then a wait).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct StepTimes {
+    /// Mean over the profiled steps of the sum of their kernels' times.
+    pub gpu_ms: f64,
+    /// Median wall time of one step, submit to finish.
+    pub wall_ms: f64,
+    /// wall_ms / gpu_ms.
+    pub overhead: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Profile {
+    pub adapter: AdapterSummary,
+    pub model: ModelKind,
+    pub architecture: Architecture,
+    pub batch: usize,
+    pub warmup_steps: usize,
+    pub steps: usize,
+    pub timing: TimingSource,
+    pub peak: Option<PeakFigures>,
+    pub step: StepTimes,
+    /// Sorted by GPU time per step, largest first.
+    pub kernels: Vec<KernelStats>,
+    /// Every profiled step's dispatches in the order they ran (for the trace).
+    #[serde(skip)]
+    pub timeline: Vec<Vec<TimedDispatch>>,
+}
+
+/// Trains `settings.model` on synthetic faces for the warm-up steps, then profiles
+/// `settings.steps` steps; `peak` (the adapter's measured peak) turns rates into percentages.
+pub fn run(
+    ctx: &GpuContext,
+    settings: &ProfileSettings,
+    peak: Option<PeakFigures>,
+) -> Result<Profile, ProfileError> {
+    let batch = settings.batch.max(1);
+    let steps = settings.steps.max(1);
+    // At least one warm-up step: it uploads the batch the profiled steps then reuse.
+    let warmup_steps = settings.warmup_steps.max(1);
+    let model = build(ctx, settings.model, &settings.architecture, settings.seed)?
+        .ok_or(ProfileError::NoKernels(settings.model))?;
+    let mut optimizer = Optimizer::new(ctx, &model, &settings.optimizer)?;
+    let mut runner = Runner::new(ctx, &model, 0.0)?;
+    let sizes = SplitSizes {
+        train: batch * warmup_steps,
+        val: 0,
+        test: 0,
+    };
+    let warmup = EpochSettings {
+        batch_size: batch,
+        seed: settings.seed,
+        flip: false,
+        readback_every: warmup_steps,
+    };
+    runner.train_epoch(
+        &generate(settings.seed, sizes).train,
+        &mut optimizer,
+        0,
+        &warmup,
+        &ProgressBar::hidden(),
+    )?;
+
+    let dispatch_count = runner.step_dispatches(batch, &optimizer)?.len();
+    let timer = GpuTimer::new(ctx, dispatch_count as u32);
+    let mut timeline = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        optimizer.prepare_step(ctx);
+        let dispatches = runner.step_dispatches(batch, &optimizer)?;
+        let seconds = timer.time(ctx, &dispatches)?;
+        timeline.push(
+            dispatches
+                .iter()
+                .zip(seconds)
+                .map(|(dispatch, seconds)| TimedDispatch {
+                    label: dispatch.label().to_string(),
+                    seconds,
+                    cost: dispatch.cost(),
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+
+    let mut wall = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        optimizer.prepare_step(ctx);
+        let dispatches = runner.step_dispatches(batch, &optimizer)?;
+        let mut ran = Ok(());
+        wall.push(wall_seconds(|| ran = ctx.run(dispatches.iter().copied())));
+        ran?;
+    }
+
+    let gpu_seconds: f64 = timeline.iter().flatten().map(|d| d.seconds).sum();
+    let gpu_ms = gpu_seconds / steps as f64 * 1e3;
+    let wall_ms = median(&wall) * 1e3;
+    Ok(Profile {
+        adapter: ctx.summary().clone(),
+        model: settings.model,
+        architecture: settings.architecture.clone(),
+        batch,
+        warmup_steps,
+        steps,
+        timing: timer.source(),
+        peak,
+        step: StepTimes {
+            gpu_ms,
+            wall_ms,
+            overhead: wall_ms / gpu_ms,
+        },
+        kernels: by_label(&timeline, peak),
+        timeline,
+    })
+}
