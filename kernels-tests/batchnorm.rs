@@ -44,7 +44,8 @@ fn shape(batch: usize, channels: usize, spatial: usize) -> BatchNormShape {
 const SHAPES: &[(usize, usize, usize)] = &[
     (1, 3, 35),   // batch 1, a 5×7 image per channel
     (2, 7, 1),    // the smallest 1-d batch
-    (3, 1, 300),  // one channel, m = 900 > 256: each invocation sums several values
+    (3, 1, 300),  // one channel, m = 900: a 16-wide workgroup, each invocation sums 57 values
+    (9, 2, 1000), // m = 9000: the full 256-wide workgroup (see kernels::reduction_width)
     (64, 128, 1), // BatchNorm1d after a Linear layer of 128
     (4, 8, 144),  // BatchNorm2d on [4, 8, 12, 12]
     (5, 7, 35),   // nothing a multiple of anything

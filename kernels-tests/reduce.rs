@@ -1,12 +1,14 @@
 //! reduce: channel_sum against its twin on degenerate and large views, with and without
 //! accumulation.
 //!
-//! Tolerance: each of the 256 invocations adds its ⌈count/256⌉ elements in sequence, the tree
-//! adds 8 levels, ACCUMULATE one more term; so every element passes through at most
-//! ⌈count/256⌉ + 9 rounded additions and |gpu − exact| ≤ γ_{⌈count/256⌉+9}·Σ|terms|
-//! (Higham §4.2: the bound of a summation tree is γ of its depth). Σ|terms| is the twin on |x|.
+//! Tolerance: each of the T invocations (T = `reduction_width(count)`, a power of two) adds its
+//! ⌈count/T⌉ elements in sequence, the tree adds log₂T levels, ACCUMULATE one more term; so
+//! every element passes through at most ⌈count/T⌉ + log₂T + 1 rounded additions and
+//! |gpu − exact| ≤ γ_{that depth}·Σ|terms| (Higham §4.2: the bound of a summation tree is γ of
+//! its depth). Σ|terms| is the twin on |x|.
 
 use fer::kernels::reduce::{channel_sum, ChannelSumShape};
+use fer::kernels::reduction_width;
 use fer::reference;
 
 use crate::common::*;
@@ -29,7 +31,8 @@ fn check(outer: usize, channels: usize, inner: usize, accumulate: bool) {
     reference::reduce::channel_sum(&shape, &x, accumulate, &mut want);
     let mut magnitude = abs(&old);
     reference::reduce::channel_sum(&shape, &abs(&x), accumulate, &mut magnitude);
-    let depth = shape.count().div_ceil(256) + 9;
+    let threads = reduction_width(shape.count()) as usize;
+    let depth = shape.count().div_ceil(threads) + threads.ilog2() as usize + 1;
     let tolerance: Vec<f64> = magnitude.iter().map(|&m| gamma(depth) * m as f64).collect();
 
     let out = upload(&old);
@@ -72,4 +75,6 @@ fn channel_sum_conv_bias_views() {
 fn channel_sum_accumulates() {
     check(4, 9, 33, true);
     check(6, 2, 1, true);
+    // Enough per channel for a full 256-wide workgroup.
+    check(3, 2, 3000, true);
 }

@@ -1,7 +1,7 @@
 // Batch normalisation over the view [N, C, S] (PyTorch's BatchNorm1d on [N, F] with S = 1,
 // BatchNorm2d on [N, C, H, W] with S = H·W); statistics per channel over m = N·S values.
 //
-//   batchnorm_train_forward  one workgroup per channel: mean, biased variance (two passes),
+//   batchnorm_train_forward  one workgroup (WG invocations) per channel: mean, biased variance (two passes),
 //                            y, saved mean/invstd and the running statistics, in one dispatch.
 //   batchnorm_eval_forward   elementwise, with the running statistics.
 //   batchnorm_backward       one workgroup per channel: dβ = Σdy and dγ = Σdy·x̂, then dx.
@@ -22,7 +22,11 @@ struct Params {
     _pad: u32,
 }
 
-const WG: u32 = 256u;
+// Invocations per workgroup of the per-channel reductions: a power of two up to 256, chosen by
+// the host (kernels::reduction_width) so small channels don't pay for 256 invocations' barriers.
+override WG: u32 = 256u;
+// The elementwise evaluation pass's workgroup size (the host's grid assumes it).
+const EVAL_WG: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -61,7 +65,7 @@ fn workgroup_sum(lid: u32, value: vec2<f32>) -> vec2<f32> {
 @group(0) @binding(7) var<storage, read_write> tf_running_mean: array<f32>;
 @group(0) @binding(8) var<storage, read_write> tf_running_var: array<f32>;
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(WG, 1, 1)
 fn batchnorm_train_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -113,13 +117,13 @@ fn batchnorm_train_forward(
 @group(0) @binding(5) var<storage, read> ef_running_var: array<f32>;
 @group(0) @binding(6) var<storage, read_write> ef_y: array<f32>;
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(EVAL_WG, 1, 1)
 fn batchnorm_eval_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let o = (wid.x + wid.y * nwg.x) * WG + lid;
+    let o = (wid.x + wid.y * nwg.x) * EVAL_WG + lid;
     if o >= p.batch * p.channels * p.spatial {
         return;
     }
@@ -140,7 +144,7 @@ fn batchnorm_eval_forward(
 @group(0) @binding(7) var<storage, read_write> bw_dgamma: array<f32>;
 @group(0) @binding(8) var<storage, read_write> bw_dbeta: array<f32>;
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(WG, 1, 1)
 fn batchnorm_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,

@@ -1,7 +1,8 @@
 // out[c] (+)= Σ_{o, i} x[o, c, i]   for x viewed as [outer, channels, inner] row-major
 //
-// One workgroup per channel: 256 invocations each sum a strided share of the channel's
-// outer·inner elements in f32, then a tree in workgroup memory adds the 256 partial sums.
+// One workgroup per channel: THREADS invocations (a power of two, up to 256, fewer for small
+// channels) each sum a strided share of the channel's outer·inner elements in f32, then a tree
+// in workgroup memory adds the partial sums.
 // This is the bias gradient of Linear ([batch, features, 1]) and of Conv2d ([N, O, H·W]).
 // ACCUMULATE adds to out's old value (gradient accumulation across micro-batches).
 
@@ -18,11 +19,11 @@ override ACCUMULATE: bool = false;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-const THREADS: u32 = 256u;
+override THREADS: u32 = 256u; // a power of two
 
 var<workgroup> partial: array<f32, THREADS>;
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(THREADS, 1, 1)
 fn channel_sum(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,

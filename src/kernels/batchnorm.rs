@@ -82,7 +82,7 @@ fn kernel_dispatch(
         shader: &shaders::BATCHNORM,
         entry,
         bindings: &bindings,
-        constants: &[],
+        constants: &[("WG", super::reduction_width(params.count as usize) as f64)],
     })?;
     let buffers: Vec<&GpuBuffer> = read_only.iter().chain(read_write).copied().collect();
     Ok(Dispatch::new(ctx, &kernel, params, &buffers, workgroups).with_cost(cost))

@@ -10,3 +10,12 @@ pub mod peak;
 pub mod pool;
 pub mod reduce;
 pub mod softmax_ce;
+
+/// Invocations per workgroup for a reduction over `count` values per workgroup: a power of two
+/// leaving each invocation at least 32 values, at most 256. Small reductions (a Linear layer's
+/// batch of 64) then take a few invocations and barriers instead of 256, which matters most on
+/// CPU adapters, where a barrier costs more than the additions it separates.
+pub fn reduction_width(count: usize) -> u32 {
+    let wanted = (count / 32).clamp(1, 256);
+    1 << wanted.ilog2()
+}

@@ -35,7 +35,13 @@ pub fn channel_sum(
         shader: &shaders::REDUCE,
         entry: "channel_sum",
         bindings: &[Binding::Uniform, Binding::ReadOnly, Binding::ReadWrite],
-        constants: &[("ACCUMULATE", if accumulate { 1.0 } else { 0.0 })],
+        constants: &[
+            ("ACCUMULATE", if accumulate { 1.0 } else { 0.0 }),
+            (
+                "THREADS",
+                super::reduction_width(shape.outer * shape.inner) as f64,
+            ),
+        ],
     })?;
     let params = Params {
         outer: shape.outer as u32,
