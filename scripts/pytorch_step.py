@@ -22,8 +22,9 @@ import torch
 from fer_models import cnn_model, mlp_model, softmax_model
 
 
-def fer_step(binary, model, batch, full):
-    command = [binary, "bench", "step", "--model", model, "--batch", str(batch), "--json"]
+def fer_step(binary, model, batch, steps, full):
+    command = [binary, "bench", "step", "--model", model, "--batch", str(batch),
+               "--steps", str(steps), "--json"]
     if full:
         command.append("--full")
     report = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
@@ -67,12 +68,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=["softmax", "mlp", "cnn"], required=True)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps, on both sides")
     parser.add_argument("--full", action="store_true", help="the study's cnn, even on a CPU adapter")
     parser.add_argument("--fer", default=os.path.join("target", "release", "fer"))
     args = parser.parse_args()
 
-    report, fer_ms = fer_step(args.fer, args.model, args.batch, args.full)
+    report, fer_ms = fer_step(args.fer, args.model, args.batch, args.steps, args.full)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch_ms = torch_step_ms(args.model, report["architecture"], args.batch, device, args.steps)
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
