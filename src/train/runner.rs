@@ -216,6 +216,7 @@ impl<'a> Runner<'a> {
         let mut in_flight = InFlight::default();
         for (i, indices) in chunks.iter().enumerate() {
             let flip = settings.flip.then_some(settings.seed);
+            // Distinct per run and per step; each dropout layer mixes in its index.
             let step_seed = Rng::new(settings.seed ^ 0x5EED).next_u64() ^ self.steps;
             let ctx = self.ctx;
             let batch = self.upload(data, indices, flip)?;
