@@ -171,7 +171,7 @@ fn the_cli_prints_a_profile_as_json_and_refuses_the_baseline() {
     let out = fer(&["profile", "--model", "baseline"]);
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains("nothing to profile"), "{text}");
+    assert!(text.contains("runs no GPU kernels"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
 }
 

@@ -13,26 +13,10 @@ use serde::Serialize;
 use super::{median, wall_seconds};
 use crate::data::synthetic::{generate, SplitSizes};
 use crate::gpu::{AdapterSummary, Dispatch, GpuContext, GpuError, GpuTimer, TimingSource};
-use crate::graph::GraphError;
 use crate::nn::models::{build, Architecture, ModelKind};
-use crate::train::optimizer::{Optimizer, OptimizerError, OptimizerKind, OptimizerSettings};
-use crate::train::runner::{RunError, Runner};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StepBenchError {
-    #[error("the baseline has no GPU model to benchmark: pick softmax, mlp or cnn")]
-    NoGpuModel,
-    #[error("batch sizes must be positive")]
-    EmptyBatch,
-    #[error(transparent)]
-    Graph(#[from] GraphError),
-    #[error(transparent)]
-    Optimizer(#[from] OptimizerError),
-    #[error(transparent)]
-    Run(#[from] RunError),
-    #[error(transparent)]
-    Gpu(#[from] GpuError),
-}
+use crate::train::optimizer::{Optimizer, OptimizerKind, OptimizerSettings};
+use crate::train::runner::Runner;
+use crate::train::session::TrainError;
 
 pub struct Options {
     pub model: ModelKind,
@@ -78,9 +62,9 @@ pub fn run(
     ctx: &GpuContext,
     options: &Options,
     mut progress: impl FnMut(&Measurement),
-) -> Result<Report, StepBenchError> {
+) -> Result<Report, TrainError> {
     if options.batches.contains(&0) {
-        return Err(StepBenchError::EmptyBatch);
+        return Err(TrainError::EmptyBatch);
     }
     let software = ctx.summary().is_software();
     let scale_down = software && !options.full && options.model == ModelKind::Cnn;
@@ -99,7 +83,8 @@ pub fn run(
         .steps
         .unwrap_or(if software { 2 } else { 20 })
         .max(1);
-    let model = build(ctx, options.model, &architecture, 0)?.ok_or(StepBenchError::NoGpuModel)?;
+    let model = build(ctx, options.model, &architecture, 0)?
+        .ok_or(TrainError::NoGpuModel(options.model))?;
     let settings = OptimizerSettings::study(options.model);
     let mut optimizer = Optimizer::new(ctx, &model, &settings)?;
     // Step 1 rather than 0, so Adam's bias correction divides by a non-zero number.

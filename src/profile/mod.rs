@@ -19,25 +19,11 @@ use serde::Serialize;
 
 use crate::bench::{median, wall_seconds};
 use crate::data::synthetic::{generate, SplitSizes};
-use crate::gpu::{AdapterSummary, Cost, GpuContext, GpuError, GpuTimer, TimingSource};
-use crate::graph::GraphError;
+use crate::gpu::{AdapterSummary, Cost, GpuContext, GpuTimer, TimingSource};
 use crate::nn::models::{build, Architecture, ModelKind};
-use crate::train::optimizer::{Optimizer, OptimizerError, OptimizerSettings};
-use crate::train::runner::{EpochSettings, RunError, Runner};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProfileError {
-    #[error("the {} model runs no GPU kernels, so there is nothing to profile", .0.name())]
-    NoKernels(ModelKind),
-    #[error(transparent)]
-    Graph(#[from] GraphError),
-    #[error(transparent)]
-    Optimizer(#[from] OptimizerError),
-    #[error(transparent)]
-    Run(#[from] RunError),
-    #[error(transparent)]
-    Gpu(#[from] GpuError),
-}
+use crate::train::optimizer::{Optimizer, OptimizerSettings};
+use crate::train::runner::{EpochSettings, Runner};
+use crate::train::session::TrainError;
 
 /// What to profile and for how long.
 #[derive(Clone, Debug)]
@@ -96,13 +82,13 @@ pub fn run(
     ctx: &GpuContext,
     settings: &ProfileSettings,
     peak: Option<PeakFigures>,
-) -> Result<Profile, ProfileError> {
+) -> Result<Profile, TrainError> {
     let batch = settings.batch.max(1);
     let steps = settings.steps.max(1);
     // At least one warm-up step: it uploads the batch the profiled steps then reuse.
     let warmup_steps = settings.warmup_steps.max(1);
     let model = build(ctx, settings.model, &settings.architecture, settings.seed)?
-        .ok_or(ProfileError::NoKernels(settings.model))?;
+        .ok_or(TrainError::NoGpuModel(settings.model))?;
     let mut optimizer = Optimizer::new(ctx, &model, &settings.optimizer)?;
     let mut runner = Runner::new(ctx, &model, 0.0)?;
     let sizes = SplitSizes {

@@ -29,16 +29,24 @@ pub struct TrainSettings {
     pub progress: bool,
 }
 
+/// What stops a model from training, or from being benchmarked or profiled: the request, its
+/// shapes, its optimizer, or the GPU.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
+    #[error("the training split is empty")]
+    NoTrainingData,
+    #[error("the {} model runs no GPU kernels: pick softmax, mlp or cnn", .0.name())]
+    NoGpuModel(ModelKind),
+    #[error("batch sizes must be positive")]
+    EmptyBatch,
     #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
     Optimizer(#[from] OptimizerError),
     #[error(transparent)]
     Graph(#[from] crate::graph::GraphError),
-    #[error("the training split is empty")]
-    NoTrainingData,
+    #[error(transparent)]
+    Gpu(#[from] crate::gpu::GpuError),
 }
 
 /// A finished run: the model (none for the baseline), its history, and the final validation
