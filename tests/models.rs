@@ -61,3 +61,18 @@ fn mlp_and_softmax_use_the_studys_names() {
         .expect("builds")
         .is_none());
 }
+
+#[test]
+fn a_batch_too_large_for_the_adapter_is_refused_with_the_layer_named() {
+    let ctx = gpu();
+    let softmax = build(&ctx, ModelKind::Softmax, &Architecture::default(), 0)
+        .expect("builds")
+        .expect("a GPU model");
+    // 2^26 images of 2304 floats: 576 GiB, beyond any adapter's binding limit.
+    let error = softmax.plan(&ctx, 1 << 26).err().expect("refused");
+    let text = error.to_string();
+    assert!(
+        text.contains("`input`") && text.contains("smaller batch size"),
+        "{text}"
+    );
+}

@@ -11,6 +11,17 @@ pub enum GraphError {
         got: Vec<usize>,
         why: String,
     },
+    #[error(
+        "layer `{layer}` ({kind}) needs a buffer of {mib} MiB for its output {shape:?}, more \
+         than the {limit_mib} MiB this adapter can bind: use a smaller batch size"
+    )]
+    TooLarge {
+        layer: String,
+        kind: String,
+        shape: Vec<usize>,
+        mib: u64,
+        limit_mib: u64,
+    },
     #[error(transparent)]
     Gpu(#[from] GpuError),
 }

@@ -88,6 +88,29 @@ impl Model {
     pub fn plan(&self, ctx: &GpuContext, batch: usize) -> Result<Plan, GraphError> {
         let shapes = self.shapes(batch)?;
         let len = |shape: &Vec<usize>| shape.iter().product::<usize>();
+        // Refuse here, with the layer named, what the device would refuse with a panic.
+        let adapter = ctx.summary();
+        let limit = adapter
+            .max_storage_binding_bytes
+            .min(adapter.max_buffer_bytes);
+        let producers = std::iter::once(("input".to_string(), "the batch of images".to_string()))
+            .chain(
+                self.nodes
+                    .iter()
+                    .map(|node| (node.name.clone(), node.layer.kind())),
+            );
+        for ((layer, kind), shape) in producers.zip(&shapes) {
+            let bytes = (len(shape) * 4) as u64;
+            if bytes > limit {
+                return Err(GraphError::TooLarge {
+                    layer,
+                    kind,
+                    shape: shape.clone(),
+                    mib: bytes.div_ceil(1 << 20),
+                    limit_mib: limit >> 20,
+                });
+            }
+        }
         // Activation i is the input of node i; a reshape's output aliases its input.
         let mut slot_of = vec![0usize; shapes.len()];
         let mut activations = vec![GpuBuffer::zeros(ctx, "input", len(&shapes[0]))];
