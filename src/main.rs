@@ -10,6 +10,7 @@ use fer::gpu::{BackendChoice, GpuContext, GpuOptions, TimingSource};
 use fer::kernels::matmul::MatmulVariant;
 use fer::nn::models::{Architecture, ModelKind};
 use fer::train::optimizer::OptimizerKind;
+use fer::train::session::TrainSettings;
 
 /// fer: train facial-expression models on any GPU (Vulkan, Metal, DX12, GL) through wgpu.
 #[derive(Parser)]
@@ -281,7 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 seed: args.seed,
             }
             .load()?;
-            let mut settings = cli::train::study_settings(args.model, args.seed);
+            let mut settings = TrainSettings::study(args.model, args.seed);
             settings.architecture = args.architecture.architecture()?;
             settings.optimizer.kind = args.optimizer.unwrap_or(settings.optimizer.kind);
             settings.optimizer.lr = args.lr.unwrap_or(settings.optimizer.lr);

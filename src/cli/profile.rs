@@ -9,7 +9,9 @@ use fer::gpu::GpuContext;
 use fer::nn::models::{Architecture, ModelKind};
 use fer::profile::{self, PeakFigures, ProfileSettings};
 
-use super::train::{study_settings, DemoScale};
+use fer::train::optimizer::OptimizerSettings;
+
+use super::train::DemoScale;
 
 pub struct ProfileRequest {
     pub model: ModelKind,
@@ -36,7 +38,7 @@ pub fn profile(ctx: &GpuContext, request: &ProfileRequest) -> anyhow::Result<()>
     let settings = ProfileSettings {
         model: request.model,
         architecture,
-        optimizer: study_settings(request.model, request.seed).optimizer,
+        optimizer: OptimizerSettings::study(request.model),
         batch: request.batch,
         warmup_steps: request.warmup,
         steps: request.steps,

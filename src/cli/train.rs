@@ -12,8 +12,7 @@ use fer::gpu::GpuContext;
 use fer::nn::models::{build, Architecture, ModelKind};
 use fer::report::{write_results, ConfusionMatrix, RunMetrics};
 use fer::train::checkpoint;
-use fer::train::optimizer::OptimizerSettings;
-use fer::train::runner::{EpochSettings, Runner};
+use fer::train::runner::Runner;
 use fer::train::session::{self, softmax_rows, TrainSettings, Trained};
 
 /// Where the images come from: a dataset path, or the built-in synthetic faces.
@@ -216,24 +215,6 @@ pub fn eval(ctx: &GpuContext, splits: &Splits, request: &EvalRequest) -> anyhow:
     Ok(evaluation.totals.accuracy)
 }
 
-/// Settings for one model with the study's defaults.
-pub fn study_settings(model: ModelKind, seed: u64) -> TrainSettings {
-    TrainSettings {
-        model,
-        architecture: Architecture::default(),
-        optimizer: OptimizerSettings::study(model),
-        epochs: 10,
-        epoch: EpochSettings {
-            batch_size: 64,
-            seed,
-            flip: false,
-            readback_every: 20,
-        },
-        label_smoothing: 0.0,
-        progress: true,
-    }
-}
-
 /// How `fer demo` sizes itself: full size on a real GPU; on a software adapter a smaller
 /// synthetic set and a narrower cnn, so all four models finish in minutes on a laptop CPU.
 pub struct DemoScale {
@@ -277,7 +258,7 @@ pub fn demo(ctx: &GpuContext, seed: u64, epochs: usize, results: &Path) -> anyho
     .load()?;
     let mut rows = Vec::new();
     for model in ModelKind::ALL {
-        let mut settings = study_settings(model, seed);
+        let mut settings = TrainSettings::study(model, seed);
         settings.architecture = scale.architecture.clone();
         settings.epochs = epochs;
         let started = Instant::now();

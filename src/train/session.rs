@@ -29,6 +29,27 @@ pub struct TrainSettings {
     pub progress: bool,
 }
 
+impl TrainSettings {
+    /// The study's recipe for `model`: 10 epochs at batch 64, SGD lr 0.01 for softmax and Adam
+    /// lr 1e-3 otherwise, no augmentation or smoothing.
+    pub fn study(model: ModelKind, seed: u64) -> Self {
+        TrainSettings {
+            model,
+            architecture: Architecture::default(),
+            optimizer: OptimizerSettings::study(model),
+            epochs: 10,
+            epoch: EpochSettings {
+                batch_size: 64,
+                seed,
+                flip: false,
+                readback_every: 20,
+            },
+            label_smoothing: 0.0,
+            progress: true,
+        }
+    }
+}
+
 /// What stops a model from training, or from being benchmarked or profiled: the request, its
 /// shapes, its optimizer, or the GPU.
 #[derive(Debug, thiserror::Error)]
