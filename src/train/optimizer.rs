@@ -46,6 +46,10 @@ impl OptimizerSettings {
     }
 
     fn group(&self, ctx: &GpuContext) -> Result<Group, String> {
+        // torch.optim raises the same for a negative or NaN learning rate.
+        if self.lr.is_nan() || self.lr < 0.0 {
+            return Err(format!("invalid learning rate: {}", self.lr));
+        }
         match self.kind {
             OptimizerKind::Sgd => {
                 let config = SgdConfig {
