@@ -22,6 +22,10 @@ struct Params {
 
 // Set when kernel > stride, so an input element can lie in several windows.
 override OVERLAPPING: bool = true;
+// Window size and stride as pipeline constants: the divisions by the stride in the backward
+// gather become shifts for the usual stride 2.
+override KERNEL: u32 = 2u;
+override STRIDE: u32 = 2u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -56,14 +60,14 @@ fn max_pool2d(
     let oy = (out % out_plane_len) / p.out_width;
     let ox = out % p.out_width;
     let base = plane * p.height * p.width;
-    let y0 = oy * p.stride;
-    let x0 = ox * p.stride;
+    let y0 = oy * STRIDE;
+    let x0 = ox * STRIDE;
     // PyTorch's rule, `val > maxval || isnan(val)`: the first of tied maxima wins, and a NaN
     // beats everything, the last NaN in window order winning.
     var best_index = y0 * p.width + x0;
     var best = pool_x[base + best_index];
-    for (var iy = y0; iy < y0 + p.kernel; iy++) {
-        for (var ix = x0; ix < x0 + p.kernel; ix++) {
+    for (var iy = y0; iy < y0 + KERNEL; iy++) {
+        for (var ix = x0; ix < x0 + KERNEL; ix++) {
             let index = iy * p.width + ix;
             let v = pool_x[base + index];
             if is_nan(v) || (v > best && !is_nan(best)) {
@@ -102,8 +106,8 @@ fn max_pool2d_backward(
     // A window's argmax lies inside it, so matching the index also proves containment.
     if !OVERLAPPING {
         // kernel ≤ stride: window (iy / s, ix / s) is the only candidate.
-        let oy = iy / p.stride;
-        let ox = ix / p.stride;
+        let oy = iy / STRIDE;
+        let ox = ix / STRIDE;
         var grad = 0.0;
         if oy < p.out_height && ox < p.out_width {
             let out = out_base + oy * p.out_width + ox;
@@ -116,15 +120,15 @@ fn max_pool2d_backward(
     }
     // Windows oy with oy·s ≤ iy < oy·s + k, clipped to the output.
     var oy_first = 0u;
-    if iy >= p.kernel {
-        oy_first = (iy - p.kernel) / p.stride + 1u;
+    if iy >= KERNEL {
+        oy_first = (iy - KERNEL) / STRIDE + 1u;
     }
     var ox_first = 0u;
-    if ix >= p.kernel {
-        ox_first = (ix - p.kernel) / p.stride + 1u;
+    if ix >= KERNEL {
+        ox_first = (ix - KERNEL) / STRIDE + 1u;
     }
-    let oy_last = min(iy / p.stride, p.out_height - 1u);
-    let ox_last = min(ix / p.stride, p.out_width - 1u);
+    let oy_last = min(iy / STRIDE, p.out_height - 1u);
+    let ox_last = min(ix / STRIDE, p.out_width - 1u);
     var grad = 0.0;
     for (var oy = oy_first; oy <= oy_last; oy++) {
         for (var ox = ox_first; ox <= ox_last; ox++) {

@@ -80,7 +80,10 @@ pub fn max_pool2d(
             Binding::ReadWrite,
             Binding::ReadWrite,
         ],
-        constants: &[],
+        constants: &[
+            ("KERNEL", shape.kernel as f64),
+            ("STRIDE", shape.stride as f64),
+        ],
     })?;
     Ok(Dispatch::new(
         ctx,
@@ -126,7 +129,11 @@ pub fn max_pool2d_backward(
             Binding::ReadOnly,
             Binding::ReadWrite,
         ],
-        constants: &[("OVERLAPPING", if shape.overlapping() { 1.0 } else { 0.0 })],
+        constants: &[
+            ("OVERLAPPING", if shape.overlapping() { 1.0 } else { 0.0 }),
+            ("KERNEL", shape.kernel as f64),
+            ("STRIDE", shape.stride as f64),
+        ],
     })?;
     Ok(Dispatch::new(
         ctx,
