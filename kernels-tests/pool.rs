@@ -49,6 +49,7 @@ fn max_pool_shapes() -> Vec<Pool2dShape> {
         pool(2, 3, 10, 8, 2, 3),
         pool(1, 4, 7, 6, 3, 3),
         pool(2, 5, 48, 48, 2, 2),
+        pool(1, 2, 9, 6, 3, 3), // 3×3 windows tiling the input: the per-window scatter
     ]
 }
 

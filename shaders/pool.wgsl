@@ -141,6 +141,34 @@ fn max_pool2d_backward(
     unpool_dx[i] = grad;
 }
 
+// When the windows tile the input exactly (kernel = stride, sizes divisible by it: the models'
+// case), one invocation per window writes its kernel² gradients: a quarter of the gather's
+// index arithmetic and reads for 2×2 windows, and every dx element is still written once.
+@compute @workgroup_size(64)
+fn max_pool2d_backward_tiled(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let out = linear_id(wid, nwg, lid, 64u);
+    let out_plane_len = p.out_height * p.out_width;
+    if out >= p.planes * out_plane_len {
+        return;
+    }
+    let plane = out / out_plane_len;
+    let oy = out % out_plane_len / p.out_width;
+    let ox = out % p.out_width;
+    let winner = unpool_indices[out];
+    let grad = unpool_dy[out];
+    let plane_base = plane * p.height * p.width;
+    for (var ky = 0u; ky < KERNEL; ky++) {
+        let row = (oy * KERNEL + ky) * p.width + ox * KERNEL;
+        for (var kx = 0u; kx < KERNEL; kx++) {
+            unpool_dx[plane_base + row + kx] = select(0.0, grad, row + kx == winner);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // global average pool forward
 

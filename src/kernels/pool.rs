@@ -99,8 +99,9 @@ pub fn max_pool2d(
     }))
 }
 
-/// `dx` (overwritten) from `dy` and the forward's `indices`. Non-overlapping windows
-/// (kernel ≤ stride, the models' case) get a loop-free specialisation.
+/// `dx` (overwritten) from `dy` and the forward's `indices`. Windows that tile the input
+/// exactly (the models' case) scatter, one invocation per window; other non-overlapping
+/// windows gather without a loop; overlapping ones gather over every window holding an element.
 pub fn max_pool2d_backward(
     ctx: &GpuContext,
     shape: &Pool2dShape,
@@ -120,27 +121,45 @@ pub fn max_pool2d_backward(
         dx.len() >= shape.input_len(),
         "max_pool2d_backward: dx is too small for {shape:?}"
     );
+    // Windows that tile the input exactly scatter from each window; otherwise gather.
+    let tiled = shape.kernel == shape.stride
+        && shape.height % shape.stride == 0
+        && shape.width % shape.stride == 0;
+    let window = [
+        ("KERNEL", shape.kernel as f64),
+        ("STRIDE", shape.stride as f64),
+    ];
+    let (entry, invocations, constants) = if tiled {
+        (
+            "max_pool2d_backward_tiled",
+            shape.output_len(),
+            window[..1].to_vec(),
+        )
+    } else {
+        let overlapping = ("OVERLAPPING", if shape.overlapping() { 1.0 } else { 0.0 });
+        (
+            "max_pool2d_backward",
+            shape.input_len(),
+            [&[overlapping][..], &window].concat(),
+        )
+    };
     let kernel = ctx.kernel(&KernelSpec {
         shader: &shaders::POOL,
-        entry: "max_pool2d_backward",
+        entry,
         bindings: &[
             Binding::Uniform,
             Binding::ReadOnly,
             Binding::ReadOnly,
             Binding::ReadWrite,
         ],
-        constants: &[
-            ("OVERLAPPING", if shape.overlapping() { 1.0 } else { 0.0 }),
-            ("KERNEL", shape.kernel as f64),
-            ("STRIDE", shape.stride as f64),
-        ],
+        constants: &constants,
     })?;
     Ok(Dispatch::new(
         ctx,
         &kernel,
         &Params::max_pool(shape),
         &[dy, indices, dx],
-        workgroups_1d(shape.input_len().div_ceil(64)),
+        workgroups_1d(invocations.div_ceil(64)),
     )
     .with_cost(Cost {
         // A scatter: data movement only.
