@@ -73,12 +73,7 @@ pub fn run(
     } else {
         Architecture::default()
     };
-    let scaled = scale_down.then(|| {
-        format!(
-            "software adapter: cnn scaled to channels {:?} and hidden {:?} (--full for the study's)",
-            architecture.cnn_channels, architecture.cnn_hidden
-        )
-    });
+    let scaled = scale_down.then(|| format!("{}; --full runs it", architecture.scaled_cnn_note()));
     let steps = options
         .steps
         .unwrap_or(if software { 2 } else { 20 })

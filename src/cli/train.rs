@@ -220,7 +220,7 @@ pub fn eval(ctx: &GpuContext, splits: &Splits, request: &EvalRequest) -> anyhow:
 pub struct DemoScale {
     pub synthetic_train: usize,
     pub architecture: Architecture,
-    pub note: Option<&'static str>,
+    pub note: Option<String>,
 }
 
 impl DemoScale {
@@ -228,11 +228,11 @@ impl DemoScale {
         if ctx.summary().is_software() {
             DemoScale {
                 synthetic_train: 2800,
+                note: Some(format!(
+                    "{}; run on a GPU for full size",
+                    Architecture::scaled_for_software().scaled_cnn_note()
+                )),
                 architecture: Architecture::scaled_for_software(),
-                note: Some(
-                    "software adapter: cnn scaled to channels 16-32-64-64 and hidden 64-64 \
-                     (the study's is 64-128-512-512 and 256-512); run on a GPU for full size",
-                ),
             }
         } else {
             DemoScale {

@@ -74,6 +74,16 @@ impl Architecture {
             ..Architecture::default()
         }
     }
+
+    /// What a person is told when this cnn stands in for the study's on a software adapter.
+    pub fn scaled_cnn_note(&self) -> String {
+        let study = Architecture::default();
+        format!(
+            "software adapter: cnn scaled to channels {:?} and hidden {:?} (the study's is {:?} \
+             and {:?})",
+            self.cnn_channels, self.cnn_hidden, study.cnn_channels, study.cnn_hidden
+        )
+    }
 }
 
 type Layers = Vec<(String, Box<dyn Layer>)>;
