@@ -149,12 +149,6 @@ impl Optimizer {
         }
     }
 
-    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        for update in &self.updates {
-            update.record(pass);
-        }
-    }
-
     /// The update dispatches, one per trainable tensor (for profiling).
     pub fn dispatches(&self) -> &[Dispatch] {
         &self.updates

@@ -219,18 +219,17 @@ impl<'a> Runner<'a> {
             // Distinct per run and per step; each dropout layer mixes in its index.
             let step_seed = Rng::new(settings.seed ^ 0x5EED).next_u64() ^ self.steps;
             let ctx = self.ctx;
-            let batch = self.upload(data, indices, flip)?;
-            batch.plan.prepare_step(ctx, step_seed);
+            self.upload(data, indices, flip)?
+                .plan
+                .prepare_step(ctx, step_seed);
             optimizer.prepare_step(ctx);
             let mut encoder = ctx.device.create_command_encoder(&Default::default());
             {
                 let mut pass = encoder.begin_compute_pass(&Default::default());
-                batch.plan.record_forward(&mut pass, true);
-                batch.loss_forward.record(&mut pass);
-                batch.loss_accumulate.record(&mut pass);
-                batch.loss_backward.record(&mut pass);
-                batch.plan.record_backward(&mut pass);
-                optimizer.record(&mut pass);
+                // The same order the profiler and `fer bench step` time.
+                for dispatch in self.step_dispatches(indices.len(), optimizer)? {
+                    dispatch.record(&mut pass);
+                }
             }
             in_flight.submit(ctx, encoder)?;
             self.steps += 1;
