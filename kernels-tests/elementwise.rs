@@ -1,5 +1,5 @@
-//! elementwise: every kernel against its twin for n = 1, 3, 255, 257 (around the 256-wide
-//! workgroup) and 70 000; dropout's mask bit for bit, its statistics and seeding; the grid
+//! elementwise: every kernel against its twin for n = 1, 3 (a partial quad), 255, 257, 1023,
+//! 1029 (around the workgroup's 256 quads) and 70 001; values past n left untouched; dropout's mask bit for bit, its statistics and seeding; the grid
 //! folding's index math; finite-difference checks of the relu and dropout backward twins.
 //!
 //! Tolerances: relu, fill and masks are selections, exact. add, scale and dropout's x·(1/(1−p))
@@ -7,13 +7,13 @@
 //! correctly rounded result, so they must match exactly. axpy is two operations the GPU may
 //! or may not fuse: within 2u·(|a·x| + |y|) of the once-rounded value.
 
-use fer::gpu::workgroups_1d;
+use fer::gpu::{workgroups_1d, GpuBuffer};
 use fer::kernels::elementwise::{add, axpy, dropout, fill, relu, relu_backward, scale, Dropout};
 use fer::reference::elementwise as twin;
 
 use crate::common::*;
 
-const SIZES: &[usize] = &[1, 3, 255, 257, 70_000];
+const SIZES: &[usize] = &[1, 3, 255, 257, 1023, 1029, 70_001];
 
 /// U(−1, 1) with a few exact zeros of both signs, where relu's kink is.
 fn with_zeros(seed: u64, n: usize) -> Vec<f32> {
@@ -164,6 +164,42 @@ fn add_scale_fill_axpy_match_twin() {
             .map(|(&x, &y)| 2.0 * U * ((a * x).abs() + y.abs()) as f64)
             .collect();
         assert_within(&format!("axpy n={n}"), &read(&gy), &want, &tolerance);
+    }
+}
+
+/// Each kernel writes whole quads; in the last one, the values past n must come back as they
+/// were (the buffer may be longer than n, e.g. a plan's buffer reused for a shorter batch).
+#[test]
+fn values_past_n_are_left_untouched() {
+    for n in [1, 2, 3, 5, 6, 7] {
+        let len = n + 6;
+        let sentinel: Vec<f32> = (0..len).map(|i| 1000.0 + i as f32).collect();
+        let x = random(n as u64, len);
+        let gx = upload(&x);
+        let outputs: Vec<GpuBuffer> = (0..7).map(|_| upload(&sentinel)).collect();
+        let d = Dropout::new(0.5, 7);
+        run(&[
+            &relu(gpu(), n, &gx, &outputs[0]).expect("relu builds"),
+            &relu_backward(gpu(), n, &gx, &gx, &outputs[1]).expect("relu_backward builds"),
+            &dropout(gpu(), n, &d, &gx, &outputs[2]).expect("dropout builds"),
+            &add(gpu(), n, &gx, &gx, &outputs[3]).expect("add builds"),
+            &scale(gpu(), n, 2.0, &outputs[4]).expect("scale builds"),
+            &fill(gpu(), n, 0.0, &outputs[5]).expect("fill builds"),
+            &axpy(gpu(), n, 1.0, &gx, &outputs[6]).expect("axpy builds"),
+        ]);
+        for (k, output) in outputs.iter().enumerate() {
+            let got = read(output);
+            assert_ne!(
+                got[..n],
+                sentinel[..n],
+                "kernel {k}, n={n}: nothing was written"
+            );
+            assert_bits_eq(
+                &format!("kernel {k}, n={n}, past n"),
+                &got[n..],
+                &sentinel[n..],
+            );
+        }
     }
 }
 

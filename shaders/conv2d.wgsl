@@ -13,7 +13,10 @@
 // Schedule (matmul.wgsl's matmul_register): a 4×4 register block of C per invocation, 8×8
 // invocations per workgroup, no workgroup memory (barriers are what costs on lavapipe). The
 // reduction index is walked as three counters (outer, y, x), so the loop does no division;
-// everything that depends only on a row or a column is computed once before it.
+// everything that depends only on a row or a column is computed once before it. Where A's
+// rows allow (vec4_a), four reduction steps share one vec4 load per row of A; B's im2col
+// gather stays scalar, and it is what bounds this kernel on lavapipe (~10 GFLOP/s against
+// 15–17 for matmul_register on the same GEMM shapes with B materialised).
 
 struct Params {
     batch: u32,
@@ -29,9 +32,11 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
+    // 1 when A's rows are 16-byte aligned and every aligned 4-run of the reduction index is
+    // contiguous in A (forward with k % 4 = 0; grad-weight with out_h·out_w % 4 = 0).
+    vec4_a: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 override MODE: u32 = 0u;
@@ -41,7 +46,7 @@ override ACCUMULATE: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 // MODE 0 and 1: the weight; MODE 2: dY.
-@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 // MODE 0 and 2: the input x; MODE 1: dY.
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -116,6 +121,10 @@ fn tap(outer: u32, y: u32, x: u32) -> Tap {
     return Tap(a, i32(base), i32(y) * STRIDE - pad, i32(x) * STRIDE - pad);
 }
 
+fn load_a(i: u32) -> f32 {
+    return a[i >> 2u][i & 3u];
+}
+
 // B's element for a column site and a tap: x, or dY for MODE 1; zero in the padding and, for
 // grad-input, where no output pixel reads the input pixel through this tap.
 fn load_b(site: Site, t: Tap) -> f32 {
@@ -137,6 +146,30 @@ fn load_b(site: Site, t: Tap) -> f32 {
         return 0.0;
     }
     return b[site.base + t.base + row * i32(cols) + col];
+}
+
+// The reduction index as three counters, so the loop does no division.
+struct Walk {
+    outer: u32,
+    y: u32,
+    x: u32,
+    y_extent: u32,
+    x_extent: u32,
+}
+
+// B[k, columns of s0..s3] for the walk's current k, then one step of the walk.
+fn b_row(s0: Site, s1: Site, s2: Site, s3: Site, walk: ptr<function, Walk>) -> vec4<f32> {
+    let t = tap((*walk).outer, (*walk).y, (*walk).x);
+    (*walk).x += 1u;
+    if (*walk).x == (*walk).x_extent {
+        (*walk).x = 0u;
+        (*walk).y += 1u;
+        if (*walk).y == (*walk).y_extent {
+            (*walk).y = 0u;
+            (*walk).outer += 1u;
+        }
+    }
+    return vec4<f32>(load_b(s0, t), load_b(s1, t), load_b(s2, t), load_b(s3, t));
 }
 
 fn store(batch: u32, m: u32, n: u32, value: f32) {
@@ -180,25 +213,46 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 
     var acc: array<vec4<f32>, 4>;
-    var outer = 0u;
-    var y = 0u;
-    var x = 0u;
-    for (var k = 0u; k < p.k; k++) {
-        let t = tap(outer, y, x);
-        let av = vec4<f32>(a[r0 + t.a], a[r1 + t.a], a[r2 + t.a], a[r3 + t.a]);
-        let bv = vec4<f32>(load_b(s0, t), load_b(s1, t), load_b(s2, t), load_b(s3, t));
-        acc[0] = fma(vec4<f32>(av.x), bv, acc[0]);
-        acc[1] = fma(vec4<f32>(av.y), bv, acc[1]);
-        acc[2] = fma(vec4<f32>(av.z), bv, acc[2]);
-        acc[3] = fma(vec4<f32>(av.w), bv, acc[3]);
-        x += 1u;
-        if x == x_extent {
-            x = 0u;
-            y += 1u;
-            if y == y_extent {
-                y = 0u;
-                outer += 1u;
-            }
+    // The reduction index as (outer, y, x).
+    var walk = Walk(0u, 0u, 0u, y_extent, x_extent);
+    if p.vec4_a == 1u {
+        // Four steps per trip with A's rows read a vec4 at a time (k % 4 = 0 here).
+        for (var k0 = 0u; k0 < p.k; k0 += 4u) {
+            let first = tap(walk.outer, walk.y, walk.x).a;
+            let a0 = a[(r0 + first) >> 2u];
+            let a1 = a[(r1 + first) >> 2u];
+            let a2 = a[(r2 + first) >> 2u];
+            let a3 = a[(r3 + first) >> 2u];
+            let b0 = b_row(s0, s1, s2, s3, &walk);
+            let b1 = b_row(s0, s1, s2, s3, &walk);
+            let b2 = b_row(s0, s1, s2, s3, &walk);
+            let b3 = b_row(s0, s1, s2, s3, &walk);
+            acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
+            acc[0] = fma(vec4<f32>(a0.y), b1, acc[0]);
+            acc[0] = fma(vec4<f32>(a0.z), b2, acc[0]);
+            acc[0] = fma(vec4<f32>(a0.w), b3, acc[0]);
+            acc[1] = fma(vec4<f32>(a1.x), b0, acc[1]);
+            acc[1] = fma(vec4<f32>(a1.y), b1, acc[1]);
+            acc[1] = fma(vec4<f32>(a1.z), b2, acc[1]);
+            acc[1] = fma(vec4<f32>(a1.w), b3, acc[1]);
+            acc[2] = fma(vec4<f32>(a2.x), b0, acc[2]);
+            acc[2] = fma(vec4<f32>(a2.y), b1, acc[2]);
+            acc[2] = fma(vec4<f32>(a2.z), b2, acc[2]);
+            acc[2] = fma(vec4<f32>(a2.w), b3, acc[2]);
+            acc[3] = fma(vec4<f32>(a3.x), b0, acc[3]);
+            acc[3] = fma(vec4<f32>(a3.y), b1, acc[3]);
+            acc[3] = fma(vec4<f32>(a3.z), b2, acc[3]);
+            acc[3] = fma(vec4<f32>(a3.w), b3, acc[3]);
+        }
+    } else {
+        for (var k = 0u; k < p.k; k++) {
+            let t = tap(walk.outer, walk.y, walk.x);
+            let av = vec4<f32>(load_a(r0 + t.a), load_a(r1 + t.a), load_a(r2 + t.a), load_a(r3 + t.a));
+            let bv = b_row(s0, s1, s2, s3, &walk);
+            acc[0] = fma(vec4<f32>(av.x), bv, acc[0]);
+            acc[1] = fma(vec4<f32>(av.y), bv, acc[1]);
+            acc[2] = fma(vec4<f32>(av.z), bv, acc[2]);
+            acc[3] = fma(vec4<f32>(av.w), bv, acc[3]);
         }
     }
     for (var i = 0u; i < 4u; i++) {

@@ -1,6 +1,9 @@
-// Elementwise kernels over n f32 values, one invocation per element on a 1-d grid of 256-wide
-// workgroups folded past 65 535 (see workgroups_1d). The twins are in
-// src/reference/elementwise.rs.
+// Elementwise kernels over the first n f32 values of their buffers. Each invocation takes one
+// quad, four consecutive values read and written as a vec4 (GpuBuffer pads every allocation
+// to 16 bytes, so the last quad can always be loaded): on a software adapter a vec4 access
+// costs about what a scalar one does, so this moves ~4× the bytes per invocation. Values past
+// n in the last quad are written back unchanged. The grid is 1-d, 256-wide workgroups folded
+// past 65 535 (see workgroups_1d). The twins are in src/reference/elementwise.rs.
 //
 //   relu            y = x > 0 ? x : 0                       (torch.relu)
 //   relu_backward   dx = x > 0 ? dy : 0                     (torch threshold_backward)
@@ -31,15 +34,30 @@ const WG: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+fn quad(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid;
+}
+
+// The element indices of quad q.
+fn indices(q: u32) -> vec4<u32> {
+    return vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u);
+}
+
+// What to store at quad q: `value` below n and `current` past it (only the last quad has
+// such elements; the caller reads `current` only there).
+fn below_n(q: u32, value: vec4<f32>, current: vec4<f32>) -> vec4<f32> {
+    return select(current, value, indices(q) < vec4<u32>(p.n));
+}
+
+fn is_last_partial(q: u32) -> bool {
+    return 4u * q + 4u > p.n;
 }
 
 // ---------------------------------------------------------------------------------------------
 // relu
 
-@group(0) @binding(1) var<storage, read> relu_x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> relu_y: array<f32>;
+@group(0) @binding(1) var<storage, read> relu_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> relu_y: array<vec4<f32>>;
 
 @compute @workgroup_size(WG)
 fn relu(
@@ -47,17 +65,21 @@ fn relu(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = element(wid, nwg, lid);
-    if i >= p.n {
+    let q = quad(wid, nwg, lid);
+    if 4u * q >= p.n {
         return;
     }
-    let x = relu_x[i];
-    relu_y[i] = select(x, 0.0, x <= 0.0);
+    let x = relu_x[q];
+    var y = select(x, vec4<f32>(0.0), x <= vec4<f32>(0.0));
+    if is_last_partial(q) {
+        y = below_n(q, y, relu_y[q]);
+    }
+    relu_y[q] = y;
 }
 
-@group(0) @binding(1) var<storage, read> relu_backward_x: array<f32>;
-@group(0) @binding(2) var<storage, read> relu_backward_dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> relu_backward_dx: array<f32>;
+@group(0) @binding(1) var<storage, read> relu_backward_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> relu_backward_dy: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> relu_backward_dx: array<vec4<f32>>;
 
 @compute @workgroup_size(WG)
 fn relu_backward(
@@ -65,42 +87,53 @@ fn relu_backward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = element(wid, nwg, lid);
-    if i >= p.n {
+    let q = quad(wid, nwg, lid);
+    if 4u * q >= p.n {
         return;
     }
-    relu_backward_dx[i] = select(0.0, relu_backward_dy[i], relu_backward_x[i] > 0.0);
+    let x = relu_backward_x[q];
+    var dx = select(vec4<f32>(0.0), relu_backward_dy[q], x > vec4<f32>(0.0));
+    if is_last_partial(q) {
+        dx = below_n(q, dx, relu_backward_dx[q]);
+    }
+    relu_backward_dx[q] = dx;
 }
 
 // ---------------------------------------------------------------------------------------------
 // dropout
 
-// The high 32 bits of the 64-bit product a·b, from 16-bit halves (WGSL has no 64-bit integers).
-fn mul_hi(a: u32, b: u32) -> u32 {
+// The high 32 bits of the 64-bit products a·b, from 16-bit halves (WGSL has no 64-bit
+// integers).
+fn mul_hi(a: u32, b: vec4<u32>) -> vec4<u32> {
     let a_lo = a & 0xffffu;
     let a_hi = a >> 16u;
-    let b_lo = b & 0xffffu;
-    let b_hi = b >> 16u;
+    let b_lo = b & vec4<u32>(0xffffu);
+    let b_hi = b >> vec4<u32>(16u);
     let lo_lo = a_lo * b_lo;
     let hi_lo = a_hi * b_lo;
     let lo_hi = a_lo * b_hi;
-    let carry = ((lo_lo >> 16u) + (hi_lo & 0xffffu) + (lo_hi & 0xffffu)) >> 16u;
-    return a_hi * b_hi + (hi_lo >> 16u) + (lo_hi >> 16u) + carry;
+    let carry = ((lo_lo >> vec4<u32>(16u)) + (hi_lo & vec4<u32>(0xffffu))
+        + (lo_hi & vec4<u32>(0xffffu))) >> vec4<u32>(16u);
+    return a_hi * b_hi + (hi_lo >> vec4<u32>(16u)) + (lo_hi >> vec4<u32>(16u)) + carry;
 }
 
-fn philox2x32(counter: vec2<u32>, key: u32) -> vec2<u32> {
-    var x = counter;
+// The first output word of philox2x32 for four counters (lo[j], hi) under one key.
+fn philox2x32_first(lo: vec4<u32>, hi: u32, key: u32) -> vec4<u32> {
+    var x0 = lo;
+    var x1 = vec4<u32>(hi);
     var k = key;
     for (var round = 0u; round < 10u; round++) {
-        let hi = mul_hi(0xD256D193u, x.x);
-        x = vec2<u32>(hi ^ k ^ x.y, 0xD256D193u * x.x);
+        let product_hi = mul_hi(0xD256D193u, x0);
+        let product_lo = 0xD256D193u * x0;
+        x0 = product_hi ^ vec4<u32>(k) ^ x1;
+        x1 = product_lo;
         k += 0x9E3779B9u;
     }
-    return x;
+    return x0;
 }
 
-@group(0) @binding(1) var<storage, read> dropout_x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dropout_y: array<f32>;
+@group(0) @binding(1) var<storage, read> dropout_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> dropout_y: array<vec4<f32>>;
 
 @compute @workgroup_size(WG)
 fn dropout(
@@ -108,21 +141,26 @@ fn dropout(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = element(wid, nwg, lid);
-    if i >= p.n {
+    let q = quad(wid, nwg, lid);
+    if 4u * q >= p.n {
         return;
     }
-    let bits = philox2x32(vec2<u32>(i, p.seed_hi), p.seed_lo).x;
+    let bits = philox2x32_first(indices(q), p.seed_hi, p.seed_lo);
+    let keep = (bits >> vec4<u32>(8u)) >= vec4<u32>(p.threshold);
     // select, not a multiply by a 0/1 mask: at p = 1, a is infinite and x·a·0 would be NaN.
-    dropout_y[i] = select(0.0, dropout_x[i] * p.a, (bits >> 8u) >= p.threshold);
+    var y = select(vec4<f32>(0.0), dropout_x[q] * p.a, keep);
+    if is_last_partial(q) {
+        y = below_n(q, y, dropout_y[q]);
+    }
+    dropout_y[q] = y;
 }
 
 // ---------------------------------------------------------------------------------------------
 // arithmetic
 
-@group(0) @binding(1) var<storage, read> add_x: array<f32>;
-@group(0) @binding(2) var<storage, read> add_y: array<f32>;
-@group(0) @binding(3) var<storage, read_write> add_z: array<f32>;
+@group(0) @binding(1) var<storage, read> add_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> add_y: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> add_z: array<vec4<f32>>;
 
 @compute @workgroup_size(WG)
 fn add(
@@ -130,14 +168,18 @@ fn add(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = element(wid, nwg, lid);
-    if i >= p.n {
+    let q = quad(wid, nwg, lid);
+    if 4u * q >= p.n {
         return;
     }
-    add_z[i] = add_x[i] + add_y[i];
+    var z = add_x[q] + add_y[q];
+    if is_last_partial(q) {
+        z = below_n(q, z, add_z[q]);
+    }
+    add_z[q] = z;
 }
 
-@group(0) @binding(1) var<storage, read_write> scale_x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> scale_x: array<vec4<f32>>;
 
 @compute @workgroup_size(WG)
 fn scale(
@@ -145,14 +187,15 @@ fn scale(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = element(wid, nwg, lid);
-    if i >= p.n {
+    let q = quad(wid, nwg, lid);
+    if 4u * q >= p.n {
         return;
     }
-    scale_x[i] = p.a * scale_x[i];
+    let x = scale_x[q];
+    scale_x[q] = below_n(q, p.a * x, x);
 }
 
-@group(0) @binding(1) var<storage, read_write> fill_x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> fill_x: array<vec4<f32>>;
 
 @compute @workgroup_size(WG)
 fn fill(
@@ -160,15 +203,19 @@ fn fill(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = element(wid, nwg, lid);
-    if i >= p.n {
+    let q = quad(wid, nwg, lid);
+    if 4u * q >= p.n {
         return;
     }
-    fill_x[i] = p.a;
+    var x = vec4<f32>(p.a);
+    if is_last_partial(q) {
+        x = below_n(q, x, fill_x[q]);
+    }
+    fill_x[q] = x;
 }
 
-@group(0) @binding(1) var<storage, read> axpy_x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> axpy_y: array<f32>;
+@group(0) @binding(1) var<storage, read> axpy_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> axpy_y: array<vec4<f32>>;
 
 @compute @workgroup_size(WG)
 fn axpy(
@@ -176,9 +223,10 @@ fn axpy(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = element(wid, nwg, lid);
-    if i >= p.n {
+    let q = quad(wid, nwg, lid);
+    if 4u * q >= p.n {
         return;
     }
-    axpy_y[i] = p.a * axpy_x[i] + axpy_y[i];
+    let y = axpy_y[q];
+    axpy_y[q] = below_n(q, p.a * axpy_x[q] + y, y);
 }

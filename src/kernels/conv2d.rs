@@ -32,7 +32,8 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    _pad: [u32; 3],
+    vec4_a: u32,
+    _pad: [u32; 2],
 }
 
 /// The buffers of `output = conv2d(input, weight) + bias`.
@@ -196,6 +197,14 @@ impl Gemm<'_> {
             grid.iter().all(|&g| g <= 65_535),
             "{what}: grid {grid:?} exceeds 65 535 workgroups on an axis"
         );
+        // Where A's rows and the 4-runs of the reduction index sit on 16-byte boundaries, A is
+        // read a vec4 at a time: the weight's rows in the forward pass, dY's planes in
+        // grad-weight. Grad-input gathers the weight transposed, so never.
+        let vec4_a = match self.pass {
+            Pass::Forward => k % 4 == 0,
+            Pass::GradInput => false,
+            Pass::GradWeight => (oh * ow) % 4 == 0,
+        };
         let flag = |on: bool| if on { 1.0 } else { 0.0 };
         let kernel = ctx.kernel(&KernelSpec {
             shader: &shaders::CONV2D,
@@ -228,7 +237,8 @@ impl Gemm<'_> {
             m: m as u32,
             n: n as u32,
             k: k as u32,
-            _pad: [0; 3],
+            vec4_a: vec4_a as u32,
+            _pad: [0; 2],
         };
         // Each pass is the same number of multiply-adds; accumulating reads C as well.
         let c_passes = if self.accumulate { 2 } else { 1 };

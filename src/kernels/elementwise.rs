@@ -1,5 +1,5 @@
 //! Host side of `shaders/elementwise.wgsl`: relu, dropout, add, scale, fill and axpy over the
-//! first `n` elements of their buffers, one invocation per element.
+//! first `n` elements of their buffers, one invocation per four elements.
 
 use crate::gpu::{
     workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
@@ -7,8 +7,8 @@ use crate::gpu::{
 pub use crate::reference::elementwise::Dropout;
 use crate::shaders;
 
-/// Elements per workgroup (`WG` in the shader).
-const WORKGROUP: usize = 256;
+/// Elements per workgroup: `WG` invocations of four elements each.
+const WORKGROUP: usize = 256 * 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
