@@ -1,6 +1,6 @@
 //! optim: SGD and Adam / AdamW kernels against their twins over five consecutive steps (fresh
 //! gradient and a changed lr each step, set through the group without rebuilding the dispatch),
-//! on n = 1, 7, 1000 and 70001 (not multiples of the 256-wide workgroup), plus two properties
+//! on n = 1, 7, 1000 and 70001 (partial quads, not multiples of the 1024-element workgroup), plus two properties
 //! PyTorch users know by heart: the first Adam step moves every parameter by ≈ lr, and the first
 //! momentum step is a plain SGD step.
 //!

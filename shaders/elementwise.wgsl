@@ -1,9 +1,5 @@
-// Elementwise kernels over the first n f32 values of their buffers. Each invocation takes one
-// quad, four consecutive values read and written as a vec4 (GpuBuffer pads every allocation
-// to 16 bytes, so the last quad can always be loaded): on a software adapter a vec4 access
-// costs about what a scalar one does, so this moves ~4× the bytes per invocation. Values past
-// n in the last quad are written back unchanged. The grid is 1-d, 256-wide workgroups folded
-// past 65 535 (see workgroups_1d). The twins are in src/reference/elementwise.rs.
+// Elementwise kernels over the first n f32 values of their buffers, a quad per invocation
+// (quads.wgsl, prepended). The twins are in src/reference/elementwise.rs.
 //
 //   relu            y = x > 0 ? x : 0                       (torch.relu)
 //   relu_backward   dx = x > 0 ? dy : 0                     (torch threshold_backward)
@@ -30,28 +26,7 @@ struct Params {
     _pad2: u32,
 }
 
-const WG: u32 = 256u;
-
 @group(0) @binding(0) var<uniform> p: Params;
-
-fn quad(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
-
-// The element indices of quad q.
-fn indices(q: u32) -> vec4<u32> {
-    return vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u);
-}
-
-// What to store at quad q: `value` below n and `current` past it (only the last quad has
-// such elements; the caller reads `current` only there).
-fn below_n(q: u32, value: vec4<f32>, current: vec4<f32>) -> vec4<f32> {
-    return select(current, value, indices(q) < vec4<u32>(p.n));
-}
-
-fn is_last_partial(q: u32) -> bool {
-    return 4u * q + 4u > p.n;
-}
 
 // ---------------------------------------------------------------------------------------------
 // relu
@@ -59,7 +34,7 @@ fn is_last_partial(q: u32) -> bool {
 @group(0) @binding(1) var<storage, read> relu_x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> relu_y: array<vec4<f32>>;
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(QUAD_WG)
 fn relu(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -71,8 +46,8 @@ fn relu(
     }
     let x = relu_x[q];
     var y = select(x, vec4<f32>(0.0), x <= vec4<f32>(0.0));
-    if is_last_partial(q) {
-        y = below_n(q, y, relu_y[q]);
+    if is_last_partial(q, p.n) {
+        y = below_n(q, p.n, y, relu_y[q]);
     }
     relu_y[q] = y;
 }
@@ -81,7 +56,7 @@ fn relu(
 @group(0) @binding(2) var<storage, read> relu_backward_dy: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> relu_backward_dx: array<vec4<f32>>;
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(QUAD_WG)
 fn relu_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -93,8 +68,8 @@ fn relu_backward(
     }
     let x = relu_backward_x[q];
     var dx = select(vec4<f32>(0.0), relu_backward_dy[q], x > vec4<f32>(0.0));
-    if is_last_partial(q) {
-        dx = below_n(q, dx, relu_backward_dx[q]);
+    if is_last_partial(q, p.n) {
+        dx = below_n(q, p.n, dx, relu_backward_dx[q]);
     }
     relu_backward_dx[q] = dx;
 }
@@ -135,7 +110,7 @@ fn philox2x32_first(lo: vec4<u32>, hi: u32, key: u32) -> vec4<u32> {
 @group(0) @binding(1) var<storage, read> dropout_x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dropout_y: array<vec4<f32>>;
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(QUAD_WG)
 fn dropout(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -149,8 +124,8 @@ fn dropout(
     let keep = (bits >> vec4<u32>(8u)) >= vec4<u32>(p.threshold);
     // select, not a multiply by a 0/1 mask: at p = 1, a is infinite and x·a·0 would be NaN.
     var y = select(vec4<f32>(0.0), dropout_x[q] * p.a, keep);
-    if is_last_partial(q) {
-        y = below_n(q, y, dropout_y[q]);
+    if is_last_partial(q, p.n) {
+        y = below_n(q, p.n, y, dropout_y[q]);
     }
     dropout_y[q] = y;
 }
@@ -162,7 +137,7 @@ fn dropout(
 @group(0) @binding(2) var<storage, read> add_y: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> add_z: array<vec4<f32>>;
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(QUAD_WG)
 fn add(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -173,15 +148,15 @@ fn add(
         return;
     }
     var z = add_x[q] + add_y[q];
-    if is_last_partial(q) {
-        z = below_n(q, z, add_z[q]);
+    if is_last_partial(q, p.n) {
+        z = below_n(q, p.n, z, add_z[q]);
     }
     add_z[q] = z;
 }
 
 @group(0) @binding(1) var<storage, read_write> scale_x: array<vec4<f32>>;
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(QUAD_WG)
 fn scale(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -192,12 +167,12 @@ fn scale(
         return;
     }
     let x = scale_x[q];
-    scale_x[q] = below_n(q, p.a * x, x);
+    scale_x[q] = below_n(q, p.n, p.a * x, x);
 }
 
 @group(0) @binding(1) var<storage, read_write> fill_x: array<vec4<f32>>;
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(QUAD_WG)
 fn fill(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -208,8 +183,8 @@ fn fill(
         return;
     }
     var x = vec4<f32>(p.a);
-    if is_last_partial(q) {
-        x = below_n(q, x, fill_x[q]);
+    if is_last_partial(q, p.n) {
+        x = below_n(q, p.n, x, fill_x[q]);
     }
     fill_x[q] = x;
 }
@@ -217,7 +192,7 @@ fn fill(
 @group(0) @binding(1) var<storage, read> axpy_x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> axpy_y: array<vec4<f32>>;
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(QUAD_WG)
 fn axpy(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -228,5 +203,5 @@ fn axpy(
         return;
     }
     let y = axpy_y[q];
-    axpy_y[q] = below_n(q, p.a * axpy_x[q] + y, y);
+    axpy_y[q] = below_n(q, p.n, p.a * axpy_x[q] + y, y);
 }

@@ -1,4 +1,5 @@
-// Optimizer updates over one flat parameter tensor, one element per invocation, in the order
+// Optimizer updates over one flat parameter tensor, a quad per invocation (quads.wgsl,
+// prepended), in the order
 // and with the f32 scalars of PyTorch's single-tensor formulas (torch/optim/sgd.py
 // _single_tensor_sgd, torch/optim/adam.py _single_tensor_adam; maximize and amsgrad off).
 //
@@ -11,12 +12,6 @@
 override MOMENTUM: bool = false;
 override NESTEROV: bool = false;
 override DECOUPLED: bool = false;
-
-const WORKGROUP: u32 = 256u;
-
-fn element_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WORKGROUP + lid;
-}
 
 // ---------------------------------------------------------------------------------------------
 // SGD
@@ -38,40 +33,42 @@ struct SgdHyper {
 
 @group(0) @binding(0) var<uniform> sgd_params: SgdParams;
 @group(0) @binding(1) var<storage, read> sgd_hyper: SgdHyper;
-@group(0) @binding(2) var<storage, read_write> sgd_param: array<f32>;
-@group(0) @binding(3) var<storage, read> sgd_grad: array<f32>;
-@group(0) @binding(4) var<storage, read_write> momentum_buffer: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sgd_param: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> sgd_grad: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> momentum_buffer: array<vec4<f32>>;
 
-@compute @workgroup_size(WORKGROUP)
+@compute @workgroup_size(QUAD_WG)
 fn sgd_step(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = element_index(wid, nwg, lid);
-    if i >= sgd_params.n {
+    let q = quad(wid, nwg, lid);
+    let n = sgd_params.n;
+    if 4u * q >= n {
         return;
     }
-    let p = sgd_param[i];
-    var d = sgd_grad[i];
+    let p = sgd_param[q];
+    var d = sgd_grad[q];
     if sgd_params.weight_decay != 0.0 {
         d += sgd_params.weight_decay * p;
     }
     if MOMENTUM {
-        var buf: f32;
+        let old = momentum_buffer[q];
+        var buf: vec4<f32>;
         if sgd_hyper.first_step == 1u {
             buf = d;
         } else {
-            buf = momentum_buffer[i] * sgd_params.momentum + sgd_params.one_minus_dampening * d;
+            buf = old * sgd_params.momentum + sgd_params.one_minus_dampening * d;
         }
-        momentum_buffer[i] = buf;
+        momentum_buffer[q] = below_n(q, n, buf, old);
         if NESTEROV {
             d += sgd_params.momentum * buf;
         } else {
             d = buf;
         }
     }
-    sgd_param[i] = p - sgd_hyper.lr * d;
+    sgd_param[q] = below_n(q, n, p - sgd_hyper.lr * d, p);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -102,13 +99,13 @@ struct AdamHyper {
 
 @group(0) @binding(0) var<uniform> adam_params: AdamParams;
 @group(0) @binding(1) var<storage, read> adam_hyper: AdamHyper;
-@group(0) @binding(2) var<storage, read_write> adam_param: array<f32>;
-@group(0) @binding(3) var<storage, read> adam_grad: array<f32>;
-@group(0) @binding(4) var<storage, read_write> exp_avg: array<f32>;
-@group(0) @binding(5) var<storage, read_write> exp_avg_sq: array<f32>;
+@group(0) @binding(2) var<storage, read_write> adam_param: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> adam_grad: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> exp_avg: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> exp_avg_sq: array<vec4<f32>>;
 
 // torch.lerp(start, end, weight) for a scalar weight, both of ATen's branches (exact at weight 1).
-fn lerp(start: f32, end: f32, weight: f32) -> f32 {
+fn lerp(start: vec4<f32>, end: vec4<f32>, weight: f32) -> vec4<f32> {
     let diff = end - start;
     if weight < 0.5 {
         return start + weight * diff;
@@ -116,27 +113,31 @@ fn lerp(start: f32, end: f32, weight: f32) -> f32 {
     return end - diff * (1.0 - weight);
 }
 
-@compute @workgroup_size(WORKGROUP)
+@compute @workgroup_size(QUAD_WG)
 fn adam_step(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = element_index(wid, nwg, lid);
-    if i >= adam_params.n {
+    let q = quad(wid, nwg, lid);
+    let n = adam_params.n;
+    if 4u * q >= n {
         return;
     }
-    var p = adam_param[i];
-    var g = adam_grad[i];
+    let old_p = adam_param[q];
+    let old_m = exp_avg[q];
+    let old_v = exp_avg_sq[q];
+    var p = old_p;
+    var g = adam_grad[q];
     if DECOUPLED {
         p *= adam_hyper.decay;
     } else if adam_params.weight_decay != 0.0 {
         g += adam_params.weight_decay * p;
     }
-    let m = lerp(exp_avg[i], g, adam_params.one_minus_beta1);
-    let v = exp_avg_sq[i] * adam_params.beta2 + adam_params.one_minus_beta2 * g * g;
-    exp_avg[i] = m;
-    exp_avg_sq[i] = v;
+    let m = lerp(old_m, g, adam_params.one_minus_beta1);
+    let v = old_v * adam_params.beta2 + adam_params.one_minus_beta2 * g * g;
+    exp_avg[q] = below_n(q, n, m, old_m);
+    exp_avg_sq[q] = below_n(q, n, v, old_v);
     let denom = sqrt(v) / adam_hyper.bias_correction2_sqrt + adam_params.eps;
-    adam_param[i] = p - adam_hyper.step_size * (m / denom);
+    adam_param[q] = below_n(q, n, p - adam_hyper.step_size * (m / denom), old_p);
 }

@@ -3,13 +3,19 @@
 use crate::gpu::Shader;
 
 macro_rules! shaders {
-    ($($name:ident => $file:literal),* $(,)?) => {
+    ($($name:ident => $file:literal $(after $prelude:literal)?),* $(,)?) => {
         $(pub static $name: Shader = Shader {
             name: $file,
-            source: include_str!(concat!("../shaders/", $file, ".wgsl")),
+            // WGSL has no includes: a shared prelude is prepended to the file's text.
+            source: concat!(
+                $(include_str!(concat!("../shaders/", $prelude, ".wgsl")),)?
+                include_str!(concat!("../shaders/", $file, ".wgsl"))
+            ),
         };)*
         /// All shaders, for validation and listings.
         pub static ALL: &[&Shader] = &[$(&$name),*];
+        /// Every .wgsl file the shaders are made of (a prelude once per shader that uses it).
+        pub static FILES: &[&str] = &[$($file, $($prelude,)?)*];
     };
 }
 
@@ -20,7 +26,7 @@ shaders! {
     POOL => "pool",
     BATCHNORM => "batchnorm",
     SOFTMAX_CE => "softmax_ce",
-    ELEMENTWISE => "elementwise",
-    OPTIM => "optim",
+    ELEMENTWISE => "elementwise" after "quads",
+    OPTIM => "optim" after "quads",
     PEAK => "peak",
 }

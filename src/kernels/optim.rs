@@ -14,8 +14,8 @@ use crate::gpu::{
 pub use crate::reference::optim::{AdamConfig, SgdConfig};
 use crate::shaders;
 
-/// Matches `WORKGROUP` in the shader.
-const WORKGROUP: usize = 256;
+/// Elements per workgroup: `QUAD_WG` invocations of four elements each (shaders/quads.wgsl).
+const WORKGROUP: usize = 256 * 4;
 
 fn flag(on: bool) -> f64 {
     if on {
