@@ -19,7 +19,9 @@ struct Params {
     eps: f32,
     // m / (m − 1), or 1 when m = 1 (see reference::batchnorm::BatchNormShape::unbiased_factor)
     unbiased_factor: f32,
-    _pad: u32,
+    // 1 when spatial % 4 = 0: each image's plane of a channel is whole vec4s, so the
+    // per-channel loops read and write a quad of values at a time.
+    quads: u32,
 }
 
 // Invocations per workgroup of the per-channel reductions: a power of two up to 256, chosen by
@@ -33,6 +35,33 @@ const EVAL_WG: u32 = 256u;
 // The i-th value (0..m) of channel c in the NCS layout.
 fn offset(c: u32, i: u32) -> u32 {
     return (i / p.spatial * p.channels + c) * p.spatial + i % p.spatial;
+}
+
+// The per-channel loops walk quads: values 4j..4j+4 of the channel's m, as one vec4 where
+// p.quads says the layout allows it, else as four scalars. Lanes past m read as 0 and are
+// never stored.
+fn quad_count() -> u32 {
+    return (p.count + 3u) / 4u;
+}
+
+// Where quad j of channel c sits, in vec4s (p.quads = 1).
+fn quad_offset(c: u32, j: u32) -> u32 {
+    let per_image = p.spatial / 4u;
+    return (j / per_image * p.channels + c) * per_image + j % per_image;
+}
+
+// The scalar offsets of quad j of channel c, for the other layouts.
+fn lane_offsets(c: u32, j: u32) -> vec4<u32> {
+    let last = p.count - 1u;
+    let i = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u);
+    return vec4<u32>(
+        offset(c, min(i.x, last)), offset(c, min(i.y, last)),
+        offset(c, min(i.z, last)), offset(c, min(i.w, last)),
+    );
+}
+
+fn lanes_below_m(j: u32) -> vec4<bool> {
+    return vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.count);
 }
 
 var<workgroup> partial: array<vec2<f32>, WG>;
@@ -56,14 +85,36 @@ fn workgroup_sum(lid: u32, value: vec2<f32>) -> vec2<f32> {
 // ---------------------------------------------------------------------------------------------
 // training forward
 
-@group(0) @binding(1) var<storage, read> tf_x: array<f32>;
+@group(0) @binding(1) var<storage, read> tf_x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> tf_gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> tf_beta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> tf_y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> tf_y: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> tf_saved_mean: array<f32>;
 @group(0) @binding(6) var<storage, read_write> tf_saved_invstd: array<f32>;
 @group(0) @binding(7) var<storage, read_write> tf_running_mean: array<f32>;
 @group(0) @binding(8) var<storage, read_write> tf_running_var: array<f32>;
+
+fn tf_x_quad(c: u32, j: u32) -> vec4<f32> {
+    if p.quads == 1u {
+        return tf_x[quad_offset(c, j)];
+    }
+    let o = lane_offsets(c, j);
+    return vec4<f32>(tf_x[o.x >> 2u][o.x & 3u], tf_x[o.y >> 2u][o.y & 3u],
+        tf_x[o.z >> 2u][o.z & 3u], tf_x[o.w >> 2u][o.w & 3u]);
+}
+
+fn tf_y_store(c: u32, j: u32, y: vec4<f32>) {
+    if p.quads == 1u {
+        tf_y[quad_offset(c, j)] = y;
+        return;
+    }
+    let o = lane_offsets(c, j);
+    let live = lanes_below_m(j);
+    tf_y[o.x >> 2u][o.x & 3u] = y.x;
+    if live.y { tf_y[o.y >> 2u][o.y & 3u] = y.y; }
+    if live.z { tf_y[o.z >> 2u][o.z & 3u] = y.z; }
+    if live.w { tf_y[o.w >> 2u][o.w & 3u] = y.w; }
+}
 
 @compute @workgroup_size(WG, 1, 1)
 fn batchnorm_train_forward(
@@ -78,25 +129,25 @@ fn batchnorm_train_forward(
     let m = p.count;
     // Sum x − (one of the channel's values), not x: with data far from 0 (say 1000 ± 1) the
     // rounding error of the sum then scales with the spread, not with 1000.
-    let shift = tf_x[offset(c, 0u)];
-    var sum = 0.0;
-    for (var i = lid; i < m; i += WG) {
-        sum += tf_x[offset(c, i)] - shift;
+    let first = offset(c, 0u);
+    let shift = tf_x[first >> 2u][first & 3u];
+    var sum = vec4<f32>(0.0);
+    for (var j = lid; j < quad_count(); j += WG) {
+        sum += select(vec4<f32>(0.0), tf_x_quad(c, j) - shift, lanes_below_m(j));
     }
-    let mean = shift + workgroup_sum(lid, vec2<f32>(sum, 0.0)).x / f32(m);
+    let mean = shift + workgroup_sum(lid, vec2<f32>(dot(sum, vec4<f32>(1.0)), 0.0)).x / f32(m);
     // Second pass about the mean: never E[x²] − E[x]², which cancels catastrophically.
-    var squares = 0.0;
-    for (var i = lid; i < m; i += WG) {
-        let d = tf_x[offset(c, i)] - mean;
+    var squares = vec4<f32>(0.0);
+    for (var j = lid; j < quad_count(); j += WG) {
+        let d = select(vec4<f32>(0.0), tf_x_quad(c, j) - mean, lanes_below_m(j));
         squares = fma(d, d, squares);
     }
-    let variance = workgroup_sum(lid, vec2<f32>(squares, 0.0)).x / f32(m);
+    let variance = workgroup_sum(lid, vec2<f32>(dot(squares, vec4<f32>(1.0)), 0.0)).x / f32(m);
     let invstd = inverseSqrt(variance + p.eps);
     let scale = tf_gamma[c] * invstd;
     let beta = tf_beta[c];
-    for (var i = lid; i < m; i += WG) {
-        let o = offset(c, i);
-        tf_y[o] = fma(scale, tf_x[o] - mean, beta);
+    for (var j = lid; j < quad_count(); j += WG) {
+        tf_y_store(c, j, fma(vec4<f32>(scale), tf_x_quad(c, j) - mean, vec4<f32>(beta)));
     }
     if lid == 0u {
         tf_saved_mean[c] = mean;
@@ -135,14 +186,48 @@ fn batchnorm_eval_forward(
 // ---------------------------------------------------------------------------------------------
 // backward (training mode)
 
-@group(0) @binding(1) var<storage, read> bw_x: array<f32>;
-@group(0) @binding(2) var<storage, read> bw_dy: array<f32>;
+@group(0) @binding(1) var<storage, read> bw_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bw_dy: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bw_saved_mean: array<f32>;
 @group(0) @binding(4) var<storage, read> bw_saved_invstd: array<f32>;
 @group(0) @binding(5) var<storage, read> bw_gamma: array<f32>;
-@group(0) @binding(6) var<storage, read_write> bw_dx: array<f32>;
+@group(0) @binding(6) var<storage, read_write> bw_dx: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> bw_dgamma: array<f32>;
 @group(0) @binding(8) var<storage, read_write> bw_dbeta: array<f32>;
+
+// Quad j of channel c of x (of_x) or of dy.
+fn bw_quad(c: u32, j: u32, of_x: bool) -> vec4<f32> {
+    if p.quads == 1u {
+        let q = quad_offset(c, j);
+        if of_x {
+            return bw_x[q];
+        }
+        return bw_dy[q];
+    }
+    let o = lane_offsets(c, j);
+    var v: vec4<f32>;
+    if of_x {
+        v = vec4<f32>(bw_x[o.x >> 2u][o.x & 3u], bw_x[o.y >> 2u][o.y & 3u],
+            bw_x[o.z >> 2u][o.z & 3u], bw_x[o.w >> 2u][o.w & 3u]);
+    } else {
+        v = vec4<f32>(bw_dy[o.x >> 2u][o.x & 3u], bw_dy[o.y >> 2u][o.y & 3u],
+            bw_dy[o.z >> 2u][o.z & 3u], bw_dy[o.w >> 2u][o.w & 3u]);
+    }
+    return select(vec4<f32>(0.0), v, lanes_below_m(j));
+}
+
+fn bw_dx_store(c: u32, j: u32, dx: vec4<f32>) {
+    if p.quads == 1u {
+        bw_dx[quad_offset(c, j)] = dx;
+        return;
+    }
+    let o = lane_offsets(c, j);
+    let live = lanes_below_m(j);
+    bw_dx[o.x >> 2u][o.x & 3u] = dx.x;
+    if live.y { bw_dx[o.y >> 2u][o.y & 3u] = dx.y; }
+    if live.z { bw_dx[o.z >> 2u][o.z & 3u] = dx.z; }
+    if live.w { bw_dx[o.w >> 2u][o.w & 3u] = dx.w; }
+}
 
 @compute @workgroup_size(WG, 1, 1)
 fn batchnorm_backward(
@@ -157,21 +242,23 @@ fn batchnorm_backward(
     let m = p.count;
     let mean = bw_saved_mean[c];
     let invstd = bw_saved_invstd[c];
-    // (Σ dy, Σ dy·x̂)
-    var sums = vec2<f32>(0.0);
-    for (var i = lid; i < m; i += WG) {
-        let o = offset(c, i);
-        let dy = bw_dy[o];
-        sums += vec2<f32>(dy, dy * ((bw_x[o] - mean) * invstd));
+    // (Σ dy, Σ dy·x̂); lanes past m read as 0, so they add 0.
+    var sum_dy = vec4<f32>(0.0);
+    var sum_dy_xhat = vec4<f32>(0.0);
+    for (var j = lid; j < quad_count(); j += WG) {
+        let dy = bw_quad(c, j, false);
+        sum_dy += dy;
+        sum_dy_xhat += dy * ((bw_quad(c, j, true) - mean) * invstd);
     }
-    sums = workgroup_sum(lid, sums);
+    let sums = workgroup_sum(
+        lid, vec2<f32>(dot(sum_dy, vec4<f32>(1.0)), dot(sum_dy_xhat, vec4<f32>(1.0))),
+    );
     let dbeta = sums.x;
     let dgamma = sums.y;
     let scale = bw_gamma[c] * invstd / f32(m);
-    for (var i = lid; i < m; i += WG) {
-        let o = offset(c, i);
-        let normalised = (bw_x[o] - mean) * invstd;
-        bw_dx[o] = scale * (f32(m) * bw_dy[o] - dbeta - normalised * dgamma);
+    for (var j = lid; j < quad_count(); j += WG) {
+        let normalised = (bw_quad(c, j, true) - mean) * invstd;
+        bw_dx_store(c, j, scale * (f32(m) * bw_quad(c, j, false) - dbeta - normalised * dgamma));
     }
     if lid == 0u {
         bw_dgamma[c] = dgamma;

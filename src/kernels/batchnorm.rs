@@ -21,7 +21,7 @@ struct Params {
     momentum: f32,
     eps: f32,
     unbiased_factor: f32,
-    _pad: u32,
+    quads: u32,
 }
 
 impl Params {
@@ -42,7 +42,7 @@ impl Params {
             momentum: config.momentum,
             eps: config.eps,
             unbiased_factor: shape.unbiased_factor() as f32,
-            _pad: 0,
+            quads: (shape.spatial % 4 == 0) as u32,
         }
     }
 }
