@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""How much of a training step runs at matmul speed: the share of the step's GPU time spent in
+kernel calls that reach a fraction (default 70%) of the best matmul rate on the same adapter.
+
+    cargo build --release
+    python3 scripts/kernel_share.py --model mlp
+    python3 scripts/kernel_share.py --model cnn --fraction 0.7
+
+In one run it measures the best rate with `fer bench matmul --json` (square sizes and the
+models' own products, register and workgroup variants), records a step with `fer profile
+--trace`, and counts each kernel call of the trace (GFLOP/s = its FLOPs / its GPU time) against
+the bar. Calls below the bar are listed, largest first, so the next kernel to speed up is named.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+
+
+def fer(binary, *args):
+    return subprocess.run([binary, *args], check=True, capture_output=True, text=True).stdout
+
+
+def best_matmul_rate(binary):
+    report = json.loads(fer(binary, "bench", "matmul", "--json", "--sizes", "1024,2048",
+                            "--variants", "register,workgroup", "--seconds", "0.5"))
+    best = max(report["measurements"], key=lambda m: m["gflops"])
+    return best["gflops"], best["case"], best["variant"]
+
+
+def kernel_calls(binary, model, batch, steps):
+    with tempfile.TemporaryDirectory() as folder:
+        trace = os.path.join(folder, "trace.json")
+        fer(binary, "profile", "--model", model, "--batch", str(batch), "--steps", str(steps),
+            "--trace", trace)
+        with open(trace) as f:
+            events = json.load(f)["traceEvents"]
+    return [e for e in events if e.get("ph") == "X" and e.get("cat") == "kernel"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, choices=["softmax", "mlp", "cnn"])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--fraction", type=float, default=0.7)
+    parser.add_argument("--binary", default="target/release/fer")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    args = parser.parse_args()
+
+    rate, case, variant = best_matmul_rate(args.binary)
+    bar = args.fraction * rate
+    calls = kernel_calls(args.binary, args.model, args.batch, args.steps)
+    total_us = sum(e["dur"] for e in calls)
+    fast_us = 0.0
+    slow = defaultdict(lambda: [0.0, 0.0, 0])  # kernel → [µs, FLOPs, calls]
+    for e in calls:
+        gflops = e["args"]["flops"] / (e["dur"] * 1e3) if e["dur"] > 0 else 0.0
+        if gflops >= bar:
+            fast_us += e["dur"]
+        else:
+            entry = slow[e["name"]]
+            entry[0] += e["dur"]
+            entry[1] += e["args"]["flops"]
+            entry[2] += 1
+    share = fast_us / total_us
+    if args.json:
+        json.dump({"model": args.model, "batch": args.batch, "best_matmul_gflops": rate,
+                   "best_matmul_case": case, "best_matmul_variant": variant,
+                   "fraction": args.fraction, "share_at_bar": share}, sys.stdout)
+        print()
+        return
+    print(f"best matmul rate: {rate:.2f} GFLOP/s ({case}, {variant}); bar {args.fraction:.0%} "
+          f"of it = {bar:.2f} GFLOP/s")
+    print(f"{args.model}, batch {args.batch}: {share:.1%} of {total_us / 1e3 / args.steps:.1f} ms "
+          f"GPU time per step is in kernel calls at or above the bar")
+    print("below the bar, by time per step:")
+    for name, (us, flops, count) in sorted(slow.items(), key=lambda kv: -kv[1][0]):
+        print(f"  {us / 1e3 / args.steps:8.2f} ms  {us / total_us:6.1%}  "
+              f"{flops / (us * 1e3):6.2f} GFLOP/s  {count // args.steps:3d} calls  {name}")
+
+
+if __name__ == "__main__":
+    main()
