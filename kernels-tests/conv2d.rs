@@ -1,25 +1,28 @@
 //! conv2d: forward, grad-input, grad-weight and grad-bias against their twins on awkward
 //! shapes (batch 1, one channel, odd and non-square images, strides that leave input rows
 //! unread, 1×1 to 5×5 and non-square kernels, channel counts that are not multiples of 4) and
-//! on small versions of the study's layers; then finite-difference checks of every backward
-//! twin against the forward twin.
+//! on small versions of the study's layers; a whole layer on each schedule (implicit, and
+//! lowered to im2col + matmul); then finite-difference checks of every backward twin against
+//! the forward twin.
 //!
 //! Tolerances: every output is a dot product accumulated in f32 in some order, so
 //! |gpu − exact| ≤ γ_terms·Σ|terms| (Higham §3.1), with Σ|terms| the twin run on absolute
-//! values. terms = C·kh·kw + 1 (bias) forward, O·kh·kw grad-input (taps that miss dY add an
-//! exact zero), N·OH·OW + 1 (old value) grad-weight; grad-bias is channel_sum's tree bound
-//! (kernels-tests/reduce.rs).
+//! values. terms = C·kh·kw + 1 (bias) forward, O·kh·kw + kh·kw grad-input (taps that miss dY
+//! add an exact zero; see expected_grad_input), N·OH·OW + 1 (old value) grad-weight; grad-bias
+//! is channel_sum's tree bound (kernels-tests/reduce.rs).
 
+use fer::gpu::GpuBuffer;
 use fer::kernels::conv2d::{
     conv2d_forward, conv2d_grad_bias, conv2d_grad_input, conv2d_grad_weight, Conv2dOperands,
     Conv2dShape,
 };
+use fer::kernels::conv2d_layer::{conv2d_kernels, Conv2dBuffers, Conv2dSchedule};
 use fer::reference::conv2d as twin;
 
 use crate::common::*;
 
 #[allow(clippy::too_many_arguments)] // the nine numbers of a shape, in PyTorch's order
-fn conv(
+pub(crate) fn conv(
     batch: usize,
     in_channels: usize,
     out_channels: usize,
@@ -44,7 +47,7 @@ fn conv(
 }
 
 /// Shapes that hit every edge of the kernel's index arithmetic.
-fn awkward_shapes() -> Vec<Conv2dShape> {
+pub(crate) fn awkward_shapes() -> Vec<Conv2dShape> {
     vec![
         conv(1, 1, 3, 7, 5, 3, 3, 1, 1), // batch 1, one input channel, odd image
         conv(2, 3, 5, 7, 5, 3, 3, 2, 1), // stride 2 with padding
@@ -59,7 +62,7 @@ fn awkward_shapes() -> Vec<Conv2dShape> {
 }
 
 /// Small versions of the study's CNN layers (48×48 grey faces, 3×3 "same" convolutions).
-fn model_shapes() -> Vec<Conv2dShape> {
+pub(crate) fn model_shapes() -> Vec<Conv2dShape> {
     vec![
         conv(2, 1, 32, 24, 24, 3, 3, 1, 1),
         conv(2, 64, 128, 12, 12, 3, 3, 1, 1),
@@ -87,8 +90,69 @@ fn abs(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| x.abs()).collect()
 }
 
-fn scaled(magnitude: &[f32], terms: usize) -> Vec<f64> {
-    magnitude.iter().map(|&m| gamma(terms) * m as f64).collect()
+/// The twin's forward and its error bound: C·kh·kw products and the bias per output.
+fn expected_forward(shape: &Conv2dShape, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Expected {
+    let mut want = vec![0.0; shape.output_len()];
+    twin::forward(shape, x, w, b, &mut want);
+    let mut magnitude = vec![0.0; shape.output_len()];
+    let abs_b = b.map(abs);
+    twin::forward(shape, &abs(x), &abs(w), abs_b.as_deref(), &mut magnitude);
+    let terms = shape.in_channels * shape.kernel_h * shape.kernel_w + 1;
+    Expected::new(want, &magnitude, terms)
+}
+
+/// The twin's grad-input and its bound: O·kh·kw products per input pixel. The lowered
+/// schedule sums them in two levels (O per patch entry, then ≤ kh·kw taps), whose error is
+/// within γ of the sum of the two lengths; O·kh·kw + kh·kw covers both schedules.
+fn expected_grad_input(shape: &Conv2dShape, w: &[f32], dy: &[f32]) -> Expected {
+    let mut want = vec![0.0; shape.input_len()];
+    twin::grad_input(shape, w, dy, &mut want);
+    let mut magnitude = vec![0.0; shape.input_len()];
+    twin::grad_input(shape, &abs(w), &abs(dy), &mut magnitude);
+    let taps = shape.kernel_h * shape.kernel_w;
+    Expected::new(want, &magnitude, shape.out_channels * taps + taps)
+}
+
+/// The twin's grad-weight (+ the old value) and its bound: N·OH·OW products per weight.
+fn expected_grad_weight(
+    shape: &Conv2dShape,
+    dy: &[f32],
+    x: &[f32],
+    old: &[f32],
+    accumulate: bool,
+) -> Expected {
+    let mut want = old.to_vec();
+    twin::grad_weight(shape, dy, x, accumulate, &mut want);
+    let mut magnitude = abs(old);
+    twin::grad_weight(shape, &abs(dy), &abs(x), accumulate, &mut magnitude);
+    let terms = shape.batch * shape.out_height() * shape.out_width() + 1;
+    Expected::new(want, &magnitude, terms)
+}
+
+/// The twin's grad-bias and channel_sum's tree bound (kernels-tests/reduce.rs).
+fn expected_grad_bias(shape: &Conv2dShape, dy: &[f32], old: &[f32], accumulate: bool) -> Expected {
+    let mut want = old.to_vec();
+    twin::grad_bias(shape, dy, accumulate, &mut want);
+    let mut magnitude = abs(old);
+    twin::grad_bias(shape, &abs(dy), accumulate, &mut magnitude);
+    let terms = (shape.batch * shape.out_height() * shape.out_width()).div_ceil(256) + 9;
+    Expected::new(want, &magnitude, terms)
+}
+
+struct Expected {
+    want: Vec<f32>,
+    tolerance: Vec<f64>,
+}
+
+impl Expected {
+    fn new(want: Vec<f32>, magnitude: &[f32], terms: usize) -> Self {
+        let tolerance = magnitude.iter().map(|&m| gamma(terms) * m as f64).collect();
+        Expected { want, tolerance }
+    }
+
+    fn check(&self, what: &str, got: &GpuBuffer) {
+        assert_within(what, &read(got), &self.want, &self.tolerance);
+    }
 }
 
 fn check_forward(shape: &Conv2dShape, with_bias: bool) {
@@ -96,13 +160,7 @@ fn check_forward(shape: &Conv2dShape, with_bias: bool) {
     let x = random(s, shape.input_len());
     let w = random(s + 1, shape.weight_len());
     let b = with_bias.then(|| random(s + 2, shape.out_channels));
-
-    let mut want = vec![0.0; shape.output_len()];
-    twin::forward(shape, &x, &w, b.as_deref(), &mut want);
-    let mut magnitude = vec![0.0; shape.output_len()];
-    let abs_b = b.as_deref().map(abs);
-    twin::forward(shape, &abs(&x), &abs(&w), abs_b.as_deref(), &mut magnitude);
-    let terms = shape.in_channels * shape.kernel_h * shape.kernel_w + 1;
+    let expected = expected_forward(shape, &x, &w, b.as_deref());
 
     let output = zeros(shape.output_len());
     let gpu_b = b.as_deref().map(upload);
@@ -118,36 +176,21 @@ fn check_forward(shape: &Conv2dShape, with_bias: bool) {
     )
     .expect("conv2d forward builds");
     run(&[&dispatch]);
-    assert_within(
-        &format!("forward {shape:?} bias={with_bias}"),
-        &read(&output),
-        &want,
-        &scaled(&magnitude, terms),
-    );
+    expected.check(&format!("forward {shape:?} bias={with_bias}"), &output);
 }
 
 fn check_grad_input(shape: &Conv2dShape) {
     let s = seed(shape);
     let w = random(s + 1, shape.weight_len());
     let dy = random(s + 3, shape.output_len());
-
-    let mut want = vec![0.0; shape.input_len()];
-    twin::grad_input(shape, &w, &dy, &mut want);
-    let mut magnitude = vec![0.0; shape.input_len()];
-    twin::grad_input(shape, &abs(&w), &abs(&dy), &mut magnitude);
-    let terms = shape.out_channels * shape.kernel_h * shape.kernel_w;
+    let expected = expected_grad_input(shape, &w, &dy);
 
     // Filled with garbage first: every element must be overwritten.
     let dx = upload(&random(s + 4, shape.input_len()));
     let dispatch = conv2d_grad_input(gpu(), shape, &upload(&w), &upload(&dy), &dx)
         .expect("conv2d grad-input builds");
     run(&[&dispatch]);
-    assert_within(
-        &format!("grad_input {shape:?}"),
-        &read(&dx),
-        &want,
-        &scaled(&magnitude, terms),
-    );
+    expected.check(&format!("grad_input {shape:?}"), &dx);
 }
 
 fn check_grad_weight(shape: &Conv2dShape, accumulate: bool) {
@@ -155,22 +198,15 @@ fn check_grad_weight(shape: &Conv2dShape, accumulate: bool) {
     let x = random(s, shape.input_len());
     let dy = random(s + 3, shape.output_len());
     let old = random(s + 5, shape.weight_len());
-
-    let mut want = old.clone();
-    twin::grad_weight(shape, &dy, &x, accumulate, &mut want);
-    let mut magnitude = abs(&old);
-    twin::grad_weight(shape, &abs(&dy), &abs(&x), accumulate, &mut magnitude);
-    let terms = shape.batch * shape.out_height() * shape.out_width() + 1;
+    let expected = expected_grad_weight(shape, &dy, &x, &old, accumulate);
 
     let dw = upload(&old);
     let dispatch = conv2d_grad_weight(gpu(), shape, accumulate, &upload(&dy), &upload(&x), &dw)
         .expect("conv2d grad-weight builds");
     run(&[&dispatch]);
-    assert_within(
+    expected.check(
         &format!("grad_weight {shape:?} accumulate={accumulate}"),
-        &read(&dw),
-        &want,
-        &scaled(&magnitude, terms),
+        &dw,
     );
 }
 
@@ -178,23 +214,61 @@ fn check_grad_bias(shape: &Conv2dShape, accumulate: bool) {
     let s = seed(shape);
     let dy = random(s + 3, shape.output_len());
     let old = random(s + 6, shape.out_channels);
-
-    let mut want = old.clone();
-    twin::grad_bias(shape, &dy, accumulate, &mut want);
-    let mut magnitude = abs(&old);
-    twin::grad_bias(shape, &abs(&dy), accumulate, &mut magnitude);
-    let terms = (shape.batch * shape.out_height() * shape.out_width()).div_ceil(256) + 9;
+    let expected = expected_grad_bias(shape, &dy, &old, accumulate);
 
     let db = upload(&old);
     let dispatch = conv2d_grad_bias(gpu(), shape, accumulate, &upload(&dy), &db)
         .expect("conv2d grad-bias builds");
     run(&[&dispatch]);
-    assert_within(
-        &format!("grad_bias {shape:?} accumulate={accumulate}"),
-        &read(&db),
-        &want,
-        &scaled(&magnitude, terms),
+    expected.check(&format!("grad_bias {shape:?} accumulate={accumulate}"), &db);
+}
+
+/// A whole layer on one schedule: forward, then every gradient, each against its twin.
+/// Gradients start as garbage, so each must be overwritten.
+fn check_layer(shape: &Conv2dShape, schedule: Conv2dSchedule) {
+    let s = seed(shape);
+    let (x, w, b) = (
+        random(s, shape.input_len()),
+        random(s + 1, shape.weight_len()),
+        random(s + 2, shape.out_channels),
     );
+    let dy = random(s + 3, shape.output_len());
+    let zero_weight = vec![0.0; shape.weight_len()];
+    let zero_bias = vec![0.0; shape.out_channels];
+    let (output, grad_weight, grad_bias, grad_input) = (
+        upload(&random(s + 4, shape.output_len())),
+        upload(&random(s + 5, shape.weight_len())),
+        upload(&random(s + 6, shape.out_channels)),
+        upload(&random(s + 7, shape.input_len())),
+    );
+    let (gx, gw, gb, gdy) = (upload(&x), upload(&w), upload(&b), upload(&dy));
+    let kernels = conv2d_kernels(
+        gpu(),
+        shape,
+        schedule,
+        Conv2dBuffers {
+            input: &gx,
+            weight: &gw,
+            bias: &gb,
+            output: &output,
+            grad_output: &gdy,
+            grad_weight: &grad_weight,
+            grad_bias: &grad_bias,
+            grad_input: Some(&grad_input),
+        },
+    )
+    .expect("conv2d layer builds");
+    run(&kernels
+        .forward
+        .iter()
+        .chain(&kernels.backward)
+        .collect::<Vec<_>>());
+    let what = |name: &str| format!("{schedule} {name} {shape:?}");
+    expected_forward(shape, &x, &w, Some(&b)).check(&what("forward"), &output);
+    expected_grad_weight(shape, &dy, &x, &zero_weight, false)
+        .check(&what("grad_weight"), &grad_weight);
+    expected_grad_bias(shape, &dy, &zero_bias, false).check(&what("grad_bias"), &grad_bias);
+    expected_grad_input(shape, &w, &dy).check(&what("grad_input"), &grad_input);
 }
 
 #[test]
@@ -222,6 +296,15 @@ fn grad_weight_matches_reference() {
 fn grad_bias_matches_reference() {
     for (i, shape) in awkward_shapes().iter().enumerate() {
         check_grad_bias(shape, i % 2 == 1);
+    }
+}
+
+#[test]
+fn both_schedules_run_a_whole_layer_like_the_twins() {
+    for schedule in Conv2dSchedule::ALL {
+        for shape in awkward_shapes().iter().chain(&model_shapes()) {
+            check_layer(shape, schedule);
+        }
     }
 }
 

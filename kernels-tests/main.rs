@@ -7,6 +7,7 @@ mod common;
 mod batchnorm;
 mod conv2d;
 mod elementwise;
+mod lowering;
 mod matmul;
 mod optim;
 mod pool;

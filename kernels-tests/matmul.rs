@@ -18,7 +18,12 @@ fn check(variant: MatmulVariant, shape: MatmulShape, epilogue: Epilogue, with_bi
     let seed = (shape.m * 1_000_003 + shape.n * 1009 + shape.k) as u64;
     let a = random(seed, shape.a_len());
     let b = random(seed + 1, shape.b_len());
-    let bias = with_bias.then(|| random(seed + 2, shape.n));
+    let bias_len = if epilogue.bias_per_row {
+        shape.m
+    } else {
+        shape.n
+    };
+    let bias = with_bias.then(|| random(seed + 2, bias_len));
     let c_old = random(seed + 3, shape.c_len());
 
     let mut want = c_old.clone();
@@ -100,7 +105,7 @@ fn epilogues_and_batches(variant: MatmulVariant) {
         shape,
         Epilogue {
             relu: true,
-            accumulate: false,
+            ..Epilogue::default()
         },
         true,
     );
@@ -108,8 +113,8 @@ fn epilogues_and_batches(variant: MatmulVariant) {
         variant,
         shape,
         Epilogue {
-            relu: false,
             accumulate: true,
+            ..Epilogue::default()
         },
         false,
     );
@@ -119,6 +124,7 @@ fn epilogues_and_batches(variant: MatmulVariant) {
         Epilogue {
             relu: true,
             accumulate: true,
+            bias_per_row: false,
         },
         true,
     );
@@ -130,6 +136,19 @@ fn epilogues_and_batches(variant: MatmulVariant) {
         ..MatmulShape::new(9, 12, 16)
     };
     check(variant, batched, Epilogue::default(), true);
+    // A shared weight times a batch of transposed patch matrices, bias per row (a lowered
+    // convolution's forward).
+    let lowered = MatmulShape {
+        batch: 2,
+        trans_b: true,
+        broadcast_a: true,
+        ..MatmulShape::new(7, 10, 13)
+    };
+    let per_row = Epilogue {
+        bias_per_row: true,
+        ..Epilogue::default()
+    };
+    check(variant, lowered, per_row, true);
     let both = MatmulShape {
         batch: 2,
         trans_a: true,

@@ -2,7 +2,8 @@
 //
 // op(A) is M×K and op(B) is K×N; TRANS_A / TRANS_B read the stored transpose in place, so
 // backward passes never copy. A batch stride of 0 broadcasts an operand (shared weights).
-// The epilogue adds C's old value (ACCUMULATE), a per-column bias (BIAS), then clamps (RELU).
+// The epilogue adds C's old value (ACCUMULATE), a bias (BIAS; per column, or per row with
+// BIAS_ROWS), then clamps (RELU).
 //
 // Three variants of one contract, chosen per adapter:
 //   matmul_naive      one output per invocation; the reference point.
@@ -30,6 +31,7 @@ struct Params {
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override BIAS: bool = false;
+override BIAS_ROWS: bool = false;
 override RELU: bool = false;
 override ACCUMULATE: bool = false;
 
@@ -81,7 +83,7 @@ fn store_c(batch: u32, m: u32, n: u32, value: f32) {
         v += c[i];
     }
     if BIAS {
-        v += bias[n];
+        v += bias[select(n, m, BIAS_ROWS)];
     }
     if RELU {
         v = max(v, 0.0);

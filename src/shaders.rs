@@ -22,6 +22,7 @@ macro_rules! shaders {
 shaders! {
     MATMUL => "matmul",
     CONV2D => "conv2d",
+    LOWERING => "lowering" after "quads",
     REDUCE => "reduce",
     POOL => "pool",
     BATCHNORM => "batchnorm",

@@ -136,7 +136,7 @@ struct Params {
 pub struct MatmulOperands<'a> {
     pub a: &'a GpuBuffer,
     pub b: &'a GpuBuffer,
-    /// Length n, added per column.
+    /// Added per column (length n), or per row (length m) if the epilogue says so.
     pub bias: Option<&'a GpuBuffer>,
     pub c: &'a GpuBuffer,
 }
@@ -161,9 +161,14 @@ pub fn matmul(
         c.len() >= shape.c_len(),
         "matmul: C is too small for {shape:?}"
     );
+    let bias_len = if epilogue.bias_per_row {
+        shape.m
+    } else {
+        shape.n
+    };
     assert!(
-        bias.is_none_or(|bias| bias.len() >= shape.n),
-        "matmul: bias shorter than n"
+        bias.is_none_or(|bias| bias.len() >= bias_len),
+        "matmul: bias shorter than {bias_len}"
     );
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
     let kernel = ctx.kernel(&KernelSpec {
@@ -180,6 +185,7 @@ pub fn matmul(
             ("TRANS_A", flag(shape.trans_a)),
             ("TRANS_B", flag(shape.trans_b)),
             ("BIAS", flag(bias.is_some())),
+            ("BIAS_ROWS", flag(epilogue.bias_per_row)),
             ("RELU", flag(epilogue.relu)),
             ("ACCUMULATE", flag(epilogue.accumulate)),
         ],
@@ -214,7 +220,7 @@ pub fn matmul(
     let cost = Cost {
         flops: shape.flops(),
         bytes: Cost::words(
-            shape.a_len() + shape.b_len() + c_passes * shape.c_len() + bias.map_or(0, |_| shape.n),
+            shape.a_len() + shape.b_len() + c_passes * shape.c_len() + bias.map_or(0, |_| bias_len),
         ),
     };
     let no_bias;

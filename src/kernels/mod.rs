@@ -3,7 +3,9 @@
 
 pub mod batchnorm;
 pub mod conv2d;
+pub mod conv2d_layer;
 pub mod elementwise;
+pub mod lowering;
 pub mod matmul;
 pub mod optim;
 pub mod peak;

@@ -1,9 +1,7 @@
 use crate::gpu::{GpuContext, GpuError};
 use crate::graph::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels, ParamSpec};
-use crate::kernels::conv2d::{
-    conv2d_forward, conv2d_grad_bias, conv2d_grad_input, conv2d_grad_weight, Conv2dOperands,
-    Conv2dShape,
-};
+use crate::kernels::conv2d::Conv2dShape;
+use crate::kernels::conv2d_layer::{conv2d_kernels, Conv2dBuffers, Conv2dSchedule};
 use crate::reference::conv2d as twin;
 
 /// 2-d convolution on NCHW with a square kernel, as torch.nn.Conv2d (dilation 1, groups 1).
@@ -80,32 +78,21 @@ impl Layer for Conv2d {
             .shape(io.input_shape)
             .expect("the plan checked this shape");
         let (weight, bias) = (io.params[0], io.params[1]);
-        let forward = conv2d_forward(
-            ctx,
-            &shape,
-            Conv2dOperands {
-                input: io.input,
-                weight: &weight.value,
-                bias: Some(&bias.value),
-                output: io.output,
-            },
-        )?;
-        let mut backward = vec![
-            conv2d_grad_weight(ctx, &shape, false, io.grad_output, io.input, weight.grad())?,
-            conv2d_grad_bias(ctx, &shape, false, io.grad_output, bias.grad())?,
-        ];
-        if let Some(grad_input) = io.grad_input {
-            backward.push(conv2d_grad_input(
-                ctx,
-                &shape,
-                &weight.value,
-                io.grad_output,
-                grad_input,
-            )?);
-        }
+        let schedule = Conv2dSchedule::tuned(ctx, &shape, io.grad_input.is_some())?;
+        let buffers = Conv2dBuffers {
+            input: io.input,
+            weight: &weight.value,
+            bias: &bias.value,
+            output: io.output,
+            grad_output: io.grad_output,
+            grad_weight: weight.grad(),
+            grad_bias: bias.grad(),
+            grad_input: io.grad_input,
+        };
+        let kernels = conv2d_kernels(ctx, &shape, schedule, buffers)?;
         Ok(LayerKernels {
-            forward: vec![forward],
-            backward,
+            forward: kernels.forward,
+            backward: kernels.backward,
             ..Default::default()
         })
     }

@@ -73,12 +73,15 @@ impl MatmulShape {
     }
 }
 
-/// What happens to each output after the product: `c = relu(a·b + c_old? + bias[n]?)`.
+/// What happens to each output after the product: `c = relu(a·b + c_old? + bias?)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Epilogue {
     pub relu: bool,
     /// Add the product to C's old contents instead of overwriting them.
     pub accumulate: bool,
+    /// The bias has one entry per row, `bias[m]` (a convolution's per-channel bias on
+    /// `[channels, pixels]`), instead of one per column, `bias[n]` (a Linear layer's).
+    pub bias_per_row: bool,
 }
 
 pub fn matmul(
@@ -101,7 +104,7 @@ pub fn matmul(
                     acc += *out as f64;
                 }
                 if let Some(bias) = bias {
-                    acc += bias[n] as f64;
+                    acc += bias[if epilogue.bias_per_row { m } else { n }] as f64;
                 }
                 if epilogue.relu {
                     acc = acc.max(0.0);

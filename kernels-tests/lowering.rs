@@ -1,0 +1,88 @@
+//! lowering: im2col, col2im and the batch↔channel swap against their twins on conv2d's awkward
+//! and model shapes, then the twins' adjoint identity, which is col2im's gradient check.
+//!
+//! Tolerances: im2col and the swap copy values, so they must match bit for bit. col2im adds at
+//! most kh·kw patch entries per input pixel in f32: within γ_{kh·kw}·Σ|entries| of the twin's
+//! f64 sum.
+
+use fer::kernels::lowering::{col2im, col_len, im2col, swap_batch_channel};
+use fer::reference::lowering as twin;
+
+use crate::common::*;
+use crate::conv2d::{awkward_shapes, conv, model_shapes};
+
+fn shapes() -> Vec<fer::kernels::conv2d::Conv2dShape> {
+    awkward_shapes().into_iter().chain(model_shapes()).collect()
+}
+
+#[test]
+fn im2col_copies_the_twins_patches_exactly() {
+    for (i, shape) in shapes().iter().enumerate() {
+        let x = random(i as u64, shape.input_len());
+        // Garbage first: the padding's zeros must be written, not assumed.
+        let col = upload(&random(i as u64 + 100, col_len(shape)));
+        run(&[&im2col(gpu(), shape, &upload(&x), &col).expect("im2col builds")]);
+        let want = twin::im2col(shape, &x);
+        let got = read(&col);
+        if let Some(e) = (0..want.len()).find(|&e| got[e].to_bits() != want[e].to_bits()) {
+            panic!(
+                "im2col {shape:?}: entry {e} is {} but the twin says {}",
+                got[e], want[e]
+            );
+        }
+    }
+}
+
+#[test]
+fn col2im_matches_twin() {
+    for (i, shape) in shapes().iter().enumerate() {
+        let col = random(i as u64, col_len(shape));
+        let dx = upload(&random(i as u64 + 100, shape.input_len()));
+        run(&[&col2im(gpu(), shape, &upload(&col), &dx).expect("col2im builds")]);
+        let want = twin::col2im(shape, &col);
+        let magnitude = twin::col2im(shape, &col.iter().map(|v| v.abs()).collect::<Vec<_>>());
+        let taps = shape.kernel_h * shape.kernel_w;
+        let tolerance: Vec<f64> = magnitude.iter().map(|&m| gamma(taps) * m as f64).collect();
+        assert_within(&format!("col2im {shape:?}"), &read(&dx), &want, &tolerance);
+    }
+}
+
+#[test]
+fn swap_batch_channel_matches_twin_exactly() {
+    // Planes that are and are not whole quads, batch 1, one channel.
+    for dims in [
+        [1, 1, 1],
+        [2, 3, 5],
+        [3, 2, 4],
+        [1, 7, 9],
+        [5, 1, 3],
+        [4, 6, 36],
+    ] {
+        let [batch, channels, spatial] = dims;
+        let x = random(spatial as u64, batch * channels * spatial);
+        let y = upload(&random(99, x.len()));
+        run(&[&swap_batch_channel(gpu(), dims, &upload(&x), &y).expect("swap builds")]);
+        let want = twin::swap_batch_channel(batch, channels, spatial, &x);
+        assert_eq!(read(&y), want, "swap_batch_channel {dims:?}");
+    }
+}
+
+/// col2im is im2col's backward: for the linear map x ↦ im2col(x), the gradient of
+/// L = ⟨im2col(x), r⟩ is col2im(r), i.e. ⟨im2col(x), r⟩ = ⟨x, col2im(r)⟩ for all x and r.
+/// Checked in f64 on random pairs, where the two sides differ only by summation order.
+#[test]
+fn col2im_twin_is_the_adjoint_of_im2col_twin() {
+    for shape in [
+        conv(2, 3, 1, 5, 4, 3, 3, 2, 1),
+        conv(1, 2, 1, 4, 6, 4, 2, 3, 2),
+    ] {
+        let x = random(1, shape.input_len());
+        let r = random(2, col_len(&shape));
+        let left = dot(&twin::im2col(&shape, &x), &r);
+        let right = dot(&x, &twin::col2im(&shape, &r));
+        assert!(
+            (left - right).abs() <= 1e-6 * left.abs().max(1.0),
+            "{shape:?}: ⟨im2col x, r⟩ = {left} but ⟨x, col2im r⟩ = {right}"
+        );
+    }
+}
