@@ -1,18 +1,22 @@
 //! A convolution layer's kernels (forward, then the weight, bias and input gradients) on one of
-//! two schedules, chosen per shape on this adapter:
+//! three schedules, chosen per shape on this adapter:
 //!
 //! - **implicit**: `shaders/conv2d.wgsl`'s implicit GEMM, which gathers the input's patches
 //!   inside its loop and needs no scratch memory;
 //! - **lowered**: the patches written once as a matrix (`im2col`), then the three products on
 //!   the tuned matmul kernels (`shaders/lowering.wgsl`, `shaders/matmul.wgsl`). It costs a
 //!   patch matrix per layer, but its products run at matmul speed: on lavapipe 13–16 GFLOP/s
-//!   against the implicit kernel's ~10, and on a real GPU they get the workgroup-tiled kernel.
+//!   against the implicit kernel's ~10, and on a real GPU they get the workgroup-tiled kernel;
+//! - **lowered, split-K**: the same, but grad-weight as one product per image, summed over the
+//!   batch afterwards. The single product leaves only O·K outputs to spread over the adapter
+//!   (16×25 for a first layer); per image there are batch times as many, for a short reduction.
 //!
 //! The lowered products, with `P = out_h·out_w`, `K = in_channels·kernel_h·kernel_w` and
 //! `col[b] = im2col(x[b])` of shape `P×K`:
 //!
 //! - forward: `y[b] (O×P) = W (O×K) · col[b]ᵀ + bias` per row;
-//! - grad-weight: `dW (O×K) = dYᵀ (O×B·P) · col (B·P×K)`, dY first swapped to `[O, B, P]`;
+//! - grad-weight: `dW (O×K) = dYᵀ (O×B·P) · col (B·P×K)`, dY first swapped to `[O, B, P]`; or
+//!   split-K, `dW = Σ_b dY[b] (O×P) · col[b] (P×K)`;
 //! - grad-input: `dcol[b] (P×K) = dY[b]ᵀ · W`, then `dx = col2im(dcol)`.
 
 use std::str::FromStr;
@@ -23,23 +27,29 @@ use super::conv2d::{
 };
 use super::lowering::{col2im, col_len, im2col, swap_batch_channel};
 use super::matmul::{matmul, Epilogue, MatmulOperands, MatmulShape, MatmulVariant};
+use super::reduce::{channel_sum, ChannelSumShape};
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, GpuTimer};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Conv2dSchedule {
     Implicit,
     Lowered,
+    LoweredSplitK,
 }
 
 impl Conv2dSchedule {
-    pub const ALL: [Conv2dSchedule; 2] = [Conv2dSchedule::Implicit, Conv2dSchedule::Lowered];
+    pub const ALL: [Conv2dSchedule; 3] = [
+        Conv2dSchedule::Implicit,
+        Conv2dSchedule::Lowered,
+        Conv2dSchedule::LoweredSplitK,
+    ];
 
     /// Whether this schedule can run `shape` here: the lowered one needs its patch matrix in
     /// one storage binding.
     pub fn fits(self, ctx: &GpuContext, shape: &Conv2dShape) -> bool {
         match self {
             Conv2dSchedule::Implicit => true,
-            Conv2dSchedule::Lowered => {
+            Conv2dSchedule::Lowered | Conv2dSchedule::LoweredSplitK => {
                 let bytes = 4 * col_len(shape) as u64;
                 bytes <= ctx.summary().max_storage_binding_bytes && col_len(shape) < 1 << 31
             }
@@ -78,6 +88,7 @@ impl Conv2dSchedule {
         match self {
             Conv2dSchedule::Implicit => "implicit",
             Conv2dSchedule::Lowered => "lowered",
+            Conv2dSchedule::LoweredSplitK => "lowered-split-k",
         }
     }
 }
@@ -99,7 +110,7 @@ impl FromStr for Conv2dSchedule {
     }
 }
 
-/// Times one training pass of each schedule (after a warm-up pass) and returns the faster.
+/// Times a training pass of each schedule (after a warm-up pass) and returns the fastest.
 fn fastest(
     ctx: &GpuContext,
     shape: &Conv2dShape,
@@ -130,7 +141,11 @@ fn fastest(
         let pass: Vec<&Dispatch> = kernels.forward.iter().chain(&kernels.backward).collect();
         let timer = GpuTimer::new(ctx, pass.len() as u32);
         timer.time(ctx, &pass)?;
-        let seconds: f64 = timer.time(ctx, &pass)?.iter().sum();
+        // The best of three: a software adapter shares its cores with whatever else runs.
+        let mut seconds = f64::INFINITY;
+        for _ in 0..3 {
+            seconds = seconds.min(timer.time(ctx, &pass)?.iter().sum());
+        }
         if seconds < best.0 {
             best = (seconds, schedule);
         }
@@ -166,7 +181,8 @@ pub fn conv2d_kernels(
     let grad_bias = conv2d_grad_bias(ctx, shape, false, buffers.grad_output, buffers.grad_bias)?;
     let mut kernels = match schedule {
         Conv2dSchedule::Implicit => implicit(ctx, shape, &buffers)?,
-        Conv2dSchedule::Lowered => lowered(ctx, shape, &buffers)?,
+        Conv2dSchedule::Lowered => lowered(ctx, shape, &buffers, false)?,
+        Conv2dSchedule::LoweredSplitK => lowered(ctx, shape, &buffers, true)?,
     };
     kernels.backward.push(grad_bias);
     Ok(kernels)
@@ -204,20 +220,28 @@ fn implicit(
     Ok(Conv2dKernels { forward, backward })
 }
 
+/// One product on the matmul variant tuned for its shape.
+fn product(
+    ctx: &GpuContext,
+    shape: MatmulShape,
+    epilogue: Epilogue,
+    operands: MatmulOperands,
+) -> Result<Dispatch, GpuError> {
+    let variant = MatmulVariant::tuned(ctx, &shape)?;
+    matmul(ctx, variant, &shape, epilogue, operands)
+}
+
 fn lowered(
     ctx: &GpuContext,
     shape: &Conv2dShape,
     b: &Conv2dBuffers,
+    split_k: bool,
 ) -> Result<Conv2dKernels, GpuError> {
     let batch = shape.batch;
     let (o, p) = (shape.out_channels, shape.out_height() * shape.out_width());
     let k = shape.in_channels * shape.kernel_h * shape.kernel_w;
     // Kept from forward to grad-weight: the patches are read twice, written once.
     let col = GpuBuffer::zeros(ctx, "conv2d patches", col_len(shape));
-    let product = |shape: MatmulShape, epilogue, operands| -> Result<Dispatch, GpuError> {
-        let variant = MatmulVariant::tuned(ctx, &shape)?;
-        matmul(ctx, variant, &shape, epilogue, operands)
-    };
 
     let forward_shape = MatmulShape {
         batch,
@@ -232,6 +256,7 @@ fn lowered(
     let forward = vec![
         im2col(ctx, shape, b.input, &col)?,
         product(
+            ctx,
             forward_shape,
             per_row,
             MatmulOperands {
@@ -243,20 +268,47 @@ fn lowered(
         )?,
     ];
 
-    let grad_output_by_channel = GpuBuffer::zeros(ctx, "conv2d dy by channel", o * batch * p);
-    let mut backward = vec![
-        swap_batch_channel(ctx, [batch, o, p], b.grad_output, &grad_output_by_channel)?,
-        product(
-            MatmulShape::new(o, k, batch * p),
-            Epilogue::default(),
-            MatmulOperands {
-                a: &grad_output_by_channel,
-                b: &col,
-                bias: None,
-                c: b.grad_weight,
-            },
-        )?,
-    ];
+    let mut backward = if split_k {
+        let per_image = GpuBuffer::zeros(ctx, "conv2d grad-weight per image", batch * o * k);
+        let sum_over_batch = ChannelSumShape {
+            outer: batch,
+            channels: o * k,
+            inner: 1,
+        };
+        vec![
+            product(
+                ctx,
+                MatmulShape {
+                    batch,
+                    ..MatmulShape::new(o, k, p)
+                },
+                Epilogue::default(),
+                MatmulOperands {
+                    a: b.grad_output,
+                    b: &col,
+                    bias: None,
+                    c: &per_image,
+                },
+            )?,
+            channel_sum(ctx, &sum_over_batch, false, &per_image, b.grad_weight)?,
+        ]
+    } else {
+        let grad_output_by_channel = GpuBuffer::zeros(ctx, "conv2d dy by channel", o * batch * p);
+        vec![
+            swap_batch_channel(ctx, [batch, o, p], b.grad_output, &grad_output_by_channel)?,
+            product(
+                ctx,
+                MatmulShape::new(o, k, batch * p),
+                Epilogue::default(),
+                MatmulOperands {
+                    a: &grad_output_by_channel,
+                    b: &col,
+                    bias: None,
+                    c: b.grad_weight,
+                },
+            )?,
+        ]
+    };
     if let Some(grad_input) = b.grad_input {
         let grad_col = GpuBuffer::zeros(ctx, "conv2d patch gradients", col_len(shape));
         let grad_col_shape = MatmulShape {
@@ -266,6 +318,7 @@ fn lowered(
             ..MatmulShape::new(p, k, o)
         };
         backward.push(product(
+            ctx,
             grad_col_shape,
             Epilogue::default(),
             MatmulOperands {
