@@ -143,6 +143,32 @@ fn bench_step_json_reports_throughput_and_phases() {
 }
 
 #[test]
+fn the_baseline_has_no_loss_to_print() {
+    let results = std::env::temp_dir().join(format!("fer-cli-baseline-{}", std::process::id()));
+    let out = fer(&[
+        "train",
+        "--model",
+        "baseline",
+        "--synthetic-train",
+        "48",
+        "--results",
+        &results.to_string_lossy(),
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("epoch 1/1  train_loss n/a  train_acc ") && text.contains("val_loss n/a"),
+        "{text}"
+    );
+    assert!(!text.contains("NaN"), "{text}");
+}
+
+#[test]
 fn train_then_eval_reproduces_the_validation_numbers() {
     let results = std::env::temp_dir().join(format!("fer-cli-test-{}", std::process::id()));
     let results_arg = results.to_string_lossy().into_owned();

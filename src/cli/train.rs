@@ -72,15 +72,23 @@ impl DataSource {
     }
 }
 
-/// One line per epoch, for people and for grep.
+/// One line per epoch, for people and for grep. A model without a loss (the baseline's
+/// certain guesses) shows `n/a`.
 pub fn epoch_line(record: &fer::report::EpochRecord, epochs: usize) -> String {
+    let loss = |value: f64| {
+        if value.is_finite() {
+            format!("{value:.4}")
+        } else {
+            "n/a".to_string()
+        }
+    };
     format!(
-        "epoch {}/{}  train_loss {:.4}  train_acc {:.4}  val_loss {:.4}  val_acc {:.4}  ({:.1} s)",
+        "epoch {}/{}  train_loss {}  train_acc {:.4}  val_loss {}  val_acc {:.4}  ({:.1} s)",
         record.epoch,
         epochs,
-        record.train_loss,
+        loss(record.train_loss),
         record.train_acc,
-        record.val_loss,
+        loss(record.val_loss),
         record.val_acc,
         record.seconds
     )

@@ -56,8 +56,9 @@ impl Conv2dSchedule {
         }
     }
 
-    /// The schedule for `shape` on this adapter: measured once when autotuning (both
-    /// schedules' whole forward and backward, timed), else lowered wherever it fits.
+    /// The schedule for `shape` on this adapter: measured once when autotuning (each
+    /// schedule's whole forward and backward, timed at this batch size), else lowered wherever
+    /// it fits.
     pub fn tuned(
         ctx: &GpuContext,
         shape: &Conv2dShape,
@@ -67,10 +68,11 @@ impl Conv2dSchedule {
         if !lowered.fits(ctx, shape) {
             return Ok(Conv2dSchedule::Implicit);
         }
+        // Keyed without the batch size: a plan for the last, partial batch or for evaluation
+        // reuses the choice instead of timing every schedule again.
         let s = shape;
         let key = format!(
-            "conv2d {}x{}x{}x{} to {} kernel {}x{} stride {} padding {}{}",
-            s.batch,
+            "conv2d {}x{}x{} to {} kernel {}x{} stride {} padding {}{}",
             s.in_channels,
             s.height,
             s.width,
