@@ -1,13 +1,14 @@
 //! reduce: channel_sum against its twin on degenerate and large views, with and without
-//! accumulation.
+//! accumulation, on both of its kernels (a workgroup tree per channel; column_sum where rows
+//! are single values), and column_sum leaving the channels past the end untouched.
 //!
-//! Tolerance: each of the T invocations (T = `reduction_width(count)`, a power of two) adds its
-//! ⌈count/T⌉ elements in sequence, the tree adds log₂T levels, ACCUMULATE one more term; so
-//! every element passes through at most ⌈count/T⌉ + log₂T + 1 rounded additions and
-//! |gpu − exact| ≤ γ_{that depth}·Σ|terms| (Higham §4.2: the bound of a summation tree is γ of
-//! its depth). Σ|terms| is the twin on |x|.
+//! Tolerance: in the tree, each of the T invocations (T = `reduction_width(count)`, a power of
+//! two) adds its ⌈count/T⌉ elements in sequence, the tree adds log₂T levels; column_sum adds
+//! its `outer` values in sequence; ACCUMULATE adds one more term. |gpu − exact| ≤
+//! γ_{depth}·Σ|terms| (Higham §4.2: the bound of a summation tree is γ of its depth), with
+//! Σ|terms| the twin on |x|.
 
-use fer::kernels::reduce::{channel_sum, ChannelSumShape};
+use fer::kernels::reduce::{channel_sum, sums_columns, ChannelSumShape};
 use fer::kernels::reduction_width;
 use fer::reference;
 
@@ -31,8 +32,12 @@ fn check(outer: usize, channels: usize, inner: usize, accumulate: bool) {
     reference::reduce::channel_sum(&shape, &x, accumulate, &mut want);
     let mut magnitude = abs(&old);
     reference::reduce::channel_sum(&shape, &abs(&x), accumulate, &mut magnitude);
-    let threads = reduction_width(shape.count()) as usize;
-    let depth = shape.count().div_ceil(threads) + threads.ilog2() as usize + 1;
+    let depth = if sums_columns(&shape) {
+        shape.outer + 1
+    } else {
+        let threads = reduction_width(shape.count()) as usize;
+        shape.count().div_ceil(threads) + threads.ilog2() as usize + 1
+    };
     let tolerance: Vec<f64> = magnitude.iter().map(|&m| gamma(depth) * m as f64).collect();
 
     let out = upload(&old);
@@ -59,6 +64,35 @@ fn channel_sum_linear_bias_views() {
     // [batch, features, 1]: the strided loop walks whole rows; 300 channels > 256 threads.
     for (batch, features) in [(64, 7), (257, 3), (13, 300)] {
         check(batch, features, 1, false);
+    }
+}
+
+#[test]
+fn channel_sum_split_k_partials() {
+    // [images, O·K, 1]: whole quads of channels, over several workgroups of quads (1024
+    // channels each) and not; and past 1024 rows, where the workgroup tree takes over.
+    for (outer, channels) in [(64, 32 * 144), (64, 16 * 25), (3, 1027), (2000, 6)] {
+        check(outer, channels, 1, false);
+    }
+    check(5, 4608, 1, true);
+}
+
+/// column_sum writes whole quads; in the last one, the channels past the end must come back as
+/// they were.
+#[test]
+fn column_sum_leaves_the_channels_past_the_end_untouched() {
+    for channels in [1, 2, 3, 5, 6, 7] {
+        let shape = ChannelSumShape {
+            outer: 4,
+            channels,
+            inner: 1,
+        };
+        assert!(sums_columns(&shape));
+        let sentinel: Vec<f32> = (0..channels + 5).map(|i| 1000.0 + i as f32).collect();
+        let out = upload(&sentinel);
+        let x = random(channels as u64, shape.input_len());
+        run(&[&channel_sum(gpu(), &shape, false, &upload(&x), &out).expect("builds")]);
+        assert_eq!(read(&out)[channels..], sentinel[channels..], "channels={channels}");
     }
 }
 

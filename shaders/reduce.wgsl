@@ -5,6 +5,12 @@
 // in workgroup memory adds the partial sums.
 // This is the bias gradient of Linear ([batch, features, 1]) and of Conv2d ([N, O, H·W]).
 // ACCUMULATE adds to out's old value (gradient accumulation across micro-batches).
+//
+// column_sum computes the same where inner = 1 and outer is short (a bias gradient over a
+// batch; a split-K product's per-image partials): a workgroup per channel would leave each
+// with a handful of values and barriers, so instead each invocation adds up a quad of adjacent
+// channels (quads.wgsl, prepended) down the outer axis, in order, as vec4s where rows are whole
+// quads: one pass over x, no barriers.
 
 struct Params {
     outer: u32,
@@ -65,4 +71,44 @@ fn channel_sum(
         }
         out[c] = total;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// column_sum
+
+@group(0) @binding(1) var<storage, read> cs_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> cs_out: array<vec4<f32>>;
+
+@compute @workgroup_size(QUAD_WG)
+fn column_sum(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let q = quad(wid, nwg, lid);
+    if 4u * q >= p.channels {
+        return;
+    }
+    var total = vec4<f32>(0.0);
+    if p.channels % 4u == 0u {
+        let row = p.channels / 4u;
+        for (var o = 0u; o < p.outer; o++) {
+            total += cs_x[o * row + q];
+        }
+    } else {
+        // Lanes past the last channel repeat it; below_n drops them.
+        let c = min(indices(q), vec4<u32>(p.channels - 1u));
+        for (var o = 0u; o < p.outer; o++) {
+            let i = vec4<u32>(o * p.channels) + c;
+            total += vec4<f32>(cs_x[i.x >> 2u][i.x & 3u], cs_x[i.y >> 2u][i.y & 3u],
+                cs_x[i.z >> 2u][i.z & 3u], cs_x[i.w >> 2u][i.w & 3u]);
+        }
+    }
+    if ACCUMULATE {
+        total += cs_out[q];
+    }
+    if is_last_partial(q, p.channels) {
+        total = below_n(q, p.channels, total, cs_out[q]);
+    }
+    cs_out[q] = total;
 }

@@ -23,7 +23,7 @@ shaders! {
     MATMUL => "matmul",
     CONV2D => "conv2d",
     LOWERING => "lowering" after "quads",
-    REDUCE => "reduce",
+    REDUCE => "reduce" after "quads",
     POOL => "pool",
     BATCHNORM => "batchnorm",
     SOFTMAX_CE => "softmax_ce",

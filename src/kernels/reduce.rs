@@ -14,6 +14,12 @@ struct Params {
 }
 
 /// `out[c] = Σ_{o,i} x[o, c, i]` (or `+=` when `accumulate`): one workgroup per channel.
+/// Whether [`channel_sum`] runs as `column_sum`: one invocation per four channels, each adding
+/// its column of `outer` values in order, where rows are single values and there are few.
+pub fn sums_columns(shape: &ChannelSumShape) -> bool {
+    shape.inner == 1 && shape.outer <= 1024
+}
+
 pub fn channel_sum(
     ctx: &GpuContext,
     shape: &ChannelSumShape,
@@ -31,17 +37,21 @@ pub fn channel_sum(
         shape.channels
     );
     assert!(shape.inner > 0, "channel_sum: inner must be positive");
+    let (entry, threads, workgroups) = if sums_columns(shape) {
+        ("column_sum", 0, workgroups_1d(shape.channels.div_ceil(4 * 256)))
+    } else {
+        let threads = super::reduction_width(shape.outer * shape.inner);
+        ("channel_sum", threads, workgroups_1d(shape.channels))
+    };
+    let mut constants = vec![("ACCUMULATE", if accumulate { 1.0 } else { 0.0 })];
+    if threads > 0 {
+        constants.push(("THREADS", threads as f64));
+    }
     let kernel = ctx.kernel(&KernelSpec {
         shader: &shaders::REDUCE,
-        entry: "channel_sum",
+        entry,
         bindings: &[Binding::Uniform, Binding::ReadOnly, Binding::ReadWrite],
-        constants: &[
-            ("ACCUMULATE", if accumulate { 1.0 } else { 0.0 }),
-            (
-                "THREADS",
-                super::reduction_width(shape.outer * shape.inner) as f64,
-            ),
-        ],
+        constants: &constants,
     })?;
     let params = Params {
         outer: shape.outer as u32,
@@ -54,7 +64,7 @@ pub fn channel_sum(
         &kernel,
         &params,
         &[x, out],
-        workgroups_1d(shape.channels),
+        workgroups,
     )
     .with_cost(Cost {
         flops: shape.input_len() as f64,
