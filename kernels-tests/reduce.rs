@@ -92,7 +92,11 @@ fn column_sum_leaves_the_channels_past_the_end_untouched() {
         let out = upload(&sentinel);
         let x = random(channels as u64, shape.input_len());
         run(&[&channel_sum(gpu(), &shape, false, &upload(&x), &out).expect("builds")]);
-        assert_eq!(read(&out)[channels..], sentinel[channels..], "channels={channels}");
+        assert_eq!(
+            read(&out)[channels..],
+            sentinel[channels..],
+            "channels={channels}"
+        );
     }
 }
 

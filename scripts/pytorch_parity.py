@@ -49,11 +49,8 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = False
     model = {"softmax": softmax_model, "mlp": mlp_model, "cnn": cnn_model}[args.model]()
     state = load_file(str(args.checkpoint))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    # fer does not count batches (PyTorch only uses num_batches_tracked when momentum=None).
-    missing = [m for m in missing if not m.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        sys.exit(f"state_dict mismatch: missing {missing}, unexpected {unexpected}")
+    # strict: fer writes every tensor of the state_dict, num_batches_tracked included.
+    model.load_state_dict(state, strict=True)
     model.eval()
 
     x, labels = load_split(args.data, args.split)

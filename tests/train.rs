@@ -117,7 +117,24 @@ fn a_checkpoint_round_trips_and_reproduces_evaluation() {
         .unwrap();
     let before = runner.evaluate(&val, 16).unwrap();
     let path = temp_path("cnn.safetensors");
-    checkpoint::save(&ctx, &model, &path).unwrap();
+    checkpoint::save(&ctx, &model, optimizer.steps(), &path).unwrap();
+    // Each batch norm carries PyTorch's step count, an I64 scalar beside its running mean.
+    let bytes = std::fs::read(&path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let running_means: Vec<&str> = model
+        .params
+        .iter()
+        .filter_map(|p| p.name.strip_suffix(".running_mean"))
+        .collect();
+    assert!(!running_means.is_empty());
+    for layer in running_means {
+        let count = file
+            .tensor(&format!("{layer}.num_batches_tracked"))
+            .unwrap();
+        assert_eq!(count.dtype(), safetensors::Dtype::I64);
+        assert_eq!(count.shape(), &[] as &[usize]);
+        assert_eq!(count.data(), &optimizer.steps().to_le_bytes(), "{layer}");
+    }
 
     let restored = build(&ctx, ModelKind::Cnn, &arch, 99).unwrap().unwrap();
     checkpoint::load(&ctx, &restored, &path).unwrap();
@@ -145,7 +162,7 @@ fn a_wrong_checkpoint_is_refused_with_the_tensor_named() {
     let softmax = build(&ctx, ModelKind::Softmax, &arch, 0).unwrap().unwrap();
     let mlp = build(&ctx, ModelKind::Mlp, &arch, 0).unwrap().unwrap();
     let path = temp_path("softmax.safetensors");
-    checkpoint::save(&ctx, &softmax, &path).unwrap();
+    checkpoint::save(&ctx, &softmax, 0, &path).unwrap();
     let error = checkpoint::load(&ctx, &mlp, &path).unwrap_err();
     assert!(
         matches!(error, CheckpointError::Missing { ref name, .. } if name == "fc1.weight"),
@@ -157,11 +174,26 @@ fn a_wrong_checkpoint_is_refused_with_the_tensor_named() {
         ..Architecture::default()
     };
     let mlp_path = temp_path("mlp.safetensors");
-    checkpoint::save(&ctx, &mlp, &mlp_path).unwrap();
+    checkpoint::save(&ctx, &mlp, 0, &mlp_path).unwrap();
     let narrow = build(&ctx, ModelKind::Mlp, &wide, 0).unwrap().unwrap();
     let error = checkpoint::load(&ctx, &narrow, &mlp_path).unwrap_err();
     assert!(
         error.to_string().contains("fc1.weight") && error.to_string().contains("[128, 2304]"),
+        "{error}"
+    );
+
+    // A batch-norm count that is not PyTorch's I64 scalar.
+    let bad_count = temp_path("bad-count.safetensors");
+    rewrite_tensor(&mlp_path, &bad_count, "bn1.num_batches_tracked", |_| {
+        (
+            safetensors::Dtype::F32,
+            vec![1],
+            1.0f32.to_le_bytes().to_vec(),
+        )
+    });
+    let error = checkpoint::load(&ctx, &mlp, &bad_count).unwrap_err();
+    assert!(
+        matches!(error, CheckpointError::Count { ref name, .. } if name == "bn1.num_batches_tracked"),
         "{error}"
     );
 
@@ -171,6 +203,37 @@ fn a_wrong_checkpoint_is_refused_with_the_tensor_named() {
     assert!(matches!(error, CheckpointError::Format { .. }), "{error}");
     let error = checkpoint::load(&ctx, &softmax, &temp_path("absent.safetensors")).unwrap_err();
     assert!(matches!(error, CheckpointError::Read { .. }), "{error}");
+}
+
+/// Copies a checkpoint with one tensor replaced by `replace(its bytes)`.
+fn rewrite_tensor(
+    from: &PathBuf,
+    to: &PathBuf,
+    name: &str,
+    replace: impl Fn(&[u8]) -> (safetensors::Dtype, Vec<usize>, Vec<u8>),
+) {
+    let bytes = std::fs::read(from).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = file
+        .tensors()
+        .into_iter()
+        .map(|(n, view)| {
+            if n == name {
+                let (dtype, shape, data) = replace(view.data());
+                (n, dtype, shape, data)
+            } else {
+                (n, view.dtype(), view.shape().to_vec(), view.data().to_vec())
+            }
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, dtype, shape, data)| {
+            let view = safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).unwrap();
+            (n.clone(), view)
+        })
+        .collect();
+    std::fs::write(to, safetensors::tensor::serialize(views, None).unwrap()).unwrap();
 }
 
 #[test]

@@ -140,7 +140,12 @@ pub fn train(
     println!("\n{}", metrics.text());
     let directory = write_results(results, &metrics)?;
     if let Some(model) = &trained.model {
-        checkpoint::save(ctx, model, &directory.join("model.safetensors"))?;
+        checkpoint::save(
+            ctx,
+            model,
+            trained.steps,
+            &directory.join("model.safetensors"),
+        )?;
     }
     println!("wrote {} ({:.1} s in all)", directory.display(), seconds);
     Ok(trained)

@@ -38,7 +38,11 @@ pub fn channel_sum(
     );
     assert!(shape.inner > 0, "channel_sum: inner must be positive");
     let (entry, threads, workgroups) = if sums_columns(shape) {
-        ("column_sum", 0, workgroups_1d(shape.channels.div_ceil(4 * 256)))
+        (
+            "column_sum",
+            0,
+            workgroups_1d(shape.channels.div_ceil(4 * 256)),
+        )
     } else {
         let threads = super::reduction_width(shape.outer * shape.inner);
         ("channel_sum", threads, workgroups_1d(shape.channels))
@@ -59,15 +63,10 @@ pub fn channel_sum(
         inner: shape.inner as u32,
         _pad: 0,
     };
-    Ok(Dispatch::new(
-        ctx,
-        &kernel,
-        &params,
-        &[x, out],
-        workgroups,
+    Ok(
+        Dispatch::new(ctx, &kernel, &params, &[x, out], workgroups).with_cost(Cost {
+            flops: shape.input_len() as f64,
+            bytes: Cost::words(shape.input_len() + shape.channels * (1 + accumulate as usize)),
+        }),
     )
-    .with_cost(Cost {
-        flops: shape.input_len() as f64,
-        bytes: Cost::words(shape.input_len() + shape.channels * (1 + accumulate as usize)),
-    }))
 }

@@ -1,5 +1,8 @@
 //! Checkpoints as safetensors with the names and shapes of the equivalent PyTorch module's
-//! `state_dict()`, so weights move both ways between fer and PyTorch.
+//! `state_dict()`, so weights move both ways between fer and PyTorch (`load_state_dict` with
+//! `strict=True`): every parameter and running statistic as F32, and each batch norm's
+//! `num_batches_tracked` as the I64 scalar PyTorch keeps. fer's batch norms use a fixed
+//! momentum, so that count is written for PyTorch and read back only to be checked.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -50,22 +53,54 @@ pub enum CheckpointError {
         name: String,
         dtype: Dtype,
     },
+    #[error("`{name}` in {path} is {dtype:?} of shape {shape:?}; PyTorch writes an I64 scalar")]
+    Count {
+        path: PathBuf,
+        name: String,
+        dtype: Dtype,
+        shape: Vec<usize>,
+    },
     #[error(transparent)]
     Gpu(#[from] GpuError),
 }
 
-/// Writes every tensor of `model` (parameters and running statistics) to `path`, atomically.
-pub fn save(ctx: &GpuContext, model: &Model, path: &Path) -> Result<(), CheckpointError> {
+/// The `num_batches_tracked` entry of each batch norm, named after its running mean.
+fn batches_tracked_names(model: &Model) -> Vec<String> {
+    model
+        .params
+        .iter()
+        .filter_map(|param| param.name.strip_suffix(".running_mean"))
+        .map(|layer| format!("{layer}.num_batches_tracked"))
+        .collect()
+}
+
+/// Writes every tensor of `model` (parameters and running statistics), and `steps` as each
+/// batch norm's `num_batches_tracked`, to `path`, atomically.
+pub fn save(
+    ctx: &GpuContext,
+    model: &Model,
+    steps: u64,
+    path: &Path,
+) -> Result<(), CheckpointError> {
     let mut tensors = Vec::new();
     for param in model.params.iter() {
         let values: Vec<f32> = param.value.read(ctx)?;
-        tensors.push((param.name.clone(), param.spec.shape.clone(), values));
+        let bytes = bytemuck::cast_slice(&values).to_vec();
+        tensors.push((
+            param.name.clone(),
+            Dtype::F32,
+            param.spec.shape.clone(),
+            bytes,
+        ));
+    }
+    let count = (steps as i64).to_le_bytes().to_vec();
+    for name in batches_tracked_names(model) {
+        tensors.push((name, Dtype::I64, Vec::new(), count.clone()));
     }
     let views = tensors
         .iter()
-        .map(|(name, shape, values)| {
-            TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(values))
-                .map(|view| (name.clone(), view))
+        .map(|(name, dtype, shape, bytes)| {
+            TensorView::new(*dtype, shape.clone(), bytes).map(|view| (name.clone(), view))
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| format_error(path, error))?;
@@ -113,11 +148,27 @@ pub fn load(ctx: &GpuContext, model: &Model, path: &Path) -> Result<(), Checkpoi
         let floats: Vec<f32> = bytemuck::allocation::pod_collect_to_vec(view.data());
         values.push(floats);
     }
-    if let Some(extra) = file
-        .names()
-        .into_iter()
-        .find(|name| !model.params.iter().any(|p| p.name == *name))
+    // A batch-norm count may be absent (older fer files); where present it must be PyTorch's.
+    let counts = batches_tracked_names(model);
+    for name in counts
+        .iter()
+        .filter(|name| file.names().contains(&name.as_str()))
     {
+        let view = file
+            .tensor(name)
+            .map_err(|error| format_error(path, error))?;
+        if view.dtype() != Dtype::I64 || !view.shape().is_empty() {
+            return Err(CheckpointError::Count {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                dtype: view.dtype(),
+                shape: view.shape().to_vec(),
+            });
+        }
+    }
+    if let Some(extra) = file.names().into_iter().find(|name| {
+        !model.params.iter().any(|p| p.name == **name) && !counts.iter().any(|c| c == *name)
+    }) {
         let (path, name, model) = here(extra);
         return Err(CheckpointError::Extra { path, name, model });
     }

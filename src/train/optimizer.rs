@@ -140,6 +140,11 @@ impl Optimizer {
         })
     }
 
+    /// Updates applied so far (PyTorch's `num_batches_tracked` for the model's batch norms).
+    pub fn steps(&self) -> u64 {
+        self.step as u64
+    }
+
     /// Advances the step number the next recorded update uses.
     pub fn prepare_step(&mut self, ctx: &GpuContext) {
         self.step += 1;

@@ -74,6 +74,8 @@ pub enum TrainError {
 /// predictions with their probabilities.
 pub struct Trained {
     pub model: Option<Model>,
+    /// Training steps taken (batches the model learned from).
+    pub steps: u64,
     pub history: History,
     pub val: Totals,
     pub val_predictions: Vec<usize>,
@@ -138,6 +140,7 @@ pub fn train(
         val: evaluation.totals,
         history,
         model: Some(model),
+        steps: optimizer.steps(),
     })
 }
 
@@ -169,6 +172,7 @@ fn baseline(train: &Dataset, val: &Dataset, on_epoch: &mut impl FnMut(&EpochReco
     certain[majority] = 1.0;
     Trained {
         model: None,
+        steps: 0,
         val: Totals {
             loss: f64::NAN,
             accuracy: accuracy_on(val),
