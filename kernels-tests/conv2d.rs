@@ -1,9 +1,9 @@
 //! conv2d: forward, grad-input, grad-weight and grad-bias against their twins on awkward
 //! shapes (batch 1, one channel, odd and non-square images, strides that leave input rows
 //! unread, 1×1 to 5×5 and non-square kernels, channel counts that are not multiples of 4) and
-//! on small versions of the study's layers; a whole layer on each schedule (implicit, and
-//! lowered to im2col + matmul); then finite-difference checks of every backward twin against
-//! the forward twin.
+//! on small versions of the study's layers; a whole layer on each schedule (implicit, lowered
+//! to im2col + matmul, lowered with split-K grad-weight) and when each is offered; then
+//! finite-difference checks of every backward twin against the forward twin.
 //!
 //! Tolerances: every output is a dot product accumulated in f32 in some order, so
 //! |gpu − exact| ≤ γ_terms·Σ|terms| (Higham §3.1), with Σ|terms| the twin run on absolute
@@ -300,12 +300,29 @@ fn grad_bias_matches_reference() {
 }
 
 #[test]
-fn both_schedules_run_a_whole_layer_like_the_twins() {
+fn every_schedule_runs_a_whole_layer_like_the_twins() {
     for schedule in Conv2dSchedule::ALL {
         for shape in awkward_shapes().iter().chain(&model_shapes()) {
             check_layer(shape, schedule);
         }
     }
+}
+
+/// The study's fourth convolution at batch 64: its patches (42 MB) fit a 128 MiB storage
+/// binding, split-K's per-image products (64·512·4608 values, 604 MB) do not, so that schedule
+/// is not offered; at batch 1 both fit.
+#[test]
+fn a_lowered_schedule_is_offered_only_where_its_scratch_fits_a_binding() {
+    let limit = gpu().summary().max_storage_binding_bytes;
+    let layer = |batch| conv(batch, 512, 512, 6, 6, 3, 3, 1, 1);
+    assert!(
+        limit < 604 << 20,
+        "this adapter binds {limit} bytes: pick a larger layer"
+    );
+    assert!(Conv2dSchedule::Lowered.fits(gpu(), &layer(64)));
+    assert!(!Conv2dSchedule::LoweredSplitK.fits(gpu(), &layer(64)));
+    assert!(Conv2dSchedule::LoweredSplitK.fits(gpu(), &layer(1)));
+    assert!(Conv2dSchedule::Implicit.fits(gpu(), &layer(4096)));
 }
 
 #[test]

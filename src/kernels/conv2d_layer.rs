@@ -25,7 +25,7 @@ use super::conv2d::{
     conv2d_forward, conv2d_grad_bias, conv2d_grad_input, conv2d_grad_weight, Conv2dOperands,
     Conv2dShape,
 };
-use super::lowering::{col2im, col_len, im2col, swap_batch_channel};
+use super::lowering::{col2im, col_len, col_shape, im2col, swap_batch_channel};
 use super::matmul::{matmul, Epilogue, MatmulOperands, MatmulShape, MatmulVariant};
 use super::reduce::{channel_sum, ChannelSumShape};
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, GpuTimer};
@@ -44,14 +44,17 @@ impl Conv2dSchedule {
         Conv2dSchedule::LoweredSplitK,
     ];
 
-    /// Whether this schedule can run `shape` here: the lowered one needs its patch matrix in
-    /// one storage binding.
+    /// Whether this schedule can run `shape` here: each scratch matrix of a lowered schedule
+    /// (the patches; split-K's per-image products) must fit one storage binding.
     pub fn fits(self, ctx: &GpuContext, shape: &Conv2dShape) -> bool {
+        let binding = ctx.summary().max_storage_binding_bytes;
+        let bindable = |elements: usize| 4 * elements as u64 <= binding && elements < 1 << 31;
+        let (_, k) = col_shape(shape);
         match self {
             Conv2dSchedule::Implicit => true,
-            Conv2dSchedule::Lowered | Conv2dSchedule::LoweredSplitK => {
-                let bytes = 4 * col_len(shape) as u64;
-                bytes <= ctx.summary().max_storage_binding_bytes && col_len(shape) < 1 << 31
+            Conv2dSchedule::Lowered => bindable(col_len(shape)),
+            Conv2dSchedule::LoweredSplitK => {
+                bindable(col_len(shape)) && bindable(shape.batch * shape.out_channels * k)
             }
         }
     }
@@ -83,7 +86,13 @@ impl Conv2dSchedule {
             s.padding,
             if grad_input { " with grad-input" } else { "" }
         );
-        ctx.tuned(&key, lowered, || fastest(ctx, shape, grad_input))
+        let choice = ctx.tuned(&key, lowered, || fastest(ctx, shape, grad_input))?;
+        // The choice was made at one batch size; at this one its scratch may not fit.
+        Ok(if choice.fits(ctx, shape) {
+            choice
+        } else {
+            lowered
+        })
     }
 
     fn name(self) -> &'static str {
@@ -129,6 +138,9 @@ fn fastest(
     let grad_input_buffer = zeros("tuning dx", shape.input_len());
     let mut best = (f64::INFINITY, Conv2dSchedule::Lowered);
     for schedule in Conv2dSchedule::ALL {
+        if !schedule.fits(ctx, shape) {
+            continue;
+        }
         let buffers = Conv2dBuffers {
             input: &input,
             weight: &weight,
