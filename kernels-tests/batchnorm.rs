@@ -28,6 +28,7 @@ use fer::kernels::batchnorm::{
     EvalForwardBuffers, TrainForwardBuffers,
 };
 use fer::reference::batchnorm::{self as twin, RunningStats, SavedStats};
+use fer::reference::elementwise::{relu as relu_twin, relu_backward as relu_backward_twin};
 use fer::rng::Rng;
 
 use crate::common::*;
@@ -122,10 +123,12 @@ impl GpuRunning {
     }
 }
 
-/// One training step on the GPU: uploads x, runs, returns (y, saved statistics).
+/// One training step on the GPU (with a fused ReLU if `relu`): uploads x, runs, returns
+/// (y, saved statistics).
 fn gpu_train_step(
     shape: &BatchNormShape,
     config: &BatchNormConfig,
+    relu: bool,
     x: &[f32],
     gammas: &[f32],
     betas: &[f32],
@@ -140,6 +143,7 @@ fn gpu_train_step(
         gpu(),
         shape,
         config,
+        relu,
         TrainForwardBuffers {
             x: &upload(x),
             gamma: &upload(gammas),
@@ -181,7 +185,7 @@ fn check_training(shape: BatchNormShape, offset: f32) {
         let x = data(seed + 10 + step, shape.len(), offset);
         let old = running.clone();
         let want = twin::train_forward(&shape, &config, &x, &gammas, &betas, &mut running);
-        let (y, saved) = gpu_train_step(&shape, &config, &x, &gammas, &betas, &gpu_running);
+        let (y, saved) = gpu_train_step(&shape, &config, false, &x, &gammas, &betas, &gpu_running);
         let bounds = channel_bounds(&shape, &config, &x);
 
         let mut y_tol = vec![0.0; shape.len()];
@@ -259,6 +263,7 @@ fn check_eval(shape: BatchNormShape) {
         gpu(),
         &shape,
         &config,
+        false,
         EvalForwardBuffers {
             x: &upload(&x),
             gamma: &upload(&gammas),
@@ -284,24 +289,31 @@ fn check_eval(shape: BatchNormShape) {
     assert_within(&format!("eval y, {shape:?}"), &read(&y), &want, &tolerance);
 }
 
-/// Backward on the GPU from the twin's saved statistics (both sides see the same f32 inputs).
+/// Backward on the GPU from the twin's saved statistics (both sides see the same f32 inputs);
+/// `fused_relu_output` is the forward's output when a ReLU is fused, and gates dy.
 fn gpu_backward(
     shape: &BatchNormShape,
     x: &[f32],
     dy: &[f32],
     saved: &SavedStats,
     gammas: &[f32],
+    fused_relu_output: Option<&[f32]>,
 ) -> twin::BatchNormGrads {
     let (dx, dgamma, dbeta) = (
         zeros(shape.len()),
         zeros(shape.channels),
         zeros(shape.channels),
     );
+    let gx = upload(x);
+    let y = fused_relu_output.map(upload);
     let dispatch = backward(
         gpu(),
         shape,
+        fused_relu_output.is_some(),
         BackwardBuffers {
-            x: &upload(x),
+            x: &gx,
+            // Unread without the ReLU.
+            y: y.as_ref().unwrap_or(&gx),
             dy: &upload(dy),
             saved_mean: &upload(&saved.mean),
             saved_invstd: &upload(&saved.invstd),
@@ -331,7 +343,7 @@ fn check_backward(shape: BatchNormShape, offset: f32) {
     let mut running = RunningStats::new(shape.channels);
     let saved = twin::train_forward(&shape, &config, &x, &gammas, &betas, &mut running).saved;
     let want = twin::backward(&shape, &x, &dy, &saved, &gammas);
-    let got = gpu_backward(&shape, &x, &dy, &saved, &gammas);
+    let got = gpu_backward(&shape, &x, &dy, &saved, &gammas, None);
 
     let (mut dx_tol, mut dgamma_tol, mut dbeta_tol) = (
         vec![0.0; shape.len()],
@@ -369,6 +381,40 @@ fn check_backward(shape: BatchNormShape, offset: f32) {
         &dgamma_tol,
     );
     assert_within(&format!("dx, {what}"), &got.dx, &want.dx, &dx_tol);
+}
+
+/// A fused ReLU must give exactly what the unfused kernels and a separate ReLU give: the
+/// forward output relu(y) bit for bit, and backward on the gated gradient bit for bit (the
+/// gate is the same select; everything else is the same arithmetic). Over the quad path
+/// (whole-vec4 planes), the scalar path (1-d), and a partial last quad.
+#[test]
+fn fused_relu_is_the_kernels_then_relu_bit_for_bit() {
+    let config = BatchNormConfig::default();
+    for shape in [shape(3, 4, 8), shape(64, 5, 1), shape(2, 3, 7)] {
+        let seed = seed_of(&shape) + 40;
+        let x = random(seed, shape.len());
+        let dy = random(seed + 1, shape.len());
+        let gammas = random(seed + 2, shape.channels);
+        let betas = random(seed + 3, shape.channels);
+        let fresh = || GpuRunning::upload(&RunningStats::new(shape.channels));
+        let (plain, saved) = gpu_train_step(&shape, &config, false, &x, &gammas, &betas, &fresh());
+        let (fused, _) = gpu_train_step(&shape, &config, true, &x, &gammas, &betas, &fresh());
+        let what = format!("{shape:?}");
+        assert_bits(&format!("forward {what}"), &fused, &relu_twin(&plain));
+        assert!(fused.contains(&0.0) && fused.iter().any(|&v| v > 0.0));
+
+        let gated = relu_backward_twin(&plain, &dy);
+        let want = gpu_backward(&shape, &x, &gated, &saved, &gammas, None);
+        let got = gpu_backward(&shape, &x, &dy, &saved, &gammas, Some(&fused));
+        assert_bits(&format!("dx {what}"), &got.dx, &want.dx);
+        assert_bits(&format!("dgamma {what}"), &got.dgamma, &want.dgamma);
+        assert_bits(&format!("dbeta {what}"), &got.dbeta, &want.dbeta);
+    }
+}
+
+fn assert_bits(what: &str, got: &[f32], want: &[f32]) {
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(got), bits(want), "{what}");
 }
 
 #[test]
@@ -415,7 +461,7 @@ fn one_value_per_channel_gives_finite_output() {
     let mut running = RunningStats::new(3);
     let gpu_running = GpuRunning::upload(&running);
     let want = twin::train_forward(&shape, &config, &x, &gammas, &betas, &mut running);
-    let (y, saved) = gpu_train_step(&shape, &config, &x, &gammas, &betas, &gpu_running);
+    let (y, saved) = gpu_train_step(&shape, &config, false, &x, &gammas, &betas, &gpu_running);
     assert_eq!(y, betas, "y = β exactly");
     assert_eq!(want.y, betas, "the twin agrees");
     assert_eq!(saved.mean, x, "the mean of one value is that value");
@@ -432,7 +478,7 @@ fn one_value_per_channel_gives_finite_output() {
     assert_close("running mean", &got.mean, &running.mean, 4.0 * U * 1000.25);
 
     let dy = [0.75, -0.25, 1.0];
-    let got = gpu_backward(&shape, &x, &dy, &saved, &gammas);
+    let got = gpu_backward(&shape, &x, &dy, &saved, &gammas, None);
     assert_eq!(got.dx, [0.0; 3], "dx = 0: y does not depend on x");
     assert_eq!(got.dgamma, [0.0; 3], "dγ = Σ dy·x̂ with x̂ = 0");
     assert_eq!(got.dbeta, dy, "dβ = dy");

@@ -6,6 +6,10 @@
 //   batchnorm_eval_forward   elementwise, with the running statistics.
 //   batchnorm_backward       one workgroup per channel: dβ = Σdy and dγ = Σdy·x̂, then dx.
 //
+// RELU fuses a following torch.nn.ReLU: the forward entries write relu(y), and backward takes
+// the gradient of that output, zeroing it where the output is 0 (PyTorch's threshold_backward:
+// relu(y) > 0 exactly where y > 0), which spares the ReLU's two passes over memory.
+//
 // The entries share binding slots: each declares its own buffers (prefixed tf_, ef_, bw_) and
 // the host binds exactly those.
 
@@ -27,6 +31,7 @@ struct Params {
 // Invocations per workgroup of the per-channel reductions: a power of two up to 256, chosen by
 // the host (kernels::reduction_width) so small channels don't pay for 256 invocations' barriers.
 override WG: u32 = 256u;
+override RELU: bool = false;
 // The elementwise evaluation pass's workgroup size (the host's grid assumes it).
 const EVAL_WG: u32 = 256u;
 
@@ -65,6 +70,14 @@ fn lanes_below_m(j: u32) -> vec4<bool> {
 }
 
 var<workgroup> partial: array<vec2<f32>, WG>;
+
+// torch.relu where RELU is fused, in the select form of elementwise.wgsl's relu (−0 → +0).
+fn activation(y: vec4<f32>) -> vec4<f32> {
+    if RELU {
+        return select(y, vec4<f32>(0.0), y <= vec4<f32>(0.0));
+    }
+    return y;
+}
 
 // Sum of `value` over the workgroup, by a fixed tree (deterministic); every invocation gets it.
 fn workgroup_sum(lid: u32, value: vec2<f32>) -> vec2<f32> {
@@ -147,7 +160,7 @@ fn batchnorm_train_forward(
     let scale = tf_gamma[c] * invstd;
     let beta = tf_beta[c];
     for (var j = lid; j < quad_count(); j += WG) {
-        tf_y_store(c, j, fma(vec4<f32>(scale), tf_x_quad(c, j) - mean, vec4<f32>(beta)));
+        tf_y_store(c, j, activation(fma(vec4<f32>(scale), tf_x_quad(c, j) - mean, vec4<f32>(beta))));
     }
     if lid == 0u {
         tf_saved_mean[c] = mean;
@@ -180,7 +193,7 @@ fn batchnorm_eval_forward(
     }
     let c = o / p.spatial % p.channels;
     let scale = ef_gamma[c] * inverseSqrt(ef_running_var[c] + p.eps);
-    ef_y[o] = fma(scale, ef_x[o] - ef_running_mean[c], ef_beta[c]);
+    ef_y[o] = activation(vec4<f32>(fma(scale, ef_x[o] - ef_running_mean[c], ef_beta[c]))).x;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,29 +204,52 @@ fn batchnorm_eval_forward(
 @group(0) @binding(3) var<storage, read> bw_saved_mean: array<f32>;
 @group(0) @binding(4) var<storage, read> bw_saved_invstd: array<f32>;
 @group(0) @binding(5) var<storage, read> bw_gamma: array<f32>;
-@group(0) @binding(6) var<storage, read_write> bw_dx: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read_write> bw_dgamma: array<f32>;
-@group(0) @binding(8) var<storage, read_write> bw_dbeta: array<f32>;
+// The forward's output, read only with RELU.
+@group(0) @binding(6) var<storage, read> bw_y: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> bw_dx: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> bw_dgamma: array<f32>;
+@group(0) @binding(9) var<storage, read_write> bw_dbeta: array<f32>;
 
-// Quad j of channel c of x (of_x) or of dy.
-fn bw_quad(c: u32, j: u32, of_x: bool) -> vec4<f32> {
+const OF_X: u32 = 0u;
+const OF_DY: u32 = 1u;
+const OF_Y: u32 = 2u;
+
+// Quad q of x, dy or y, as vec4s.
+fn bw_load_quad(source: u32, q: u32) -> vec4<f32> {
+    switch source {
+        case OF_X: { return bw_x[q]; }
+        case OF_DY: { return bw_dy[q]; }
+        default: { return bw_y[q]; }
+    }
+}
+
+// Element i of x, dy or y.
+fn bw_load(source: u32, i: u32) -> f32 {
+    switch source {
+        case OF_X: { return bw_x[i >> 2u][i & 3u]; }
+        case OF_DY: { return bw_dy[i >> 2u][i & 3u]; }
+        default: { return bw_y[i >> 2u][i & 3u]; }
+    }
+}
+
+// Quad j of channel c of x, dy or y; lanes past m read as 0.
+fn bw_quad(c: u32, j: u32, source: u32) -> vec4<f32> {
     if p.quads == 1u {
-        let q = quad_offset(c, j);
-        if of_x {
-            return bw_x[q];
-        }
-        return bw_dy[q];
+        return bw_load_quad(source, quad_offset(c, j));
     }
     let o = lane_offsets(c, j);
-    var v: vec4<f32>;
-    if of_x {
-        v = vec4<f32>(bw_x[o.x >> 2u][o.x & 3u], bw_x[o.y >> 2u][o.y & 3u],
-            bw_x[o.z >> 2u][o.z & 3u], bw_x[o.w >> 2u][o.w & 3u]);
-    } else {
-        v = vec4<f32>(bw_dy[o.x >> 2u][o.x & 3u], bw_dy[o.y >> 2u][o.y & 3u],
-            bw_dy[o.z >> 2u][o.z & 3u], bw_dy[o.w >> 2u][o.w & 3u]);
-    }
+    let v = vec4<f32>(bw_load(source, o.x), bw_load(source, o.y), bw_load(source, o.z), bw_load(source, o.w));
     return select(vec4<f32>(0.0), v, lanes_below_m(j));
+}
+
+// Quad j of channel c of the gradient reaching batch norm's own output: dy, or with RELU dy
+// where the fused output is positive.
+fn bw_dy_quad(c: u32, j: u32) -> vec4<f32> {
+    let dy = bw_quad(c, j, OF_DY);
+    if RELU {
+        return select(vec4<f32>(0.0), dy, bw_quad(c, j, OF_Y) > vec4<f32>(0.0));
+    }
+    return dy;
 }
 
 fn bw_dx_store(c: u32, j: u32, dx: vec4<f32>) {
@@ -246,9 +282,9 @@ fn batchnorm_backward(
     var sum_dy = vec4<f32>(0.0);
     var sum_dy_xhat = vec4<f32>(0.0);
     for (var j = lid; j < quad_count(); j += WG) {
-        let dy = bw_quad(c, j, false);
+        let dy = bw_dy_quad(c, j);
         sum_dy += dy;
-        sum_dy_xhat += dy * ((bw_quad(c, j, true) - mean) * invstd);
+        sum_dy_xhat += dy * ((bw_quad(c, j, OF_X) - mean) * invstd);
     }
     let sums = workgroup_sum(
         lid, vec2<f32>(dot(sum_dy, vec4<f32>(1.0)), dot(sum_dy_xhat, vec4<f32>(1.0))),
@@ -257,8 +293,8 @@ fn batchnorm_backward(
     let dgamma = sums.y;
     let scale = bw_gamma[c] * invstd / f32(m);
     for (var j = lid; j < quad_count(); j += WG) {
-        let normalised = (bw_quad(c, j, true) - mean) * invstd;
-        bw_dx_store(c, j, scale * (f32(m) * bw_quad(c, j, false) - dbeta - normalised * dgamma));
+        let normalised = (bw_quad(c, j, OF_X) - mean) * invstd;
+        bw_dx_store(c, j, scale * (f32(m) * bw_dy_quad(c, j) - dbeta - normalised * dgamma));
     }
     if lid == 0u {
         bw_dgamma[c] = dgamma;

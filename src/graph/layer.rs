@@ -23,6 +23,19 @@ pub trait Layer: Send + Sync {
         false
     }
 
+    /// A ReLU, which the layer before it may apply itself (see [`Layer::fuses_next_relu`]).
+    fn is_relu(&self) -> bool {
+        false
+    }
+
+    /// Whether this layer's kernels can apply a ReLU that follows it (forward) and take its
+    /// gradient (backward), sparing the ReLU's own two passes over memory. The plan then
+    /// records the ReLU as nothing, its output and gradient aliasing this layer's, and sets
+    /// [`LayerIo::relu_after`].
+    fn fuses_next_relu(&self) -> bool {
+        false
+    }
+
     fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError>;
 
     /// The CPU twin of the recorded forward, built only from [`crate::reference`]. `params`
@@ -92,6 +105,9 @@ pub struct LayerIo<'a> {
     pub grad_input: Option<&'a GpuBuffer>,
     /// The layer's tensors, in the order of [`Layer::params`].
     pub params: Vec<&'a Parameter>,
+    /// The next layer is a ReLU this one applies: `output` holds relu(this layer's result)
+    /// and `grad_output` is the gradient of that.
+    pub relu_after: bool,
 }
 
 /// Called before each training step with that step's seed (dropout draws a new mask).

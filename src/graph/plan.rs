@@ -111,12 +111,19 @@ impl Model {
                 });
             }
         }
-        // Activation i is the input of node i; a reshape's output aliases its input.
+        // A ReLU whose predecessor applies it (batch norm) is recorded as nothing.
+        let fused_relu: Vec<bool> = (0..self.nodes.len())
+            .map(|i| {
+                i > 0 && self.nodes[i].layer.is_relu() && self.nodes[i - 1].layer.fuses_next_relu()
+            })
+            .collect();
+        // Activation i is the input of node i; a reshape's or a fused ReLU's output aliases
+        // its input.
         let mut slot_of = vec![0usize; shapes.len()];
         let mut activations = vec![GpuBuffer::zeros(ctx, "input", len(&shapes[0]))];
         let mut gradients = vec![GpuBuffer::zeros(ctx, "grad input", len(&shapes[0]))];
         for (i, node) in self.nodes.iter().enumerate() {
-            if node.layer.is_reshape() {
+            if node.layer.is_reshape() || fused_relu[i] {
                 slot_of[i + 1] = slot_of[i];
             } else {
                 let label = format!("{} output", node.name);
@@ -134,10 +141,11 @@ impl Model {
         let mut backward = Vec::new();
         let mut step_hooks = Vec::new();
         for (i, node) in self.nodes.iter().enumerate() {
-            if node.layer.is_reshape() {
+            if node.layer.is_reshape() || fused_relu[i] {
                 continue;
             }
             let (input, output) = (slot_of[i], slot_of[i + 1]);
+            let relu_after = fused_relu.get(i + 1).copied().unwrap_or(false);
             let io = LayerIo {
                 input_shape: &shapes[i],
                 output_shape: &shapes[i + 1],
@@ -147,6 +155,7 @@ impl Model {
                 // Nobody reads the gradient of the model's input.
                 grad_input: (input != 0).then(|| &gradients[input]),
                 params: node.params.iter().map(|&p| self.params.get(p)).collect(),
+                relu_after,
             };
             let kernels = node.layer.record(ctx, &io)?;
             forward_eval.extend(

@@ -1,6 +1,8 @@
 //! Host side of `shaders/batchnorm.wgsl`: batch normalisation over `[N, C, S]` with PyTorch's
 //! semantics (`torch.nn.BatchNorm1d` / `BatchNorm2d`); the CPU twins in
-//! [`crate::reference::batchnorm`] specify what each kernel computes.
+//! [`crate::reference::batchnorm`] specify what each kernel computes. With `relu`, the kernels
+//! also apply a following `torch.nn.ReLU` (forward) and its gradient (backward), as
+//! [`crate::reference::elementwise`]'s relu twins would.
 
 use crate::gpu::{
     workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
@@ -66,9 +68,15 @@ fn cost(
     }
 }
 
+/// An entry point of `shaders/batchnorm.wgsl`, with or without the fused ReLU.
+struct Entry {
+    name: &'static str,
+    relu: bool,
+}
+
 fn kernel_dispatch(
     ctx: &GpuContext,
-    entry: &'static str,
+    entry: Entry,
     cost: Cost,
     params: &Params,
     read_only: &[&GpuBuffer],
@@ -80,9 +88,12 @@ fn kernel_dispatch(
     bindings.extend(read_write.iter().map(|_| Binding::ReadWrite));
     let kernel = ctx.kernel(&KernelSpec {
         shader: &shaders::BATCHNORM,
-        entry,
+        entry: entry.name,
         bindings: &bindings,
-        constants: &[("WG", super::reduction_width(params.count as usize) as f64)],
+        constants: &[
+            ("WG", super::reduction_width(params.count as usize) as f64),
+            ("RELU", if entry.relu { 1.0 } else { 0.0 }),
+        ],
     })?;
     let buffers: Vec<&GpuBuffer> = read_only.iter().chain(read_write).copied().collect();
     Ok(Dispatch::new(ctx, &kernel, params, &buffers, workgroups).with_cost(cost))
@@ -119,6 +130,7 @@ pub fn train_forward(
     ctx: &GpuContext,
     shape: &BatchNormShape,
     config: &BatchNormConfig,
+    relu: bool,
     buffers: TrainForwardBuffers,
 ) -> Result<Dispatch, GpuError> {
     let TrainForwardBuffers {
@@ -147,7 +159,10 @@ pub fn train_forward(
     }
     kernel_dispatch(
         ctx,
-        "batchnorm_train_forward",
+        Entry {
+            name: "batchnorm_train_forward",
+            relu,
+        },
         // x, y; gamma, beta, saved mean and invstd, running mean and var (read and written).
         cost(shape, TRAIN_FORWARD_FLOPS, 2, 8),
         &params,
@@ -173,6 +188,7 @@ pub fn eval_forward(
     ctx: &GpuContext,
     shape: &BatchNormShape,
     config: &BatchNormConfig,
+    relu: bool,
     buffers: EvalForwardBuffers,
 ) -> Result<Dispatch, GpuError> {
     let EvalForwardBuffers {
@@ -197,7 +213,10 @@ pub fn eval_forward(
     }
     kernel_dispatch(
         ctx,
-        "batchnorm_eval_forward",
+        Entry {
+            name: "batchnorm_eval_forward",
+            relu,
+        },
         // x, y; gamma, beta, running mean and var.
         cost(shape, EVAL_FORWARD_FLOPS, 2, 4),
         &params,
@@ -210,6 +229,9 @@ pub fn eval_forward(
 /// The buffers of the backward pass: inputs as in [`train_forward`], outputs overwritten.
 pub struct BackwardBuffers<'a> {
     pub x: &'a GpuBuffer,
+    /// The forward's output, which gates `dy` when a ReLU is fused (read only then).
+    pub y: &'a GpuBuffer,
+    /// The gradient of the forward's output (after the fused ReLU, if any).
     pub dy: &'a GpuBuffer,
     pub saved_mean: &'a GpuBuffer,
     pub saved_invstd: &'a GpuBuffer,
@@ -224,10 +246,12 @@ pub struct BackwardBuffers<'a> {
 pub fn backward(
     ctx: &GpuContext,
     shape: &BatchNormShape,
+    relu: bool,
     buffers: BackwardBuffers,
 ) -> Result<Dispatch, GpuError> {
     let BackwardBuffers {
         x,
+        y,
         dy,
         saved_mean,
         saved_invstd,
@@ -238,7 +262,7 @@ pub fn backward(
     } = buffers;
     // Momentum and eps play no part in the backward pass.
     let params = Params::new(shape, &BatchNormConfig::default());
-    for (what, buffer) in [("x", x), ("dy", dy), ("dx", dx)] {
+    for (what, buffer) in [("x", x), ("y", y), ("dy", dy), ("dx", dx)] {
         assert_len(what, buffer, shape.len(), shape);
     }
     for (what, buffer) in [
@@ -252,11 +276,14 @@ pub fn backward(
     }
     kernel_dispatch(
         ctx,
-        "batchnorm_backward",
-        // x, dy, dx; saved mean and invstd, gamma, dgamma, dbeta.
-        cost(shape, BACKWARD_FLOPS, 3, 5),
+        Entry {
+            name: "batchnorm_backward",
+            relu,
+        },
+        // x, dy, dx (and y with the ReLU); saved mean and invstd, gamma, dgamma, dbeta.
+        cost(shape, BACKWARD_FLOPS, 3 + relu as usize, 5),
         &params,
-        &[x, dy, saved_mean, saved_invstd, gamma],
+        &[x, dy, saved_mean, saved_invstd, gamma, y],
         &[dx, dgamma, dbeta],
         workgroups_1d(shape.channels),
     )

@@ -7,6 +7,10 @@ use crate::reference::elementwise as twin;
 pub struct Relu;
 
 impl Layer for Relu {
+    fn is_relu(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> String {
         "ReLU()".into()
     }

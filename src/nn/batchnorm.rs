@@ -41,6 +41,10 @@ impl BatchNorm {
 }
 
 impl Layer for BatchNorm {
+    fn fuses_next_relu(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> String {
         format!(
             "BatchNorm(features={}, eps={}, momentum={})",
@@ -76,10 +80,12 @@ impl Layer for BatchNorm {
         };
         let saved_mean = GpuBuffer::zeros(ctx, "batchnorm saved mean", self.features);
         let saved_invstd = GpuBuffer::zeros(ctx, "batchnorm saved invstd", self.features);
+        let relu = io.relu_after;
         let forward = train_forward(
             ctx,
             &shape,
             &self.config,
+            relu,
             TrainForwardBuffers {
                 x: io.input,
                 gamma: &gamma.value,
@@ -95,6 +101,7 @@ impl Layer for BatchNorm {
             ctx,
             &shape,
             &self.config,
+            relu,
             EvalForwardBuffers {
                 x: io.input,
                 gamma: &gamma.value,
@@ -116,8 +123,10 @@ impl Layer for BatchNorm {
         let backward = backward(
             ctx,
             &shape,
+            relu,
             BackwardBuffers {
                 x: io.input,
+                y: io.output,
                 dy: io.grad_output,
                 saved_mean: &saved_mean,
                 saved_invstd: &saved_invstd,
