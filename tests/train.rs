@@ -236,6 +236,62 @@ fn rewrite_tensor(
     std::fs::write(to, safetensors::tensor::serialize(views, None).unwrap()).unwrap();
 }
 
+/// Every trainable tensor is a view of one flat buffer, on the adapter's storage-offset
+/// alignment and clear of its neighbours; one dispatch updates them all, and the padding
+/// between them stays zero through training (zero value, zero gradient).
+#[test]
+fn one_dispatch_updates_every_tensor_and_the_padding_stays_zero() {
+    let ctx = gpu();
+    let (train, _) = faces(32);
+    let arch = Architecture {
+        cnn_channels: [4, 4, 8, 8],
+        cnn_hidden: [8, 8],
+        ..Architecture::default()
+    };
+    let model = build(&ctx, ModelKind::Cnn, &arch, 3).unwrap().unwrap();
+    let flat = model
+        .params
+        .trainable()
+        .expect("the cnn has trainable tensors");
+    let align = ctx.summary().storage_offset_alignment as u64;
+    let mut used = vec![false; flat.len];
+    for param in model.params.iter().filter(|p| p.spec.trainable) {
+        let offset = param.value.offset_bytes();
+        assert_eq!(offset % align.max(16), 0, "{} at byte {offset}", param.name);
+        let start = offset as usize / 4;
+        let extent = param.spec.len().div_ceil(4) * 4;
+        for slot in &mut used[start..start + extent] {
+            assert!(!*slot, "{} overlaps another tensor", param.name);
+            *slot = true;
+        }
+    }
+    let mut optimizer = Optimizer::new(&ctx, &model, &adam(1e-2)).unwrap();
+    assert_eq!(optimizer.dispatches().len(), 1);
+    let mut runner = Runner::new(&ctx, &model, 0.0).unwrap();
+    runner
+        .train_epoch(
+            &train,
+            &mut optimizer,
+            1,
+            &epochs(16),
+            &ProgressBar::hidden(),
+        )
+        .unwrap();
+    let values: Vec<f32> = flat.values.read(&ctx).unwrap();
+    let mut occupied = vec![false; flat.len];
+    for param in model.params.iter().filter(|p| p.spec.trainable) {
+        let start = param.value.offset_bytes() as usize / 4;
+        occupied[start..start + param.spec.len()].fill(true);
+    }
+    let moved = (0..flat.len)
+        .filter(|&i| occupied[i] && values[i] != 0.0)
+        .count();
+    assert!(moved > 0, "training changed no parameter");
+    if let Some(i) = (0..flat.len).find(|&i| !occupied[i] && values[i] != 0.0) {
+        panic!("padding element {i} became {}", values[i]);
+    }
+}
+
 #[test]
 fn one_step_lowers_the_loss_on_its_batch() {
     let ctx = gpu();

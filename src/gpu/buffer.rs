@@ -4,10 +4,13 @@ use wgpu::util::DeviceExt;
 use super::context::GpuContext;
 use super::error::GpuError;
 
-/// A storage buffer of 4-byte elements (f32 or u32). The allocation is rounded up to 16 bytes
-/// so kernels may view any buffer as `array<vec4<f32>>`.
+/// A storage buffer of 4-byte elements (f32 or u32), or a view of `len` elements inside one
+/// (see [`GpuBuffer::view`]). The allocation is rounded up to 16 bytes so kernels may view any
+/// buffer as `array<vec4<f32>>`.
 pub struct GpuBuffer {
     buffer: wgpu::Buffer,
+    /// Where the elements start in `buffer`, in bytes; 0 unless this is a view.
+    offset: u64,
     len: usize,
 }
 
@@ -37,6 +40,7 @@ impl GpuBuffer {
             });
         GpuBuffer {
             buffer,
+            offset: 0,
             len: data.len(),
         }
     }
@@ -49,7 +53,40 @@ impl GpuBuffer {
             usage: USAGE,
             mapped_at_creation: false,
         });
-        GpuBuffer { buffer, len }
+        GpuBuffer {
+            buffer,
+            offset: 0,
+            len,
+        }
+    }
+
+    /// The `len` elements from element `start` on, as a buffer of their own that shares this
+    /// one's memory. `start` must keep the view on the adapter's storage-offset alignment,
+    /// and the view's 16-byte-rounded extent must not run into another view's.
+    pub fn view(&self, start: usize, len: usize) -> GpuBuffer {
+        assert!(
+            start + len <= self.len,
+            "a view past the end of a GpuBuffer"
+        );
+        GpuBuffer {
+            buffer: self.buffer.clone(),
+            offset: self.offset + 4 * start as u64,
+            len,
+        }
+    }
+
+    /// What a bind group binds: the elements, rounded up to 16 bytes.
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: std::num::NonZeroU64::new(padded_bytes(self.len)),
+        })
+    }
+
+    /// The byte offset of the elements in [`GpuBuffer::raw`].
+    pub fn offset_bytes(&self) -> u64 {
+        self.offset
     }
 
     /// Number of 4-byte elements.
@@ -61,6 +98,7 @@ impl GpuBuffer {
         self.len == 0
     }
 
+    /// The whole wgpu buffer; a view's elements start at [`GpuBuffer::offset_bytes`].
     pub fn raw(&self) -> &wgpu::Buffer {
         &self.buffer
     }
@@ -69,7 +107,7 @@ impl GpuBuffer {
     pub fn write<T: Pod>(&self, ctx: &GpuContext, data: &[T]) {
         assert!(data.len() <= self.len, "write past the end of a GpuBuffer");
         ctx.queue
-            .write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+            .write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(data));
     }
 
     /// Copies the buffer back to the host. Blocks until the GPU is done with it.
@@ -90,7 +128,7 @@ impl GpuBuffer {
             mapped_at_creation: false,
         });
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, Some(bytes));
+        encoder.copy_buffer_to_buffer(&self.buffer, self.offset, &staging, 0, Some(bytes));
         ctx.queue.submit([encoder.finish()]);
         let bytes = map_read(ctx, &staging, bytes)?;
         Ok(bytemuck::allocation::pod_collect_to_vec(&bytes))

@@ -85,6 +85,8 @@ pub struct AdapterSummary {
     pub max_storage_binding_bytes: u64,
     pub max_buffer_bytes: u64,
     pub max_storage_buffers_per_stage: u32,
+    /// Storage bindings must start at a multiple of this many bytes.
+    pub storage_offset_alignment: u32,
 }
 
 impl AdapterSummary {
@@ -216,6 +218,7 @@ impl GpuContext {
             max_storage_binding_bytes: limits.max_storage_buffer_binding_size,
             max_buffer_bytes: limits.max_buffer_size,
             max_storage_buffers_per_stage: limits.max_storage_buffers_per_shader_stage,
+            storage_offset_alignment: limits.min_storage_buffer_offset_alignment,
         };
         Ok(GpuContext {
             device,

@@ -64,7 +64,7 @@ impl Dispatch {
                 .enumerate()
                 .map(|(i, buffer)| wgpu::BindGroupEntry {
                     binding: i as u32 + 1,
-                    resource: buffer.raw().as_entire_binding(),
+                    resource: buffer.binding(),
                 }),
         );
         let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {

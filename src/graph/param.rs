@@ -50,49 +50,108 @@ impl Parameter {
 }
 
 /// Every tensor of a model in state_dict order. Plans at different batch sizes share it.
-#[derive(Default)]
+///
+/// The trainable tensors live in one flat buffer of values and one of gradients, each tensor a
+/// view at an aligned offset (zeros in between), so an optimizer updates them all in one
+/// dispatch; running statistics, which no optimizer touches, have buffers of their own.
 pub struct ParameterStore {
     params: Vec<Parameter>,
+    trainable: Option<FlatParameters>,
 }
 
-impl ParameterStore {
-    /// Creates the tensors of one layer, initialised from `rng`, and returns their indices.
-    pub fn add_layer(
-        &mut self,
-        ctx: &GpuContext,
-        prefix: &str,
-        specs: Vec<ParamSpec>,
-        rng: &mut Rng,
-    ) -> Vec<usize> {
+/// The trainable tensors' storage: `len` elements of values and of gradients, padding included
+/// (padding stays zero under every update: its value and gradient are zero).
+pub struct FlatParameters {
+    pub values: GpuBuffer,
+    pub grads: GpuBuffer,
+    pub len: usize,
+}
+
+/// A model's tensors as declared, layer by layer, with their initial values, before any is
+/// on the GPU.
+#[derive(Default)]
+pub struct ParameterPlan {
+    tensors: Vec<(String, ParamSpec, Vec<f32>)>,
+}
+
+impl ParameterPlan {
+    /// Declares the tensors of one layer, initialised from `rng`, and returns their indices.
+    pub fn add_layer(&mut self, prefix: &str, specs: Vec<ParamSpec>, rng: &mut Rng) -> Vec<usize> {
         specs
             .into_iter()
             .map(|spec| {
-                let name = format!("{prefix}.{}", spec.name);
                 let values: Vec<f32> = match spec.init {
                     Init::Uniform(bound) => rng.uniform_vec(spec.len(), -bound, bound),
                     Init::Constant(value) => vec![value; spec.len()],
                 };
-                let value = GpuBuffer::from_slice(ctx, &name, &values);
-                let grad = spec
-                    .trainable
-                    .then(|| GpuBuffer::zeros(ctx, &format!("{name}.grad"), spec.len()));
-                self.params.push(Parameter {
-                    name,
-                    spec,
-                    value,
-                    grad,
-                });
-                self.params.len() - 1
+                self.tensors
+                    .push((format!("{prefix}.{}", spec.name), spec, values));
+                self.tensors.len() - 1
             })
             .collect()
     }
 
+    /// Puts every tensor on the GPU: the trainable ones as views of the flat buffers.
+    pub fn upload(self, ctx: &GpuContext) -> ParameterStore {
+        // Each view starts on the adapter's storage-offset alignment (and a vec4 boundary).
+        let align = (ctx.summary().storage_offset_alignment as usize / 4).max(4);
+        let mut offsets = Vec::new();
+        let mut len = 0;
+        for (_, spec, _) in &self.tensors {
+            if spec.trainable {
+                offsets.push(len);
+                len = (len + spec.len()).div_ceil(align) * align;
+            }
+        }
+        let trainable = (len > 0).then(|| {
+            let mut values = vec![0.0f32; len];
+            let trainable_tensors = self.tensors.iter().filter(|(_, spec, _)| spec.trainable);
+            for ((_, _, initial), &offset) in trainable_tensors.zip(&offsets) {
+                values[offset..offset + initial.len()].copy_from_slice(initial);
+            }
+            FlatParameters {
+                values: GpuBuffer::from_slice(ctx, "parameters", &values),
+                grads: GpuBuffer::zeros(ctx, "gradients", len),
+                len,
+            }
+        });
+        let mut offsets = offsets.into_iter();
+        let params = self
+            .tensors
+            .into_iter()
+            .map(|(name, spec, initial)| {
+                let (value, grad) = match (&trainable, spec.trainable) {
+                    (Some(flat), true) => {
+                        let offset = offsets.next().expect("an offset per trainable tensor");
+                        let view = |buffer: &GpuBuffer| buffer.view(offset, spec.len());
+                        (view(&flat.values), Some(view(&flat.grads)))
+                    }
+                    _ => (GpuBuffer::from_slice(ctx, &name, &initial), None),
+                };
+                Parameter {
+                    name,
+                    spec,
+                    value,
+                    grad,
+                }
+            })
+            .collect();
+        ParameterStore { params, trainable }
+    }
+}
+
+impl ParameterStore {
     pub fn get(&self, index: usize) -> &Parameter {
         &self.params[index]
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Parameter> {
         self.params.iter()
+    }
+
+    /// The storage of every trainable tensor; `None` for a model with none.
+    pub fn trainable(&self) -> Option<&FlatParameters> {
+        self.trainable.as_ref()
     }
 
     /// Number of trainable scalars.

@@ -3,7 +3,7 @@ use crate::rng::Rng;
 
 use super::error::GraphError;
 use super::layer::{Layer, LayerIo, StepHook};
-use super::param::ParameterStore;
+use super::param::{ParameterPlan, ParameterStore};
 
 pub(super) struct Node {
     /// State-dict prefix, e.g. `network.0` or `fc1`.
@@ -33,11 +33,11 @@ impl Model {
         seed: u64,
     ) -> Result<Self, GraphError> {
         let mut rng = Rng::new(seed);
-        let mut params = ParameterStore::default();
+        let mut params = ParameterPlan::default();
         let nodes = layers
             .into_iter()
             .map(|(name, layer)| {
-                let indices = params.add_layer(ctx, &name, layer.params(), &mut rng);
+                let indices = params.add_layer(&name, layer.params(), &mut rng);
                 Node {
                     name,
                     layer,
@@ -49,7 +49,7 @@ impl Model {
             name: name.to_string(),
             sample_shape: sample_shape.to_vec(),
             nodes,
-            params,
+            params: params.upload(ctx),
         };
         model.shapes(1)?;
         Ok(model)

@@ -95,27 +95,27 @@ pub enum OptimizerError {
 }
 
 impl Optimizer {
-    /// Builds the update of every trainable tensor of `model`, with zeroed state.
+    /// Builds the update of every trainable tensor of `model`, with zeroed state: one
+    /// dispatch over the model's flat parameter storage (see [`crate::graph::ParameterStore`]).
     pub fn new(
         ctx: &GpuContext,
         model: &Model,
         settings: &OptimizerSettings,
     ) -> Result<Self, OptimizerError> {
         let group = settings.group(ctx).map_err(OptimizerError::Settings)?;
-        let state = |name: &str, len| GpuBuffer::zeros(ctx, name, len);
         let mut updates = Vec::new();
-        for param in model.params.iter().filter(|p| p.spec.trainable) {
-            let len = param.spec.len();
+        if let Some(flat) = model.params.trainable() {
+            let state = |name: &str| GpuBuffer::zeros(ctx, name, flat.len);
             updates.push(match &group {
                 Group::Sgd(group) => {
-                    let momentum = (group.config().momentum != 0.0)
-                        .then(|| state(&format!("{} momentum", param.name), len));
+                    let momentum =
+                        (group.config().momentum != 0.0).then(|| state("momentum buffers"));
                     sgd(
                         ctx,
                         group,
                         SgdBuffers {
-                            param: &param.value,
-                            grad: param.grad(),
+                            param: &flat.values,
+                            grad: &flat.grads,
                             momentum_buffer: momentum.as_ref(),
                         },
                     )?
@@ -124,10 +124,10 @@ impl Optimizer {
                     ctx,
                     group,
                     AdamBuffers {
-                        param: &param.value,
-                        grad: param.grad(),
-                        exp_avg: &state(&format!("{} exp_avg", param.name), len),
-                        exp_avg_sq: &state(&format!("{} exp_avg_sq", param.name), len),
+                        param: &flat.values,
+                        grad: &flat.grads,
+                        exp_avg: &state("exp_avg"),
+                        exp_avg_sq: &state("exp_avg_sq"),
                     },
                 )?,
             });
@@ -154,7 +154,7 @@ impl Optimizer {
         }
     }
 
-    /// The update dispatches, one per trainable tensor (for profiling).
+    /// The update dispatches: one for all trainable tensors, none without any (for profiling).
     pub fn dispatches(&self) -> &[Dispatch] {
         &self.updates
     }

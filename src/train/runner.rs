@@ -271,9 +271,9 @@ impl<'a> Runner<'a> {
             }
             encoder.copy_buffer_to_buffer(
                 batch.plan.logits().raw(),
-                0,
+                batch.plan.logits().offset_bytes(),
                 all_logits.raw(),
-                (i * batch_size) as u64 * row_bytes,
+                all_logits.offset_bytes() + (i * batch_size) as u64 * row_bytes,
                 Some(indices.len() as u64 * row_bytes),
             );
             in_flight.submit(ctx, encoder)?;
