@@ -94,16 +94,21 @@ fn training_lowers_the_loss_and_overfits_a_tiny_set() {
     );
 }
 
-#[test]
-fn a_checkpoint_round_trips_and_reproduces_evaluation() {
-    let ctx = gpu();
-    let (train, val) = faces(32);
+/// The study's cnn with a few channels, quick to train on a software adapter.
+fn tiny_cnn(ctx: &GpuContext, seed: u64) -> fer::graph::Model {
     let arch = Architecture {
         cnn_channels: [4, 4, 8, 8],
         cnn_hidden: [8, 8],
         ..Architecture::default()
     };
-    let model = build(&ctx, ModelKind::Cnn, &arch, 1).unwrap().unwrap();
+    build(ctx, ModelKind::Cnn, &arch, seed).unwrap().unwrap()
+}
+
+#[test]
+fn a_checkpoint_round_trips_and_reproduces_evaluation() {
+    let ctx = gpu();
+    let (train, val) = faces(32);
+    let model = tiny_cnn(&ctx, 1);
     let mut optimizer = Optimizer::new(&ctx, &model, &adam(1e-3)).unwrap();
     let mut runner = Runner::new(&ctx, &model, 0.0).unwrap();
     runner
@@ -136,7 +141,7 @@ fn a_checkpoint_round_trips_and_reproduces_evaluation() {
         assert_eq!(count.data(), &optimizer.steps().to_le_bytes(), "{layer}");
     }
 
-    let restored = build(&ctx, ModelKind::Cnn, &arch, 99).unwrap().unwrap();
+    let restored = tiny_cnn(&ctx, 99);
     checkpoint::load(&ctx, &restored, &path).unwrap();
     let after = Runner::new(&ctx, &restored, 0.0)
         .unwrap()
@@ -243,12 +248,7 @@ fn rewrite_tensor(
 fn one_dispatch_updates_every_tensor_and_the_padding_stays_zero() {
     let ctx = gpu();
     let (train, _) = faces(32);
-    let arch = Architecture {
-        cnn_channels: [4, 4, 8, 8],
-        cnn_hidden: [8, 8],
-        ..Architecture::default()
-    };
-    let model = build(&ctx, ModelKind::Cnn, &arch, 3).unwrap().unwrap();
+    let model = tiny_cnn(&ctx, 3);
     let flat = model
         .params
         .trainable()
