@@ -400,21 +400,16 @@ fn fused_relu_is_the_kernels_then_relu_bit_for_bit() {
         let (plain, saved) = gpu_train_step(&shape, &config, false, &x, &gammas, &betas, &fresh());
         let (fused, _) = gpu_train_step(&shape, &config, true, &x, &gammas, &betas, &fresh());
         let what = format!("{shape:?}");
-        assert_bits(&format!("forward {what}"), &fused, &relu_twin(&plain));
+        assert_bits_eq(&format!("forward {what}"), &fused, &relu_twin(&plain));
         assert!(fused.contains(&0.0) && fused.iter().any(|&v| v > 0.0));
 
         let gated = relu_backward_twin(&plain, &dy);
         let want = gpu_backward(&shape, &x, &gated, &saved, &gammas, None);
         let got = gpu_backward(&shape, &x, &dy, &saved, &gammas, Some(&fused));
-        assert_bits(&format!("dx {what}"), &got.dx, &want.dx);
-        assert_bits(&format!("dgamma {what}"), &got.dgamma, &want.dgamma);
-        assert_bits(&format!("dbeta {what}"), &got.dbeta, &want.dbeta);
+        assert_bits_eq(&format!("dx {what}"), &got.dx, &want.dx);
+        assert_bits_eq(&format!("dgamma {what}"), &got.dgamma, &want.dgamma);
+        assert_bits_eq(&format!("dbeta {what}"), &got.dbeta, &want.dbeta);
     }
-}
-
-fn assert_bits(what: &str, got: &[f32], want: &[f32]) {
-    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(got), bits(want), "{what}");
 }
 
 #[test]

@@ -87,6 +87,18 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tolerance: f64) {
     assert_within(what, got, want, &vec![tolerance; got.len()]);
 }
 
+/// Bit-for-bit equality, −0 against +0 and NaN payloads included, naming the first element
+/// that differs.
+pub fn assert_bits_eq(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
+        panic!(
+            "{what}: element {i} is {} but the twin says {}",
+            got[i], want[i]
+        );
+    }
+}
+
 /// Central-difference gradient of a scalar function at `x`, in f64 around f32 inputs.
 pub fn numeric_gradient(x: &[f32], step: f32, f: impl Fn(&[f32]) -> f64) -> Vec<f64> {
     let mut probe = x.to_vec();

@@ -24,16 +24,6 @@ fn with_zeros(seed: u64, n: usize) -> Vec<f32> {
     x
 }
 
-fn assert_bits_eq(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
-        panic!(
-            "{what}: element {i} is {} but the twin says {}",
-            got[i], want[i]
-        );
-    }
-}
-
 #[test]
 fn relu_and_backward_match_twin_exactly() {
     for &n in SIZES {

@@ -22,14 +22,11 @@ fn im2col_copies_the_twins_patches_exactly() {
         // Garbage first: the padding's zeros must be written, not assumed.
         let col = upload(&random(i as u64 + 100, col_len(shape)));
         run(&[&im2col(gpu(), shape, &upload(&x), &col).expect("im2col builds")]);
-        let want = twin::im2col(shape, &x);
-        let got = read(&col);
-        if let Some(e) = (0..want.len()).find(|&e| got[e].to_bits() != want[e].to_bits()) {
-            panic!(
-                "im2col {shape:?}: entry {e} is {} but the twin says {}",
-                got[e], want[e]
-            );
-        }
+        assert_bits_eq(
+            &format!("im2col {shape:?}"),
+            &read(&col),
+            &twin::im2col(shape, &x),
+        );
     }
 }
 
