@@ -150,3 +150,10 @@ pub fn workgroups_1d(count: usize) -> [u32; 3] {
     let rows = count.div_ceil(MAX).max(1);
     [count.div_ceil(rows) as u32, rows as u32, 1]
 }
+
+/// The grid of a kernel built on `shaders/quads.wgsl`: `QUAD_WG` (256) invocations per
+/// workgroup, four of the `n` elements each.
+pub fn quad_workgroups(n: usize) -> [u32; 3] {
+    const ELEMENTS_PER_WORKGROUP: usize = 256 * 4;
+    workgroups_1d(n.div_ceil(ELEMENTS_PER_WORKGROUP))
+}

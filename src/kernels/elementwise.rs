@@ -2,13 +2,10 @@
 //! first `n` elements of their buffers, one invocation per four elements.
 
 use crate::gpu::{
-    workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
+    quad_workgroups, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
 };
 pub use crate::reference::elementwise::Dropout;
 use crate::shaders;
-
-/// Elements per workgroup: `WG` invocations of four elements each.
-const WORKGROUP: usize = 256 * 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -62,17 +59,12 @@ fn launch(
         n: n as u32,
         ..params
     };
-    Ok(Dispatch::new(
-        ctx,
-        &kernel,
-        &params,
-        &buffers,
-        workgroups_1d(n.div_ceil(WORKGROUP)),
+    Ok(
+        Dispatch::new(ctx, &kernel, &params, &buffers, quad_workgroups(n)).with_cost(Cost {
+            flops: element.flops * n as f64,
+            bytes: element.bytes * n as f64,
+        }),
     )
-    .with_cost(Cost {
-        flops: element.flops * n as f64,
-        bytes: element.bytes * n as f64,
-    }))
 }
 
 /// `y = relu(x)` (`torch.relu`).

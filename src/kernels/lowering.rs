@@ -3,14 +3,11 @@
 //! [`Conv2dSchedule::Lowered`](super::conv2d::Conv2dSchedule)).
 
 use crate::gpu::{
-    workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
+    quad_workgroups, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
 };
 use crate::reference::conv2d::Conv2dShape;
 pub use crate::reference::lowering::{col_len, col_shape};
 use crate::shaders;
-
-/// Elements per workgroup: `QUAD_WG` invocations of four elements each (shaders/quads.wgsl).
-const WORKGROUP: usize = 256 * 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -69,14 +66,7 @@ fn launch(
         constants: &[("STRIDE", stride as f64)],
     })?;
     let cost = Cost { flops: 0.0, bytes };
-    Ok(Dispatch::new(
-        ctx,
-        &kernel,
-        &params,
-        &[src, dst],
-        workgroups_1d(n.div_ceil(WORKGROUP)),
-    )
-    .with_cost(cost))
+    Ok(Dispatch::new(ctx, &kernel, &params, &[src, dst], quad_workgroups(n)).with_cost(cost))
 }
 
 /// `col = im2col(input)`: the `[batch·out_h·out_w, in_channels·kernel_h·kernel_w]` patch

@@ -9,13 +9,10 @@
 //! 1 − β2^t to cancellation at β2 = 0.999, and WGSL's `pow` has no accuracy guarantee at all.
 
 use crate::gpu::{
-    workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
+    quad_workgroups, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
 };
 pub use crate::reference::optim::{AdamConfig, SgdConfig};
 use crate::shaders;
-
-/// Elements per workgroup: `QUAD_WG` invocations of four elements each (shaders/quads.wgsl).
-const WORKGROUP: usize = 256 * 4;
 
 fn flag(on: bool) -> f64 {
     if on {
@@ -149,7 +146,7 @@ pub fn sgd(ctx: &GpuContext, group: &SgdGroup, buffers: SgdBuffers) -> Result<Di
         &kernel,
         &params,
         &[&group.hyper, param, grad, momentum_buffer],
-        workgroups_1d(n.div_ceil(WORKGROUP)),
+        quad_workgroups(n),
     )
     .with_cost(sgd_cost(n, config)))
 }
@@ -297,7 +294,7 @@ pub fn adam(
         &kernel,
         &params,
         &[&group.hyper, param, grad, exp_avg, exp_avg_sq],
-        workgroups_1d(n.div_ceil(WORKGROUP)),
+        quad_workgroups(n),
     )
     .with_cost(Cost {
         // Weight decay 2, first moment 3, second moment 4, the step 6.

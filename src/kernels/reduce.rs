@@ -1,5 +1,6 @@
 use crate::gpu::{
-    workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
+    quad_workgroups, workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError,
+    KernelSpec,
 };
 pub use crate::reference::reduce::ChannelSumShape;
 use crate::shaders;
@@ -37,20 +38,15 @@ pub fn channel_sum(
         shape.channels
     );
     assert!(shape.inner > 0, "channel_sum: inner must be positive");
+    // column_sum has no workgroup tree, so no THREADS.
     let (entry, threads, workgroups) = if sums_columns(shape) {
-        (
-            "column_sum",
-            0,
-            workgroups_1d(shape.channels.div_ceil(4 * 256)),
-        )
+        ("column_sum", None, quad_workgroups(shape.channels))
     } else {
         let threads = super::reduction_width(shape.outer * shape.inner);
-        ("channel_sum", threads, workgroups_1d(shape.channels))
+        ("channel_sum", Some(threads), workgroups_1d(shape.channels))
     };
     let mut constants = vec![("ACCUMULATE", if accumulate { 1.0 } else { 0.0 })];
-    if threads > 0 {
-        constants.push(("THREADS", threads as f64));
-    }
+    constants.extend(threads.map(|threads| ("THREADS", threads as f64)));
     let kernel = ctx.kernel(&KernelSpec {
         shader: &shaders::REDUCE,
         entry,
