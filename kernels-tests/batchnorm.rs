@@ -1,7 +1,8 @@
 //! batchnorm: training forward (two successive steps, so the running statistics are checked
 //! after an update of an update), evaluation forward and backward against the twins, on
 //! batch 1 with S > 1, batch 2 with S = 1, channel counts of 1, 3 and 7, odd S (5×7),
-//! m > 256 (the strided loops wrap), and the models' shapes [64, 128] and [4, 8, 12, 12];
+//! m > 256 (the strided loops wrap), S = 1 on both of its kernels (columns for short batches,
+//! a tree for long ones), and the models' shapes [64, 128] and [4, 8, 12, 12];
 //! data around 1000 for the variance method; m = 1; finite differences of the backward twin.
 //!
 //! Tolerances, per channel with m = N·S terms, u = 2⁻²⁴, μ, σ² the exact batch statistics:
@@ -44,10 +45,11 @@ fn shape(batch: usize, channels: usize, spatial: usize) -> BatchNormShape {
 /// The shapes every kernel is held against its twin on: (batch, channels, spatial).
 const SHAPES: &[(usize, usize, usize)] = &[
     (1, 3, 35),   // batch 1, a 5×7 image per channel
-    (2, 7, 1),    // the smallest 1-d batch
+    (2, 7, 1),    // the smallest 1-d batch; columns, gathered (7 channels: a partial quad)
     (3, 1, 300),  // one channel, m = 900: a 16-wide workgroup, each invocation sums 57 values
     (9, 2, 1000), // m = 9000: the full 256-wide workgroup (see kernels::reduction_width)
-    (64, 128, 1), // BatchNorm1d after a Linear layer of 128
+    (64, 128, 1), // BatchNorm1d after a Linear layer of 128: columns, rows of whole quads
+    (1100, 3, 1), // S = 1 but a batch too long to walk (kernels::walks_columns): the tree
     (4, 8, 144),  // BatchNorm2d on [4, 8, 12, 12]
     (5, 7, 35),   // nothing a multiple of anything
 ];
@@ -386,11 +388,17 @@ fn check_backward(shape: BatchNormShape, offset: f32) {
 /// A fused ReLU must give exactly what the unfused kernels and a separate ReLU give: the
 /// forward output relu(y) bit for bit, and backward on the gated gradient bit for bit (the
 /// gate is the same select; everything else is the same arithmetic). Over the quad path
-/// (whole-vec4 planes), the scalar path (1-d), and a partial last quad.
+/// (whole-vec4 planes), the scalar path, a partial last quad, and 1-d columns gathered and
+/// whole.
 #[test]
 fn fused_relu_is_the_kernels_then_relu_bit_for_bit() {
     let config = BatchNormConfig::default();
-    for shape in [shape(3, 4, 8), shape(64, 5, 1), shape(2, 3, 7)] {
+    for shape in [
+        shape(3, 4, 8),
+        shape(64, 5, 1),
+        shape(2, 3, 7),
+        shape(16, 12, 1),
+    ] {
         let seed = seed_of(&shape) + 40;
         let x = random(seed, shape.len());
         let dy = random(seed + 1, shape.len());

@@ -5,6 +5,8 @@
 //                            y, saved mean/invstd and the running statistics, in one dispatch.
 //   batchnorm_eval_forward   elementwise, with the running statistics.
 //   batchnorm_backward       one workgroup per channel: dβ = Σdy and dγ = Σdy·x̂, then dx.
+//   batchnorm_columns_*      the same two for S = 1 over a short batch (BatchNorm1d after a Linear
+//                            layer): one invocation per quad of channels, no barriers (below).
 //
 // RELU fuses a following torch.nn.ReLU: the forward entries write relu(y), and backward takes
 // the gradient of that output, zeroing it where the output is 0 (PyTorch's threshold_backward:
@@ -299,5 +301,158 @@ fn batchnorm_backward(
     if lid == 0u {
         bw_dgamma[c] = dgamma;
         bw_dbeta[c] = dbeta;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// columns: S = 1 and a short batch (kernels::walks_columns), the layout [N, C]
+//
+// A workgroup per channel would leave each invocation a handful of values between barriers;
+// instead each invocation takes a quad of adjacent channels (quads.wgsl, prepended) and walks
+// the batch rows in order, as vec4s where rows are whole quads (C % 4 = 0), else gathering
+// four lanes. The entries bind the same buffers as their workgroup twins above.
+
+// Row n's elements of quad q's channels; lanes past the last channel repeat it (their results
+// are never stored).
+fn row_lanes(n: u32, q: u32) -> vec4<u32> {
+    return vec4<u32>(n * p.channels) + min(indices(q), vec4<u32>(p.channels - 1u));
+}
+
+fn rows_are_quads() -> bool {
+    return p.channels % 4u == 0u;
+}
+
+fn tf_x_row(n: u32, q: u32) -> vec4<f32> {
+    if rows_are_quads() {
+        return tf_x[n * p.channels / 4u + q];
+    }
+    let i = row_lanes(n, q);
+    return vec4<f32>(tf_x[i.x >> 2u][i.x & 3u], tf_x[i.y >> 2u][i.y & 3u],
+        tf_x[i.z >> 2u][i.z & 3u], tf_x[i.w >> 2u][i.w & 3u]);
+}
+
+fn tf_y_row_store(n: u32, q: u32, y: vec4<f32>) {
+    if rows_are_quads() {
+        tf_y[n * p.channels / 4u + q] = y;
+        return;
+    }
+    let i = row_lanes(n, q);
+    let live = indices(q) < vec4<u32>(p.channels);
+    tf_y[i.x >> 2u][i.x & 3u] = y.x;
+    if live.y { tf_y[i.y >> 2u][i.y & 3u] = y.y; }
+    if live.z { tf_y[i.z >> 2u][i.z & 3u] = y.z; }
+    if live.w { tf_y[i.w >> 2u][i.w & 3u] = y.w; }
+}
+
+@compute @workgroup_size(QUAD_WG)
+fn batchnorm_columns_train_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let q = quad(wid, nwg, lid);
+    if 4u * q >= p.channels {
+        return;
+    }
+    let m = f32(p.count);
+    // Shifted and two-pass, as batchnorm_train_forward.
+    let shift = tf_x_row(0u, q);
+    var sum = vec4<f32>(0.0);
+    for (var n = 0u; n < p.batch; n++) {
+        sum += tf_x_row(n, q) - shift;
+    }
+    let mean = shift + sum / m;
+    var squares = vec4<f32>(0.0);
+    for (var n = 0u; n < p.batch; n++) {
+        let d = tf_x_row(n, q) - mean;
+        squares = fma(d, d, squares);
+    }
+    let variance = squares / m;
+    let invstd = inverseSqrt(variance + p.eps);
+    let c = min(indices(q), vec4<u32>(p.channels - 1u));
+    let scale = vec4<f32>(tf_gamma[c.x], tf_gamma[c.y], tf_gamma[c.z], tf_gamma[c.w]) * invstd;
+    let beta = vec4<f32>(tf_beta[c.x], tf_beta[c.y], tf_beta[c.z], tf_beta[c.w]);
+    for (var n = 0u; n < p.batch; n++) {
+        tf_y_row_store(n, q, activation(fma(scale, tf_x_row(n, q) - mean, beta)));
+    }
+    let keep = 1.0 - p.momentum;
+    for (var lane = 0u; lane < 4u; lane++) {
+        let c = 4u * q + lane;
+        if c < p.channels {
+            tf_saved_mean[c] = mean[lane];
+            tf_saved_invstd[c] = invstd[lane];
+            tf_running_mean[c] = keep * tf_running_mean[c] + p.momentum * mean[lane];
+            tf_running_var[c] = keep * tf_running_var[c]
+                + p.momentum * (variance[lane] * p.unbiased_factor);
+        }
+    }
+}
+
+fn bw_row(n: u32, q: u32, source: u32) -> vec4<f32> {
+    if rows_are_quads() {
+        return bw_load_quad(source, n * p.channels / 4u + q);
+    }
+    let i = row_lanes(n, q);
+    return vec4<f32>(bw_load(source, i.x), bw_load(source, i.y), bw_load(source, i.z),
+        bw_load(source, i.w));
+}
+
+// As bw_dy_quad: dy, gated by the fused ReLU's output.
+fn bw_dy_row(n: u32, q: u32) -> vec4<f32> {
+    let dy = bw_row(n, q, OF_DY);
+    if RELU {
+        return select(vec4<f32>(0.0), dy, bw_row(n, q, OF_Y) > vec4<f32>(0.0));
+    }
+    return dy;
+}
+
+fn bw_dx_row_store(n: u32, q: u32, dx: vec4<f32>) {
+    if rows_are_quads() {
+        bw_dx[n * p.channels / 4u + q] = dx;
+        return;
+    }
+    let i = row_lanes(n, q);
+    let live = indices(q) < vec4<u32>(p.channels);
+    bw_dx[i.x >> 2u][i.x & 3u] = dx.x;
+    if live.y { bw_dx[i.y >> 2u][i.y & 3u] = dx.y; }
+    if live.z { bw_dx[i.z >> 2u][i.z & 3u] = dx.z; }
+    if live.w { bw_dx[i.w >> 2u][i.w & 3u] = dx.w; }
+}
+
+@compute @workgroup_size(QUAD_WG)
+fn batchnorm_columns_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let q = quad(wid, nwg, lid);
+    if 4u * q >= p.channels {
+        return;
+    }
+    let m = f32(p.count);
+    let c = min(indices(q), vec4<u32>(p.channels - 1u));
+    let mean = vec4<f32>(bw_saved_mean[c.x], bw_saved_mean[c.y], bw_saved_mean[c.z],
+        bw_saved_mean[c.w]);
+    let invstd = vec4<f32>(bw_saved_invstd[c.x], bw_saved_invstd[c.y], bw_saved_invstd[c.z],
+        bw_saved_invstd[c.w]);
+    var dbeta = vec4<f32>(0.0);
+    var dgamma = vec4<f32>(0.0);
+    for (var n = 0u; n < p.batch; n++) {
+        let dy = bw_dy_row(n, q);
+        dbeta += dy;
+        dgamma += dy * ((bw_row(n, q, OF_X) - mean) * invstd);
+    }
+    let gamma = vec4<f32>(bw_gamma[c.x], bw_gamma[c.y], bw_gamma[c.z], bw_gamma[c.w]);
+    let scale = gamma * invstd / m;
+    for (var n = 0u; n < p.batch; n++) {
+        let normalised = (bw_row(n, q, OF_X) - mean) * invstd;
+        bw_dx_row_store(n, q, scale * (m * bw_dy_row(n, q) - dbeta - normalised * dgamma));
+    }
+    for (var lane = 0u; lane < 4u; lane++) {
+        let c = 4u * q + lane;
+        if c < p.channels {
+            bw_dgamma[c] = dgamma[lane];
+            bw_dbeta[c] = dbeta[lane];
+        }
     }
 }

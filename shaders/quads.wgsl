@@ -1,4 +1,4 @@
-// Prepended to elementwise.wgsl and optim.wgsl (src/shaders.rs): kernels that take one quad,
+// Prepended to the shaders marked `after "quads"` in src/shaders.rs: kernels that take one quad,
 // four consecutive f32 values read and written as a vec4, per invocation. On a software
 // adapter a vec4 access costs about what a scalar one does, so a quad moves ~4× the bytes per
 // invocation. GpuBuffer pads every allocation to 16 bytes, so the last quad can always be

@@ -25,7 +25,7 @@ shaders! {
     LOWERING => "lowering" after "quads",
     REDUCE => "reduce" after "quads",
     POOL => "pool",
-    BATCHNORM => "batchnorm",
+    BATCHNORM => "batchnorm" after "quads",
     SOFTMAX_CE => "softmax_ce",
     ELEMENTWISE => "elementwise" after "quads",
     OPTIM => "optim" after "quads",

@@ -5,7 +5,8 @@
 //! [`crate::reference::elementwise`]'s relu twins would.
 
 use crate::gpu::{
-    workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
+    quad_workgroups, workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError,
+    KernelSpec,
 };
 pub use crate::reference::batchnorm::{BatchNormConfig, BatchNormShape};
 use crate::shaders;
@@ -68,10 +69,37 @@ fn cost(
     }
 }
 
-/// An entry point of `shaders/batchnorm.wgsl`, with or without the fused ReLU.
+/// An entry point of `shaders/batchnorm.wgsl`, with or without the fused ReLU, and the width
+/// of its per-channel workgroup tree if it has one.
 struct Entry {
     name: &'static str,
     relu: bool,
+    tree_width: Option<u32>,
+}
+
+/// The entry and grid of a per-channel pass: `columns` (one invocation per quad of channels,
+/// no barriers) where [`super::walks_columns`] says so, else `tree` (a workgroup per channel).
+fn per_channel(
+    shape: &BatchNormShape,
+    relu: bool,
+    tree: &'static str,
+    columns: &'static str,
+) -> (Entry, [u32; 3]) {
+    if super::walks_columns(shape.batch, shape.spatial) {
+        let entry = Entry {
+            name: columns,
+            relu,
+            tree_width: None,
+        };
+        (entry, quad_workgroups(shape.channels))
+    } else {
+        let entry = Entry {
+            name: tree,
+            relu,
+            tree_width: Some(super::reduction_width(shape.count())),
+        };
+        (entry, workgroups_1d(shape.channels))
+    }
 }
 
 fn kernel_dispatch(
@@ -86,14 +114,13 @@ fn kernel_dispatch(
     let mut bindings = vec![Binding::Uniform];
     bindings.extend(read_only.iter().map(|_| Binding::ReadOnly));
     bindings.extend(read_write.iter().map(|_| Binding::ReadWrite));
+    let mut constants = vec![("RELU", if entry.relu { 1.0 } else { 0.0 })];
+    constants.extend(entry.tree_width.map(|width| ("WG", width as f64)));
     let kernel = ctx.kernel(&KernelSpec {
         shader: &shaders::BATCHNORM,
         entry: entry.name,
         bindings: &bindings,
-        constants: &[
-            ("WG", super::reduction_width(params.count as usize) as f64),
-            ("RELU", if entry.relu { 1.0 } else { 0.0 }),
-        ],
+        constants: &constants,
     })?;
     let buffers: Vec<&GpuBuffer> = read_only.iter().chain(read_write).copied().collect();
     Ok(Dispatch::new(ctx, &kernel, params, &buffers, workgroups).with_cost(cost))
@@ -124,7 +151,7 @@ pub struct TrainForwardBuffers<'a> {
     pub running_var: &'a GpuBuffer,
 }
 
-/// Training mode, one workgroup per channel: batch statistics, y, the saved statistics and the
+/// Training mode, per channel (see [`per_channel`]): batch statistics, y, the saved statistics and the
 /// running statistics in one dispatch (twin: [`crate::reference::batchnorm::train_forward`]).
 pub fn train_forward(
     ctx: &GpuContext,
@@ -157,18 +184,21 @@ pub fn train_forward(
     ] {
         assert_len(what, buffer, shape.channels, shape);
     }
+    let (entry, workgroups) = per_channel(
+        shape,
+        relu,
+        "batchnorm_train_forward",
+        "batchnorm_columns_train_forward",
+    );
     kernel_dispatch(
         ctx,
-        Entry {
-            name: "batchnorm_train_forward",
-            relu,
-        },
+        entry,
         // x, y; gamma, beta, saved mean and invstd, running mean and var (read and written).
         cost(shape, TRAIN_FORWARD_FLOPS, 2, 8),
         &params,
         &[x, gamma, beta],
         &[y, saved_mean, saved_invstd, running_mean, running_var],
-        workgroups_1d(shape.channels),
+        workgroups,
     )
 }
 
@@ -216,6 +246,7 @@ pub fn eval_forward(
         Entry {
             name: "batchnorm_eval_forward",
             relu,
+            tree_width: None,
         },
         // x, y; gamma, beta, running mean and var.
         cost(shape, EVAL_FORWARD_FLOPS, 2, 4),
@@ -241,7 +272,7 @@ pub struct BackwardBuffers<'a> {
     pub dbeta: &'a GpuBuffer,
 }
 
-/// Backward of [`train_forward`], one workgroup per channel: dβ, dγ and dx in one dispatch
+/// Backward of [`train_forward`], per channel (see [`per_channel`]): dβ, dγ and dx in one dispatch
 /// (twin: [`crate::reference::batchnorm::backward`]).
 pub fn backward(
     ctx: &GpuContext,
@@ -274,17 +305,20 @@ pub fn backward(
     ] {
         assert_len(what, buffer, shape.channels, shape);
     }
+    let (entry, workgroups) = per_channel(
+        shape,
+        relu,
+        "batchnorm_backward",
+        "batchnorm_columns_backward",
+    );
     kernel_dispatch(
         ctx,
-        Entry {
-            name: "batchnorm_backward",
-            relu,
-        },
+        entry,
         // x, dy, dx (and y with the ReLU); saved mean and invstd, gamma, dgamma, dbeta.
         cost(shape, BACKWARD_FLOPS, 3 + relu as usize, 5),
         &params,
         &[x, dy, saved_mean, saved_invstd, gamma, y],
         &[dx, dgamma, dbeta],
-        workgroups_1d(shape.channels),
+        workgroups,
     )
 }

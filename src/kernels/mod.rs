@@ -21,3 +21,12 @@ pub fn reduction_width(count: usize) -> u32 {
     let wanted = (count / 32).clamp(1, 256);
     1 << wanted.ilog2()
 }
+
+/// Whether a per-channel reduction over `[rows, channels, inner]` walks columns: one invocation
+/// per quad of adjacent channels adding its `rows` values in order, instead of a workgroup tree
+/// per channel. That pays where each row holds one value per channel (inner = 1: a Linear
+/// layer's batch) and the rows are few enough for one invocation to walk (a tree would give its
+/// invocations a handful of values each between barriers).
+pub fn walks_columns(rows: usize, inner: usize) -> bool {
+    inner == 1 && rows <= 1024
+}

@@ -14,13 +14,14 @@ struct Params {
     _pad: u32,
 }
 
-/// `out[c] = Σ_{o,i} x[o, c, i]` (or `+=` when `accumulate`): one workgroup per channel.
 /// Whether [`channel_sum`] runs as `column_sum`: one invocation per four channels, each adding
 /// its column of `outer` values in order, where rows are single values and there are few.
 pub fn sums_columns(shape: &ChannelSumShape) -> bool {
-    shape.inner == 1 && shape.outer <= 1024
+    super::walks_columns(shape.outer, shape.inner)
 }
 
+/// `out[c] = Σ_{o,i} x[o, c, i]` (or `+=` when `accumulate`): one workgroup per channel, or
+/// column_sum (see [`sums_columns`]).
 pub fn channel_sum(
     ctx: &GpuContext,
     shape: &ChannelSumShape,
