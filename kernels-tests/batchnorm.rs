@@ -26,10 +26,12 @@
 use fer::gpu::GpuBuffer;
 use fer::kernels::batchnorm::{
     backward, eval_forward, train_forward, BackwardBuffers, BatchNormConfig, BatchNormShape,
-    EvalForwardBuffers, TrainForwardBuffers,
+    Epilogue, EvalForwardBuffers, TrainForwardBuffers,
 };
 use fer::reference::batchnorm::{self as twin, RunningStats, SavedStats};
-use fer::reference::elementwise::{relu as relu_twin, relu_backward as relu_backward_twin};
+use fer::reference::elementwise::{
+    dropout as dropout_twin, relu as relu_twin, relu_backward as relu_backward_twin, Dropout,
+};
 use fer::rng::Rng;
 
 use crate::common::*;
@@ -125,12 +127,12 @@ impl GpuRunning {
     }
 }
 
-/// One training step on the GPU (with a fused ReLU if `relu`): uploads x, runs, returns
-/// (y, saved statistics).
+/// One training step on the GPU through `epilogue`: uploads x, runs, returns (y, saved
+/// statistics).
 fn gpu_train_step(
     shape: &BatchNormShape,
     config: &BatchNormConfig,
-    relu: bool,
+    epilogue: Epilogue,
     x: &[f32],
     gammas: &[f32],
     betas: &[f32],
@@ -145,7 +147,7 @@ fn gpu_train_step(
         gpu(),
         shape,
         config,
-        relu,
+        epilogue,
         TrainForwardBuffers {
             x: &upload(x),
             gamma: &upload(gammas),
@@ -187,7 +189,15 @@ fn check_training(shape: BatchNormShape, offset: f32) {
         let x = data(seed + 10 + step, shape.len(), offset);
         let old = running.clone();
         let want = twin::train_forward(&shape, &config, &x, &gammas, &betas, &mut running);
-        let (y, saved) = gpu_train_step(&shape, &config, false, &x, &gammas, &betas, &gpu_running);
+        let (y, saved) = gpu_train_step(
+            &shape,
+            &config,
+            Epilogue::NONE,
+            &x,
+            &gammas,
+            &betas,
+            &gpu_running,
+        );
         let bounds = channel_bounds(&shape, &config, &x);
 
         let mut y_tol = vec![0.0; shape.len()];
@@ -265,7 +275,7 @@ fn check_eval(shape: BatchNormShape) {
         gpu(),
         &shape,
         &config,
-        false,
+        Epilogue::NONE,
         EvalForwardBuffers {
             x: &upload(&x),
             gamma: &upload(&gammas),
@@ -292,14 +302,14 @@ fn check_eval(shape: BatchNormShape) {
 }
 
 /// Backward on the GPU from the twin's saved statistics (both sides see the same f32 inputs);
-/// `fused_relu_output` is the forward's output when a ReLU is fused, and gates dy.
+/// `fused` is the forward's epilogue and output when it had one (the output gates dy).
 fn gpu_backward(
     shape: &BatchNormShape,
     x: &[f32],
     dy: &[f32],
     saved: &SavedStats,
     gammas: &[f32],
-    fused_relu_output: Option<&[f32]>,
+    fused: Option<(Epilogue, &[f32])>,
 ) -> twin::BatchNormGrads {
     let (dx, dgamma, dbeta) = (
         zeros(shape.len()),
@@ -307,11 +317,11 @@ fn gpu_backward(
         zeros(shape.channels),
     );
     let gx = upload(x);
-    let y = fused_relu_output.map(upload);
+    let y = fused.map(|(_, output)| upload(output));
     let dispatch = backward(
         gpu(),
         shape,
-        fused_relu_output.is_some(),
+        fused.map_or(Epilogue::NONE, |(epilogue, _)| epilogue),
         BackwardBuffers {
             x: &gx,
             // Unread without the ReLU.
@@ -385,13 +395,13 @@ fn check_backward(shape: BatchNormShape, offset: f32) {
     assert_within(&format!("dx, {what}"), &got.dx, &want.dx, &dx_tol);
 }
 
-/// A fused ReLU must give exactly what the unfused kernels and a separate ReLU give: the
-/// forward output relu(y) bit for bit, and backward on the gated gradient bit for bit (the
-/// gate is the same select; everything else is the same arithmetic). Over the quad path
-/// (whole-vec4 planes), the scalar path, a partial last quad, and 1-d columns gathered and
-/// whole.
+/// A fused ReLU, and a fused ReLU then dropout, must give exactly what the unfused kernels
+/// and the separate layers' twins give: the forward output bit for bit (the same selects and
+/// the same mask of the same element index), and backward on the gradient the separate
+/// backward passes would hand it bit for bit. Over the quad path (whole-vec4 planes), the
+/// scalar path, a partial last quad, and 1-d columns gathered and whole.
 #[test]
-fn fused_relu_is_the_kernels_then_relu_bit_for_bit() {
+fn fused_epilogues_are_the_kernels_then_the_layers_bit_for_bit() {
     let config = BatchNormConfig::default();
     for shape in [
         shape(3, 4, 8),
@@ -405,18 +415,39 @@ fn fused_relu_is_the_kernels_then_relu_bit_for_bit() {
         let gammas = random(seed + 2, shape.channels);
         let betas = random(seed + 3, shape.channels);
         let fresh = || GpuRunning::upload(&RunningStats::new(shape.channels));
-        let (plain, saved) = gpu_train_step(&shape, &config, false, &x, &gammas, &betas, &fresh());
-        let (fused, _) = gpu_train_step(&shape, &config, true, &x, &gammas, &betas, &fresh());
-        let what = format!("{shape:?}");
-        assert_bits_eq(&format!("forward {what}"), &fused, &relu_twin(&plain));
-        assert!(fused.contains(&0.0) && fused.iter().any(|&v| v > 0.0));
+        let (plain, saved) = gpu_train_step(
+            &shape,
+            &config,
+            Epilogue::NONE,
+            &x,
+            &gammas,
+            &betas,
+            &fresh(),
+        );
+        let mask = Dropout::new(0.3, seed + 4);
+        for epilogue in [Epilogue::relu(), Epilogue::relu_dropout(mask)] {
+            let what = format!("{shape:?} {epilogue:?}");
+            let (fused, _) =
+                gpu_train_step(&shape, &config, epilogue, &x, &gammas, &betas, &fresh());
+            let relu = relu_twin(&plain);
+            let (want, through) = match epilogue.dropout {
+                Some(mask) => (dropout_twin(&mask, &relu), dropout_twin(&mask, &dy)),
+                None => (relu.clone(), dy.clone()),
+            };
+            assert_bits_eq(&format!("forward {what}"), &fused, &want);
+            assert!(fused.contains(&0.0) && fused.iter().any(|&v| v > 0.0));
+            if epilogue.dropout.is_some() {
+                let dropped = (0..relu.len()).filter(|&i| relu[i] > 0.0 && fused[i] == 0.0);
+                assert!(dropped.count() > 0, "{what}: the mask dropped nothing");
+            }
 
-        let gated = relu_backward_twin(&plain, &dy);
-        let want = gpu_backward(&shape, &x, &gated, &saved, &gammas, None);
-        let got = gpu_backward(&shape, &x, &dy, &saved, &gammas, Some(&fused));
-        assert_bits_eq(&format!("dx {what}"), &got.dx, &want.dx);
-        assert_bits_eq(&format!("dgamma {what}"), &got.dgamma, &want.dgamma);
-        assert_bits_eq(&format!("dbeta {what}"), &got.dbeta, &want.dbeta);
+            let gated = relu_backward_twin(&plain, &through);
+            let want = gpu_backward(&shape, &x, &gated, &saved, &gammas, None);
+            let got = gpu_backward(&shape, &x, &dy, &saved, &gammas, Some((epilogue, &fused)));
+            assert_bits_eq(&format!("dx {what}"), &got.dx, &want.dx);
+            assert_bits_eq(&format!("dgamma {what}"), &got.dgamma, &want.dgamma);
+            assert_bits_eq(&format!("dbeta {what}"), &got.dbeta, &want.dbeta);
+        }
     }
 }
 
@@ -464,7 +495,15 @@ fn one_value_per_channel_gives_finite_output() {
     let mut running = RunningStats::new(3);
     let gpu_running = GpuRunning::upload(&running);
     let want = twin::train_forward(&shape, &config, &x, &gammas, &betas, &mut running);
-    let (y, saved) = gpu_train_step(&shape, &config, false, &x, &gammas, &betas, &gpu_running);
+    let (y, saved) = gpu_train_step(
+        &shape,
+        &config,
+        Epilogue::NONE,
+        &x,
+        &gammas,
+        &betas,
+        &gpu_running,
+    );
     assert_eq!(y, betas, "y = β exactly");
     assert_eq!(want.y, betas, "the twin agrees");
     assert_eq!(saved.mean, x, "the mean of one value is that value");

@@ -11,6 +11,11 @@
 // RELU fuses a following torch.nn.ReLU: the forward entries write relu(y), and backward takes
 // the gradient of that output, zeroing it where the output is 0 (PyTorch's threshold_backward:
 // relu(y) > 0 exactly where y > 0), which spares the ReLU's two passes over memory.
+// DROPOUT (only with RELU) fuses a torch.nn.Dropout after that ReLU: training forward writes
+// keep(i) ? relu(y)·a : 0 with elementwise.wgsl's mask (philox.wgsl, prepended) for element i
+// of the tensor, a = 1/(1 − p). Backward needs no mask: a survivor of a positive value is
+// positive (a ≥ 1), so keep(i) ∧ relu(y) > 0 exactly where the output is > 0, and the gradient
+// reaching y is dy·a there and 0 elsewhere, as dropout's then ReLU's backward would give.
 //
 // The entries share binding slots: each declares its own buffers (prefixed tf_, ef_, bw_) and
 // the host binds exactly those.
@@ -28,12 +33,18 @@ struct Params {
     // 1 when spatial % 4 = 0: each image's plane of a channel is whole vec4s, so the
     // per-channel loops read and write a quad of values at a time.
     quads: u32,
+    // The fused dropout's mask (philox.wgsl) and survivors' factor 1/(1 − p).
+    dropout_seed_lo: u32,
+    dropout_seed_hi: u32,
+    dropout_threshold: u32,
+    dropout_scale: f32,
 }
 
 // Invocations per workgroup of the per-channel reductions: a power of two up to 256, chosen by
 // the host (kernels::reduction_width) so small channels don't pay for 256 invocations' barriers.
 override WG: u32 = 256u;
 override RELU: bool = false;
+override DROPOUT: bool = false;
 // The elementwise evaluation pass's workgroup size (the host's grid assumes it).
 const EVAL_WG: u32 = 256u;
 
@@ -81,6 +92,30 @@ fn activation(y: vec4<f32>) -> vec4<f32> {
     return y;
 }
 
+// What training forward stores for y at elements i of the tensor: the activation, then the
+// fused dropout's mask.
+fn training_output(i: vec4<u32>, y: vec4<f32>) -> vec4<f32> {
+    let out = activation(y);
+    if DROPOUT {
+        let keep = dropout_keeps(i, p.dropout_seed_lo, p.dropout_seed_hi, p.dropout_threshold);
+        // select, as elementwise.wgsl's dropout.
+        return select(vec4<f32>(0.0), out * p.dropout_scale, keep);
+    }
+    return out;
+}
+
+// The gradient reaching y from dy, the gradient of the stored output `out` (see the top).
+fn gate(dy: vec4<f32>, out: vec4<f32>) -> vec4<f32> {
+    if !RELU {
+        return dy;
+    }
+    var through = dy;
+    if DROPOUT {
+        through = dy * p.dropout_scale;
+    }
+    return select(vec4<f32>(0.0), through, out > vec4<f32>(0.0));
+}
+
 // Sum of `value` over the workgroup, by a fixed tree (deterministic); every invocation gets it.
 fn workgroup_sum(lid: u32, value: vec2<f32>) -> vec2<f32> {
     partial[lid] = value;
@@ -118,17 +153,20 @@ fn tf_x_quad(c: u32, j: u32) -> vec4<f32> {
         tf_x[o.z >> 2u][o.z & 3u], tf_x[o.w >> 2u][o.w & 3u]);
 }
 
+// Stores y (before the activation) at quad j of channel c.
 fn tf_y_store(c: u32, j: u32, y: vec4<f32>) {
     if p.quads == 1u {
-        tf_y[quad_offset(c, j)] = y;
+        let q = quad_offset(c, j);
+        tf_y[q] = training_output(indices(q), y);
         return;
     }
     let o = lane_offsets(c, j);
     let live = lanes_below_m(j);
-    tf_y[o.x >> 2u][o.x & 3u] = y.x;
-    if live.y { tf_y[o.y >> 2u][o.y & 3u] = y.y; }
-    if live.z { tf_y[o.z >> 2u][o.z & 3u] = y.z; }
-    if live.w { tf_y[o.w >> 2u][o.w & 3u] = y.w; }
+    let out = training_output(o, y);
+    tf_y[o.x >> 2u][o.x & 3u] = out.x;
+    if live.y { tf_y[o.y >> 2u][o.y & 3u] = out.y; }
+    if live.z { tf_y[o.z >> 2u][o.z & 3u] = out.z; }
+    if live.w { tf_y[o.w >> 2u][o.w & 3u] = out.w; }
 }
 
 @compute @workgroup_size(WG, 1, 1)
@@ -162,7 +200,7 @@ fn batchnorm_train_forward(
     let scale = tf_gamma[c] * invstd;
     let beta = tf_beta[c];
     for (var j = lid; j < quad_count(); j += WG) {
-        tf_y_store(c, j, activation(fma(vec4<f32>(scale), tf_x_quad(c, j) - mean, vec4<f32>(beta))));
+        tf_y_store(c, j, fma(vec4<f32>(scale), tf_x_quad(c, j) - mean, vec4<f32>(beta)));
     }
     if lid == 0u {
         tf_saved_mean[c] = mean;
@@ -244,14 +282,12 @@ fn bw_quad(c: u32, j: u32, source: u32) -> vec4<f32> {
     return select(vec4<f32>(0.0), v, lanes_below_m(j));
 }
 
-// Quad j of channel c of the gradient reaching batch norm's own output: dy, or with RELU dy
-// where the fused output is positive.
+// Quad j of channel c of the gradient reaching batch norm's own output (see gate).
 fn bw_dy_quad(c: u32, j: u32) -> vec4<f32> {
-    let dy = bw_quad(c, j, OF_DY);
     if RELU {
-        return select(vec4<f32>(0.0), dy, bw_quad(c, j, OF_Y) > vec4<f32>(0.0));
+        return gate(bw_quad(c, j, OF_DY), bw_quad(c, j, OF_Y));
     }
-    return dy;
+    return bw_quad(c, j, OF_DY);
 }
 
 fn bw_dx_store(c: u32, j: u32, dx: vec4<f32>) {
@@ -331,17 +367,19 @@ fn tf_x_row(n: u32, q: u32) -> vec4<f32> {
         tf_x[i.z >> 2u][i.z & 3u], tf_x[i.w >> 2u][i.w & 3u]);
 }
 
+// Stores y (before the activation) at row n of quad q's channels.
 fn tf_y_row_store(n: u32, q: u32, y: vec4<f32>) {
+    let i = row_lanes(n, q);
+    let out = training_output(i, y);
     if rows_are_quads() {
-        tf_y[n * p.channels / 4u + q] = y;
+        tf_y[n * p.channels / 4u + q] = out;
         return;
     }
-    let i = row_lanes(n, q);
     let live = indices(q) < vec4<u32>(p.channels);
-    tf_y[i.x >> 2u][i.x & 3u] = y.x;
-    if live.y { tf_y[i.y >> 2u][i.y & 3u] = y.y; }
-    if live.z { tf_y[i.z >> 2u][i.z & 3u] = y.z; }
-    if live.w { tf_y[i.w >> 2u][i.w & 3u] = y.w; }
+    tf_y[i.x >> 2u][i.x & 3u] = out.x;
+    if live.y { tf_y[i.y >> 2u][i.y & 3u] = out.y; }
+    if live.z { tf_y[i.z >> 2u][i.z & 3u] = out.z; }
+    if live.w { tf_y[i.w >> 2u][i.w & 3u] = out.w; }
 }
 
 @compute @workgroup_size(QUAD_WG)
@@ -373,7 +411,7 @@ fn batchnorm_columns_train_forward(
     let scale = vec4<f32>(tf_gamma[c.x], tf_gamma[c.y], tf_gamma[c.z], tf_gamma[c.w]) * invstd;
     let beta = vec4<f32>(tf_beta[c.x], tf_beta[c.y], tf_beta[c.z], tf_beta[c.w]);
     for (var n = 0u; n < p.batch; n++) {
-        tf_y_row_store(n, q, activation(fma(scale, tf_x_row(n, q) - mean, beta)));
+        tf_y_row_store(n, q, fma(scale, tf_x_row(n, q) - mean, beta));
     }
     let keep = 1.0 - p.momentum;
     for (var lane = 0u; lane < 4u; lane++) {
@@ -397,13 +435,12 @@ fn bw_row(n: u32, q: u32, source: u32) -> vec4<f32> {
         bw_load(source, i.w));
 }
 
-// As bw_dy_quad: dy, gated by the fused ReLU's output.
+// As bw_dy_quad.
 fn bw_dy_row(n: u32, q: u32) -> vec4<f32> {
-    let dy = bw_row(n, q, OF_DY);
     if RELU {
-        return select(vec4<f32>(0.0), dy, bw_row(n, q, OF_Y) > vec4<f32>(0.0));
+        return gate(bw_row(n, q, OF_DY), bw_row(n, q, OF_Y));
     }
-    return dy;
+    return bw_row(n, q, OF_DY);
 }
 
 fn bw_dx_row_store(n: u32, q: u32, dx: vec4<f32>) {

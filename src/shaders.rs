@@ -3,19 +3,19 @@
 use crate::gpu::Shader;
 
 macro_rules! shaders {
-    ($($name:ident => $file:literal $(after $prelude:literal)?),* $(,)?) => {
+    ($($name:ident => $file:literal $(after $($prelude:literal),+)?),* $(,)?) => {
         $(pub static $name: Shader = Shader {
             name: $file,
             // WGSL has no includes: a shared prelude is prepended to the file's text.
             source: concat!(
-                $(include_str!(concat!("../shaders/", $prelude, ".wgsl")),)?
+                $($(include_str!(concat!("../shaders/", $prelude, ".wgsl")),)+)?
                 include_str!(concat!("../shaders/", $file, ".wgsl"))
             ),
         };)*
         /// All shaders, for validation and listings.
         pub static ALL: &[&Shader] = &[$(&$name),*];
         /// Every .wgsl file the shaders are made of (a prelude once per shader that uses it).
-        pub static FILES: &[&str] = &[$($file, $($prelude,)?)*];
+        pub static FILES: &[&str] = &[$($file, $($($prelude,)+)?)*];
     };
 }
 
@@ -25,9 +25,9 @@ shaders! {
     LOWERING => "lowering" after "quads",
     REDUCE => "reduce" after "quads",
     POOL => "pool",
-    BATCHNORM => "batchnorm" after "quads",
+    BATCHNORM => "batchnorm" after "quads", "philox",
     SOFTMAX_CE => "softmax_ce",
-    ELEMENTWISE => "elementwise" after "quads",
+    ELEMENTWISE => "elementwise" after "quads", "philox",
     OPTIM => "optim" after "quads",
     PEAK => "peak",
 }

@@ -23,16 +23,16 @@ pub trait Layer: Send + Sync {
         false
     }
 
-    /// A ReLU, which the layer before it may apply itself (see [`Layer::fuses_next_relu`]).
-    fn is_relu(&self) -> bool {
-        false
+    /// What this layer would be as a step of another layer's epilogue, if it can be one.
+    fn as_epilogue_step(&self) -> Option<EpilogueStep> {
+        None
     }
 
-    /// Whether this layer's kernels can apply a ReLU that follows it (forward) and take its
-    /// gradient (backward), sparing the ReLU's own two passes over memory. The plan then
-    /// records the ReLU as nothing, its output and gradient aliasing this layer's, and sets
-    /// [`LayerIo::relu_after`].
-    fn fuses_next_relu(&self) -> bool {
+    /// Whether this layer's kernels can apply the layers after it as an epilogue: a ReLU, then
+    /// a dropout (see [`Fused`]), sparing their passes over memory. The plan then records those
+    /// layers as nothing, their outputs and gradients aliasing this layer's, and says in
+    /// [`LayerIo::fused`] what to apply.
+    fn takes_epilogue(&self) -> bool {
         false
     }
 
@@ -93,6 +93,23 @@ pub struct CpuBackward {
     pub param_grads: Vec<Vec<f32>>,
 }
 
+/// A layer another may apply to its output (see [`Layer::takes_epilogue`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum EpilogueStep {
+    Relu,
+    /// A dropout with this p.
+    Dropout(f32),
+}
+
+/// The layers after a layer that it applies itself: a ReLU, then (only after the ReLU, whose
+/// gate the backward pass reuses for the mask) a dropout with its p. Their outputs and
+/// gradients are this layer's `output` and `grad_output`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Fused {
+    pub relu: bool,
+    pub dropout: Option<f32>,
+}
+
 /// The buffers a layer reads and writes, with their shapes (batch first).
 pub struct LayerIo<'a> {
     pub input_shape: &'a [usize],
@@ -105,9 +122,9 @@ pub struct LayerIo<'a> {
     pub grad_input: Option<&'a GpuBuffer>,
     /// The layer's tensors, in the order of [`Layer::params`].
     pub params: Vec<&'a Parameter>,
-    /// The next layer is a ReLU this one applies: `output` holds relu(this layer's result)
-    /// and `grad_output` is the gradient of that.
-    pub relu_after: bool,
+    /// The layers after this one that it applies: `output` holds what the last of them would
+    /// output and `grad_output` is the gradient of that.
+    pub fused: Fused,
 }
 
 /// Called before each training step with that step's seed (dropout draws a new mask).
@@ -120,5 +137,7 @@ pub struct LayerKernels {
     pub forward: Vec<Dispatch>,
     pub forward_eval: Option<Vec<Dispatch>>,
     pub backward: Vec<Dispatch>,
+    /// Called with the step seed of the layer whose randomness they draw: this layer's, or that
+    /// of the dropout it applies (see [`Fused`]).
     pub step_hooks: Vec<StepHook>,
 }

@@ -11,6 +11,8 @@ mod plan;
 
 pub use cpu::CpuStep;
 pub use error::GraphError;
-pub use layer::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels, StepHook};
+pub use layer::{
+    CpuBackward, CpuForward, CpuSaved, EpilogueStep, Fused, Layer, LayerIo, LayerKernels, StepHook,
+};
 pub use param::{FlatParameters, Init, ParamSpec, Parameter, ParameterStore};
 pub use plan::{layer_seed, Model, Plan};

@@ -2,7 +2,7 @@ use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
 use crate::rng::Rng;
 
 use super::error::GraphError;
-use super::layer::{Layer, LayerIo, StepHook};
+use super::layer::{EpilogueStep, Fused, Layer, LayerIo, StepHook};
 use super::param::{ParameterPlan, ParameterStore};
 
 pub(super) struct Node {
@@ -83,6 +83,31 @@ impl Model {
             .join("\n")
     }
 
+    /// Which layers apply the ones after them as an epilogue ([`Layer::takes_epilogue`]): a
+    /// ReLU right after, then a dropout right after that.
+    fn epilogues(&self) -> Epilogues {
+        let count = self.nodes.len();
+        let mut epilogues = Epilogues {
+            fused: vec![Fused::default(); count],
+            absorbed: vec![false; count],
+            seed_layer: (0..count).collect(),
+        };
+        let step = |i: usize| self.nodes.get(i).and_then(|n| n.layer.as_epilogue_step());
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !node.layer.takes_epilogue() || step(i + 1) != Some(EpilogueStep::Relu) {
+                continue;
+            }
+            epilogues.fused[i].relu = true;
+            epilogues.absorbed[i + 1] = true;
+            if let Some(EpilogueStep::Dropout(p)) = step(i + 2) {
+                epilogues.fused[i].dropout = Some(p);
+                epilogues.absorbed[i + 2] = true;
+                epilogues.seed_layer[i] = i + 2;
+            }
+        }
+        epilogues
+    }
+
     /// Instantiates the model at one batch size: every activation and gradient buffer, bind
     /// group and pipeline is created here, once.
     pub fn plan(&self, ctx: &GpuContext, batch: usize) -> Result<Plan, GraphError> {
@@ -111,19 +136,18 @@ impl Model {
                 });
             }
         }
-        // A ReLU whose predecessor applies it (batch norm) is recorded as nothing.
-        let fused_relu: Vec<bool> = (0..self.nodes.len())
-            .map(|i| {
-                i > 0 && self.nodes[i].layer.is_relu() && self.nodes[i - 1].layer.fuses_next_relu()
-            })
-            .collect();
-        // Activation i is the input of node i; a reshape's or a fused ReLU's output aliases
-        // its input.
+        let Epilogues {
+            fused,
+            absorbed,
+            seed_layer,
+        } = self.epilogues();
+        // Activation i is the input of node i; the output of a reshape or of a layer another
+        // applies as its epilogue aliases its input.
         let mut slot_of = vec![0usize; shapes.len()];
         let mut activations = vec![GpuBuffer::zeros(ctx, "input", len(&shapes[0]))];
         let mut gradients = vec![GpuBuffer::zeros(ctx, "grad input", len(&shapes[0]))];
         for (i, node) in self.nodes.iter().enumerate() {
-            if node.layer.is_reshape() || fused_relu[i] {
+            if node.layer.is_reshape() || absorbed[i] {
                 slot_of[i + 1] = slot_of[i];
             } else {
                 let label = format!("{} output", node.name);
@@ -141,11 +165,11 @@ impl Model {
         let mut backward = Vec::new();
         let mut step_hooks = Vec::new();
         for (i, node) in self.nodes.iter().enumerate() {
-            if node.layer.is_reshape() || fused_relu[i] {
+            if node.layer.is_reshape() || absorbed[i] {
                 continue;
             }
+            // A layer applying an epilogue writes where the last layer of it would.
             let (input, output) = (slot_of[i], slot_of[i + 1]);
-            let relu_after = fused_relu.get(i + 1).copied().unwrap_or(false);
             let io = LayerIo {
                 input_shape: &shapes[i],
                 output_shape: &shapes[i + 1],
@@ -155,7 +179,7 @@ impl Model {
                 // Nobody reads the gradient of the model's input.
                 grad_input: (input != 0).then(|| &gradients[input]),
                 params: node.params.iter().map(|&p| self.params.get(p)).collect(),
-                relu_after,
+                fused: fused[i],
             };
             let kernels = node.layer.record(ctx, &io)?;
             forward_eval.extend(
@@ -165,7 +189,12 @@ impl Model {
             );
             forward_train.extend(kernels.forward);
             backward.push(kernels.backward);
-            step_hooks.extend(kernels.step_hooks.into_iter().map(|hook| (i, hook)));
+            step_hooks.extend(
+                kernels
+                    .step_hooks
+                    .into_iter()
+                    .map(|hook| (seed_layer[i], hook)),
+            );
         }
         let logits = slot_of[shapes.len() - 1];
         Ok(Plan {
@@ -180,6 +209,14 @@ impl Model {
             gradients,
         })
     }
+}
+
+/// Per layer: what it applies after itself, whether another layer applies it (so it records
+/// nothing), and whose step seed its hooks draw.
+struct Epilogues {
+    fused: Vec<Fused>,
+    absorbed: Vec<bool>,
+    seed_layer: Vec<usize>,
 }
 
 /// A model instantiated at one batch size: its buffers and the dispatches of a step.

@@ -1,14 +1,15 @@
 //! Host side of `shaders/batchnorm.wgsl`: batch normalisation over `[N, C, S]` with PyTorch's
 //! semantics (`torch.nn.BatchNorm1d` / `BatchNorm2d`); the CPU twins in
-//! [`crate::reference::batchnorm`] specify what each kernel computes. With `relu`, the kernels
-//! also apply a following `torch.nn.ReLU` (forward) and its gradient (backward), as
-//! [`crate::reference::elementwise`]'s relu twins would.
+//! [`crate::reference::batchnorm`] specify what each kernel computes. With an [`Epilogue`], the
+//! kernels also apply a following `torch.nn.ReLU`, and a `torch.nn.Dropout` after that, and
+//! their gradients, as [`crate::reference::elementwise`]'s relu and dropout twins would.
 
 use crate::gpu::{
     quad_workgroups, workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError,
     KernelSpec,
 };
 pub use crate::reference::batchnorm::{BatchNormConfig, BatchNormShape};
+use crate::reference::elementwise::Dropout;
 use crate::shaders;
 
 /// Invocations per workgroup; matches `WG` in the shader.
@@ -25,10 +26,56 @@ struct Params {
     eps: f32,
     unbiased_factor: f32,
     quads: u32,
+    dropout_seed_lo: u32,
+    dropout_seed_hi: u32,
+    dropout_threshold: u32,
+    dropout_scale: f32,
+}
+
+/// What the kernels apply to batch norm's output on behalf of the layers after it: a ReLU,
+/// then (only after the ReLU, whose gate the backward pass reuses) a dropout.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue {
+    pub relu: bool,
+    /// The training forward's mask; evaluation applies none.
+    pub dropout: Option<Dropout>,
+}
+
+impl Epilogue {
+    pub const NONE: Epilogue = Epilogue {
+        relu: false,
+        dropout: None,
+    };
+
+    pub fn relu() -> Self {
+        Epilogue {
+            relu: true,
+            dropout: None,
+        }
+    }
+
+    /// A ReLU, then `dropout`.
+    pub fn relu_dropout(dropout: Dropout) -> Self {
+        Epilogue {
+            relu: true,
+            dropout: Some(dropout),
+        }
+    }
+
+    fn constants(&self) -> [(&'static str, f64); 2] {
+        [
+            ("RELU", self.relu as u8 as f64),
+            ("DROPOUT", self.dropout.is_some() as u8 as f64),
+        ]
+    }
 }
 
 impl Params {
-    fn new(shape: &BatchNormShape, config: &BatchNormConfig) -> Self {
+    fn new(shape: &BatchNormShape, config: &BatchNormConfig, epilogue: &Epilogue) -> Self {
+        assert!(
+            epilogue.relu || epilogue.dropout.is_none(),
+            "batchnorm: a fused dropout needs the fused ReLU before it"
+        );
         assert!(
             shape.count() > 0,
             "batchnorm: no values per channel in {shape:?}"
@@ -37,6 +84,7 @@ impl Params {
             u32::try_from(shape.len()).is_ok(),
             "batchnorm: {shape:?} has more elements than a u32 indexes"
         );
+        let dropout = epilogue.dropout;
         Params {
             batch: shape.batch as u32,
             channels: shape.channels as u32,
@@ -46,6 +94,10 @@ impl Params {
             eps: config.eps,
             unbiased_factor: shape.unbiased_factor() as f32,
             quads: (shape.spatial % 4 == 0) as u32,
+            dropout_seed_lo: dropout.map_or(0, |d| d.seed as u32),
+            dropout_seed_hi: dropout.map_or(0, |d| (d.seed >> 32) as u32),
+            dropout_threshold: dropout.map_or(0, |d| d.threshold()),
+            dropout_scale: dropout.map_or(1.0, |d| d.scale()),
         }
     }
 }
@@ -69,11 +121,11 @@ fn cost(
     }
 }
 
-/// An entry point of `shaders/batchnorm.wgsl`, with or without the fused ReLU, and the width
-/// of its per-channel workgroup tree if it has one.
+/// An entry point of `shaders/batchnorm.wgsl`, its epilogue, and the width of its per-channel
+/// workgroup tree if it has one.
 struct Entry {
     name: &'static str,
-    relu: bool,
+    epilogue: Epilogue,
     tree_width: Option<u32>,
 }
 
@@ -81,21 +133,21 @@ struct Entry {
 /// no barriers) where [`super::walks_columns`] says so, else `tree` (a workgroup per channel).
 fn per_channel(
     shape: &BatchNormShape,
-    relu: bool,
+    epilogue: Epilogue,
     tree: &'static str,
     columns: &'static str,
 ) -> (Entry, [u32; 3]) {
     if super::walks_columns(shape.batch, shape.spatial) {
         let entry = Entry {
             name: columns,
-            relu,
+            epilogue,
             tree_width: None,
         };
         (entry, quad_workgroups(shape.channels))
     } else {
         let entry = Entry {
             name: tree,
-            relu,
+            epilogue,
             tree_width: Some(super::reduction_width(shape.count())),
         };
         (entry, workgroups_1d(shape.channels))
@@ -114,7 +166,7 @@ fn kernel_dispatch(
     let mut bindings = vec![Binding::Uniform];
     bindings.extend(read_only.iter().map(|_| Binding::ReadOnly));
     bindings.extend(read_write.iter().map(|_| Binding::ReadWrite));
-    let mut constants = vec![("RELU", if entry.relu { 1.0 } else { 0.0 })];
+    let mut constants = entry.epilogue.constants().to_vec();
     constants.extend(entry.tree_width.map(|width| ("WG", width as f64)));
     let kernel = ctx.kernel(&KernelSpec {
         shader: &shaders::BATCHNORM,
@@ -151,13 +203,14 @@ pub struct TrainForwardBuffers<'a> {
     pub running_var: &'a GpuBuffer,
 }
 
-/// Training mode, per channel (see [`per_channel`]): batch statistics, y, the saved statistics and the
-/// running statistics in one dispatch (twin: [`crate::reference::batchnorm::train_forward`]).
+/// Training mode, per channel (see [`per_channel`]): batch statistics, y (through the
+/// epilogue), the saved statistics and the running statistics in one dispatch (twin:
+/// [`crate::reference::batchnorm::train_forward`]).
 pub fn train_forward(
     ctx: &GpuContext,
     shape: &BatchNormShape,
     config: &BatchNormConfig,
-    relu: bool,
+    epilogue: Epilogue,
     buffers: TrainForwardBuffers,
 ) -> Result<Dispatch, GpuError> {
     let TrainForwardBuffers {
@@ -170,7 +223,7 @@ pub fn train_forward(
         running_mean,
         running_var,
     } = buffers;
-    let params = Params::new(shape, config);
+    let params = Params::new(shape, config, &epilogue);
     for (what, buffer) in [("x", x), ("y", y)] {
         assert_len(what, buffer, shape.len(), shape);
     }
@@ -186,7 +239,7 @@ pub fn train_forward(
     }
     let (entry, workgroups) = per_channel(
         shape,
-        relu,
+        epilogue,
         "batchnorm_train_forward",
         "batchnorm_columns_train_forward",
     );
@@ -202,6 +255,18 @@ pub fn train_forward(
     )
 }
 
+/// Points a dispatch made by [`train_forward`] at another dropout mask (a new step's seed) in
+/// place; `epilogue` is the one it was made with, with the new mask.
+pub fn reseed_train_forward(
+    ctx: &GpuContext,
+    dispatch: &Dispatch,
+    shape: &BatchNormShape,
+    config: &BatchNormConfig,
+    epilogue: Epilogue,
+) {
+    dispatch.set_params(ctx, &Params::new(shape, config, &epilogue));
+}
+
 /// The buffers of an evaluation-mode forward pass.
 pub struct EvalForwardBuffers<'a> {
     pub x: &'a GpuBuffer,
@@ -213,14 +278,19 @@ pub struct EvalForwardBuffers<'a> {
 }
 
 /// Evaluation mode, elementwise with the running statistics
-/// (twin: [`crate::reference::batchnorm::eval_forward`]).
+/// (twin: [`crate::reference::batchnorm::eval_forward`]). The epilogue's dropout, the identity
+/// in evaluation, is left out.
 pub fn eval_forward(
     ctx: &GpuContext,
     shape: &BatchNormShape,
     config: &BatchNormConfig,
-    relu: bool,
+    epilogue: Epilogue,
     buffers: EvalForwardBuffers,
 ) -> Result<Dispatch, GpuError> {
+    let epilogue = Epilogue {
+        dropout: None,
+        ..epilogue
+    };
     let EvalForwardBuffers {
         x,
         gamma,
@@ -229,7 +299,7 @@ pub fn eval_forward(
         running_var,
         y,
     } = buffers;
-    let params = Params::new(shape, config);
+    let params = Params::new(shape, config, &epilogue);
     for (what, buffer) in [("x", x), ("y", y)] {
         assert_len(what, buffer, shape.len(), shape);
     }
@@ -245,7 +315,7 @@ pub fn eval_forward(
         ctx,
         Entry {
             name: "batchnorm_eval_forward",
-            relu,
+            epilogue,
             tree_width: None,
         },
         // x, y; gamma, beta, running mean and var.
@@ -262,7 +332,7 @@ pub struct BackwardBuffers<'a> {
     pub x: &'a GpuBuffer,
     /// The forward's output, which gates `dy` when a ReLU is fused (read only then).
     pub y: &'a GpuBuffer,
-    /// The gradient of the forward's output (after the fused ReLU, if any).
+    /// The gradient of the forward's output (after the epilogue, if any).
     pub dy: &'a GpuBuffer,
     pub saved_mean: &'a GpuBuffer,
     pub saved_invstd: &'a GpuBuffer,
@@ -272,12 +342,13 @@ pub struct BackwardBuffers<'a> {
     pub dbeta: &'a GpuBuffer,
 }
 
-/// Backward of [`train_forward`], per channel (see [`per_channel`]): dβ, dγ and dx in one dispatch
-/// (twin: [`crate::reference::batchnorm::backward`]).
+/// Backward of [`train_forward`] with the same epilogue (whose dropout seed it does not need),
+/// per channel (see [`per_channel`]): dβ, dγ and dx in one dispatch (twin:
+/// [`crate::reference::batchnorm::backward`]).
 pub fn backward(
     ctx: &GpuContext,
     shape: &BatchNormShape,
-    relu: bool,
+    epilogue: Epilogue,
     buffers: BackwardBuffers,
 ) -> Result<Dispatch, GpuError> {
     let BackwardBuffers {
@@ -292,7 +363,7 @@ pub fn backward(
         dbeta,
     } = buffers;
     // Momentum and eps play no part in the backward pass.
-    let params = Params::new(shape, &BatchNormConfig::default());
+    let params = Params::new(shape, &BatchNormConfig::default(), &epilogue);
     for (what, buffer) in [("x", x), ("y", y), ("dy", dy), ("dx", dx)] {
         assert_len(what, buffer, shape.len(), shape);
     }
@@ -305,9 +376,10 @@ pub fn backward(
     ] {
         assert_len(what, buffer, shape.channels, shape);
     }
+    let relu = epilogue.relu;
     let (entry, workgroups) = per_channel(
         shape,
-        relu,
+        epilogue,
         "batchnorm_backward",
         "batchnorm_columns_backward",
     );

@@ -1,5 +1,7 @@
 use crate::gpu::{GpuContext, GpuError};
-use crate::graph::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels, StepHook};
+use crate::graph::{
+    CpuBackward, CpuForward, CpuSaved, EpilogueStep, Layer, LayerIo, LayerKernels, StepHook,
+};
 use crate::kernels::elementwise::{dropout, relu, relu_backward, reseed_dropout, Dropout as Mask};
 use crate::reference::elementwise as twin;
 
@@ -7,8 +9,8 @@ use crate::reference::elementwise as twin;
 pub struct Relu;
 
 impl Layer for Relu {
-    fn is_relu(&self) -> bool {
-        true
+    fn as_epilogue_step(&self) -> Option<EpilogueStep> {
+        Some(EpilogueStep::Relu)
     }
 
     fn kind(&self) -> String {
@@ -75,6 +77,10 @@ fn step_mask(p: f32, training: bool, seed: u64) -> Mask {
 }
 
 impl Layer for Dropout {
+    fn as_epilogue_step(&self) -> Option<EpilogueStep> {
+        Some(EpilogueStep::Dropout(self.p))
+    }
+
     fn kind(&self) -> String {
         format!("Dropout(p={})", self.p)
     }

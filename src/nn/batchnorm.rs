@@ -1,12 +1,13 @@
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::graph::{
-    CpuBackward, CpuForward, CpuSaved, Init, Layer, LayerIo, LayerKernels, ParamSpec,
+    CpuBackward, CpuForward, CpuSaved, Init, Layer, LayerIo, LayerKernels, ParamSpec, StepHook,
 };
 use crate::kernels::batchnorm::{
-    backward, eval_forward, train_forward, BackwardBuffers, BatchNormConfig, BatchNormShape,
-    EvalForwardBuffers, TrainForwardBuffers,
+    backward, eval_forward, reseed_train_forward, train_forward, BackwardBuffers, BatchNormConfig,
+    BatchNormShape, Epilogue, EvalForwardBuffers, TrainForwardBuffers,
 };
 use crate::reference::batchnorm::{self as twin, RunningStats};
+use crate::reference::elementwise::Dropout;
 
 /// Batch normalisation per feature of [N, F] (BatchNorm1d) or per channel of [N, C, H, W]
 /// (BatchNorm2d), with PyTorch's defaults: momentum 0.1, eps 1e-5, γ = 1, β = 0.
@@ -41,7 +42,7 @@ impl BatchNorm {
 }
 
 impl Layer for BatchNorm {
-    fn fuses_next_relu(&self) -> bool {
+    fn takes_epilogue(&self) -> bool {
         true
     }
 
@@ -80,12 +81,16 @@ impl Layer for BatchNorm {
         };
         let saved_mean = GpuBuffer::zeros(ctx, "batchnorm saved mean", self.features);
         let saved_invstd = GpuBuffer::zeros(ctx, "batchnorm saved invstd", self.features);
-        let relu = io.relu_after;
+        // The dropout's seed is a placeholder until the first step's hook.
+        let epilogue = |seed| Epilogue {
+            relu: io.fused.relu,
+            dropout: io.fused.dropout.map(|p| Dropout::new(p, seed)),
+        };
         let forward = train_forward(
             ctx,
             &shape,
             &self.config,
-            relu,
+            epilogue(0),
             TrainForwardBuffers {
                 x: io.input,
                 gamma: &gamma.value,
@@ -101,7 +106,7 @@ impl Layer for BatchNorm {
             ctx,
             &shape,
             &self.config,
-            relu,
+            epilogue(0),
             EvalForwardBuffers {
                 x: io.input,
                 gamma: &gamma.value,
@@ -123,7 +128,7 @@ impl Layer for BatchNorm {
         let backward = backward(
             ctx,
             &shape,
-            relu,
+            epilogue(0),
             BackwardBuffers {
                 x: io.input,
                 y: io.output,
@@ -136,11 +141,22 @@ impl Layer for BatchNorm {
                 dbeta: beta.grad(),
             },
         )?;
+        let mut step_hooks: Vec<StepHook> = Vec::new();
+        if let Some(p) = io.fused.dropout {
+            let (dispatch, config, relu) = (forward.clone(), self.config, io.fused.relu);
+            step_hooks.push(Box::new(move |ctx, seed| {
+                let epilogue = Epilogue {
+                    relu,
+                    dropout: Some(Dropout::new(p, seed)),
+                };
+                reseed_train_forward(ctx, &dispatch, &shape, &config, epilogue);
+            }));
+        }
         Ok(LayerKernels {
             forward: vec![forward],
             forward_eval: Some(vec![forward_eval]),
             backward: vec![backward],
-            ..Default::default()
+            step_hooks,
         })
     }
 
