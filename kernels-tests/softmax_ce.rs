@@ -1,6 +1,7 @@
 //! softmax_ce: forward records, the accumulating reduction and backward against the twin, with
 //! and without class weights and label smoothing, on 1 row, 1 class (degenerate: loss 0), row
-//! counts that are not multiples of the workgroup (64), C = 7 and C = 10, and ±1e4 logits.
+//! counts that are not multiples of the workgroup (64), C = 7 and C = 10, and ±1e4 logits;
+//! the fused training kernel bit for bit against those three.
 //!
 //! Tolerances, from WGSL's accuracy rules (exp: 3 + 2|x| ulp, log: 2^-21 absolute near 1 and
 //! 3 ulp elsewhere, + − × ÷ correctly rounded) and s = Σ_c exp(x_c − max) ∈ [1, C]:
@@ -18,8 +19,8 @@
 
 use fer::gpu::{Dispatch, GpuBuffer};
 use fer::kernels::softmax_ce::{
-    softmax_ce_accumulate, softmax_ce_backward, softmax_ce_forward, CrossEntropy, SoftmaxCeInputs,
-    ROW_STATS,
+    softmax_ce_accumulate, softmax_ce_backward, softmax_ce_forward, softmax_ce_train, CrossEntropy,
+    SoftmaxCeInputs, ROW_STATS,
 };
 use fer::reference::softmax_ce as twin;
 use fer::rng::Rng;
@@ -212,6 +213,56 @@ fn every_shape_and_option(spread: f32, scale: f32) {
 #[test]
 fn forward_and_backward_match_twin() {
     every_shape_and_option(4.0, 1.0);
+}
+
+/// softmax_ce_train is forward → accumulate → backward in one dispatch and must give the same
+/// bits: the stats (added onto earlier sums, as across steps) and dlogits, on every shape and
+/// option, more rows than the workgroup included. Each half is held against the twin above.
+#[test]
+fn train_is_forward_accumulate_backward_bit_for_bit() {
+    for (seed, &(rows, classes)) in SHAPES.iter().enumerate() {
+        for (weighted, label_smoothing) in [(false, 0.0), (true, 0.1)] {
+            let ce = CrossEntropy {
+                label_smoothing,
+                ..CrossEntropy::new(rows, classes)
+            };
+            let problem = Problem::random(ce, weighted, 4.0, seed as u64 * 10 + 3);
+            let gpu_in = Uploaded::new(&problem);
+            let earlier = [1.5, 2.0, 3.0, 4.0];
+            let (records, separate_stats, separate_dlogits) = (
+                zeros(problem.ce.row_stats_len()),
+                upload(&earlier),
+                zeros(problem.ce.logits_len()),
+            );
+            run(&[
+                &forward_dispatch(&problem, &gpu_in, &records),
+                &softmax_ce_accumulate(gpu(), rows, &records, &separate_stats).expect("builds"),
+                &backward_dispatch(&problem, &gpu_in, 0.5, &separate_dlogits),
+            ]);
+            let (fused_stats, fused_dlogits) = (upload(&earlier), zeros(problem.ce.logits_len()));
+            let train = softmax_ce_train(
+                gpu(),
+                &problem.ce,
+                0.5,
+                &gpu_in.inputs(),
+                &fused_dlogits,
+                &fused_stats,
+            )
+            .expect("softmax_ce_train builds");
+            run(&[&train]);
+            let what = problem.name();
+            assert_bits_eq(
+                &format!("stats {what}"),
+                &read(&fused_stats),
+                &read(&separate_stats),
+            );
+            assert_bits_eq(
+                &format!("dlogits {what}"),
+                &read(&fused_dlogits),
+                &read(&separate_dlogits),
+            );
+        }
+    }
 }
 
 #[test]

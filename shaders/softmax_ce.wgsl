@@ -8,6 +8,10 @@
 //   softmax_ce_backward    one invocation per row: dlogits of this batch's mean loss. Every
 //                          workgroup sums Σ_j w[y_j] from the labels itself (the same fixed order
 //                          everywhere), so a step needs no readback and no other pass's output.
+//   softmax_ce_train       the three above in one dispatch for a training step: one workgroup
+//                          walks the rows as accumulate does, adding each row's record straight
+//                          into stats and writing its dlogits: the same bits, two dispatches
+//                          fewer.
 //
 // −log p_c is computed as (max − x_c) + log Σ exp(x − max): two non-negative terms and no
 // exp of a large argument, so logits of ±1e4 neither overflow nor lose the small terms.
@@ -67,8 +71,7 @@ fn row_softmax(base: u32) -> RowSoftmax {
 
 var<workgroup> partial: array<vec4<f32>, WG>;
 
-// The workgroup's total of `value`, returned to every invocation. Called once per entry point,
-// from uniform control flow.
+// The workgroup's total of `value`, returned to every invocation; from uniform control flow.
 fn workgroup_total(value: vec4<f32>, lid: u32) -> vec4<f32> {
     partial[lid] = value;
     workgroupBarrier();
@@ -78,7 +81,19 @@ fn workgroup_total(value: vec4<f32>, lid: u32) -> vec4<f32> {
         }
         workgroupBarrier();
     }
-    return partial[0];
+    let total = partial[0];
+    // Nobody may overwrite partial[0] (a second call) before everyone has read it.
+    workgroupBarrier();
+    return total;
+}
+
+// Σ_j w[y_j] over the batch, the divisor of the mean loss, in a fixed order.
+fn batch_weight(lid: u32) -> f32 {
+    var own = 0.0;
+    for (var j = lid; j < p.rows; j += WG) {
+        own += class_weight(labels[j]);
+    }
+    return workgroup_total(vec4<f32>(own, 0.0, 0.0, 0.0), lid).x;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -86,16 +101,8 @@ fn workgroup_total(value: vec4<f32>, lid: u32) -> vec4<f32> {
 
 @group(0) @binding(4) var<storage, read_write> records: array<vec4<f32>>;
 
-@compute @workgroup_size(WG)
-fn softmax_ce_forward(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = row_index(wid, nwg, lid);
-    if i >= p.rows {
-        return;
-    }
+// Row i's record [l_i, w[y_i], correct, 1].
+fn row_record(i: u32) -> vec4<f32> {
     let base = i * p.classes;
     let label = labels[i];
     let row = row_softmax(base);
@@ -108,7 +115,20 @@ fn softmax_ce_forward(
     let nll = (row.max - logits[base + label]) + log_sum;
     let eps = p.label_smoothing;
     let loss = (1.0 - eps) * w_label * nll + eps / f32(p.classes) * smoothed;
-    records[i] = vec4<f32>(loss, w_label, select(0.0, 1.0, row.argmax == label), 1.0);
+    return vec4<f32>(loss, w_label, select(0.0, 1.0, row.argmax == label), 1.0);
+}
+
+@compute @workgroup_size(WG)
+fn softmax_ce_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = row_index(wid, nwg, lid);
+    if i >= p.rows {
+        return;
+    }
+    records[i] = row_record(i);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -134,21 +154,8 @@ fn softmax_ce_accumulate(@builtin(local_invocation_index) lid: u32) {
 
 @group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
 
-@compute @workgroup_size(WG)
-fn softmax_ce_backward(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    var own = 0.0;
-    for (var j = lid; j < p.rows; j += WG) {
-        own += class_weight(labels[j]);
-    }
-    let batch_weight = workgroup_total(vec4<f32>(own, 0.0, 0.0, 0.0), lid).x;
-    let i = row_index(wid, nwg, lid);
-    if i >= p.rows {
-        return;
-    }
+// Writes row i's dlogits, given the batch's Σ_j w[y_j].
+fn row_gradient(i: u32, batch_weight: f32) {
     let base = i * p.classes;
     let label = labels[i];
     let row = row_softmax(base);
@@ -165,5 +172,38 @@ fn softmax_ce_backward(
         let hard = select(prob, prob - 1.0, c == label);
         let g = hard_share * hard + smooth_share * (weight_total * prob - class_weight(c));
         dlogits[base + c] = factor * g;
+    }
+}
+
+@compute @workgroup_size(WG)
+fn softmax_ce_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let weight = batch_weight(lid);
+    let i = row_index(wid, nwg, lid);
+    if i >= p.rows {
+        return;
+    }
+    row_gradient(i, weight);
+}
+
+// ---------------------------------------------------------------------------------------------
+// a training step's loss: forward, accumulate and backward (dlogits at binding 4, as backward)
+
+@group(0) @binding(5) var<storage, read_write> train_stats: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn softmax_ce_train(@builtin(local_invocation_index) lid: u32) {
+    let weight = batch_weight(lid);
+    var own = vec4<f32>(0.0);
+    for (var i = lid; i < p.rows; i += WG) {
+        own += row_record(i);
+        row_gradient(i, weight);
+    }
+    let total = workgroup_total(own, lid);
+    if lid == 0u {
+        train_stats[0] += total;
     }
 }

@@ -1,7 +1,7 @@
 //! Host side of `shaders/softmax_ce.wgsl`: fused softmax cross-entropy forward, the
-//! accumulating reduction into a stats buffer, and backward. One training step records
-//! forward → accumulate → backward with no readback; the stats buffer is read once per epoch
-//! (zero it with [`fill`](crate::kernels::elementwise::fill)).
+//! accumulating reduction into a stats buffer, and backward, and [`softmax_ce_train`], all
+//! three in one dispatch for a training step, which needs no readback; the stats buffer is read
+//! once per epoch (zero it with [`fill`](crate::kernels::elementwise::fill)).
 
 use crate::gpu::{
     workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
@@ -34,14 +34,16 @@ pub struct SoftmaxCeInputs<'a> {
 const FORWARD_FLOPS_PER_LOGIT: f64 = 4.0;
 const BACKWARD_FLOPS_PER_LOGIT: f64 = 6.0;
 
-/// One invocation per row, writing `output` (the forward's records or the backward's dlogits).
-fn per_row(
+/// A kernel reading the logits, labels and class weight and writing `outputs` (bound after
+/// them), over `workgroups`.
+fn loss_kernel(
     ctx: &GpuContext,
     entry: &'static str,
     ce: &CrossEntropy,
     scale: f32,
     inputs: &SoftmaxCeInputs,
-    output: &GpuBuffer,
+    outputs: &[&GpuBuffer],
+    workgroups: [u32; 3],
 ) -> Result<Dispatch, GpuError> {
     let SoftmaxCeInputs {
         logits,
@@ -62,16 +64,18 @@ fn per_row(
         "{entry}: weight shorter than {} classes",
         ce.classes
     );
+    // The uniform, logits, labels, weight.
+    let mut bindings = vec![
+        Binding::Uniform,
+        Binding::ReadOnly,
+        Binding::ReadOnly,
+        Binding::ReadOnly,
+    ];
+    bindings.extend(outputs.iter().map(|_| Binding::ReadWrite));
     let kernel = ctx.kernel(&KernelSpec {
         shader: &shaders::SOFTMAX_CE,
         entry,
-        bindings: &[
-            Binding::Uniform,
-            Binding::ReadOnly,
-            Binding::ReadOnly,
-            Binding::ReadOnly,
-            Binding::ReadWrite,
-        ],
+        bindings: &bindings,
         constants: &[("WEIGHTED", if weight.is_some() { 1.0 } else { 0.0 })],
     })?;
     let params = Params {
@@ -88,13 +92,24 @@ fn per_row(
             &no_weight
         }
     };
-    Ok(Dispatch::new(
-        ctx,
-        &kernel,
-        &params,
-        &[logits, labels, weight, output],
-        workgroups_1d(ce.rows.div_ceil(WORKGROUP)),
-    ))
+    let buffers: Vec<&GpuBuffer> = [logits, labels, weight]
+        .into_iter()
+        .chain(outputs.iter().copied())
+        .collect();
+    Ok(Dispatch::new(ctx, &kernel, &params, &buffers, workgroups))
+}
+
+/// One invocation per row, writing `output` (the forward's records or the backward's dlogits).
+fn per_row(
+    ctx: &GpuContext,
+    entry: &'static str,
+    ce: &CrossEntropy,
+    scale: f32,
+    inputs: &SoftmaxCeInputs,
+    output: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    let workgroups = workgroups_1d(ce.rows.div_ceil(WORKGROUP));
+    loss_kernel(ctx, entry, ce, scale, inputs, &[output], workgroups)
 }
 
 /// What a per-row kernel reads (logits, labels, the class weight) and writes (`output_len`).
@@ -184,4 +199,43 @@ pub fn softmax_ce_backward(
     );
     let cost = per_row_cost(ce, inputs, BACKWARD_FLOPS_PER_LOGIT, ce.logits_len());
     per_row(ctx, "softmax_ce_backward", ce, scale, inputs, dlogits).map(|d| d.with_cost(cost))
+}
+
+/// A training step's loss in one dispatch: [`softmax_ce_forward`]'s records added into
+/// `stats` as [`softmax_ce_accumulate`] adds them, and [`softmax_ce_backward`]'s `dlogits`,
+/// bit for bit what the three give (the per-row records are not kept). One workgroup walks all
+/// the rows, which suits a training batch (tens to thousands of rows of a few classes).
+pub fn softmax_ce_train(
+    ctx: &GpuContext,
+    ce: &CrossEntropy,
+    scale: f32,
+    inputs: &SoftmaxCeInputs,
+    dlogits: &GpuBuffer,
+    stats: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    assert!(
+        dlogits.len() >= ce.logits_len(),
+        "softmax_ce_train: dlogits too small for {ce:?}"
+    );
+    assert!(
+        stats.len() >= ROW_STATS,
+        "softmax_ce_train: stats holds {ROW_STATS} values"
+    );
+    let forward = per_row_cost(ce, inputs, FORWARD_FLOPS_PER_LOGIT, 0);
+    let backward = per_row_cost(ce, inputs, BACKWARD_FLOPS_PER_LOGIT, ce.logits_len());
+    let cost = Cost {
+        flops: forward.flops + backward.flops,
+        // The inputs once, dlogits written, the stats read and written back.
+        bytes: backward.bytes + Cost::words(2 * ROW_STATS),
+    };
+    let dispatch = loss_kernel(
+        ctx,
+        "softmax_ce_train",
+        ce,
+        scale,
+        inputs,
+        &[dlogits, stats],
+        [1, 1, 1],
+    )?;
+    Ok(dispatch.with_cost(cost))
 }

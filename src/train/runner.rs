@@ -16,7 +16,7 @@ use crate::data::Dataset;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError};
 use crate::graph::{GraphError, Model, Plan};
 use crate::kernels::softmax_ce::{
-    softmax_ce_accumulate, softmax_ce_backward, softmax_ce_forward, CrossEntropy, SoftmaxCeInputs,
+    softmax_ce_accumulate, softmax_ce_forward, softmax_ce_train, CrossEntropy, SoftmaxCeInputs,
     ROW_STATS,
 };
 use crate::rng::Rng;
@@ -61,9 +61,11 @@ pub struct Evaluation {
 struct Batch {
     plan: Plan,
     labels: GpuBuffer,
+    /// Evaluation's loss: records, then their sums.
     loss_forward: Dispatch,
     loss_accumulate: Dispatch,
-    loss_backward: Dispatch,
+    /// A training step's loss, sums and gradient in one dispatch.
+    loss_train: Dispatch,
 }
 
 pub struct Runner<'a> {
@@ -116,12 +118,13 @@ impl<'a> Runner<'a> {
             let batch = Batch {
                 loss_forward: softmax_ce_forward(self.ctx, &ce, &inputs, &records)?,
                 loss_accumulate: softmax_ce_accumulate(self.ctx, size, &records, &self.stats)?,
-                loss_backward: softmax_ce_backward(
+                loss_train: softmax_ce_train(
                     self.ctx,
                     &ce,
                     1.0,
                     &inputs,
                     plan.grad_logits(),
+                    &self.stats,
                 )?,
                 plan,
                 labels,
@@ -165,11 +168,7 @@ impl<'a> Runner<'a> {
         optimizer: &'b Optimizer,
     ) -> Result<StepPhases<'b>, RunError> {
         let batch = self.batch(batch_size)?;
-        let mut backward = vec![
-            &batch.loss_forward,
-            &batch.loss_accumulate,
-            &batch.loss_backward,
-        ];
+        let mut backward = vec![&batch.loss_train];
         backward.extend(batch.plan.backward_dispatches());
         Ok(StepPhases {
             forward: batch.plan.forward_dispatches(true),
@@ -179,7 +178,7 @@ impl<'a> Runner<'a> {
     }
 
     /// Every dispatch of one training step at `batch_size`, in recording order: forward, loss
-    /// (forward, accumulate, backward), backward, optimizer. For profiling and benchmarks.
+    /// (one dispatch: its value accumulated and its gradient), backward, optimizer. For profiling and benchmarks.
     pub fn step_dispatches<'b>(
         &'b mut self,
         batch_size: usize,
@@ -288,7 +287,7 @@ impl<'a> Runner<'a> {
 /// One training step's dispatches, each phase in recording order.
 pub struct StepPhases<'a> {
     pub forward: &'a [Dispatch],
-    /// The loss (forward, accumulate, backward), then the model's backward pass.
+    /// The loss (its value accumulated and its gradient), then the model's backward pass.
     pub backward: Vec<&'a Dispatch>,
     pub optimizer: &'a [Dispatch],
 }
