@@ -71,7 +71,9 @@ fn check(variant: MatmulVariant, shape: MatmulShape, epilogue: Epilogue, with_bi
     );
 }
 
-/// (m, n, k): tile multiples, ragged edges, degenerate dimensions, and the models' shapes.
+/// (m, n, k): tile multiples, ragged edges, degenerate dimensions, and the models' shapes;
+/// (9, 300, 7) spans two strips each way (matmul_strip: 8 rows × 256 columns), the second
+/// holding one row and 44 columns.
 const SHAPES: &[(usize, usize, usize)] = &[
     (1, 1, 1),
     (1, 7, 2304),
@@ -81,6 +83,7 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (64, 64, 64),
     (64, 128, 68),
     (70, 6, 130),
+    (9, 300, 7),
 ];
 
 fn all_transposes(variant: MatmulVariant) {
@@ -173,6 +176,11 @@ fn workgroup_matches_reference_for_all_transposes() {
 }
 
 #[test]
+fn strip_matches_reference_for_all_transposes() {
+    all_transposes(MatmulVariant::Strip);
+}
+
+#[test]
 fn naive_epilogues_and_batches() {
     epilogues_and_batches(MatmulVariant::Naive);
 }
@@ -185,6 +193,11 @@ fn register_epilogues_and_batches() {
 #[test]
 fn workgroup_epilogues_and_batches() {
     epilogues_and_batches(MatmulVariant::Workgroup);
+}
+
+#[test]
+fn strip_epilogues_and_batches() {
+    epilogues_and_batches(MatmulVariant::Strip);
 }
 
 /// matmul's twin needs no finite-difference check of its own; its gradients are matmuls

@@ -5,10 +5,12 @@
 // The epilogue adds C's old value (ACCUMULATE), a bias (BIAS; per column, or per row with
 // BIAS_ROWS), then clamps (RELU).
 //
-// Three variants of one contract, chosen per adapter:
+// Four variants of one contract, chosen per adapter and shape (src/kernels/matmul.rs):
 //   matmul_naive      one output per invocation; the reference point.
 //   matmul_register   a 4×4 register block per invocation, vec4 loads, no workgroup memory:
-//                     fastest on CPU adapters (lavapipe), where barriers are expensive.
+//                     for CPU adapters (lavapipe), where barriers are expensive.
+//   matmul_strip      8×4 per invocation with the 8 rows uniform across the workgroup: on
+//                     CPU adapters, faster than matmul_register on wide products.
 //   matmul_workgroup  64×64 tiles staged through workgroup memory, 4×4 per invocation:
 //                     fastest on real GPUs.
 
@@ -204,6 +206,55 @@ fn matmul_register(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
     store_block(batch, m0, n0, acc);
+}
+
+// ---------------------------------------------------------------------------------------------
+// strips: 8 rows × 256 columns of C per workgroup, 8×4 outputs per invocation
+//
+// All 64 invocations of a workgroup share its 8 rows, which come from the workgroup id alone,
+// so A's loads are uniform: a CPU adapter (lavapipe) loads them once per SIMD batch and
+// broadcasts them, leaving B's per-lane gathers as the only divergent loads, each feeding 8
+// FMAs instead of matmul_register's 4. Eight rows is as tall as the accumulators stay in
+// registers: twelve and sixteen measured slower. Narrow products (n ≲ 256) idle most of a
+// strip's lanes; the tuner keeps matmul_register for those.
+
+const STRIP_ROWS: u32 = 8u;
+
+@compute @workgroup_size(64, 1, 1)
+fn matmul_strip(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let n0 = gid.x * 4u;
+    let m0 = wid.y * STRIP_ROWS;
+    let batch = wid.z;
+    if n0 >= p.n {
+        return;
+    }
+    var acc: array<vec4<f32>, STRIP_ROWS>;
+    for (var k0 = 0u; k0 < p.k; k0 += 4u) {
+        let br = load_b_block(batch, k0, n0);
+        let upper = load_a_block(batch, m0, k0);
+        let lower = load_a_block(batch, m0 + 4u, k0);
+        // Written out per half: a loop over the halves leaves acc indexed at run time, which
+        // keeps it out of registers (3× slower on lavapipe).
+        for (var i = 0u; i < 4u; i++) {
+            acc[i] = fma(vec4<f32>(upper[i].x), br[0], acc[i]);
+            acc[i] = fma(vec4<f32>(upper[i].y), br[1], acc[i]);
+            acc[i] = fma(vec4<f32>(upper[i].z), br[2], acc[i]);
+            acc[i] = fma(vec4<f32>(upper[i].w), br[3], acc[i]);
+            acc[i + 4u] = fma(vec4<f32>(lower[i].x), br[0], acc[i + 4u]);
+            acc[i + 4u] = fma(vec4<f32>(lower[i].y), br[1], acc[i + 4u]);
+            acc[i + 4u] = fma(vec4<f32>(lower[i].z), br[2], acc[i + 4u]);
+            acc[i + 4u] = fma(vec4<f32>(lower[i].w), br[3], acc[i + 4u]);
+        }
+    }
+    // Rows past m (the lower half of the last strip) read as zeros; store_c drops them.
+    for (var i = 0u; i < STRIP_ROWS; i++) {
+        for (var j = 0u; j < 4u; j++) {
+            store_c(batch, m0 + i, n0 + j, acc[i][j]);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

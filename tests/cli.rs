@@ -66,7 +66,11 @@ fn bench_matmul_json_reports_every_variant() {
     let rows = json["measurements"]
         .as_array()
         .expect("a list of measurements");
-    assert_eq!(rows.len(), 3, "one row per variant");
+    assert_eq!(
+        rows.len(),
+        fer::kernels::matmul::MatmulVariant::ALL.len(),
+        "one row per variant"
+    );
     for row in rows {
         assert!(row["gflops"].as_f64().is_some_and(|g| g > 0.0), "{row}");
         assert!(

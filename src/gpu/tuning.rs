@@ -1,6 +1,6 @@
 //! Per-adapter kernel choices: which variant of a kernel family is fastest for a shape is
 //! measured once on this adapter and remembered, in memory and (when autotuning is on) on disk,
-//! keyed by adapter, driver and shape.
+//! keyed by adapter, driver, the shaders' sources and shape.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use super::context::{AdapterSummary, GpuContext};
 use super::error::GpuError;
 
-/// Remembered choices, `"<adapter> | <driver> | <key>" → variant name`.
+/// Remembered choices, `"<adapter> | <driver> | shaders <fingerprint> | <key>" → variant name`.
 pub(crate) struct Tuning {
     /// Where choices persist; `None` when autotuning is off.
     file: Option<PathBuf>,
@@ -42,7 +42,23 @@ fn cache_file() -> PathBuf {
 }
 
 fn full_key(adapter: &AdapterSummary, key: &str) -> String {
-    format!("{} | {} | {key}", adapter.name, adapter.driver_info)
+    format!(
+        "{} | {} | shaders {:016x} | {key}",
+        adapter.name,
+        adapter.driver_info,
+        shaders_fingerprint()
+    )
+}
+
+/// FNV-1a of every shader's source: a choice measured among other kernels (a variant added,
+/// one made faster) is measured again rather than trusted.
+fn shaders_fingerprint() -> u64 {
+    crate::shaders::ALL
+        .iter()
+        .flat_map(|shader| shader.source.bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 impl GpuContext {

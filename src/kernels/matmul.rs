@@ -16,13 +16,17 @@ pub enum MatmulVariant {
     Register,
     /// 64×64 tiles staged through workgroup memory (real GPUs).
     Workgroup,
+    /// 8×4 outputs per invocation, the 8 rows shared by the workgroup so A's loads are uniform
+    /// (CPU adapters, wide products).
+    Strip,
 }
 
 impl MatmulVariant {
-    pub const ALL: [MatmulVariant; 3] = [
+    pub const ALL: [MatmulVariant; 4] = [
         MatmulVariant::Naive,
         MatmulVariant::Register,
         MatmulVariant::Workgroup,
+        MatmulVariant::Strip,
     ];
 
     /// The schedule that suits the adapter's kind: on a CPU adapter barriers and workgroup
@@ -55,6 +59,7 @@ impl MatmulVariant {
             MatmulVariant::Naive => "naive",
             MatmulVariant::Register => "register",
             MatmulVariant::Workgroup => "workgroup",
+            MatmulVariant::Strip => "strip",
         }
     }
 
@@ -63,6 +68,7 @@ impl MatmulVariant {
             MatmulVariant::Naive => "matmul_naive",
             MatmulVariant::Register => "matmul_register",
             MatmulVariant::Workgroup => "matmul_workgroup",
+            MatmulVariant::Strip => "matmul_strip",
         }
     }
 
@@ -72,6 +78,7 @@ impl MatmulVariant {
             MatmulVariant::Naive => (16, 16),
             MatmulVariant::Register => (32, 32),
             MatmulVariant::Workgroup => (64, 64),
+            MatmulVariant::Strip => (8, 256),
         }
     }
 }
