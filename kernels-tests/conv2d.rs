@@ -58,6 +58,7 @@ pub(crate) fn awkward_shapes() -> Vec<Conv2dShape> {
         conv(2, 3, 5, 7, 6, 3, 1, 1, 1), // non-square kernel
         conv(1, 2, 3, 4, 5, 4, 4, 3, 2), // even kernel, stride 3, padding ≥ half the kernel
         conv(1, 1, 1, 1, 1, 1, 1, 1, 0), // a single multiply
+        conv(2, 10, 11, 9, 8, 3, 3, 1, 1), // channels past one 8-row strip, in both directions
     ]
 }
 

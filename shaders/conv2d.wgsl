@@ -10,13 +10,16 @@
 // dY[o, (iy + p − ky)/s, (ix + p − kx)/s] over the taps where the division is exact and lands
 // inside dY.
 //
-// Schedule (matmul.wgsl's matmul_register): a 4×4 register block of C per invocation, 8×8
-// invocations per workgroup, no workgroup memory (barriers are what costs on lavapipe). The
-// reduction index is walked as three counters (outer, y, x), so the loop does no division;
-// everything that depends only on a row or a column is computed once before it. Where A's
-// rows allow (vec4_a), four reduction steps share one vec4 load per row of A; B's im2col
-// gather stays scalar, and it is what bounds this kernel on lavapipe (~10 GFLOP/s against
-// 15–17 for matmul_register on the same GEMM shapes with B materialised).
+// Schedule (matmul.wgsl's matmul_strip): 8 rows × 4 columns of C per invocation, 64
+// invocations across 256 columns sharing the workgroup's 8 rows, no workgroup memory
+// (barriers are what costs on lavapipe). The rows come from the workgroup id alone and the
+// reduction index is walked identically by every invocation, so A's loads are uniform (one
+// load broadcast to all lanes on a CPU adapter) and each of B's im2col gathers, the divergent
+// loads that bound this kernel on lavapipe, feeds 8 FMAs. The walk is three counters
+// (outer, y, x), so the loop does no division; everything that depends only on a row or a
+// column is computed once before it. Where A's rows allow (vec4_a), four reduction steps share
+// one vec4 load per row of A. On lavapipe this runs the 3×3 layers at 12–15 GFLOP/s, against
+// 6–11 for the 4×4-per-invocation, 8×8-workgroup layout it replaced.
 
 struct Params {
     batch: u32,
@@ -187,19 +190,24 @@ fn store(batch: u32, m: u32, n: u32, value: f32) {
     c[i] = v;
 }
 
-@compute @workgroup_size(8, 8, 1)
-fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>) {
+const ROWS: u32 = 8u;
+
+@compute @workgroup_size(64, 1, 1)
+fn conv2d(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
     let n0 = gid.x * 4u;
-    let m0 = gid.y * 4u;
-    let batch = gid.z;
-    if m0 >= p.m || n0 >= p.n {
+    let m0 = wid.y * ROWS;
+    let batch = wid.z;
+    if n0 >= p.n {
         return;
     }
     // Rows and columns past the edge repeat the last one; store drops their results.
-    let r0 = row_offset(m0);
-    let r1 = row_offset(min(m0 + 1u, p.m - 1u));
-    let r2 = row_offset(min(m0 + 2u, p.m - 1u));
-    let r3 = row_offset(min(m0 + 3u, p.m - 1u));
+    var r: array<u32, ROWS>;
+    for (var i = 0u; i < ROWS; i++) {
+        r[i] = row_offset(min(m0 + i, p.m - 1u));
+    }
     let s0 = column_site(batch, n0);
     let s1 = column_site(batch, min(n0 + 1u, p.n - 1u));
     let s2 = column_site(batch, min(n0 + 2u, p.n - 1u));
@@ -211,51 +219,35 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>) {
         y_extent = p.out_h;
         x_extent = p.out_w;
     }
-
-    var acc: array<vec4<f32>, 4>;
+    var acc: array<vec4<f32>, ROWS>;
     // The reduction index as (outer, y, x).
     var walk = Walk(0u, 0u, 0u, y_extent, x_extent);
     if p.vec4_a == 1u {
         // Four steps per trip with A's rows read a vec4 at a time (k % 4 = 0 here).
         for (var k0 = 0u; k0 < p.k; k0 += 4u) {
             let first = tap(walk.outer, walk.y, walk.x).a;
-            let a0 = a[(r0 + first) >> 2u];
-            let a1 = a[(r1 + first) >> 2u];
-            let a2 = a[(r2 + first) >> 2u];
-            let a3 = a[(r3 + first) >> 2u];
             let b0 = b_row(s0, s1, s2, s3, &walk);
             let b1 = b_row(s0, s1, s2, s3, &walk);
             let b2 = b_row(s0, s1, s2, s3, &walk);
             let b3 = b_row(s0, s1, s2, s3, &walk);
-            acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
-            acc[0] = fma(vec4<f32>(a0.y), b1, acc[0]);
-            acc[0] = fma(vec4<f32>(a0.z), b2, acc[0]);
-            acc[0] = fma(vec4<f32>(a0.w), b3, acc[0]);
-            acc[1] = fma(vec4<f32>(a1.x), b0, acc[1]);
-            acc[1] = fma(vec4<f32>(a1.y), b1, acc[1]);
-            acc[1] = fma(vec4<f32>(a1.z), b2, acc[1]);
-            acc[1] = fma(vec4<f32>(a1.w), b3, acc[1]);
-            acc[2] = fma(vec4<f32>(a2.x), b0, acc[2]);
-            acc[2] = fma(vec4<f32>(a2.y), b1, acc[2]);
-            acc[2] = fma(vec4<f32>(a2.z), b2, acc[2]);
-            acc[2] = fma(vec4<f32>(a2.w), b3, acc[2]);
-            acc[3] = fma(vec4<f32>(a3.x), b0, acc[3]);
-            acc[3] = fma(vec4<f32>(a3.y), b1, acc[3]);
-            acc[3] = fma(vec4<f32>(a3.z), b2, acc[3]);
-            acc[3] = fma(vec4<f32>(a3.w), b3, acc[3]);
+            for (var i = 0u; i < ROWS; i++) {
+                let ai = a[(r[i] + first) >> 2u];
+                acc[i] = fma(vec4<f32>(ai.x), b0, acc[i]);
+                acc[i] = fma(vec4<f32>(ai.y), b1, acc[i]);
+                acc[i] = fma(vec4<f32>(ai.z), b2, acc[i]);
+                acc[i] = fma(vec4<f32>(ai.w), b3, acc[i]);
+            }
         }
     } else {
         for (var k = 0u; k < p.k; k++) {
             let t = tap(walk.outer, walk.y, walk.x);
-            let av = vec4<f32>(load_a(r0 + t.a), load_a(r1 + t.a), load_a(r2 + t.a), load_a(r3 + t.a));
             let bv = b_row(s0, s1, s2, s3, &walk);
-            acc[0] = fma(vec4<f32>(av.x), bv, acc[0]);
-            acc[1] = fma(vec4<f32>(av.y), bv, acc[1]);
-            acc[2] = fma(vec4<f32>(av.z), bv, acc[2]);
-            acc[3] = fma(vec4<f32>(av.w), bv, acc[3]);
+            for (var i = 0u; i < ROWS; i++) {
+                acc[i] = fma(vec4<f32>(load_a(r[i] + t.a)), bv, acc[i]);
+            }
         }
     }
-    for (var i = 0u; i < 4u; i++) {
+    for (var i = 0u; i < ROWS; i++) {
         for (var j = 0u; j < 4u; j++) {
             store(batch, m0 + i, n0 + j, acc[i][j]);
         }

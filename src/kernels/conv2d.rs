@@ -186,13 +186,13 @@ impl Gemm<'_> {
             self.c.len() >= c_len,
             "{what}: C is too small for {shape:?}"
         );
-        // The shader indexes with i32 and splits each axis into 32-wide workgroup tiles.
+        // The shader indexes with i32; a workgroup covers 8 rows and 256 columns of C.
         let largest = a_len.max(b_len).max(c_len);
         assert!(
             largest <= i32::MAX as usize,
             "{what}: {largest} elements exceed i32 indexing"
         );
-        let grid = [n.div_ceil(32), m.div_ceil(32), depth];
+        let grid = [n.div_ceil(256), m.div_ceil(8), depth];
         assert!(
             grid.iter().all(|&g| g <= 65_535),
             "{what}: grid {grid:?} exceeds 65 535 workgroups on an axis"
