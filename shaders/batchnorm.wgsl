@@ -62,10 +62,39 @@ fn quad_count() -> u32 {
     return (p.count + 3u) / 4u;
 }
 
-// Where quad j of channel c sits, in vec4s (p.quads = 1).
-fn quad_offset(c: u32, j: u32) -> u32 {
-    let per_image = p.spatial / 4u;
-    return (j / per_image * p.channels + c) * per_image + j % per_image;
+// A per-channel loop's position: quad j of the channel, and (for p.quads = 1) where it sits,
+// j = image · per_image + rest with per_image = S/4 quads per plane. Each invocation steps j by
+// WG; the cursor follows without dividing (a CPU adapter has no SIMD integer division, so a
+// division per quad costs each lane a scalar divide).
+struct Cursor {
+    j: u32,
+    image: u32,
+    rest: u32,
+}
+
+fn quads_per_image() -> u32 {
+    // Guarded for S < 4, where p.quads = 0 and the cursor's position goes unused.
+    return max(p.spatial / 4u, 1u);
+}
+
+fn first_quad(lid: u32) -> Cursor {
+    return Cursor(lid, lid / quads_per_image(), lid % quads_per_image());
+}
+
+fn next_quad(cursor: ptr<function, Cursor>) {
+    let per_image = quads_per_image();
+    (*cursor).j += WG;
+    (*cursor).image += WG / per_image;
+    (*cursor).rest += WG % per_image;
+    if (*cursor).rest >= per_image {
+        (*cursor).rest -= per_image;
+        (*cursor).image += 1u;
+    }
+}
+
+// Where the cursor's quad of channel c sits, in vec4s (p.quads = 1).
+fn quad_offset(c: u32, cursor: Cursor) -> u32 {
+    return (cursor.image * p.channels + c) * quads_per_image() + cursor.rest;
 }
 
 // The scalar offsets of quad j of channel c, for the other layouts.
@@ -144,24 +173,24 @@ fn workgroup_sum(lid: u32, value: vec2<f32>) -> vec2<f32> {
 @group(0) @binding(7) var<storage, read_write> tf_running_mean: array<f32>;
 @group(0) @binding(8) var<storage, read_write> tf_running_var: array<f32>;
 
-fn tf_x_quad(c: u32, j: u32) -> vec4<f32> {
+fn tf_x_quad(c: u32, cursor: Cursor) -> vec4<f32> {
     if p.quads == 1u {
-        return tf_x[quad_offset(c, j)];
+        return tf_x[quad_offset(c, cursor)];
     }
-    let o = lane_offsets(c, j);
+    let o = lane_offsets(c, cursor.j);
     return vec4<f32>(tf_x[o.x >> 2u][o.x & 3u], tf_x[o.y >> 2u][o.y & 3u],
         tf_x[o.z >> 2u][o.z & 3u], tf_x[o.w >> 2u][o.w & 3u]);
 }
 
 // Stores y (before the activation) at quad j of channel c.
-fn tf_y_store(c: u32, j: u32, y: vec4<f32>) {
+fn tf_y_store(c: u32, cursor: Cursor, y: vec4<f32>) {
     if p.quads == 1u {
-        let q = quad_offset(c, j);
+        let q = quad_offset(c, cursor);
         tf_y[q] = training_output(indices(q), y);
         return;
     }
-    let o = lane_offsets(c, j);
-    let live = lanes_below_m(j);
+    let o = lane_offsets(c, cursor.j);
+    let live = lanes_below_m(cursor.j);
     let out = training_output(o, y);
     tf_y[o.x >> 2u][o.x & 3u] = out.x;
     if live.y { tf_y[o.y >> 2u][o.y & 3u] = out.y; }
@@ -185,22 +214,22 @@ fn batchnorm_train_forward(
     let first = offset(c, 0u);
     let shift = tf_x[first >> 2u][first & 3u];
     var sum = vec4<f32>(0.0);
-    for (var j = lid; j < quad_count(); j += WG) {
-        sum += select(vec4<f32>(0.0), tf_x_quad(c, j) - shift, lanes_below_m(j));
+    for (var at = first_quad(lid); at.j < quad_count(); next_quad(&at)) {
+        sum += select(vec4<f32>(0.0), tf_x_quad(c, at) - shift, lanes_below_m(at.j));
     }
     let mean = shift + workgroup_sum(lid, vec2<f32>(dot(sum, vec4<f32>(1.0)), 0.0)).x / f32(m);
     // Second pass about the mean: never E[x²] − E[x]², which cancels catastrophically.
     var squares = vec4<f32>(0.0);
-    for (var j = lid; j < quad_count(); j += WG) {
-        let d = select(vec4<f32>(0.0), tf_x_quad(c, j) - mean, lanes_below_m(j));
+    for (var at = first_quad(lid); at.j < quad_count(); next_quad(&at)) {
+        let d = select(vec4<f32>(0.0), tf_x_quad(c, at) - mean, lanes_below_m(at.j));
         squares = fma(d, d, squares);
     }
     let variance = workgroup_sum(lid, vec2<f32>(dot(squares, vec4<f32>(1.0)), 0.0)).x / f32(m);
     let invstd = inverseSqrt(variance + p.eps);
     let scale = tf_gamma[c] * invstd;
     let beta = tf_beta[c];
-    for (var j = lid; j < quad_count(); j += WG) {
-        tf_y_store(c, j, fma(vec4<f32>(scale), tf_x_quad(c, j) - mean, vec4<f32>(beta)));
+    for (var at = first_quad(lid); at.j < quad_count(); next_quad(&at)) {
+        tf_y_store(c, at, fma(vec4<f32>(scale), tf_x_quad(c, at) - mean, vec4<f32>(beta)));
     }
     if lid == 0u {
         tf_saved_mean[c] = mean;
@@ -273,30 +302,30 @@ fn bw_load(source: u32, i: u32) -> f32 {
 }
 
 // Quad j of channel c of x, dy or y; lanes past m read as 0.
-fn bw_quad(c: u32, j: u32, source: u32) -> vec4<f32> {
+fn bw_quad(c: u32, cursor: Cursor, source: u32) -> vec4<f32> {
     if p.quads == 1u {
-        return bw_load_quad(source, quad_offset(c, j));
+        return bw_load_quad(source, quad_offset(c, cursor));
     }
-    let o = lane_offsets(c, j);
+    let o = lane_offsets(c, cursor.j);
     let v = vec4<f32>(bw_load(source, o.x), bw_load(source, o.y), bw_load(source, o.z), bw_load(source, o.w));
-    return select(vec4<f32>(0.0), v, lanes_below_m(j));
+    return select(vec4<f32>(0.0), v, lanes_below_m(cursor.j));
 }
 
 // Quad j of channel c of the gradient reaching batch norm's own output (see gate).
-fn bw_dy_quad(c: u32, j: u32) -> vec4<f32> {
+fn bw_dy_quad(c: u32, cursor: Cursor) -> vec4<f32> {
     if RELU {
-        return gate(bw_quad(c, j, OF_DY), bw_quad(c, j, OF_Y));
+        return gate(bw_quad(c, cursor, OF_DY), bw_quad(c, cursor, OF_Y));
     }
-    return bw_quad(c, j, OF_DY);
+    return bw_quad(c, cursor, OF_DY);
 }
 
-fn bw_dx_store(c: u32, j: u32, dx: vec4<f32>) {
+fn bw_dx_store(c: u32, cursor: Cursor, dx: vec4<f32>) {
     if p.quads == 1u {
-        bw_dx[quad_offset(c, j)] = dx;
+        bw_dx[quad_offset(c, cursor)] = dx;
         return;
     }
-    let o = lane_offsets(c, j);
-    let live = lanes_below_m(j);
+    let o = lane_offsets(c, cursor.j);
+    let live = lanes_below_m(cursor.j);
     bw_dx[o.x >> 2u][o.x & 3u] = dx.x;
     if live.y { bw_dx[o.y >> 2u][o.y & 3u] = dx.y; }
     if live.z { bw_dx[o.z >> 2u][o.z & 3u] = dx.z; }
@@ -319,10 +348,10 @@ fn batchnorm_backward(
     // (Σ dy, Σ dy·x̂); lanes past m read as 0, so they add 0.
     var sum_dy = vec4<f32>(0.0);
     var sum_dy_xhat = vec4<f32>(0.0);
-    for (var j = lid; j < quad_count(); j += WG) {
-        let dy = bw_dy_quad(c, j);
+    for (var at = first_quad(lid); at.j < quad_count(); next_quad(&at)) {
+        let dy = bw_dy_quad(c, at);
         sum_dy += dy;
-        sum_dy_xhat += dy * ((bw_quad(c, j, OF_X) - mean) * invstd);
+        sum_dy_xhat += dy * ((bw_quad(c, at, OF_X) - mean) * invstd);
     }
     let sums = workgroup_sum(
         lid, vec2<f32>(dot(sum_dy, vec4<f32>(1.0)), dot(sum_dy_xhat, vec4<f32>(1.0))),
@@ -330,9 +359,9 @@ fn batchnorm_backward(
     let dbeta = sums.x;
     let dgamma = sums.y;
     let scale = bw_gamma[c] * invstd / f32(m);
-    for (var j = lid; j < quad_count(); j += WG) {
-        let normalised = (bw_quad(c, j, OF_X) - mean) * invstd;
-        bw_dx_store(c, j, scale * (f32(m) * bw_dy_quad(c, j) - dbeta - normalised * dgamma));
+    for (var at = first_quad(lid); at.j < quad_count(); next_quad(&at)) {
+        let normalised = (bw_quad(c, at, OF_X) - mean) * invstd;
+        bw_dx_store(c, at, scale * (f32(m) * bw_dy_quad(c, at) - dbeta - normalised * dgamma));
     }
     if lid == 0u {
         bw_dgamma[c] = dgamma;
