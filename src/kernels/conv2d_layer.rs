@@ -5,8 +5,9 @@
 //!   inside its loop and needs no scratch memory;
 //! - **lowered**: the patches written once as a matrix (`im2col`), then the three products on
 //!   the tuned matmul kernels (`shaders/lowering.wgsl`, `shaders/matmul.wgsl`). It costs a
-//!   patch matrix per layer, but its products run at matmul speed: on lavapipe 13–16 GFLOP/s
-//!   against the implicit kernel's ~10, and on a real GPU they get the workgroup-tiled kernel;
+//!   patch matrix per layer and the passes that write and read it, but its products run at
+//!   matmul speed (on lavapipe 16–21 GFLOP/s against the implicit kernel's 8–15, so which wins
+//!   depends on the layer), and on a real GPU they get the workgroup-tiled kernel;
 //! - **lowered, split-K**: the same, but grad-weight as one product per image, summed over the
 //!   batch afterwards. The single product leaves only O·K outputs to spread over the adapter
 //!   (16×25 for a first layer); per image there are batch times as many, for a short reduction.
