@@ -239,3 +239,23 @@ fn kernels_carry_their_minimum_cost() {
         (4 * (shape.input_len() + shape.weight_len() + shape.output_len())) as f64
     );
 }
+
+/// A step slowed by something else on the machine is not charged to its kernels: each dispatch
+/// of the typical step takes its median time over the steps, in the steps' order.
+#[test]
+fn the_typical_step_takes_each_dispatch_at_its_median() {
+    let dispatch = |label: &str, seconds| profile::TimedDispatch {
+        label: label.to_string(),
+        seconds,
+        cost: None,
+    };
+    let step = |a, b| vec![dispatch("a", a), dispatch("b", b)];
+    let timeline = [step(1.0, 5.0), step(9.0, 4.0), step(2.0, 6.0)];
+    let typical = profile::typical_step(&timeline);
+    let got: Vec<(&str, f64)> = typical
+        .iter()
+        .map(|d| (d.label.as_str(), d.seconds))
+        .collect();
+    assert_eq!(got, [("a", 2.0), ("b", 5.0)]);
+    assert!(profile::typical_step(&[]).is_empty());
+}

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::TimedDispatch;
+use crate::bench::median;
 
 /// The adapter's measured peak: arithmetic rate and memory bandwidth.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -36,6 +37,27 @@ struct Totals {
     flops: f64,
     bytes: f64,
     costed: bool,
+}
+
+/// The profiled steps as one typical step: each dispatch with its median GPU time over the
+/// steps (every step records the same dispatches in the same order). A median, as the wall
+/// time and `fer bench` report: a step slowed by whatever else shares the adapter (a software
+/// adapter's cores, most of all) is not charged to its kernels.
+pub fn typical_step(timeline: &[Vec<TimedDispatch>]) -> Vec<TimedDispatch> {
+    let Some(first) = timeline.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .enumerate()
+        .map(|(i, dispatch)| {
+            let times: Vec<f64> = timeline.iter().map(|step| step[i].seconds).collect();
+            TimedDispatch {
+                seconds: median(&times),
+                ..dispatch.clone()
+            }
+        })
+        .collect()
 }
 
 /// Groups the dispatches of every step by label, largest GPU time first.

@@ -4,13 +4,14 @@
 //! optimizer), each in its own compute pass between timestamp writes, so data dependencies hold
 //! and every kernel gets its own GPU time. The same steps are then run as training runs them,
 //! one pass and one submit, and timed by the wall clock: the gap between the two is what
-//! submitting, waiting and the driver add on top of the kernels.
+//! submitting, waiting and the driver add on top of the kernels. Both are medians over the
+//! steps; the trace keeps every step.
 
 mod aggregate;
 mod report;
 mod trace;
 
-pub use aggregate::{by_label, KernelStats, PeakFigures};
+pub use aggregate::{by_label, typical_step, KernelStats, PeakFigures};
 pub use report::table;
 pub use trace::{chrome_trace, write_trace};
 
@@ -50,7 +51,7 @@ pub struct TimedDispatch {
 /// it (one pass, one submit, then a wait).
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct StepTimes {
-    /// Mean over the profiled steps of the sum of their kernels' times.
+    /// The sum of the kernels' times in the [`typical_step`] (each its median over the steps).
     pub gpu_ms: f64,
     /// Median wall time of one step, submit to finish.
     pub wall_ms: f64,
@@ -69,7 +70,7 @@ pub struct Profile {
     pub timing: TimingSource,
     pub peak: Option<PeakFigures>,
     pub step: StepTimes,
-    /// Sorted by GPU time per step, largest first.
+    /// The [`typical_step`]'s kernels, sorted by GPU time per step, largest first.
     pub kernels: Vec<KernelStats>,
     /// Every profiled step's dispatches in the order they ran (for the trace).
     #[serde(skip)]
@@ -139,8 +140,8 @@ pub fn run(
         ran?;
     }
 
-    let gpu_seconds: f64 = timeline.iter().flatten().map(|d| d.seconds).sum();
-    let gpu_ms = gpu_seconds / steps as f64 * 1e3;
+    let typical = typical_step(&timeline);
+    let gpu_ms = typical.iter().map(|d| d.seconds).sum::<f64>() * 1e3;
     let wall_ms = median(&wall) * 1e3;
     Ok(Profile {
         adapter: ctx.summary().clone(),
@@ -156,7 +157,7 @@ pub fn run(
             wall_ms,
             overhead: wall_ms / gpu_ms,
         },
-        kernels: by_label(&timeline, peak),
+        kernels: by_label(&[typical], peak),
         timeline,
     })
 }

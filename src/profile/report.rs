@@ -60,8 +60,8 @@ pub fn table(profile: &Profile) -> String {
     let step = &profile.step;
     let _ = writeln!(
         out,
-        "step: {:.2} ms GPU (sum of kernels, mean) vs {:.2} ms wall (one pass, one submit, \
-         median) → overhead {:.2}×",
+        "step: {:.2} ms GPU (sum of kernels, each its median) vs {:.2} ms wall (one pass, one \
+         submit, median) → overhead {:.2}×",
         step.gpu_ms, step.wall_ms, step.overhead
     );
     if profile.peak.is_none() {
