@@ -1,6 +1,6 @@
-//! pool: max pool forward (values and argmax indices) and backward, global average pool
-//! forward and backward, each against its twin on awkward shapes, plus finite-difference
-//! checks of the backward twins.
+//! pool: max pool forward (values and argmax indices) and backward, in both layouts (a window
+//! or a row of windows per invocation), global average pool forward and backward, each against
+//! its twin on awkward shapes, plus finite-difference checks of the backward twins.
 //!
 //! Tolerances:
 //! - max pool forward copies one input per output: values (NaN included) and indices exact.
@@ -12,7 +12,7 @@
 
 use fer::kernels::pool::{
     global_avg_pool, global_avg_pool_backward, max_pool2d, max_pool2d_backward, GlobalPoolShape,
-    Pool2dShape,
+    Pool2dShape, PoolLayout,
 };
 use fer::reference;
 use fer::rng::Rng;
@@ -68,21 +68,22 @@ fn assert_exact(what: &str, got: &[f32], want: &[f32]) {
     }
 }
 
-/// Runs the GPU forward on `x` and holds values and indices exactly to the twin's.
+/// Runs the GPU forward on `x` in each layout and holds values and indices exactly to the
+/// twin's.
 fn check_max_pool_forward(what: &str, shape: &Pool2dShape, x: &[f32]) {
     let mut want_y = vec![0.0; shape.output_len()];
     let mut want_indices = vec![0; shape.output_len()];
     reference::pool::max_pool2d(shape, x, &mut want_y, &mut want_indices);
-    let y = zeros(shape.output_len());
-    let indices = zeros(shape.output_len());
-    let dispatch = max_pool2d(gpu(), shape, &upload(x), &y, &indices).expect("max_pool2d builds");
-    run(&[&dispatch]);
-    assert_exact(&format!("{what} {shape:?} y"), &read(&y), &want_y);
-    assert_eq!(
-        read_u32(&indices),
-        want_indices,
-        "{what} {shape:?}: indices"
-    );
+    for layout in PoolLayout::ALL {
+        let y = zeros(shape.output_len());
+        let indices = zeros(shape.output_len());
+        let dispatch =
+            max_pool2d(gpu(), shape, layout, &upload(x), &y, &indices).expect("max_pool2d builds");
+        run(&[&dispatch]);
+        let what = format!("{what} {layout:?} {shape:?}");
+        assert_exact(&format!("{what} y"), &read(&y), &want_y);
+        assert_eq!(read_u32(&indices), want_indices, "{what}: indices");
+    }
 }
 
 #[test]
@@ -155,12 +156,6 @@ fn max_pool_backward_matches_reference() {
         let mut want = vec![0.0; shape.input_len()];
         reference::pool::max_pool2d_backward(&shape, &dy, &indices, &mut want);
 
-        let dx = upload(&vec![f32::NAN; shape.input_len()]); // every element must be written
-        let dispatch = max_pool2d_backward(gpu(), &shape, &upload(&dy), &upload_u32(&indices), &dx)
-            .expect("max_pool2d_backward builds");
-        run(&[&dispatch]);
-        let got = read(&dx);
-
         let windows_per_element = shape.kernel.div_ceil(shape.stride).pow(2);
         let abs_dy: Vec<f32> = dy.iter().map(|v| v.abs()).collect();
         let mut magnitude = vec![0.0; shape.input_len()];
@@ -175,7 +170,15 @@ fn max_pool_backward_matches_reference() {
                 }
             })
             .collect();
-        assert_within(&format!("dx {shape:?}"), &got, &want, &tolerance);
+        for layout in PoolLayout::ALL {
+            let dx = upload(&vec![f32::NAN; shape.input_len()]); // every element must be written
+            let (dy, indices) = (upload(&dy), upload_u32(&indices));
+            let dispatch = max_pool2d_backward(gpu(), &shape, layout, &dy, &indices, &dx)
+                .expect("max_pool2d_backward builds");
+            run(&[&dispatch]);
+            let what = format!("dx {layout:?} {shape:?}");
+            assert_within(&what, &read(&dx), &want, &tolerance);
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 // Pooling over NCHW f32 tensors, each (n, c) plane on its own:
 //   max_pool2d                 F.max_pool2d(x, k, s, return_indices=True): padding 0, floor
-//                              mode; indices are iy·width + ix within the plane.
+//                              mode; indices are iy·width + ix within the plane (and _rows,
+//                              the same a row of windows per invocation).
 //   max_pool2d_backward        dx from dy and the indices, as a gather (no atomics): each input
 //                              element sums dy over the windows it won.
 //   global_avg_pool_thread     F.adaptive_avg_pool2d(x, 1): one invocation per plane, for the
@@ -39,27 +40,17 @@ fn is_nan(v: f32) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// max pool forward: one invocation per output element
+// max pool forward, in two layouts (kernels::pool::PoolLayout): one window per invocation, or
+// one row of windows per invocation (`_rows`), whose plane and row cost one division per row
+// instead of three per window (a CPU adapter has no SIMD integer division: each lane divides
+// alone)
 
 @group(0) @binding(1) var<storage, read> pool_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> pool_y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> pool_indices: array<u32>;
 
-@compute @workgroup_size(64)
-fn max_pool2d(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let out = linear_id(wid, nwg, lid, 64u);
-    let out_plane_len = p.out_height * p.out_width;
-    if out >= p.planes * out_plane_len {
-        return;
-    }
-    let plane = out / out_plane_len;
-    let oy = (out % out_plane_len) / p.out_width;
-    let ox = out % p.out_width;
-    let base = plane * p.height * p.width;
+// Window `out` = (oy, ox) of the plane starting at `base`: its max and where it is.
+fn pool_window(base: u32, oy: u32, ox: u32, out: u32) {
     let y0 = oy * STRIDE;
     let x0 = ox * STRIDE;
     // PyTorch's rule, `val > maxval || isnan(val)`: the first of tied maxima wins, and a NaN
@@ -78,6 +69,40 @@ fn max_pool2d(
     }
     pool_y[out] = best;
     pool_indices[out] = best_index;
+}
+
+@compute @workgroup_size(64)
+fn max_pool2d(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let out = linear_id(wid, nwg, lid, 64u);
+    let out_plane_len = p.out_height * p.out_width;
+    if out >= p.planes * out_plane_len {
+        return;
+    }
+    let plane = out / out_plane_len;
+    let oy = (out % out_plane_len) / p.out_width;
+    let ox = out % p.out_width;
+    pool_window(plane * p.height * p.width, oy, ox, out);
+}
+
+@compute @workgroup_size(64)
+fn max_pool2d_rows(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = linear_id(wid, nwg, lid, 64u);
+    if row >= p.planes * p.out_height {
+        return;
+    }
+    let base = row / p.out_height * p.height * p.width;
+    let oy = row % p.out_height;
+    for (var ox = 0u; ox < p.out_width; ox++) {
+        pool_window(base, oy, ox, row * p.out_width + ox);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -142,8 +167,20 @@ fn max_pool2d_backward(
 }
 
 // When the windows tile the input exactly (kernel = stride, sizes divisible by it: the models'
-// case), one invocation per window writes its kernel² gradients: a quarter of the gather's
-// index arithmetic and reads for 2×2 windows, and every dx element is still written once.
+// case), each window writes its kernel² gradients: a quarter of the gather's index arithmetic
+// and reads for 2×2 windows, and every dx element is still written once. One window per
+// invocation, or a row of windows (`_rows`), as the forward.
+fn unpool_window(plane_base: u32, oy: u32, ox: u32, out: u32) {
+    let winner = unpool_indices[out];
+    let grad = unpool_dy[out];
+    for (var ky = 0u; ky < KERNEL; ky++) {
+        let row = (oy * KERNEL + ky) * p.width + ox * KERNEL;
+        for (var kx = 0u; kx < KERNEL; kx++) {
+            unpool_dx[plane_base + row + kx] = select(0.0, grad, row + kx == winner);
+        }
+    }
+}
+
 @compute @workgroup_size(64)
 fn max_pool2d_backward_tiled(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -158,14 +195,23 @@ fn max_pool2d_backward_tiled(
     let plane = out / out_plane_len;
     let oy = out % out_plane_len / p.out_width;
     let ox = out % p.out_width;
-    let winner = unpool_indices[out];
-    let grad = unpool_dy[out];
-    let plane_base = plane * p.height * p.width;
-    for (var ky = 0u; ky < KERNEL; ky++) {
-        let row = (oy * KERNEL + ky) * p.width + ox * KERNEL;
-        for (var kx = 0u; kx < KERNEL; kx++) {
-            unpool_dx[plane_base + row + kx] = select(0.0, grad, row + kx == winner);
-        }
+    unpool_window(plane * p.height * p.width, oy, ox, out);
+}
+
+@compute @workgroup_size(64)
+fn max_pool2d_backward_tiled_rows(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = linear_id(wid, nwg, lid, 64u);
+    if row >= p.planes * p.out_height {
+        return;
+    }
+    let plane_base = row / p.out_height * p.height * p.width;
+    let oy = row % p.out_height;
+    for (var ox = 0u; ox < p.out_width; ox++) {
+        unpool_window(plane_base, oy, ox, row * p.out_width + ox);
     }
 }
 

@@ -2,7 +2,7 @@ use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::graph::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels};
 use crate::kernels::pool::{
     global_avg_pool, global_avg_pool_backward, max_pool2d, max_pool2d_backward, GlobalPoolShape,
-    Pool2dShape,
+    Pool2dShape, PoolLayout,
 };
 use crate::reference::pool as twin;
 
@@ -54,11 +54,13 @@ impl Layer for MaxPool2d {
             .shape(io.input_shape)
             .expect("the plan checked this shape");
         let indices = GpuBuffer::zeros(ctx, "max pool argmax", shape.output_len());
-        let forward = max_pool2d(ctx, &shape, io.input, io.output, &indices)?;
+        let layout = PoolLayout::for_adapter(ctx);
+        let forward = max_pool2d(ctx, &shape, layout, io.input, io.output, &indices)?;
         let backward = match io.grad_input {
             Some(dx) => vec![max_pool2d_backward(
                 ctx,
                 &shape,
+                layout,
                 io.grad_output,
                 &indices,
                 dx,
