@@ -34,6 +34,26 @@ fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, size: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * size + lid;
 }
 
+// Where the max-pool kernels' windows sit. A window `out` counts over (plane, oy, ox), a row of
+// windows over (plane, oy); each is found by its plane's first input element and its position.
+struct Window {
+    base: u32,
+    oy: u32,
+    ox: u32,
+}
+
+fn window_at(out: u32) -> Window {
+    let out_plane_len = p.out_height * p.out_width;
+    let at = out % out_plane_len;
+    return Window(out / out_plane_len * p.height * p.width, at / p.out_width, at % p.out_width);
+}
+
+// The first window of row `row` (output elements row · out_width onwards); the row's others
+// differ only in ox, so a row costs one division, not one per window.
+fn row_start(row: u32) -> Window {
+    return Window(row / p.out_height * p.height * p.width, row % p.out_height, 0u);
+}
+
 // Checks the bits: compilers may fold `v != v` away under finite-math assumptions.
 fn is_nan(v: f32) -> bool {
     return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
@@ -49,18 +69,18 @@ fn is_nan(v: f32) -> bool {
 @group(0) @binding(2) var<storage, read_write> pool_y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> pool_indices: array<u32>;
 
-// Window `out` = (oy, ox) of the plane starting at `base`: its max and where it is.
-fn pool_window(base: u32, oy: u32, ox: u32, out: u32) {
-    let y0 = oy * STRIDE;
-    let x0 = ox * STRIDE;
+// Window w, output element `out`: its max and where it is.
+fn pool_window(w: Window, out: u32) {
+    let y0 = w.oy * STRIDE;
+    let x0 = w.ox * STRIDE;
     // PyTorch's rule, `val > maxval || isnan(val)`: the first of tied maxima wins, and a NaN
     // beats everything, the last NaN in window order winning.
     var best_index = y0 * p.width + x0;
-    var best = pool_x[base + best_index];
+    var best = pool_x[w.base + best_index];
     for (var iy = y0; iy < y0 + KERNEL; iy++) {
         for (var ix = x0; ix < x0 + KERNEL; ix++) {
             let index = iy * p.width + ix;
-            let v = pool_x[base + index];
+            let v = pool_x[w.base + index];
             if is_nan(v) || (v > best && !is_nan(best)) {
                 best = v;
                 best_index = index;
@@ -78,14 +98,9 @@ fn max_pool2d(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let out = linear_id(wid, nwg, lid, 64u);
-    let out_plane_len = p.out_height * p.out_width;
-    if out >= p.planes * out_plane_len {
-        return;
+    if out < p.planes * p.out_height * p.out_width {
+        pool_window(window_at(out), out);
     }
-    let plane = out / out_plane_len;
-    let oy = (out % out_plane_len) / p.out_width;
-    let ox = out % p.out_width;
-    pool_window(plane * p.height * p.width, oy, ox, out);
 }
 
 @compute @workgroup_size(64)
@@ -98,10 +113,9 @@ fn max_pool2d_rows(
     if row >= p.planes * p.out_height {
         return;
     }
-    let base = row / p.out_height * p.height * p.width;
-    let oy = row % p.out_height;
+    let start = row_start(row);
     for (var ox = 0u; ox < p.out_width; ox++) {
-        pool_window(base, oy, ox, row * p.out_width + ox);
+        pool_window(Window(start.base, start.oy, ox), row * p.out_width + ox);
     }
 }
 
@@ -170,13 +184,13 @@ fn max_pool2d_backward(
 // case), each window writes its kernel² gradients: a quarter of the gather's index arithmetic
 // and reads for 2×2 windows, and every dx element is still written once. One window per
 // invocation, or a row of windows (`_rows`), as the forward.
-fn unpool_window(plane_base: u32, oy: u32, ox: u32, out: u32) {
+fn unpool_window(w: Window, out: u32) {
     let winner = unpool_indices[out];
     let grad = unpool_dy[out];
     for (var ky = 0u; ky < KERNEL; ky++) {
-        let row = (oy * KERNEL + ky) * p.width + ox * KERNEL;
+        let row = (w.oy * KERNEL + ky) * p.width + w.ox * KERNEL;
         for (var kx = 0u; kx < KERNEL; kx++) {
-            unpool_dx[plane_base + row + kx] = select(0.0, grad, row + kx == winner);
+            unpool_dx[w.base + row + kx] = select(0.0, grad, row + kx == winner);
         }
     }
 }
@@ -188,14 +202,9 @@ fn max_pool2d_backward_tiled(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let out = linear_id(wid, nwg, lid, 64u);
-    let out_plane_len = p.out_height * p.out_width;
-    if out >= p.planes * out_plane_len {
-        return;
+    if out < p.planes * p.out_height * p.out_width {
+        unpool_window(window_at(out), out);
     }
-    let plane = out / out_plane_len;
-    let oy = out % out_plane_len / p.out_width;
-    let ox = out % p.out_width;
-    unpool_window(plane * p.height * p.width, oy, ox, out);
 }
 
 @compute @workgroup_size(64)
@@ -208,10 +217,9 @@ fn max_pool2d_backward_tiled_rows(
     if row >= p.planes * p.out_height {
         return;
     }
-    let plane_base = row / p.out_height * p.height * p.width;
-    let oy = row % p.out_height;
+    let start = row_start(row);
     for (var ox = 0u; ox < p.out_width; ox++) {
-        unpool_window(plane_base, oy, ox, row * p.out_width + ox);
+        unpool_window(Window(start.base, start.oy, ox), row * p.out_width + ox);
     }
 }
 
