@@ -99,16 +99,8 @@ fn quad_offset(c: u32, cursor: Cursor) -> u32 {
 
 // The scalar offsets of quad j of channel c, for the other layouts.
 fn lane_offsets(c: u32, j: u32) -> vec4<u32> {
-    let last = p.count - 1u;
-    let i = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u);
-    return vec4<u32>(
-        offset(c, min(i.x, last)), offset(c, min(i.y, last)),
-        offset(c, min(i.z, last)), offset(c, min(i.w, last)),
-    );
-}
-
-fn lanes_below_m(j: u32) -> vec4<bool> {
-    return vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.count);
+    let i = clamped_indices(j, p.count);
+    return vec4<u32>(offset(c, i.x), offset(c, i.y), offset(c, i.z), offset(c, i.w));
 }
 
 var<workgroup> partial: array<vec2<f32>, WG>;
@@ -190,7 +182,7 @@ fn tf_y_store(c: u32, cursor: Cursor, y: vec4<f32>) {
         return;
     }
     let o = lane_offsets(c, cursor.j);
-    let live = lanes_below_m(cursor.j);
+    let live = lanes_below(cursor.j, p.count);
     let out = training_output(o, y);
     tf_y[o.x >> 2u][o.x & 3u] = out.x;
     if live.y { tf_y[o.y >> 2u][o.y & 3u] = out.y; }
@@ -215,13 +207,13 @@ fn batchnorm_train_forward(
     let shift = tf_x[first >> 2u][first & 3u];
     var sum = vec4<f32>(0.0);
     for (var at = first_quad(lid); at.j < quad_count(); next_quad(&at)) {
-        sum += select(vec4<f32>(0.0), tf_x_quad(c, at) - shift, lanes_below_m(at.j));
+        sum += select(vec4<f32>(0.0), tf_x_quad(c, at) - shift, lanes_below(at.j, p.count));
     }
     let mean = shift + workgroup_sum(lid, vec2<f32>(dot(sum, vec4<f32>(1.0)), 0.0)).x / f32(m);
     // Second pass about the mean: never E[x²] − E[x]², which cancels catastrophically.
     var squares = vec4<f32>(0.0);
     for (var at = first_quad(lid); at.j < quad_count(); next_quad(&at)) {
-        let d = select(vec4<f32>(0.0), tf_x_quad(c, at) - mean, lanes_below_m(at.j));
+        let d = select(vec4<f32>(0.0), tf_x_quad(c, at) - mean, lanes_below(at.j, p.count));
         squares = fma(d, d, squares);
     }
     let variance = workgroup_sum(lid, vec2<f32>(dot(squares, vec4<f32>(1.0)), 0.0)).x / f32(m);
@@ -308,7 +300,7 @@ fn bw_quad(c: u32, cursor: Cursor, source: u32) -> vec4<f32> {
     }
     let o = lane_offsets(c, cursor.j);
     let v = vec4<f32>(bw_load(source, o.x), bw_load(source, o.y), bw_load(source, o.z), bw_load(source, o.w));
-    return select(vec4<f32>(0.0), v, lanes_below_m(cursor.j));
+    return select(vec4<f32>(0.0), v, lanes_below(cursor.j, p.count));
 }
 
 // Quad j of channel c of the gradient reaching batch norm's own output (see gate).
@@ -325,7 +317,7 @@ fn bw_dx_store(c: u32, cursor: Cursor, dx: vec4<f32>) {
         return;
     }
     let o = lane_offsets(c, cursor.j);
-    let live = lanes_below_m(cursor.j);
+    let live = lanes_below(cursor.j, p.count);
     bw_dx[o.x >> 2u][o.x & 3u] = dx.x;
     if live.y { bw_dx[o.y >> 2u][o.y & 3u] = dx.y; }
     if live.z { bw_dx[o.z >> 2u][o.z & 3u] = dx.z; }
@@ -380,7 +372,7 @@ fn batchnorm_backward(
 // Row n's elements of quad q's channels; lanes past the last channel repeat it (their results
 // are never stored).
 fn row_lanes(n: u32, q: u32) -> vec4<u32> {
-    return vec4<u32>(n * p.channels) + min(indices(q), vec4<u32>(p.channels - 1u));
+    return vec4<u32>(n * p.channels) + clamped_indices(q, p.channels);
 }
 
 fn rows_are_quads() -> bool {
@@ -404,7 +396,7 @@ fn tf_y_row_store(n: u32, q: u32, y: vec4<f32>) {
         tf_y[n * p.channels / 4u + q] = out;
         return;
     }
-    let live = indices(q) < vec4<u32>(p.channels);
+    let live = lanes_below(q, p.channels);
     tf_y[i.x >> 2u][i.x & 3u] = out.x;
     if live.y { tf_y[i.y >> 2u][i.y & 3u] = out.y; }
     if live.z { tf_y[i.z >> 2u][i.z & 3u] = out.z; }
@@ -436,7 +428,7 @@ fn batchnorm_columns_train_forward(
     }
     let variance = squares / m;
     let invstd = inverseSqrt(variance + p.eps);
-    let c = min(indices(q), vec4<u32>(p.channels - 1u));
+    let c = clamped_indices(q, p.channels);
     let scale = vec4<f32>(tf_gamma[c.x], tf_gamma[c.y], tf_gamma[c.z], tf_gamma[c.w]) * invstd;
     let beta = vec4<f32>(tf_beta[c.x], tf_beta[c.y], tf_beta[c.z], tf_beta[c.w]);
     for (var n = 0u; n < p.batch; n++) {
@@ -478,7 +470,7 @@ fn bw_dx_row_store(n: u32, q: u32, dx: vec4<f32>) {
         return;
     }
     let i = row_lanes(n, q);
-    let live = indices(q) < vec4<u32>(p.channels);
+    let live = lanes_below(q, p.channels);
     bw_dx[i.x >> 2u][i.x & 3u] = dx.x;
     if live.y { bw_dx[i.y >> 2u][i.y & 3u] = dx.y; }
     if live.z { bw_dx[i.z >> 2u][i.z & 3u] = dx.z; }
@@ -496,7 +488,7 @@ fn batchnorm_columns_backward(
         return;
     }
     let m = f32(p.count);
-    let c = min(indices(q), vec4<u32>(p.channels - 1u));
+    let c = clamped_indices(q, p.channels);
     let mean = vec4<f32>(bw_saved_mean[c.x], bw_saved_mean[c.y], bw_saved_mean[c.z],
         bw_saved_mean[c.w]);
     let invstd = vec4<f32>(bw_saved_invstd[c.x], bw_saved_invstd[c.y], bw_saved_invstd[c.z],

@@ -16,9 +16,20 @@ fn indices(q: u32) -> vec4<u32> {
     return vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u);
 }
 
+// The element indices of quad q with the lanes past n repeating element n − 1: loads through
+// them stay in bounds, and stores drop those lanes.
+fn clamped_indices(q: u32, n: u32) -> vec4<u32> {
+    return min(indices(q), vec4<u32>(n - 1u));
+}
+
+// Which lanes of quad q hold one of the first n elements.
+fn lanes_below(q: u32, n: u32) -> vec4<bool> {
+    return indices(q) < vec4<u32>(n);
+}
+
 // What to store at quad q of an n-element tensor: `value` below n and `current` past it.
 fn below_n(q: u32, n: u32, value: vec4<f32>, current: vec4<f32>) -> vec4<f32> {
-    return select(current, value, indices(q) < vec4<u32>(n));
+    return select(current, value, lanes_below(q, n));
 }
 
 // Whether quad q straddles n, so its stores must go through below_n.

@@ -97,7 +97,7 @@ fn column_sum(
         }
     } else {
         // Lanes past the last channel repeat it; below_n drops them.
-        let c = min(indices(q), vec4<u32>(p.channels - 1u));
+        let c = clamped_indices(q, p.channels);
         for (var o = 0u; o < p.outer; o++) {
             let i = vec4<u32>(o * p.channels) + c;
             total += vec4<f32>(cs_x[i.x >> 2u][i.x & 3u], cs_x[i.y >> 2u][i.y & 3u],
