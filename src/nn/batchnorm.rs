@@ -81,10 +81,12 @@ impl Layer for BatchNorm {
         };
         let saved_mean = GpuBuffer::zeros(ctx, "batchnorm saved mean", self.features);
         let saved_invstd = GpuBuffer::zeros(ctx, "batchnorm saved invstd", self.features);
-        // The dropout's seed is a placeholder until the first step's hook.
-        let epilogue = |seed| Epilogue {
-            relu: io.fused.relu,
-            dropout: io.fused.dropout.map(|p| Dropout::new(p, seed)),
+        // The layers this one applies, with a step's dropout seed (a placeholder 0 until the
+        // first step's hook).
+        let fused = io.fused;
+        let epilogue = move |seed| Epilogue {
+            relu: fused.relu,
+            dropout: fused.dropout.map(|p| Dropout::new(p, seed)),
         };
         let forward = train_forward(
             ctx,
@@ -142,14 +144,10 @@ impl Layer for BatchNorm {
             },
         )?;
         let mut step_hooks: Vec<StepHook> = Vec::new();
-        if let Some(p) = io.fused.dropout {
-            let (dispatch, config, relu) = (forward.clone(), self.config, io.fused.relu);
+        if fused.dropout.is_some() {
+            let (dispatch, config) = (forward.clone(), self.config);
             step_hooks.push(Box::new(move |ctx, seed| {
-                let epilogue = Epilogue {
-                    relu,
-                    dropout: Some(Dropout::new(p, seed)),
-                };
-                reseed_train_forward(ctx, &dispatch, &shape, &config, epilogue);
+                reseed_train_forward(ctx, &dispatch, &shape, &config, epilogue(seed));
             }));
         }
         Ok(LayerKernels {

@@ -178,7 +178,8 @@ impl<'a> Runner<'a> {
     }
 
     /// Every dispatch of one training step at `batch_size`, in recording order: forward, loss
-    /// (one dispatch: its value accumulated and its gradient), backward, optimizer. For profiling and benchmarks.
+    /// (one dispatch: its value accumulated and its gradient), backward, optimizer. For
+    /// profiling and benchmarks.
     pub fn step_dispatches<'b>(
         &'b mut self,
         batch_size: usize,
