@@ -104,22 +104,34 @@ fn tiny_cnn(ctx: &GpuContext, seed: u64) -> fer::graph::Model {
     build(ctx, ModelKind::Cnn, &arch, seed).unwrap().unwrap()
 }
 
-#[test]
-fn a_checkpoint_round_trips_and_reproduces_evaluation() {
-    let ctx = gpu();
-    let (train, val) = faces(32);
-    let model = tiny_cnn(&ctx, 1);
-    let mut optimizer = Optimizer::new(&ctx, &model, &adam(1e-3)).unwrap();
-    let mut runner = Runner::new(&ctx, &model, 0.0).unwrap();
+/// `model` after one epoch of Adam at `lr` over `train` in batches of 16, with the optimizer
+/// and runner that trained it.
+fn trained_one_epoch<'a>(
+    ctx: &'a GpuContext,
+    model: &'a fer::graph::Model,
+    train: &Dataset,
+    lr: f64,
+) -> (Optimizer, Runner<'a>) {
+    let mut optimizer = Optimizer::new(ctx, model, &adam(lr)).unwrap();
+    let mut runner = Runner::new(ctx, model, 0.0).unwrap();
     runner
         .train_epoch(
-            &train,
+            train,
             &mut optimizer,
             1,
             &epochs(16),
             &ProgressBar::hidden(),
         )
         .unwrap();
+    (optimizer, runner)
+}
+
+#[test]
+fn a_checkpoint_round_trips_and_reproduces_evaluation() {
+    let ctx = gpu();
+    let (train, val) = faces(32);
+    let model = tiny_cnn(&ctx, 1);
+    let (optimizer, mut runner) = trained_one_epoch(&ctx, &model, &train, 1e-3);
     let before = runner.evaluate(&val, 16).unwrap();
     let path = temp_path("cnn.safetensors");
     checkpoint::save(&ctx, &model, optimizer.steps(), &path).unwrap();
@@ -265,18 +277,8 @@ fn one_dispatch_updates_every_tensor_and_the_padding_stays_zero() {
             *slot = true;
         }
     }
-    let mut optimizer = Optimizer::new(&ctx, &model, &adam(1e-2)).unwrap();
+    let (optimizer, _) = trained_one_epoch(&ctx, &model, &train, 1e-2);
     assert_eq!(optimizer.dispatches().len(), 1);
-    let mut runner = Runner::new(&ctx, &model, 0.0).unwrap();
-    runner
-        .train_epoch(
-            &train,
-            &mut optimizer,
-            1,
-            &epochs(16),
-            &ProgressBar::hidden(),
-        )
-        .unwrap();
     let values: Vec<f32> = flat.values.read(&ctx).unwrap();
     let mut occupied = vec![false; flat.len];
     for param in model.params.iter().filter(|p| p.spec.trainable) {
