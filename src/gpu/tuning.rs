@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use super::context::{AdapterSummary, GpuContext};
 use super::error::GpuError;
@@ -51,14 +51,17 @@ fn full_key(adapter: &AdapterSummary, key: &str) -> String {
 }
 
 /// FNV-1a of every shader's source: a choice measured among other kernels (a variant added,
-/// one made faster) is measured again rather than trusted.
+/// one made faster) is measured again rather than trusted. Hashed once per process.
 fn shaders_fingerprint() -> u64 {
-    crate::shaders::ALL
-        .iter()
-        .flat_map(|shader| shader.source.bytes())
-        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-            (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3)
-        })
+    static FINGERPRINT: OnceLock<u64> = OnceLock::new();
+    *FINGERPRINT.get_or_init(|| {
+        crate::shaders::ALL
+            .iter()
+            .flat_map(|shader| shader.source.bytes())
+            .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+                (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3)
+            })
+    })
 }
 
 impl GpuContext {
