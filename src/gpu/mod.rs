@@ -15,3 +15,4 @@ pub use dispatch::{quad_workgroups, workgroups_1d, Cost, Dispatch};
 pub use error::GpuError;
 pub use pipeline::{Binding, Kernel, KernelSpec, Shader};
 pub use timing::{GpuTimer, TimingSource};
+pub(crate) use tuning::fastest;

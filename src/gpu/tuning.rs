@@ -8,7 +8,9 @@ use std::str::FromStr;
 use std::sync::{Mutex, OnceLock};
 
 use super::context::{AdapterSummary, GpuContext};
+use super::dispatch::Dispatch;
 use super::error::GpuError;
+use super::timing::GpuTimer;
 
 /// Remembered choices, `"<adapter> | <driver> | shaders <fingerprint> | <key>" → variant name`.
 pub(crate) struct Tuning {
@@ -104,4 +106,35 @@ impl GpuContext {
         let _ = crate::fsutil::write_atomically(file, &snapshot);
         Ok(choice)
     }
+}
+
+/// Timed rounds per candidate in [`fastest`], after one warm-up each.
+const ROUNDS: usize = 3;
+
+/// The fastest of `candidates` (a choice and the dispatches it runs), each at its best of
+/// [`ROUNDS`] timings after a warm-up. The rounds are interleaved, every candidate once per
+/// round, so a slow moment on an adapter that shares its cores (a software one) lands on all
+/// candidates alike instead of deciding against whichever was being timed. `None` when there
+/// are no candidates.
+pub(crate) fn fastest<T: Copy>(
+    ctx: &GpuContext,
+    candidates: &[(T, Vec<&Dispatch>)],
+) -> Result<Option<T>, GpuError> {
+    let longest = candidates.iter().map(|(_, pass)| pass.len()).max();
+    let timer = GpuTimer::new(ctx, longest.unwrap_or(1) as u32);
+    let mut best = vec![f64::INFINITY; candidates.len()];
+    for round in 0..=ROUNDS {
+        for ((_, pass), best) in candidates.iter().zip(&mut best) {
+            let seconds: f64 = timer.time(ctx, pass)?.iter().sum();
+            // Round 0 warms caches and pipelines up and does not count.
+            if round > 0 {
+                *best = best.min(seconds);
+            }
+        }
+    }
+    Ok(candidates
+        .iter()
+        .zip(&best)
+        .min_by(|x, y| x.1.total_cmp(y.1))
+        .map(|((choice, _), _)| *choice))
 }

@@ -29,7 +29,7 @@ use super::conv2d::{
 use super::lowering::{col2im, col_len, col_shape, im2col, swap_batch_channel};
 use super::matmul::{matmul, Epilogue, MatmulOperands, MatmulShape, MatmulVariant};
 use super::reduce::{channel_sum, ChannelSumShape};
-use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, GpuTimer};
+use crate::gpu::{self, Dispatch, GpuBuffer, GpuContext, GpuError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Conv2dSchedule {
@@ -122,7 +122,8 @@ impl FromStr for Conv2dSchedule {
     }
 }
 
-/// Times a training pass of each schedule (after a warm-up pass) and returns the fastest.
+/// Times a training pass of each schedule that fits (see [`gpu::fastest`]) and returns the
+/// fastest.
 fn fastest(
     ctx: &GpuContext,
     shape: &Conv2dShape,
@@ -137,39 +138,32 @@ fn fastest(
     let grad_weight = zeros("tuning dW", shape.weight_len());
     let grad_bias = zeros("tuning db", shape.out_channels);
     let grad_input_buffer = zeros("tuning dx", shape.input_len());
-    let mut best = (f64::INFINITY, Conv2dSchedule::Lowered);
-    for schedule in Conv2dSchedule::ALL {
-        if !schedule.fits(ctx, shape) {
-            continue;
-        }
-        let buffers = Conv2dBuffers {
-            input: &input,
-            weight: &weight,
-            bias: &bias,
-            output: &output,
-            grad_output: &grad_output,
-            grad_weight: &grad_weight,
-            grad_bias: &grad_bias,
-            grad_input: grad_input.then_some(&grad_input_buffer),
-        };
-        let kernels = conv2d_kernels(ctx, shape, schedule, buffers)?;
-        let pass: Vec<&Dispatch> = kernels.forward.iter().chain(&kernels.backward).collect();
-        let timer = GpuTimer::new(ctx, pass.len() as u32);
-        timer.time(ctx, &pass)?;
-        // The best of three: a software adapter shares its cores with whatever else runs.
-        let mut seconds = f64::INFINITY;
-        for _ in 0..3 {
-            seconds = seconds.min(timer.time(ctx, &pass)?.iter().sum());
-        }
-        if seconds < best.0 {
-            best = (seconds, schedule);
-        }
-    }
-    Ok(best.1)
+    let buffers = Conv2dBuffers {
+        input: &input,
+        weight: &weight,
+        bias: &bias,
+        output: &output,
+        grad_output: &grad_output,
+        grad_weight: &grad_weight,
+        grad_bias: &grad_bias,
+        grad_input: grad_input.then_some(&grad_input_buffer),
+    };
+    let kernels = Conv2dSchedule::ALL
+        .into_iter()
+        .filter(|schedule| schedule.fits(ctx, shape))
+        .map(|schedule| Ok((schedule, conv2d_kernels(ctx, shape, schedule, buffers)?)))
+        .collect::<Result<Vec<_>, GpuError>>()?;
+    // A training pass of each: forward, then backward.
+    let candidates: Vec<_> = kernels
+        .iter()
+        .map(|(schedule, k)| (*schedule, k.forward.iter().chain(&k.backward).collect()))
+        .collect();
+    Ok(gpu::fastest(ctx, &candidates)?.unwrap_or(Conv2dSchedule::Lowered))
 }
 
 /// Everything a convolution layer reads and writes. `grad_input` is `None` for a first layer,
 /// whose input gradient nobody needs.
+#[derive(Clone, Copy)]
 pub struct Conv2dBuffers<'a> {
     pub input: &'a GpuBuffer,
     pub weight: &'a GpuBuffer,

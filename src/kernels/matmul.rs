@@ -1,7 +1,7 @@
 use serde::Serialize;
 
 use crate::gpu::{
-    AdapterSummary, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, GpuTimer, KernelSpec,
+    self, AdapterSummary, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
 };
 pub use crate::reference::matmul::{Epilogue, MatmulShape};
 use crate::shaders;
@@ -100,28 +100,32 @@ impl std::str::FromStr for MatmulVariant {
     }
 }
 
-/// Times every variant on `shape` (after a warm-up run each) and returns the fastest.
+/// Times every variant on `shape` (see [`gpu::fastest`]) and returns the fastest.
 fn fastest(ctx: &GpuContext, shape: &MatmulShape) -> Result<MatmulVariant, GpuError> {
     let a = GpuBuffer::zeros(ctx, "tuning A", shape.a_len());
     let b = GpuBuffer::zeros(ctx, "tuning B", shape.b_len());
     let c = GpuBuffer::zeros(ctx, "tuning C", shape.c_len());
-    let timer = GpuTimer::new(ctx, 3);
-    let mut best = (f64::INFINITY, MatmulVariant::preferred(ctx.summary()));
-    for variant in MatmulVariant::ALL {
-        let operands = MatmulOperands {
-            a: &a,
-            b: &b,
-            bias: None,
-            c: &c,
-        };
-        let dispatch = matmul(ctx, variant, shape, Epilogue::default(), operands)?;
-        let seconds = timer.time(ctx, &[&dispatch; 3])?;
-        let fastest_run = seconds[1..].iter().copied().fold(f64::INFINITY, f64::min);
-        if fastest_run < best.0 {
-            best = (fastest_run, variant);
-        }
-    }
-    Ok(best.1)
+    let dispatches = MatmulVariant::ALL
+        .into_iter()
+        .map(|variant| {
+            let operands = MatmulOperands {
+                a: &a,
+                b: &b,
+                bias: None,
+                c: &c,
+            };
+            Ok((
+                variant,
+                matmul(ctx, variant, shape, Epilogue::default(), operands)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, GpuError>>()?;
+    let candidates: Vec<_> = dispatches
+        .iter()
+        .map(|(variant, dispatch)| (*variant, vec![dispatch]))
+        .collect();
+    let fastest = gpu::fastest(ctx, &candidates)?;
+    Ok(fastest.unwrap_or_else(|| MatmulVariant::preferred(ctx.summary())))
 }
 
 #[repr(C)]
