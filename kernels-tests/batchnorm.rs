@@ -20,6 +20,8 @@
 //! - backward sums: dβ to γ_m·Σ|dy|, dγ to γ_{m+3}·Σ|dy·x̂| (x̂ costs two roundings, the
 //!   product one); dx = k·(m·dy − dβ − x̂·dγ) with k = γ·invstd/m: the two sums' errors
 //!   carried through plus γ_8 of the magnitudes of the three terms.
+//! - Σdx (SUM_DX, the layer before's bias gradient) against the exact sum of the kernel's own
+//!   dx: γ_m·Σ|dx|; where the kernel walks columns, bit for bit column_sum's (rows in order).
 //!
 //! Each bound holds for any summation order; the f64 twins are exact to well within them.
 
@@ -28,6 +30,7 @@ use fer::kernels::batchnorm::{
     backward, eval_forward, train_forward, BackwardBuffers, BatchNormConfig, BatchNormShape,
     Epilogue, EvalForwardBuffers, TrainForwardBuffers,
 };
+use fer::kernels::reduce::{channel_sum, sums_columns, ChannelSumShape};
 use fer::reference::batchnorm::{self as twin, RunningStats, SavedStats};
 use fer::reference::elementwise::{
     dropout as dropout_twin, relu as relu_twin, relu_backward as relu_backward_twin, Dropout,
@@ -311,8 +314,22 @@ fn gpu_backward(
     gammas: &[f32],
     fused: Option<(Epilogue, &[f32])>,
 ) -> twin::BatchNormGrads {
-    let (dx, dgamma, dbeta) = (
+    gpu_backward_summing(shape, x, dy, saved, gammas, fused, false).0
+}
+
+/// [`gpu_backward`], and with `sum_dx` the kernel's Σdx per channel as well.
+fn gpu_backward_summing(
+    shape: &BatchNormShape,
+    x: &[f32],
+    dy: &[f32],
+    saved: &SavedStats,
+    gammas: &[f32],
+    fused: Option<(Epilogue, &[f32])>,
+    sum_dx: bool,
+) -> (twin::BatchNormGrads, Option<Vec<f32>>) {
+    let (dx, dgamma, dbeta, dx_sum) = (
         zeros(shape.len()),
+        zeros(shape.channels),
         zeros(shape.channels),
         zeros(shape.channels),
     );
@@ -333,14 +350,61 @@ fn gpu_backward(
             dx: &dx,
             dgamma: &dgamma,
             dbeta: &dbeta,
+            dx_sum: sum_dx.then_some(&dx_sum),
         },
     )
     .expect("batchnorm_backward builds");
     run(&[&dispatch]);
-    twin::BatchNormGrads {
+    let grads = twin::BatchNormGrads {
         dx: read(&dx),
         dgamma: read(&dgamma),
         dbeta: read(&dbeta),
+    };
+    (grads, sum_dx.then(|| read(&dx_sum)))
+}
+
+/// SUM_DX: the same dx, dγ, dβ bits as without it, and Σdx per channel of that dx: within
+/// γ_m·Σ|dx| of its exact sum, and where the kernel walks columns, column_sum's bits.
+fn check_dx_sum(shape: &BatchNormShape, x: &[f32], dy: &[f32], saved: &SavedStats, g: &[f32]) {
+    let what = format!("{shape:?}");
+    let plain = gpu_backward(shape, x, dy, saved, g, None);
+    let (got, dx_sum) = gpu_backward_summing(shape, x, dy, saved, g, None, true);
+    let dx_sum = dx_sum.expect("asked for");
+    assert_bits_eq(&format!("dx with SUM_DX, {what}"), &got.dx, &plain.dx);
+    assert_bits_eq(
+        &format!("dgamma with SUM_DX, {what}"),
+        &got.dgamma,
+        &plain.dgamma,
+    );
+    assert_bits_eq(
+        &format!("dbeta with SUM_DX, {what}"),
+        &got.dbeta,
+        &plain.dbeta,
+    );
+    let view = ChannelSumShape {
+        outer: shape.batch,
+        channels: shape.channels,
+        inner: shape.spatial,
+    };
+    let mut exact = vec![0.0; shape.channels];
+    fer::reference::reduce::channel_sum(&view, &got.dx, false, &mut exact);
+    let mut magnitude = vec![0.0; shape.channels];
+    fer::reference::reduce::channel_sum(&view, &abs(&got.dx), false, &mut magnitude);
+    let tolerance: Vec<f64> = magnitude
+        .iter()
+        .map(|&m| gamma(shape.count()) * m as f64)
+        .collect();
+    assert_within(&format!("dx sum, {what}"), &dx_sum, &exact, &tolerance);
+    if sums_columns(&view) {
+        let summed = zeros(shape.channels);
+        let dispatch =
+            channel_sum(gpu(), &view, false, &upload(&got.dx), &summed).expect("column_sum builds");
+        run(&[&dispatch]);
+        assert_bits_eq(
+            &format!("dx sum vs column_sum, {what}"),
+            &dx_sum,
+            &read(&summed),
+        );
     }
 }
 
@@ -356,6 +420,7 @@ fn check_backward(shape: BatchNormShape, offset: f32) {
     let saved = twin::train_forward(&shape, &config, &x, &gammas, &betas, &mut running).saved;
     let want = twin::backward(&shape, &x, &dy, &saved, &gammas);
     let got = gpu_backward(&shape, &x, &dy, &saved, &gammas, None);
+    check_dx_sum(&shape, &x, &dy, &saved, &gammas);
 
     let (mut dx_tol, mut dgamma_tol, mut dbeta_tol) = (
         vec![0.0; shape.len()],

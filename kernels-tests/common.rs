@@ -49,6 +49,11 @@ pub fn random(seed: u64, len: usize) -> Vec<f32> {
     Rng::new(seed).uniform_vec(len, -1.0, 1.0)
 }
 
+/// |v| elementwise: the magnitudes an error bound scales with.
+pub fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
 /// γ_n = n·u / (1 − n·u): the classic bound on the relative error of an n-term f32 sum or dot
 /// product (Higham, Accuracy and Stability of Numerical Algorithms, §3.1), whatever the order.
 pub fn gamma(terms: usize) -> f64 {

@@ -87,10 +87,6 @@ fn seed(shape: &Conv2dShape) -> u64 {
     .fold(17, |acc, &v| acc * 31 + v as u64)
 }
 
-fn abs(v: &[f32]) -> Vec<f32> {
-    v.iter().map(|x| x.abs()).collect()
-}
-
 /// The twin's forward and its error bound: C·kh·kw products and the bias per output.
 fn expected_forward(shape: &Conv2dShape, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Expected {
     let mut want = vec![0.0; shape.output_len()];
@@ -254,7 +250,7 @@ fn check_layer(shape: &Conv2dShape, schedule: Conv2dSchedule) {
             output: &output,
             grad_output: &gdy,
             grad_weight: &grad_weight,
-            grad_bias: &grad_bias,
+            grad_bias: Some(&grad_bias),
             grad_input: Some(&grad_input),
         },
     )

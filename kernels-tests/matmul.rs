@@ -10,10 +10,6 @@ use fer::reference;
 
 use crate::common::*;
 
-fn abs(v: &[f32]) -> Vec<f32> {
-    v.iter().map(|x| x.abs()).collect()
-}
-
 fn check(variant: MatmulVariant, shape: MatmulShape, epilogue: Epilogue, with_bias: bool) {
     let seed = (shape.m * 1_000_003 + shape.n * 1009 + shape.k) as u64;
     let a = random(seed, shape.a_len());

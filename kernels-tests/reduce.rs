@@ -14,10 +14,6 @@ use fer::reference;
 
 use crate::common::*;
 
-fn abs(v: &[f32]) -> Vec<f32> {
-    v.iter().map(|x| x.abs()).collect()
-}
-
 fn check(outer: usize, channels: usize, inner: usize, accumulate: bool) {
     let shape = ChannelSumShape {
         outer,

@@ -4,7 +4,8 @@
 //   batchnorm_train_forward  one workgroup (WG invocations) per channel: mean, biased variance (two passes),
 //                            y, saved mean/invstd and the running statistics, in one dispatch.
 //   batchnorm_eval_forward   elementwise, with the running statistics.
-//   batchnorm_backward       one workgroup per channel: dβ = Σdy and dγ = Σdy·x̂, then dx.
+//   batchnorm_backward       one workgroup per channel: dβ = Σdy and dγ = Σdy·x̂, then dx
+//                            (and with SUM_DX, Σdx: the bias gradient of the layer before).
 //   batchnorm_columns_*      the same two for S = 1 over a short batch (BatchNorm1d after a Linear
 //                            layer): one invocation per quad of channels, no barriers (below).
 //
@@ -16,6 +17,11 @@
 // of the tensor, a = 1/(1 − p). Backward needs no mask: a survivor of a positive value is
 // positive (a ≥ 1), so keep(i) ∧ relu(y) > 0 exactly where the output is > 0, and the gradient
 // reaching y is dy·a there and 0 elsewhere, as dropout's then ReLU's backward would give.
+//
+// SUM_DX also writes Σdx per channel, summed over N and S: the gradient of a bias that the
+// layer before added per channel (a Linear's or a convolution's), which that layer then need
+// not reduce in a dispatch of its own. The columns entry adds the rows in order, as
+// reduce.wgsl's column_sum does; the workgroup entry, by the same fixed tree as its dβ.
 //
 // The entries share binding slots: each declares its own buffers (prefixed tf_, ef_, bw_) and
 // the host binds exactly those.
@@ -45,6 +51,7 @@ struct Params {
 override WG: u32 = 256u;
 override RELU: bool = false;
 override DROPOUT: bool = false;
+override SUM_DX: bool = false;
 // The elementwise evaluation pass's workgroup size (the host's grid assumes it).
 const EVAL_WG: u32 = 256u;
 
@@ -270,6 +277,8 @@ fn batchnorm_eval_forward(
 @group(0) @binding(7) var<storage, read_write> bw_dx: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> bw_dgamma: array<f32>;
 @group(0) @binding(9) var<storage, read_write> bw_dbeta: array<f32>;
+// Σdx per channel, written only with SUM_DX.
+@group(0) @binding(10) var<storage, read_write> bw_dx_sum: array<f32>;
 
 const OF_X: u32 = 0u;
 const OF_DY: u32 = 1u;
@@ -351,9 +360,19 @@ fn batchnorm_backward(
     let dbeta = sums.x;
     let dgamma = sums.y;
     let scale = bw_gamma[c] * invstd / f32(m);
+    var sum_dx = vec4<f32>(0.0);
     for (var at = first_quad(lid); at.j < quad_count(); next_quad(&at)) {
         let normalised = (bw_quad(c, at, OF_X) - mean) * invstd;
-        bw_dx_store(c, at, scale * (f32(m) * bw_dy_quad(c, at) - dbeta - normalised * dgamma));
+        let dx = scale * (f32(m) * bw_dy_quad(c, at) - dbeta - normalised * dgamma);
+        bw_dx_store(c, at, dx);
+        // Lanes past m are never stored and must not count.
+        sum_dx += select(vec4<f32>(0.0), dx, lanes_below(at.j, m));
+    }
+    if SUM_DX {
+        let total = workgroup_sum(lid, vec2<f32>(dot(sum_dx, vec4<f32>(1.0)), 0.0));
+        if lid == 0u {
+            bw_dx_sum[c] = total.x;
+        }
     }
     if lid == 0u {
         bw_dgamma[c] = dgamma;
@@ -502,15 +521,21 @@ fn batchnorm_columns_backward(
     }
     let gamma = vec4<f32>(bw_gamma[c.x], bw_gamma[c.y], bw_gamma[c.z], bw_gamma[c.w]);
     let scale = gamma * invstd / m;
+    var sum_dx = vec4<f32>(0.0);
     for (var n = 0u; n < p.batch; n++) {
         let normalised = (bw_row(n, q, OF_X) - mean) * invstd;
-        bw_dx_row_store(n, q, scale * (m * bw_dy_row(n, q) - dbeta - normalised * dgamma));
+        let dx = scale * (m * bw_dy_row(n, q) - dbeta - normalised * dgamma);
+        bw_dx_row_store(n, q, dx);
+        sum_dx += dx;
     }
     for (var lane = 0u; lane < 4u; lane++) {
         let c = 4u * q + lane;
         if c < p.channels {
             bw_dgamma[c] = dgamma[lane];
             bw_dbeta[c] = dbeta[lane];
+            if SUM_DX {
+                bw_dx_sum[c] = sum_dx[lane];
+            }
         }
     }
 }

@@ -119,10 +119,23 @@ impl Bench {
             softmax_ce_backward(ctx, &self.ce, 1.0, &inputs, self.plan.grad_logits())
                 .expect("dlogits"),
         ];
+        // NaN in every gradient first: backward must overwrite each one (a bias gradient that
+        // batch norm's sum should have written would otherwise pass as the zeros it starts as,
+        // its exact value being 0).
+        let poison: Vec<_> = self
+            .model
+            .params
+            .iter()
+            .filter_map(|p| p.grad.as_ref())
+            .map(|grad| fill(ctx, grad.len(), f32::NAN, grad).expect("fill"))
+            .collect();
         self.plan.prepare_step(ctx, seed);
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
+            poison
+                .iter()
+                .for_each(|dispatch| dispatch.record(&mut pass));
             self.plan.record_forward(&mut pass, true);
             loss.iter().for_each(|dispatch| dispatch.record(&mut pass));
             self.plan.record_backward(&mut pass);

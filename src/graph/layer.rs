@@ -36,6 +36,20 @@ pub trait Layer: Send + Sync {
         false
     }
 
+    /// The index (in [`Layer::params`]) of the tensor whose gradient is this layer's output
+    /// gradient summed over every axis but the channels (axis 1), if it has one: a bias added
+    /// per channel. The plan has the layer after it write that sum where that layer
+    /// [`Layer::sums_grad_input`], and says so in [`LayerIo::grad_output_summed`].
+    fn grad_output_sum(&self) -> Option<usize> {
+        None
+    }
+
+    /// Whether this layer's backward can also write its input gradient summed per channel
+    /// (to [`LayerIo::grad_input_sum`]), sparing the layer before a reduction of its own.
+    fn sums_grad_input(&self) -> bool {
+        false
+    }
+
     fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError>;
 
     /// The CPU twin of the recorded forward, built only from [`crate::reference`]. `params`
@@ -125,6 +139,12 @@ pub struct LayerIo<'a> {
     /// The layers after this one that it applies: `output` holds what the last of them would
     /// output and `grad_output` is the gradient of that.
     pub fused: Fused,
+    /// Where backward also writes `grad_input` summed per channel (see
+    /// [`Layer::sums_grad_input`]): the bias gradient of the layer before.
+    pub grad_input_sum: Option<&'a GpuBuffer>,
+    /// The layer after this one writes `grad_output` summed per channel into the gradient of
+    /// the tensor [`Layer::grad_output_sum`] names; backward records no reduction for it.
+    pub grad_output_summed: bool,
 }
 
 /// Called before each training step with that step's seed (dropout draws a new mask).

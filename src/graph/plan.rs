@@ -108,6 +108,22 @@ impl Model {
         epilogues
     }
 
+    /// Per layer, the store index of its tensor whose gradient the layer after it writes as
+    /// the per-channel sum of its input gradient ([`Layer::grad_output_sum`] met by
+    /// [`Layer::sums_grad_input`] right after it, neither applied as another's epilogue).
+    fn summed_by_next(&self, absorbed: &[bool]) -> Vec<Option<usize>> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let next = self.nodes.get(i + 1)?;
+                let tensor = node.layer.grad_output_sum()?;
+                let eligible = !absorbed[i] && !absorbed[i + 1] && next.layer.sums_grad_input();
+                eligible.then(|| node.params[tensor])
+            })
+            .collect()
+    }
+
     /// Instantiates the model at one batch size: every activation and gradient buffer, bind
     /// group and pipeline is created here, once.
     pub fn plan(&self, ctx: &GpuContext, batch: usize) -> Result<Plan, GraphError> {
@@ -160,6 +176,7 @@ impl Model {
                 slot_of[i + 1] = activations.len() - 1;
             }
         }
+        let summed_by_next = self.summed_by_next(&absorbed);
         let mut forward_train = Vec::new();
         let mut forward_eval = Vec::new();
         let mut backward = Vec::new();
@@ -180,6 +197,11 @@ impl Model {
                 grad_input: (input != 0).then(|| &gradients[input]),
                 params: node.params.iter().map(|&p| self.params.get(p)).collect(),
                 fused: fused[i],
+                grad_input_sum: i
+                    .checked_sub(1)
+                    .and_then(|before| summed_by_next[before])
+                    .map(|p| self.params.get(p).grad()),
+                grad_output_summed: summed_by_next[i].is_some(),
             };
             let kernels = node.layer.record(ctx, &io)?;
             forward_eval.extend(

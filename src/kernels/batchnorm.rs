@@ -121,12 +121,13 @@ fn cost(
     }
 }
 
-/// An entry point of `shaders/batchnorm.wgsl`, its epilogue, and the width of its per-channel
-/// workgroup tree if it has one.
+/// An entry point of `shaders/batchnorm.wgsl`, its epilogue, the width of its per-channel
+/// workgroup tree if it has one, and whether it also sums dx per channel (backward only).
 struct Entry {
     name: &'static str,
     epilogue: Epilogue,
     tree_width: Option<u32>,
+    sums_dx: bool,
 }
 
 /// The entry and grid of a per-channel pass: `columns` (one invocation per quad of channels,
@@ -134,6 +135,7 @@ struct Entry {
 fn per_channel(
     shape: &BatchNormShape,
     epilogue: Epilogue,
+    sums_dx: bool,
     tree: &'static str,
     columns: &'static str,
 ) -> (Entry, [u32; 3]) {
@@ -142,6 +144,7 @@ fn per_channel(
             name: columns,
             epilogue,
             tree_width: None,
+            sums_dx,
         };
         (entry, quad_workgroups(shape.channels))
     } else {
@@ -149,6 +152,7 @@ fn per_channel(
             name: tree,
             epilogue,
             tree_width: Some(super::reduction_width(shape.count())),
+            sums_dx,
         };
         (entry, workgroups_1d(shape.channels))
     }
@@ -168,6 +172,9 @@ fn kernel_dispatch(
     bindings.extend(read_write.iter().map(|_| Binding::ReadWrite));
     let mut constants = entry.epilogue.constants().to_vec();
     constants.extend(entry.tree_width.map(|width| ("WG", width as f64)));
+    if entry.sums_dx {
+        constants.push(("SUM_DX", 1.0));
+    }
     let kernel = ctx.kernel(&KernelSpec {
         shader: &shaders::BATCHNORM,
         entry: entry.name,
@@ -240,6 +247,7 @@ pub fn train_forward(
     let (entry, workgroups) = per_channel(
         shape,
         epilogue,
+        false,
         "batchnorm_train_forward",
         "batchnorm_columns_train_forward",
     );
@@ -317,6 +325,7 @@ pub fn eval_forward(
             name: "batchnorm_eval_forward",
             epilogue,
             tree_width: None,
+            sums_dx: false,
         },
         // x, y; gamma, beta, running mean and var.
         cost(shape, EVAL_FORWARD_FLOPS, 2, 4),
@@ -340,10 +349,13 @@ pub struct BackwardBuffers<'a> {
     pub dx: &'a GpuBuffer,
     pub dgamma: &'a GpuBuffer,
     pub dbeta: &'a GpuBuffer,
+    /// Where Σdx per channel goes, if wanted: the bias gradient of the layer before (twin:
+    /// [`crate::reference::reduce::channel_sum`] of dx).
+    pub dx_sum: Option<&'a GpuBuffer>,
 }
 
 /// Backward of [`train_forward`] with the same epilogue (whose dropout seed it does not need),
-/// per channel (see [`per_channel`]): dβ, dγ and dx in one dispatch (twin:
+/// per channel (see [`per_channel`]): dβ, dγ and dx (and Σdx) in one dispatch (twin:
 /// [`crate::reference::batchnorm::backward`]).
 pub fn backward(
     ctx: &GpuContext,
@@ -361,6 +373,7 @@ pub fn backward(
         dx,
         dgamma,
         dbeta,
+        dx_sum,
     } = buffers;
     // Momentum and eps play no part in the backward pass.
     let params = Params::new(shape, &BatchNormConfig::default(), &epilogue);
@@ -376,21 +389,39 @@ pub fn backward(
     ] {
         assert_len(what, buffer, shape.channels, shape);
     }
+    let sums_dx = dx_sum.is_some();
+    let unused;
+    let dx_sum = match dx_sum {
+        Some(dx_sum) => {
+            assert_len("dx_sum", dx_sum, shape.channels, shape);
+            dx_sum
+        }
+        None => {
+            unused = GpuBuffer::zeros(ctx, "batchnorm no dx sum", 1);
+            &unused
+        }
+    };
     let relu = epilogue.relu;
     let (entry, workgroups) = per_channel(
         shape,
         epilogue,
+        sums_dx,
         "batchnorm_backward",
         "batchnorm_columns_backward",
     );
     kernel_dispatch(
         ctx,
         entry,
-        // x, dy, dx (and y with the ReLU); saved mean and invstd, gamma, dgamma, dbeta.
-        cost(shape, BACKWARD_FLOPS, 3 + relu as usize, 5),
+        // x, dy, dx (and y with the ReLU); saved mean and invstd, gamma, dgamma, dbeta (and Σdx).
+        cost(
+            shape,
+            BACKWARD_FLOPS + sums_dx as u8 as f64,
+            3 + relu as usize,
+            5 + sums_dx as usize,
+        ),
         &params,
         &[x, dy, saved_mean, saved_invstd, gamma, y],
-        &[dx, dgamma, dbeta],
+        &[dx, dgamma, dbeta, dx_sum],
         workgroups,
     )
 }

@@ -136,7 +136,6 @@ fn fastest(
     let output = zeros("tuning y", shape.output_len());
     let grad_output = zeros("tuning dy", shape.output_len());
     let grad_weight = zeros("tuning dW", shape.weight_len());
-    let grad_bias = zeros("tuning db", shape.out_channels);
     let grad_input_buffer = zeros("tuning dx", shape.input_len());
     let buffers = Conv2dBuffers {
         input: &input,
@@ -145,7 +144,8 @@ fn fastest(
         output: &output,
         grad_output: &grad_output,
         grad_weight: &grad_weight,
-        grad_bias: &grad_bias,
+        // The same reduction for every schedule, so left out of the comparison.
+        grad_bias: None,
         grad_input: grad_input.then_some(&grad_input_buffer),
     };
     let kernels = Conv2dSchedule::ALL
@@ -171,7 +171,9 @@ pub struct Conv2dBuffers<'a> {
     pub output: &'a GpuBuffer,
     pub grad_output: &'a GpuBuffer,
     pub grad_weight: &'a GpuBuffer,
-    pub grad_bias: &'a GpuBuffer,
+    /// `None` where the layer after sums the output gradient itself (see
+    /// [`crate::graph::Layer::grad_output_sum`]).
+    pub grad_bias: Option<&'a GpuBuffer>,
     pub grad_input: Option<&'a GpuBuffer>,
 }
 
@@ -187,13 +189,15 @@ pub fn conv2d_kernels(
     schedule: Conv2dSchedule,
     buffers: Conv2dBuffers,
 ) -> Result<Conv2dKernels, GpuError> {
-    let grad_bias = conv2d_grad_bias(ctx, shape, false, buffers.grad_output, buffers.grad_bias)?;
     let mut kernels = match schedule {
         Conv2dSchedule::Implicit => implicit(ctx, shape, &buffers)?,
         Conv2dSchedule::Lowered => lowered(ctx, shape, &buffers, false)?,
         Conv2dSchedule::LoweredSplitK => lowered(ctx, shape, &buffers, true)?,
     };
-    kernels.backward.push(grad_bias);
+    if let Some(grad_bias) = buffers.grad_bias {
+        let sum = conv2d_grad_bias(ctx, shape, false, buffers.grad_output, grad_bias)?;
+        kernels.backward.push(sum);
+    }
     Ok(kernels)
 }
 

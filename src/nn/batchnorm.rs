@@ -46,6 +46,10 @@ impl Layer for BatchNorm {
         true
     }
 
+    fn sums_grad_input(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> String {
         format!(
             "BatchNorm(features={}, eps={}, momentum={})",
@@ -141,6 +145,7 @@ impl Layer for BatchNorm {
                 dx,
                 dgamma: gamma.grad(),
                 dbeta: beta.grad(),
+                dx_sum: io.grad_input_sum,
             },
         )?;
         let mut step_hooks: Vec<StepHook> = Vec::new();

@@ -63,6 +63,10 @@ impl Layer for Conv2d {
         )
     }
 
+    fn grad_output_sum(&self) -> Option<usize> {
+        Some(1)
+    }
+
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
         let shape = self.shape(input)?;
         Ok(vec![
@@ -86,7 +90,7 @@ impl Layer for Conv2d {
             output: io.output,
             grad_output: io.grad_output,
             grad_weight: weight.grad(),
-            grad_bias: bias.grad(),
+            grad_bias: (!io.grad_output_summed).then(|| bias.grad()),
             grad_input: io.grad_input,
         };
         let kernels = conv2d_kernels(ctx, &shape, schedule, buffers)?;

@@ -53,6 +53,10 @@ impl Layer for Linear {
         super::weight_and_bias(vec![self.outputs, self.inputs], self.inputs, self.outputs)
     }
 
+    fn grad_output_sum(&self) -> Option<usize> {
+        Some(1)
+    }
+
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
         match input {
             [batch, features] if *features == self.inputs => Ok(vec![*batch, self.outputs]),
@@ -76,18 +80,24 @@ impl Layer for Linear {
                 c: io.output,
             },
         )?;
-        let mut backward = vec![
-            product(
-                &shapes.grad_weight,
-                MatmulOperands {
-                    a: io.grad_output,
-                    b: io.input,
-                    bias: None,
-                    c: weight.grad(),
-                },
-            )?,
-            channel_sum(ctx, &shapes.grad_bias, false, io.grad_output, bias.grad())?,
-        ];
+        let mut backward = vec![product(
+            &shapes.grad_weight,
+            MatmulOperands {
+                a: io.grad_output,
+                b: io.input,
+                bias: None,
+                c: weight.grad(),
+            },
+        )?];
+        if !io.grad_output_summed {
+            backward.push(channel_sum(
+                ctx,
+                &shapes.grad_bias,
+                false,
+                io.grad_output,
+                bias.grad(),
+            )?);
+        }
         if let Some(grad_input) = io.grad_input {
             backward.push(product(
                 &shapes.grad_input,
