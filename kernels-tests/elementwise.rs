@@ -1,5 +1,7 @@
 //! elementwise: every kernel against its twin for n = 1, 3 (a partial quad), 255, 257, 1023,
-//! 1029 (around the workgroup's 256 quads) and 70 001; values past n left untouched; dropout's mask bit for bit, its statistics and seeding; the grid
+//! 1029 (around the workgroup's 256 quads) and 70 001 (on a software adapter, where each
+//! invocation walks 8 quads a grid apart: nine workgroups, the last one partial); values past
+//! n left untouched; dropout's mask bit for bit, its statistics and seeding; the grid
 //! folding's index math; finite-difference checks of the relu and dropout backward twins.
 //!
 //! Tolerances: relu, fill and masks are selections, exact. add, scale and dropout's x·(1/(1−p))

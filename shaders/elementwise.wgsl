@@ -1,4 +1,4 @@
-// Elementwise kernels over the first n f32 values of their buffers, a quad per invocation
+// Elementwise kernels over the first n f32 values of their buffers, quads per invocation
 // (quads.wgsl, prepended; dropout's mask is philox.wgsl's). The twins are in src/reference/elementwise.rs.
 //
 //   relu            y = x > 0 ? x : 0                       (torch.relu)
@@ -37,16 +37,15 @@ fn relu(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let q = quad(wid, nwg, lid);
-    if 4u * q >= p.n {
-        return;
+    for (var w = quads_of(wid, nwg, lid); has_quad(w, p.n); next_of(&w)) {
+        let q = w.q;
+        let x = relu_x[q];
+        var y = select(x, vec4<f32>(0.0), x <= vec4<f32>(0.0));
+        if is_last_partial(q, p.n) {
+            y = below_n(q, p.n, y, relu_y[q]);
+        }
+        relu_y[q] = y;
     }
-    let x = relu_x[q];
-    var y = select(x, vec4<f32>(0.0), x <= vec4<f32>(0.0));
-    if is_last_partial(q, p.n) {
-        y = below_n(q, p.n, y, relu_y[q]);
-    }
-    relu_y[q] = y;
 }
 
 @group(0) @binding(1) var<storage, read> relu_backward_x: array<vec4<f32>>;
@@ -59,16 +58,15 @@ fn relu_backward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let q = quad(wid, nwg, lid);
-    if 4u * q >= p.n {
-        return;
+    for (var w = quads_of(wid, nwg, lid); has_quad(w, p.n); next_of(&w)) {
+        let q = w.q;
+        let x = relu_backward_x[q];
+        var dx = select(vec4<f32>(0.0), relu_backward_dy[q], x > vec4<f32>(0.0));
+        if is_last_partial(q, p.n) {
+            dx = below_n(q, p.n, dx, relu_backward_dx[q]);
+        }
+        relu_backward_dx[q] = dx;
     }
-    let x = relu_backward_x[q];
-    var dx = select(vec4<f32>(0.0), relu_backward_dy[q], x > vec4<f32>(0.0));
-    if is_last_partial(q, p.n) {
-        dx = below_n(q, p.n, dx, relu_backward_dx[q]);
-    }
-    relu_backward_dx[q] = dx;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -83,17 +81,16 @@ fn dropout(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let q = quad(wid, nwg, lid);
-    if 4u * q >= p.n {
-        return;
+    for (var w = quads_of(wid, nwg, lid); has_quad(w, p.n); next_of(&w)) {
+        let q = w.q;
+        let keep = dropout_keeps(indices(q), p.seed_lo, p.seed_hi, p.threshold);
+        // select, not a multiply by a 0/1 mask: at p = 1, a is infinite and x·a·0 would be NaN.
+        var y = select(vec4<f32>(0.0), dropout_x[q] * p.a, keep);
+        if is_last_partial(q, p.n) {
+            y = below_n(q, p.n, y, dropout_y[q]);
+        }
+        dropout_y[q] = y;
     }
-    let keep = dropout_keeps(indices(q), p.seed_lo, p.seed_hi, p.threshold);
-    // select, not a multiply by a 0/1 mask: at p = 1, a is infinite and x·a·0 would be NaN.
-    var y = select(vec4<f32>(0.0), dropout_x[q] * p.a, keep);
-    if is_last_partial(q, p.n) {
-        y = below_n(q, p.n, y, dropout_y[q]);
-    }
-    dropout_y[q] = y;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -109,15 +106,14 @@ fn add(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let q = quad(wid, nwg, lid);
-    if 4u * q >= p.n {
-        return;
+    for (var w = quads_of(wid, nwg, lid); has_quad(w, p.n); next_of(&w)) {
+        let q = w.q;
+        var z = add_x[q] + add_y[q];
+        if is_last_partial(q, p.n) {
+            z = below_n(q, p.n, z, add_z[q]);
+        }
+        add_z[q] = z;
     }
-    var z = add_x[q] + add_y[q];
-    if is_last_partial(q, p.n) {
-        z = below_n(q, p.n, z, add_z[q]);
-    }
-    add_z[q] = z;
 }
 
 @group(0) @binding(1) var<storage, read_write> scale_x: array<vec4<f32>>;
@@ -128,12 +124,11 @@ fn scale(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let q = quad(wid, nwg, lid);
-    if 4u * q >= p.n {
-        return;
+    for (var w = quads_of(wid, nwg, lid); has_quad(w, p.n); next_of(&w)) {
+        let q = w.q;
+        let x = scale_x[q];
+        scale_x[q] = below_n(q, p.n, p.a * x, x);
     }
-    let x = scale_x[q];
-    scale_x[q] = below_n(q, p.n, p.a * x, x);
 }
 
 @group(0) @binding(1) var<storage, read_write> fill_x: array<vec4<f32>>;
@@ -144,15 +139,14 @@ fn fill(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let q = quad(wid, nwg, lid);
-    if 4u * q >= p.n {
-        return;
+    for (var w = quads_of(wid, nwg, lid); has_quad(w, p.n); next_of(&w)) {
+        let q = w.q;
+        var x = vec4<f32>(p.a);
+        if is_last_partial(q, p.n) {
+            x = below_n(q, p.n, x, fill_x[q]);
+        }
+        fill_x[q] = x;
     }
-    var x = vec4<f32>(p.a);
-    if is_last_partial(q, p.n) {
-        x = below_n(q, p.n, x, fill_x[q]);
-    }
-    fill_x[q] = x;
 }
 
 @group(0) @binding(1) var<storage, read> axpy_x: array<vec4<f32>>;
@@ -164,10 +158,9 @@ fn axpy(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let q = quad(wid, nwg, lid);
-    if 4u * q >= p.n {
-        return;
+    for (var w = quads_of(wid, nwg, lid); has_quad(w, p.n); next_of(&w)) {
+        let q = w.q;
+        let y = axpy_y[q];
+        axpy_y[q] = below_n(q, p.n, p.a * axpy_x[q] + y, y);
     }
-    let y = axpy_y[q];
-    axpy_y[q] = below_n(q, p.n, p.a * axpy_x[q] + y, y);
 }

@@ -1,4 +1,4 @@
-// Optimizer updates over one flat parameter tensor, a quad per invocation (quads.wgsl,
+// Optimizer updates over one flat parameter tensor, quads per invocation (quads.wgsl,
 // prepended), in the order
 // and with the f32 scalars of PyTorch's single-tensor formulas (torch/optim/sgd.py
 // _single_tensor_sgd, torch/optim/adam.py _single_tensor_adam; maximize and amsgrad off).
@@ -43,32 +43,31 @@ fn sgd_step(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let q = quad(wid, nwg, lid);
     let n = sgd_params.n;
-    if 4u * q >= n {
-        return;
-    }
-    let p = sgd_param[q];
-    var d = sgd_grad[q];
-    if sgd_params.weight_decay != 0.0 {
-        d += sgd_params.weight_decay * p;
-    }
-    if MOMENTUM {
-        let old = momentum_buffer[q];
-        var buf: vec4<f32>;
-        if sgd_hyper.first_step == 1u {
-            buf = d;
-        } else {
-            buf = old * sgd_params.momentum + sgd_params.one_minus_dampening * d;
+    for (var w = quads_of(wid, nwg, lid); has_quad(w, n); next_of(&w)) {
+        let q = w.q;
+        let p = sgd_param[q];
+        var d = sgd_grad[q];
+        if sgd_params.weight_decay != 0.0 {
+            d += sgd_params.weight_decay * p;
         }
-        momentum_buffer[q] = below_n(q, n, buf, old);
-        if NESTEROV {
-            d += sgd_params.momentum * buf;
-        } else {
-            d = buf;
+        if MOMENTUM {
+            let old = momentum_buffer[q];
+            var buf: vec4<f32>;
+            if sgd_hyper.first_step == 1u {
+                buf = d;
+            } else {
+                buf = old * sgd_params.momentum + sgd_params.one_minus_dampening * d;
+            }
+            momentum_buffer[q] = below_n(q, n, buf, old);
+            if NESTEROV {
+                d += sgd_params.momentum * buf;
+            } else {
+                d = buf;
+            }
         }
+        sgd_param[q] = below_n(q, n, p - sgd_hyper.lr * d, p);
     }
-    sgd_param[q] = below_n(q, n, p - sgd_hyper.lr * d, p);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -119,25 +118,24 @@ fn adam_step(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let q = quad(wid, nwg, lid);
     let n = adam_params.n;
-    if 4u * q >= n {
-        return;
+    for (var w = quads_of(wid, nwg, lid); has_quad(w, n); next_of(&w)) {
+        let q = w.q;
+        let old_p = adam_param[q];
+        let old_m = exp_avg[q];
+        let old_v = exp_avg_sq[q];
+        var p = old_p;
+        var g = adam_grad[q];
+        if DECOUPLED {
+            p *= adam_hyper.decay;
+        } else if adam_params.weight_decay != 0.0 {
+            g += adam_params.weight_decay * p;
+        }
+        let m = lerp(old_m, g, adam_params.one_minus_beta1);
+        let v = old_v * adam_params.beta2 + adam_params.one_minus_beta2 * g * g;
+        exp_avg[q] = below_n(q, n, m, old_m);
+        exp_avg_sq[q] = below_n(q, n, v, old_v);
+        let denom = sqrt(v) / adam_hyper.bias_correction2_sqrt + adam_params.eps;
+        adam_param[q] = below_n(q, n, p - adam_hyper.step_size * (m / denom), old_p);
     }
-    let old_p = adam_param[q];
-    let old_m = exp_avg[q];
-    let old_v = exp_avg_sq[q];
-    var p = old_p;
-    var g = adam_grad[q];
-    if DECOUPLED {
-        p *= adam_hyper.decay;
-    } else if adam_params.weight_decay != 0.0 {
-        g += adam_params.weight_decay * p;
-    }
-    let m = lerp(old_m, g, adam_params.one_minus_beta1);
-    let v = old_v * adam_params.beta2 + adam_params.one_minus_beta2 * g * g;
-    exp_avg[q] = below_n(q, n, m, old_m);
-    exp_avg_sq[q] = below_n(q, n, v, old_v);
-    let denom = sqrt(v) / adam_hyper.bias_correction2_sqrt + adam_params.eps;
-    adam_param[q] = below_n(q, n, p - adam_hyper.step_size * (m / denom), old_p);
 }

@@ -1,4 +1,4 @@
-// Prepended to the shaders marked `after "quads"` in src/shaders.rs: kernels that take one quad,
+// Prepended to the shaders marked `after "quads"` in src/shaders.rs: kernels that take quads,
 // four consecutive f32 values read and written as a vec4, per invocation. On a software
 // adapter a vec4 access costs about what a scalar one does, so a quad moves ~4× the bytes per
 // invocation. GpuBuffer pads every allocation to 16 bytes, so the last quad can always be
@@ -9,6 +9,33 @@ const QUAD_WG: u32 = 256u;
 
 fn quad(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * QUAD_WG + lid;
+}
+
+// Elementwise kernels take QUADS_PER_INVOCATION quads per invocation, the host's choice
+// (gpu::QuadGrid): on a software adapter every invocation and workgroup costs fixed work that
+// more quads amortise; a GPU takes one. Invocation i of T takes quads i, i + T, i + 2T, ..., so
+// neighbouring invocations still touch neighbouring memory. Walked as
+//   for (var w = quads_of(wid, nwg, lid); has_quad(w, n); next_of(&w)) { ... w.q ... }
+override QUADS_PER_INVOCATION: u32 = 1u;
+
+struct Quads {
+    q: u32,
+    stride: u32,
+    left: u32,
+}
+
+fn quads_of(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Quads {
+    return Quads(quad(wid, nwg, lid), nwg.x * nwg.y * QUAD_WG, QUADS_PER_INVOCATION);
+}
+
+// Whether the walk has a quad left that holds one of the first n elements.
+fn has_quad(w: Quads, n: u32) -> bool {
+    return w.left > 0u && 4u * w.q < n;
+}
+
+fn next_of(w: ptr<function, Quads>) {
+    (*w).q += (*w).stride;
+    (*w).left -= 1u;
 }
 
 // The element indices of quad q.

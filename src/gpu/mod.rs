@@ -11,7 +11,7 @@ mod tuning;
 
 pub use buffer::GpuBuffer;
 pub use context::{AdapterSummary, BackendChoice, GpuContext, GpuOptions};
-pub use dispatch::{quad_workgroups, workgroups_1d, Cost, Dispatch};
+pub use dispatch::{quad_workgroups, workgroups_1d, Cost, Dispatch, QuadGrid};
 pub use error::GpuError;
 pub use pipeline::{Binding, Kernel, KernelSpec, Shader};
 pub use timing::{GpuTimer, TimingSource};

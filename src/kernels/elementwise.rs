@@ -1,9 +1,7 @@
 //! Host side of `shaders/elementwise.wgsl`: relu, dropout, add, scale, fill and axpy over the
 //! first `n` elements of their buffers, one invocation per four elements.
 
-use crate::gpu::{
-    quad_workgroups, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
-};
+use crate::gpu::{Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec, QuadGrid};
 pub use crate::reference::elementwise::Dropout;
 use crate::shaders;
 
@@ -48,11 +46,12 @@ fn launch(
         .chain(inputs.iter().map(|_| Binding::ReadOnly))
         .chain(outputs.iter().map(|_| Binding::ReadWrite))
         .collect();
+    let grid = QuadGrid::new(ctx.summary(), n);
     let kernel = ctx.kernel(&KernelSpec {
         shader: &shaders::ELEMENTWISE,
         entry,
         bindings: &bindings,
-        constants: &[],
+        constants: &[grid.constant()],
     })?;
     let buffers: Vec<&GpuBuffer> = inputs.iter().chain(outputs).copied().collect();
     let params = Params {
@@ -60,7 +59,7 @@ fn launch(
         ..params
     };
     Ok(
-        Dispatch::new(ctx, &kernel, &params, &buffers, quad_workgroups(n)).with_cost(Cost {
+        Dispatch::new(ctx, &kernel, &params, &buffers, grid.workgroups).with_cost(Cost {
             flops: element.flops * n as f64,
             bytes: element.bytes * n as f64,
         }),

@@ -8,9 +8,7 @@
 //! `capturable=False`) and rounded once to f32: an f32 `pow` on the GPU would lose ~1e-4 of
 //! 1 − β2^t to cancellation at β2 = 0.999, and WGSL's `pow` has no accuracy guarantee at all.
 
-use crate::gpu::{
-    quad_workgroups, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
-};
+use crate::gpu::{Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec, QuadGrid};
 pub use crate::reference::optim::{AdamConfig, SgdConfig};
 use crate::shaders;
 
@@ -112,6 +110,7 @@ pub fn sgd(ctx: &GpuContext, group: &SgdGroup, buffers: SgdBuffers) -> Result<Di
         momentum_buffer.is_none_or(|buffer| buffer.len() == n),
         "sgd: momentum buffer length differs from param"
     );
+    let grid = QuadGrid::new(ctx.summary(), n);
     let kernel = ctx.kernel(&KernelSpec {
         shader: &shaders::OPTIM,
         entry: "sgd_step",
@@ -125,6 +124,7 @@ pub fn sgd(ctx: &GpuContext, group: &SgdGroup, buffers: SgdBuffers) -> Result<Di
         constants: &[
             ("MOMENTUM", flag(momentum_buffer.is_some())),
             ("NESTEROV", flag(config.nesterov)),
+            grid.constant(),
         ],
     })?;
     let params = SgdParams {
@@ -146,7 +146,7 @@ pub fn sgd(ctx: &GpuContext, group: &SgdGroup, buffers: SgdBuffers) -> Result<Di
         &kernel,
         &params,
         &[&group.hyper, param, grad, momentum_buffer],
-        quad_workgroups(n),
+        grid.workgroups,
     )
     .with_cost(sgd_cost(n, config)))
 }
@@ -262,6 +262,7 @@ pub fn adam(
         grad.len() == n && exp_avg.len() == n && exp_avg_sq.len() == n,
         "adam: param, grad and moment lengths differ"
     );
+    let grid = QuadGrid::new(ctx.summary(), n);
     let kernel = ctx.kernel(&KernelSpec {
         shader: &shaders::OPTIM,
         entry: "adam_step",
@@ -273,7 +274,7 @@ pub fn adam(
             Binding::ReadWrite,
             Binding::ReadWrite,
         ],
-        constants: &[("DECOUPLED", flag(config.decoupled))],
+        constants: &[("DECOUPLED", flag(config.decoupled)), grid.constant()],
     })?;
     let (beta1, beta2) = config.betas;
     let params = AdamParams {
@@ -294,7 +295,7 @@ pub fn adam(
         &kernel,
         &params,
         &[&group.hyper, param, grad, exp_avg, exp_avg_sq],
-        quad_workgroups(n),
+        grid.workgroups,
     )
     .with_cost(Cost {
         // Weight decay 2, first moment 3, second moment 4, the step 6.
