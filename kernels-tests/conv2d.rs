@@ -59,6 +59,10 @@ pub(crate) fn awkward_shapes() -> Vec<Conv2dShape> {
         conv(1, 2, 3, 4, 5, 4, 4, 3, 2), // even kernel, stride 3, padding ≥ half the kernel
         conv(1, 1, 1, 1, 1, 1, 1, 1, 0), // a single multiply
         conv(2, 10, 11, 9, 8, 3, 3, 1, 1), // channels past one 8-row strip, in both directions
+        // 3-wide kernels at stride 1 on rows of whole quads take conv2d.wgsl's row window:
+        conv(1, 2, 9, 5, 8, 3, 3, 1, 1), // forward and grad-input, both padded edges, two strips
+        conv(2, 3, 4, 6, 10, 3, 3, 1, 0), // forward only (out_w 8, width 10), no padding
+        conv(1, 3, 5, 5, 8, 2, 3, 1, 0), // grad-input only (width 8, out_w 6), a 2×3 kernel
     ]
 }
 

@@ -19,7 +19,9 @@
 // (outer, y, x), so the loop does no division; everything that depends only on a row or a
 // column is computed once before it. Where A's rows allow (vec4_a), four reduction steps share
 // one vec4 load per row of A. On lavapipe this runs the 3×3 layers at 12–15 GFLOP/s, against
-// 6–11 for the 4×4-per-invocation, 8×8-workgroup layout it replaced.
+// 6–11 for the 4×4-per-invocation, 8×8-workgroup layout it replaced; 3-wide kernels at stride
+// 1 then share their gathers through a row window (row_window_product): 16–17 forward and
+// grad-input.
 
 struct Params {
     batch: u32,
@@ -46,6 +48,10 @@ override MODE: u32 = 0u;
 override STRIDE: i32 = 1;
 override BIAS: bool = false;
 override ACCUMULATE: bool = false;
+// Where a 3-wide kernel's taps of an invocation's four columns, four neighbours in one row of
+// C's image at stride 1 (forward with out_w % 4 = 0, grad-input with width % 4 = 0), share a
+// window of b: see row_window_product.
+override ROW_WINDOW: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 // MODE 0 and 1: the weight; MODE 2: dY.
@@ -192,6 +198,46 @@ fn store(batch: u32, m: u32, n: u32, value: f32) {
 
 const ROWS: u32 = 8u;
 
+// The product where ROW_WINDOW holds (forward and grad-input of a 3-wide kernel at stride
+// 1). For one (outer, y) of the reduction, the three taps of the invocation's four
+// neighbouring columns read six consecutive values of one row of b: they are gathered once
+// and each tap takes its four from there, 6 gathers instead of 12 (the gathers bound this
+// kernel on lavapipe). Written out, not looped: a window indexed at run time lives in memory,
+// not registers (50% slower on lavapipe); a 5-wide window spills (30% slower). The reduction
+// runs in the (outer, y, x) order of the walk: the same fma's in the same order.
+fn row_window_product(r: array<u32, ROWS>, s0: Site, acc: ptr<function, array<vec4<f32>, ROWS>>) {
+    let forward = MODE == 0u;
+    // Tap x of column j reads window value x + j forward; for grad-input 2 − x + j, the
+    // window starting two to the left.
+    var outers = p.in_channels;
+    var start = s0;
+    if !forward {
+        outers = p.out_channels;
+        start.x -= 2;
+    }
+    for (var outer = 0u; outer < outers; outer++) {
+        for (var y = 0u; y < p.kernel_h; y++) {
+            let t = tap(outer, y, 0u);
+            let w0 = vec4<f32>(load_b(start, t), load_b(Site(start.base, start.y, start.x + 1), t),
+                load_b(Site(start.base, start.y, start.x + 2), t),
+                load_b(Site(start.base, start.y, start.x + 3), t));
+            let w1 = vec2<f32>(load_b(Site(start.base, start.y, start.x + 4), t),
+                load_b(Site(start.base, start.y, start.x + 5), t));
+            // Values 0..3, 1..4 and 2..5 of the window, by tap (constant selects, folded).
+            let b0 = select(vec4<f32>(w0.zw, w1), w0, forward);
+            let b1 = vec4<f32>(w0.yzw, w1.x);
+            let b2 = select(w0, vec4<f32>(w0.zw, w1), forward);
+            for (var i = 0u; i < ROWS; i++) {
+                // tap(outer, y, x).a = t.a + x in both modes.
+                let a = r[i] + t.a;
+                (*acc)[i] = fma(vec4<f32>(load_a(a)), b0, (*acc)[i]);
+                (*acc)[i] = fma(vec4<f32>(load_a(a + 1u)), b1, (*acc)[i]);
+                (*acc)[i] = fma(vec4<f32>(load_a(a + 2u)), b2, (*acc)[i]);
+            }
+        }
+    }
+}
+
 @compute @workgroup_size(64, 1, 1)
 fn conv2d(
     @builtin(global_invocation_id) gid: vec3<u32>,
@@ -222,7 +268,9 @@ fn conv2d(
     var acc: array<vec4<f32>, ROWS>;
     // The reduction index as (outer, y, x).
     var walk = Walk(0u, 0u, 0u, y_extent, x_extent);
-    if p.vec4_a == 1u {
+    if ROW_WINDOW {
+        row_window_product(r, s0, &acc);
+    } else if p.vec4_a == 1u {
         // Four steps per trip with A's rows read a vec4 at a time (k % 4 = 0 here).
         for (var k0 = 0u; k0 < p.k; k0 += 4u) {
             let first = tap(walk.outer, walk.y, walk.x).a;

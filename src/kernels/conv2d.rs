@@ -205,6 +205,16 @@ impl Gemm<'_> {
             Pass::GradInput => false,
             Pass::GradWeight => (oh * ow) % 4 == 0,
         };
+        // Where an invocation's four columns are neighbours in one image row (four output
+        // pixels forward, four input pixels for grad-input), a 3-wide kernel's taps share a
+        // window of b (the shader's ROW_WINDOW). Wider kernels spill its registers.
+        let row_window = shape.stride == 1
+            && shape.kernel_w == 3
+            && match self.pass {
+                Pass::Forward => ow % 4 == 0,
+                Pass::GradInput => shape.width % 4 == 0,
+                Pass::GradWeight => false,
+            };
         let flag = |on: bool| if on { 1.0 } else { 0.0 };
         let kernel = ctx.kernel(&KernelSpec {
             shader: &shaders::CONV2D,
@@ -221,6 +231,7 @@ impl Gemm<'_> {
                 ("STRIDE", shape.stride as f64),
                 ("BIAS", flag(self.bias.is_some())),
                 ("ACCUMULATE", flag(self.accumulate)),
+                ("ROW_WINDOW", flag(row_window)),
             ],
         })?;
         let params = Params {
