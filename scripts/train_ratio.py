@@ -9,6 +9,9 @@ a whole `fer train` run (10 epochs by default) against FLOPs / rate, for the Lin
 The best rate is `fer bench matmul`'s (as scripts/kernel_share.py measures it), taken right
 before and right after the run, the higher of the two counting: a software adapter sharing its
 cores swings by more than the ratio's margin, so the rate is measured around the run it judges.
+The same swings slow whole epochs, so each run also reports its quietest reading: the run with
+every epoch as fast as its fastest one (as kernel_share.py's quietest step), the adapter's own
+figure once what else shares the cores is taken out.
 
 FLOPs come from the architecture fer records in metrics.json: per training image, each Linear
 layer's forward product and weight gradient (2·in·out each) and the input gradient of every
@@ -47,6 +50,12 @@ def flops(layers, train_images, val_images, epochs):
     return epochs * (train_images * per_train_image + val_images * forward)
 
 
+def quietest_seconds(wall, history):
+    """The run's wall time with every epoch as fast as its fastest."""
+    epochs = [epoch["seconds"] for epoch in history]
+    return wall - sum(epochs) + len(epochs) * min(epochs)
+
+
 def measure(args):
     before = best_matmul_rate(args.binary)
     with tempfile.TemporaryDirectory() as results:
@@ -72,6 +81,7 @@ def measure(args):
         "run_seconds": wall,
         "epoch_seconds": sum(epoch["seconds"] for epoch in metrics["history"]),
         "ratio": wall / flop_seconds,
+        "quietest_ratio": quietest_seconds(wall, metrics["history"]) / flop_seconds,
         "accuracy": metrics["accuracy"],
     }
 
@@ -98,8 +108,8 @@ def main():
               f"{run['best_gflops']:.2f} GFLOP/s ({run['best_case']}; "
               f"{run['rates_before_after'][0]:.2f} before, {run['rates_before_after'][1]:.2f} "
               f"after) = {run['flop_seconds']:.1f} s; the run took {run['run_seconds']:.1f} s "
-              f"({run['epoch_seconds']:.1f} s in epochs): {run['ratio']:.2f}×, "
-              f"accuracy {run['accuracy']:.4f}")
+              f"({run['epoch_seconds']:.1f} s in epochs): {run['ratio']:.2f}× "
+              f"(quietest {run['quietest_ratio']:.2f}×), accuracy {run['accuracy']:.4f}")
     if len(runs) > 1 and not args.json:
         ratios = sorted(run["ratio"] for run in runs)
         print(f"{len(runs)} runs: {ratios[0]:.2f}× to {ratios[-1]:.2f}×, "
