@@ -305,20 +305,9 @@ fn check_eval(shape: BatchNormShape) {
 }
 
 /// Backward on the GPU from the twin's saved statistics (both sides see the same f32 inputs);
-/// `fused` is the forward's epilogue and output when it had one (the output gates dy).
+/// `fused` is the forward's epilogue and output when it had one (the output gates dy). With
+/// `sum_dx`, also the kernel's Σdx per channel.
 fn gpu_backward(
-    shape: &BatchNormShape,
-    x: &[f32],
-    dy: &[f32],
-    saved: &SavedStats,
-    gammas: &[f32],
-    fused: Option<(Epilogue, &[f32])>,
-) -> twin::BatchNormGrads {
-    gpu_backward_summing(shape, x, dy, saved, gammas, fused, false).0
-}
-
-/// [`gpu_backward`], and with `sum_dx` the kernel's Σdx per channel as well.
-fn gpu_backward_summing(
     shape: &BatchNormShape,
     x: &[f32],
     dy: &[f32],
@@ -367,8 +356,8 @@ fn gpu_backward_summing(
 /// γ_m·Σ|dx| of its exact sum, and where the kernel walks columns, column_sum's bits.
 fn check_dx_sum(shape: &BatchNormShape, x: &[f32], dy: &[f32], saved: &SavedStats, g: &[f32]) {
     let what = format!("{shape:?}");
-    let plain = gpu_backward(shape, x, dy, saved, g, None);
-    let (got, dx_sum) = gpu_backward_summing(shape, x, dy, saved, g, None, true);
+    let (plain, _) = gpu_backward(shape, x, dy, saved, g, None, false);
+    let (got, dx_sum) = gpu_backward(shape, x, dy, saved, g, None, true);
     let dx_sum = dx_sum.expect("asked for");
     assert_bits_eq(&format!("dx with SUM_DX, {what}"), &got.dx, &plain.dx);
     assert_bits_eq(
@@ -419,7 +408,7 @@ fn check_backward(shape: BatchNormShape, offset: f32) {
     let mut running = RunningStats::new(shape.channels);
     let saved = twin::train_forward(&shape, &config, &x, &gammas, &betas, &mut running).saved;
     let want = twin::backward(&shape, &x, &dy, &saved, &gammas);
-    let got = gpu_backward(&shape, &x, &dy, &saved, &gammas, None);
+    let (got, _) = gpu_backward(&shape, &x, &dy, &saved, &gammas, None, false);
     check_dx_sum(&shape, &x, &dy, &saved, &gammas);
 
     let (mut dx_tol, mut dgamma_tol, mut dbeta_tol) = (
@@ -507,8 +496,9 @@ fn fused_epilogues_are_the_kernels_then_the_layers_bit_for_bit() {
             }
 
             let gated = relu_backward_twin(&plain, &through);
-            let want = gpu_backward(&shape, &x, &gated, &saved, &gammas, None);
-            let got = gpu_backward(&shape, &x, &dy, &saved, &gammas, Some((epilogue, &fused)));
+            let (want, _) = gpu_backward(&shape, &x, &gated, &saved, &gammas, None, false);
+            let fused = Some((epilogue, &fused[..]));
+            let (got, _) = gpu_backward(&shape, &x, &dy, &saved, &gammas, fused, false);
             assert_bits_eq(&format!("dx {what}"), &got.dx, &want.dx);
             assert_bits_eq(&format!("dgamma {what}"), &got.dgamma, &want.dgamma);
             assert_bits_eq(&format!("dbeta {what}"), &got.dbeta, &want.dbeta);
@@ -585,7 +575,7 @@ fn one_value_per_channel_gives_finite_output() {
     assert_close("running mean", &got.mean, &running.mean, 4.0 * U * 1000.25);
 
     let dy = [0.75, -0.25, 1.0];
-    let got = gpu_backward(&shape, &x, &dy, &saved, &gammas, None);
+    let (got, _) = gpu_backward(&shape, &x, &dy, &saved, &gammas, None, false);
     assert_eq!(got.dx, [0.0; 3], "dx = 0: y does not depend on x");
     assert_eq!(got.dgamma, [0.0; 3], "dγ = Σ dy·x̂ with x̂ = 0");
     assert_eq!(got.dbeta, dy, "dβ = dy");
