@@ -18,6 +18,7 @@
 //! The weight and correct columns are copies and comparisons, so they must match exactly.
 
 use fer::gpu::{Dispatch, GpuBuffer};
+use fer::kernels::reduce::{channel_sum, ChannelSumShape};
 use fer::kernels::softmax_ce::{
     softmax_ce_accumulate, softmax_ce_backward, softmax_ce_forward, softmax_ce_train, CrossEntropy,
     SoftmaxCeInputs, ROW_STATS,
@@ -191,7 +192,17 @@ fn check(problem: &Problem, scale: f32) {
 }
 
 /// (rows, classes): one row, one class, ragged workgroups, the 7 emotions, and 10 classes.
-const SHAPES: &[(usize, usize)] = &[(1, 1), (3, 1), (1, 7), (67, 7), (130, 7), (67, 10)];
+// (9, 8): rows of whole quads for column_sum; (3, 70): more classes than the workgroup.
+const SHAPES: &[(usize, usize)] = &[
+    (1, 1),
+    (3, 1),
+    (1, 7),
+    (67, 7),
+    (130, 7),
+    (67, 10),
+    (9, 8),
+    (3, 70),
+];
 
 fn every_shape_and_option(spread: f32, scale: f32) {
     for (seed, &(rows, classes)) in SHAPES.iter().enumerate() {
@@ -218,6 +229,8 @@ fn forward_and_backward_match_twin() {
 /// softmax_ce_train is forward → accumulate → backward in one dispatch and must give the same
 /// bits: the stats (added onto earlier sums, as across steps) and dlogits, on every shape and
 /// option, more rows than the workgroup included. Each half is held against the twin above.
+/// Its per-class sum of dlogits (the bias gradient of the logits' layer) must be column_sum's
+/// bits over those dlogits.
 #[test]
 fn train_is_forward_accumulate_backward_bit_for_bit() {
     for (seed, &(rows, classes)) in SHAPES.iter().enumerate() {
@@ -239,7 +252,21 @@ fn train_is_forward_accumulate_backward_bit_for_bit() {
                 &softmax_ce_accumulate(gpu(), rows, &records, &separate_stats).expect("builds"),
                 &backward_dispatch(&problem, &gpu_in, 0.5, &separate_dlogits),
             ]);
-            let (fused_stats, fused_dlogits) = (upload(&earlier), zeros(problem.ce.logits_len()));
+            let by_class = ChannelSumShape {
+                outer: rows,
+                channels: classes,
+                inner: 1,
+            };
+            let separate_sum = zeros(classes);
+            run(&[
+                &channel_sum(gpu(), &by_class, false, &separate_dlogits, &separate_sum)
+                    .expect("column_sum builds"),
+            ]);
+            let (fused_stats, fused_dlogits, fused_sum) = (
+                upload(&earlier),
+                zeros(problem.ce.logits_len()),
+                zeros(classes),
+            );
             let train = softmax_ce_train(
                 gpu(),
                 &problem.ce,
@@ -247,6 +274,7 @@ fn train_is_forward_accumulate_backward_bit_for_bit() {
                 &gpu_in.inputs(),
                 &fused_dlogits,
                 &fused_stats,
+                Some(&fused_sum),
             )
             .expect("softmax_ce_train builds");
             run(&[&train]);
@@ -260,6 +288,11 @@ fn train_is_forward_accumulate_backward_bit_for_bit() {
                 &format!("dlogits {what}"),
                 &read(&fused_dlogits),
                 &read(&separate_dlogits),
+            );
+            assert_bits_eq(
+                &format!("dlogits summed per class {what}"),
+                &read(&fused_sum),
+                &read(&separate_sum),
             );
         }
     }

@@ -11,7 +11,9 @@
 //   softmax_ce_train       the three above in one dispatch for a training step: one workgroup
 //                          walks the rows as accumulate does, adding each row's record straight
 //                          into stats and writing its dlogits: the same bits, two dispatches
-//                          fewer.
+//                          fewer. With SUM_DLOGITS it also sums dlogits per class down the rows,
+//                          in order (reduce.wgsl's column_sum, the same bits): the gradient of
+//                          the bias of the layer that made the logits.
 //
 // −log p_c is computed as (max − x_c) + log Σ exp(x − max): two non-negative terms and no
 // exp of a large argument, so logits of ±1e4 neither overflow nor lose the small terms.
@@ -25,6 +27,7 @@ struct Params {
 }
 
 override WEIGHTED: bool = false;
+override SUM_DLOGITS: bool = false;
 
 const WG: u32 = 64u;
 
@@ -193,6 +196,8 @@ fn softmax_ce_backward(
 // a training step's loss: forward, accumulate and backward (dlogits at binding 4, as backward)
 
 @group(0) @binding(5) var<storage, read_write> train_stats: array<vec4<f32>>;
+// Σ_rows dlogits per class, written only with SUM_DLOGITS.
+@group(0) @binding(6) var<storage, read_write> train_dlogits_sum: array<f32>;
 
 @compute @workgroup_size(WG)
 fn softmax_ce_train(@builtin(local_invocation_index) lid: u32) {
@@ -205,5 +210,16 @@ fn softmax_ce_train(@builtin(local_invocation_index) lid: u32) {
     let total = workgroup_total(own, lid);
     if lid == 0u {
         train_stats[0] += total;
+    }
+    if SUM_DLOGITS {
+        // Every row's dlogits are written before any column of them is read.
+        storageBarrier();
+        for (var c = lid; c < p.classes; c += WG) {
+            var sum = 0.0;
+            for (var i = 0u; i < p.rows; i++) {
+                sum += dlogits[i * p.classes + c];
+            }
+            train_dlogits_sum[c] = sum;
+        }
     }
 }

@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 use fer::gpu::{GpuBuffer, GpuContext, GpuOptions};
 use fer::graph::{Model, Plan};
 use fer::kernels::elementwise::fill;
+use fer::kernels::reduce::{channel_sum, ChannelSumShape};
 use fer::kernels::softmax_ce::{
     softmax_ce_accumulate, softmax_ce_backward, softmax_ce_forward, CrossEntropy, SoftmaxCeInputs,
     ROW_STATS,
@@ -119,6 +120,16 @@ impl Bench {
             softmax_ce_backward(ctx, &self.ce, 1.0, &inputs, self.plan.grad_logits())
                 .expect("dlogits"),
         ];
+        // The last layer's bias gradient, which the plan leaves to the loss (the trainer's
+        // softmax_ce_train writes it in the same dispatch).
+        let by_class = ChannelSumShape {
+            outer: BATCH,
+            channels: CLASSES,
+            inner: 1,
+        };
+        let bias_sum = self.plan.grad_logits_sum().map(|sum| {
+            channel_sum(ctx, &by_class, false, self.plan.grad_logits(), sum).expect("sum")
+        });
         // NaN in every gradient first: backward must overwrite each one (a bias gradient that
         // batch norm's sum should have written would otherwise pass as the zeros it starts as,
         // its exact value being 0).
@@ -138,6 +149,9 @@ impl Bench {
                 .for_each(|dispatch| dispatch.record(&mut pass));
             self.plan.record_forward(&mut pass, true);
             loss.iter().for_each(|dispatch| dispatch.record(&mut pass));
+            bias_sum
+                .iter()
+                .for_each(|dispatch| dispatch.record(&mut pass));
             self.plan.record_backward(&mut pass);
         }
         ctx.queue.submit([encoder.finish()]);

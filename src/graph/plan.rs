@@ -108,18 +108,22 @@ impl Model {
         epilogues
     }
 
-    /// Per layer, the store index of its tensor whose gradient the layer after it writes as
-    /// the per-channel sum of its input gradient ([`Layer::grad_output_sum`] met by
-    /// [`Layer::sums_grad_input`] right after it, neither applied as another's epilogue).
-    fn summed_by_next(&self, absorbed: &[bool]) -> Vec<Option<usize>> {
+    /// Per layer, the store index of its tensor ([`Layer::grad_output_sum`]) whose gradient
+    /// another writes as the per-channel sum of the layer's output gradient: the layer right
+    /// after it where that one [`Layer::sums_grad_input`] (neither applied as another's
+    /// epilogue), or for the last layer the loss (see [`Plan::grad_logits_sum`]).
+    fn summed_elsewhere(&self, absorbed: &[bool]) -> Vec<Option<usize>> {
+        let last = self.nodes.len() - 1;
         self.nodes
             .iter()
             .enumerate()
             .map(|(i, node)| {
-                let next = self.nodes.get(i + 1)?;
                 let tensor = node.layer.grad_output_sum()?;
-                let eligible = !absorbed[i] && !absorbed[i + 1] && next.layer.sums_grad_input();
-                eligible.then(|| node.params[tensor])
+                let by_next = |next: &Node| !absorbed[i + 1] && next.layer.sums_grad_input();
+                let summed = !absorbed[i]
+                    && !node.layer.is_reshape()
+                    && (i == last || by_next(&self.nodes[i + 1]));
+                summed.then(|| node.params[tensor])
             })
             .collect()
     }
@@ -176,7 +180,7 @@ impl Model {
                 slot_of[i + 1] = activations.len() - 1;
             }
         }
-        let summed_by_next = self.summed_by_next(&absorbed);
+        let summed_elsewhere = self.summed_elsewhere(&absorbed);
         let mut forward_train = Vec::new();
         let mut forward_eval = Vec::new();
         let mut backward = Vec::new();
@@ -199,9 +203,9 @@ impl Model {
                 fused: fused[i],
                 grad_input_sum: i
                     .checked_sub(1)
-                    .and_then(|before| summed_by_next[before])
+                    .and_then(|before| summed_elsewhere[before])
                     .map(|p| self.params.get(p).grad()),
-                grad_output_summed: summed_by_next[i].is_some(),
+                grad_output_summed: summed_elsewhere[i].is_some(),
             };
             let kernels = node.layer.record(ctx, &io)?;
             forward_eval.extend(
@@ -219,6 +223,7 @@ impl Model {
             );
         }
         let logits = slot_of[shapes.len() - 1];
+        let logits_bias = summed_elsewhere.last().copied().flatten();
         Ok(Plan {
             batch,
             output_shape: shapes[shapes.len() - 1].clone(),
@@ -227,6 +232,10 @@ impl Model {
             backward: backward.into_iter().rev().flatten().collect(),
             step_hooks,
             logits,
+            logits_bias_grad: logits_bias.map(|p| {
+                let grad = self.params.get(p).grad();
+                grad.view(0, grad.len())
+            }),
             activations,
             gradients,
         })
@@ -251,6 +260,9 @@ pub struct Plan {
     /// Each with the index of the layer that made it.
     step_hooks: Vec<(usize, StepHook)>,
     logits: usize,
+    /// The gradient of the last layer's bias, which the loss writes (see
+    /// [`Plan::grad_logits_sum`]).
+    logits_bias_grad: Option<GpuBuffer>,
     activations: Vec<GpuBuffer>,
     gradients: Vec<GpuBuffer>,
 }
@@ -269,6 +281,13 @@ impl Plan {
     /// Where the loss writes dL/d(logits) before [`Plan::record_backward`].
     pub fn grad_logits(&self) -> &GpuBuffer {
         &self.gradients[self.logits]
+    }
+
+    /// Where the loss also writes dL/d(logits) summed over the batch per class, if the last
+    /// layer adds a bias per class: that sum is the bias's gradient, and the backward pass
+    /// leaves it to the loss (`softmax_ce_train` writes it in the same dispatch).
+    pub fn grad_logits_sum(&self) -> Option<&GpuBuffer> {
+        self.logits_bias_grad.as_ref()
     }
 
     /// Gives every layer that draws randomness per step (dropout) its seed for this step,

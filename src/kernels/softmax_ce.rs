@@ -35,7 +35,8 @@ const FORWARD_FLOPS_PER_LOGIT: f64 = 4.0;
 const BACKWARD_FLOPS_PER_LOGIT: f64 = 6.0;
 
 /// A kernel reading the logits, labels and class weight and writing `outputs` (bound after
-/// them), over `workgroups`.
+/// them), over `workgroups`, with `constants` besides WEIGHTED.
+#[allow(clippy::too_many_arguments)] // one launch of any of the four entries, spelled out
 fn loss_kernel(
     ctx: &GpuContext,
     entry: &'static str,
@@ -43,6 +44,7 @@ fn loss_kernel(
     scale: f32,
     inputs: &SoftmaxCeInputs,
     outputs: &[&GpuBuffer],
+    constants: &[(&'static str, f64)],
     workgroups: [u32; 3],
 ) -> Result<Dispatch, GpuError> {
     let SoftmaxCeInputs {
@@ -76,7 +78,11 @@ fn loss_kernel(
         shader: &shaders::SOFTMAX_CE,
         entry,
         bindings: &bindings,
-        constants: &[("WEIGHTED", if weight.is_some() { 1.0 } else { 0.0 })],
+        constants: &[
+            &[("WEIGHTED", if weight.is_some() { 1.0 } else { 0.0 })],
+            constants,
+        ]
+        .concat(),
     })?;
     let params = Params {
         rows: ce.rows as u32,
@@ -109,7 +115,7 @@ fn per_row(
     output: &GpuBuffer,
 ) -> Result<Dispatch, GpuError> {
     let workgroups = workgroups_1d(ce.rows.div_ceil(WORKGROUP));
-    loss_kernel(ctx, entry, ce, scale, inputs, &[output], workgroups)
+    loss_kernel(ctx, entry, ce, scale, inputs, &[output], &[], workgroups)
 }
 
 /// What a per-row kernel reads (logits, labels, the class weight) and writes (`output_len`).
@@ -203,8 +209,10 @@ pub fn softmax_ce_backward(
 
 /// A training step's loss in one dispatch: [`softmax_ce_forward`]'s records added into
 /// `stats` as [`softmax_ce_accumulate`] adds them, and [`softmax_ce_backward`]'s `dlogits`,
-/// bit for bit what the three give (the per-row records are not kept). One workgroup walks all
-/// the rows, which suits a training batch (tens to thousands of rows of a few classes).
+/// bit for bit what the three give (the per-row records are not kept), and where `dlogits_sum`
+/// is given, `dlogits` summed over the rows per class (the gradient of the bias of the layer
+/// that made the logits; column_sum's bits). One workgroup walks all the rows, which suits a
+/// training batch (tens to thousands of rows of a few classes).
 pub fn softmax_ce_train(
     ctx: &GpuContext,
     ce: &CrossEntropy,
@@ -212,10 +220,16 @@ pub fn softmax_ce_train(
     inputs: &SoftmaxCeInputs,
     dlogits: &GpuBuffer,
     stats: &GpuBuffer,
+    dlogits_sum: Option<&GpuBuffer>,
 ) -> Result<Dispatch, GpuError> {
     assert!(
         dlogits.len() >= ce.logits_len(),
         "softmax_ce_train: dlogits too small for {ce:?}"
+    );
+    assert!(
+        dlogits_sum.is_none_or(|sum| sum.len() >= ce.classes),
+        "softmax_ce_train: dlogits_sum shorter than {} classes",
+        ce.classes
     );
     assert!(
         stats.len() >= ROW_STATS,
@@ -228,13 +242,26 @@ pub fn softmax_ce_train(
         // The inputs once, dlogits written, the stats read and written back.
         bytes: backward.bytes + Cost::words(2 * ROW_STATS),
     };
+    let unused;
+    let sum = match dlogits_sum {
+        Some(sum) => sum,
+        None => {
+            unused = GpuBuffer::zeros(ctx, "no dlogits sum", 1);
+            &unused
+        }
+    };
+    let sums: &[(&str, f64)] = match dlogits_sum {
+        Some(_) => &[("SUM_DLOGITS", 1.0)],
+        None => &[],
+    };
     let dispatch = loss_kernel(
         ctx,
         "softmax_ce_train",
         ce,
         scale,
         inputs,
-        &[dlogits, stats],
+        &[dlogits, stats, sum],
+        sums,
         [1, 1, 1],
     )?;
     Ok(dispatch.with_cost(cost))

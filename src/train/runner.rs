@@ -125,6 +125,7 @@ impl<'a> Runner<'a> {
                     &inputs,
                     plan.grad_logits(),
                     &self.stats,
+                    plan.grad_logits_sum(),
                 )?,
                 plan,
                 labels,
