@@ -22,7 +22,37 @@ fn padded_bytes(len: usize) -> u64 {
     ((len.max(1) * 4).div_ceil(16) * 16) as u64
 }
 
+/// What a kernel binds for an input it may go without: the buffer, or where there is none a
+/// one-element placeholder (the kernel, specialised with that input off, never touches it).
+pub enum OrPlaceholder<'a> {
+    Given(&'a GpuBuffer),
+    Placeholder(GpuBuffer),
+}
+
+impl std::ops::Deref for OrPlaceholder<'_> {
+    type Target = GpuBuffer;
+
+    fn deref(&self) -> &GpuBuffer {
+        match self {
+            OrPlaceholder::Given(buffer) => buffer,
+            OrPlaceholder::Placeholder(buffer) => buffer,
+        }
+    }
+}
+
 impl GpuBuffer {
+    /// `buffer`, or a one-element placeholder labelled `label` where it is `None`.
+    pub fn or_placeholder<'a>(
+        ctx: &GpuContext,
+        buffer: Option<&'a GpuBuffer>,
+        label: &str,
+    ) -> OrPlaceholder<'a> {
+        match buffer {
+            Some(buffer) => OrPlaceholder::Given(buffer),
+            None => OrPlaceholder::Placeholder(GpuBuffer::zeros(ctx, label, 1)),
+        }
+    }
+
     pub fn from_slice<T: Pod>(ctx: &GpuContext, label: &str, data: &[T]) -> Self {
         assert_eq!(
             std::mem::size_of::<T>(),

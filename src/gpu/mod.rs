@@ -9,7 +9,7 @@ mod pipeline;
 mod timing;
 mod tuning;
 
-pub use buffer::GpuBuffer;
+pub use buffer::{GpuBuffer, OrPlaceholder};
 pub use context::{AdapterSummary, BackendChoice, GpuContext, GpuOptions};
 pub use dispatch::{quad_workgroups, workgroups_1d, Cost, Dispatch, QuadGrid};
 pub use error::GpuError;

@@ -390,17 +390,10 @@ pub fn backward(
         assert_len(what, buffer, shape.channels, shape);
     }
     let sums_dx = dx_sum.is_some();
-    let unused;
-    let dx_sum = match dx_sum {
-        Some(dx_sum) => {
-            assert_len("dx_sum", dx_sum, shape.channels, shape);
-            dx_sum
-        }
-        None => {
-            unused = GpuBuffer::zeros(ctx, "batchnorm no dx sum", 1);
-            &unused
-        }
-    };
+    if let Some(dx_sum) = dx_sum {
+        assert_len("dx_sum", dx_sum, shape.channels, shape);
+    }
+    let dx_sum = GpuBuffer::or_placeholder(ctx, dx_sum, "batchnorm no dx sum");
     let relu = epilogue.relu;
     let (entry, workgroups) = per_channel(
         shape,
@@ -421,7 +414,7 @@ pub fn backward(
         ),
         &params,
         &[x, dy, saved_mean, saved_invstd, gamma, y],
-        &[dx, dgamma, dbeta, dx_sum],
+        &[dx, dgamma, dbeta, &dx_sum],
         workgroups,
     )
 }

@@ -259,19 +259,12 @@ impl Gemm<'_> {
                 a_len + b_len + c_passes * c_len + self.bias.map_or(0, |_| shape.out_channels),
             ),
         };
-        let no_bias;
-        let bias = match self.bias {
-            Some(bias) => bias,
-            None => {
-                no_bias = GpuBuffer::zeros(ctx, "no bias", 1);
-                &no_bias
-            }
-        };
+        let bias = GpuBuffer::or_placeholder(ctx, self.bias, "no bias");
         Ok(Dispatch::new(
             ctx,
             &kernel,
             &params,
-            &[self.a, self.b, bias, self.c],
+            &[self.a, self.b, &bias, self.c],
             grid.map(|g| g as u32),
         )
         .with_cost(cost))

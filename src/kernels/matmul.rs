@@ -234,19 +234,12 @@ pub fn matmul(
             shape.a_len() + shape.b_len() + c_passes * shape.c_len() + bias.map_or(0, |_| bias_len),
         ),
     };
-    let no_bias;
-    let bias = match bias {
-        Some(bias) => bias,
-        None => {
-            no_bias = GpuBuffer::zeros(ctx, "no bias", 1);
-            &no_bias
-        }
-    };
+    let bias = GpuBuffer::or_placeholder(ctx, bias, "no bias");
     let (tile_m, tile_n) = variant.tile();
     let workgroups = [
         shape.n.div_ceil(tile_n) as u32,
         shape.m.div_ceil(tile_m) as u32,
         shape.batch as u32,
     ];
-    Ok(Dispatch::new(ctx, &kernel, &params, &[a, b, bias, c], workgroups).with_cost(cost))
+    Ok(Dispatch::new(ctx, &kernel, &params, &[a, b, &bias, c], workgroups).with_cost(cost))
 }

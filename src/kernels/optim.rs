@@ -133,19 +133,12 @@ pub fn sgd(ctx: &GpuContext, group: &SgdGroup, buffers: SgdBuffers) -> Result<Di
         one_minus_dampening: (1.0 - config.dampening) as f32,
         weight_decay: config.weight_decay as f32,
     };
-    let no_momentum;
-    let momentum_buffer = match momentum_buffer {
-        Some(buffer) => buffer,
-        None => {
-            no_momentum = GpuBuffer::zeros(ctx, "no momentum buffer", 1);
-            &no_momentum
-        }
-    };
+    let momentum_buffer = GpuBuffer::or_placeholder(ctx, momentum_buffer, "no momentum buffer");
     Ok(Dispatch::new(
         ctx,
         &kernel,
         &params,
-        &[&group.hyper, param, grad, momentum_buffer],
+        &[&group.hyper, param, grad, &momentum_buffer],
         grid.workgroups,
     )
     .with_cost(sgd_cost(n, config)))

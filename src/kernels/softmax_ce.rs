@@ -90,15 +90,8 @@ fn loss_kernel(
         label_smoothing: ce.label_smoothing,
         scale,
     };
-    let no_weight;
-    let weight = match weight {
-        Some(weight) => weight,
-        None => {
-            no_weight = GpuBuffer::zeros(ctx, "no weight", 1);
-            &no_weight
-        }
-    };
-    let buffers: Vec<&GpuBuffer> = [logits, labels, weight]
+    let weight = GpuBuffer::or_placeholder(ctx, weight, "no weight");
+    let buffers: Vec<&GpuBuffer> = [logits, labels, &weight]
         .into_iter()
         .chain(outputs.iter().copied())
         .collect();
@@ -242,14 +235,7 @@ pub fn softmax_ce_train(
         // The inputs once, dlogits written, the stats read and written back.
         bytes: backward.bytes + Cost::words(2 * ROW_STATS),
     };
-    let unused;
-    let sum = match dlogits_sum {
-        Some(sum) => sum,
-        None => {
-            unused = GpuBuffer::zeros(ctx, "no dlogits sum", 1);
-            &unused
-        }
-    };
+    let sum = GpuBuffer::or_placeholder(ctx, dlogits_sum, "no dlogits sum");
     let sums: &[(&str, f64)] = match dlogits_sum {
         Some(_) => &[("SUM_DLOGITS", 1.0)],
         None => &[],
@@ -260,7 +246,7 @@ pub fn softmax_ce_train(
         ce,
         scale,
         inputs,
-        &[dlogits, stats, sum],
+        &[dlogits, stats, &sum],
         sums,
         [1, 1, 1],
     )?;
