@@ -39,7 +39,8 @@ pub trait Layer: Send + Sync {
     /// The index (in [`Layer::params`]) of the tensor whose gradient is this layer's output
     /// gradient summed over every axis but the channels (axis 1), if it has one: a bias added
     /// per channel. The plan has the layer after it write that sum where that layer
-    /// [`Layer::sums_grad_input`], and says so in [`LayerIo::grad_output_summed`].
+    /// [`Layer::sums_grad_input`], and the loss where this layer is the last (see
+    /// [`super::Plan::grad_logits_sum`]); it says so in [`LayerIo::grad_output_summed`].
     fn grad_output_sum(&self) -> Option<usize> {
         None
     }
@@ -142,8 +143,9 @@ pub struct LayerIo<'a> {
     /// Where backward also writes `grad_input` summed per channel (see
     /// [`Layer::sums_grad_input`]): the bias gradient of the layer before.
     pub grad_input_sum: Option<&'a GpuBuffer>,
-    /// The layer after this one writes `grad_output` summed per channel into the gradient of
-    /// the tensor [`Layer::grad_output_sum`] names; backward records no reduction for it.
+    /// The layer after this one, or the loss after the last, writes `grad_output` summed per
+    /// channel into the gradient of the tensor [`Layer::grad_output_sum`] names; backward
+    /// records no reduction for it.
     pub grad_output_summed: bool,
 }
 

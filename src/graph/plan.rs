@@ -113,7 +113,6 @@ impl Model {
     /// after it where that one [`Layer::sums_grad_input`] (neither applied as another's
     /// epilogue), or for the last layer the loss (see [`Plan::grad_logits_sum`]).
     fn summed_elsewhere(&self, absorbed: &[bool]) -> Vec<Option<usize>> {
-        let last = self.nodes.len() - 1;
         self.nodes
             .iter()
             .enumerate()
@@ -122,7 +121,7 @@ impl Model {
                 let by_next = |next: &Node| !absorbed[i + 1] && next.layer.sums_grad_input();
                 let summed = !absorbed[i]
                     && !node.layer.is_reshape()
-                    && (i == last || by_next(&self.nodes[i + 1]));
+                    && self.nodes.get(i + 1).is_none_or(by_next);
                 summed.then(|| node.params[tensor])
             })
             .collect()
