@@ -1,5 +1,6 @@
 //! fer: a GPU training engine for facial-expression recognition. Every kernel is a WGSL compute
-//! shader run through wgpu, with a plain CPU twin in [`reference`] that specifies it.
+//! shader run through wgpu, with a plain CPU twin in [`reference`](mod@reference) that
+//! specifies it.
 
 pub mod bench;
 pub mod data;

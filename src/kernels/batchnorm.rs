@@ -210,8 +210,9 @@ pub struct TrainForwardBuffers<'a> {
     pub running_var: &'a GpuBuffer,
 }
 
-/// Training mode, per channel (see [`per_channel`]): batch statistics, y (through the
-/// epilogue), the saved statistics and the running statistics in one dispatch (twin:
+/// Training mode, per channel (a workgroup each, or columns walked where
+/// [`super::walks_columns`] says): batch statistics, y (through the epilogue), the saved
+/// statistics and the running statistics in one dispatch (twin:
 /// [`crate::reference::batchnorm::train_forward`]).
 pub fn train_forward(
     ctx: &GpuContext,
@@ -355,7 +356,7 @@ pub struct BackwardBuffers<'a> {
 }
 
 /// Backward of [`train_forward`] with the same epilogue (whose dropout seed it does not need),
-/// per channel (see [`per_channel`]): dβ, dγ and dx (and Σdx) in one dispatch (twin:
+/// per channel as it: dβ, dγ and dx (and Σdx) in one dispatch (twin:
 /// [`crate::reference::batchnorm::backward`]).
 pub fn backward(
     ctx: &GpuContext,

@@ -1,6 +1,6 @@
 //! Host side of `shaders/lowering.wgsl`: im2col, col2im and the batch↔channel swap, the
 //! memory-bound steps of a convolution lowered to matrix products (see
-//! [`Conv2dSchedule::Lowered`](super::conv2d::Conv2dSchedule)).
+//! [`Conv2dSchedule::Lowered`](super::conv2d_layer::Conv2dSchedule::Lowered)).
 
 use crate::gpu::{
     quad_workgroups, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,

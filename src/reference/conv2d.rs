@@ -148,7 +148,7 @@ pub fn grad_weight(
     store(&acc, accumulate, grad_weight);
 }
 
-/// dL/dbias[o] = Σ_{n,oy,ox} grad_output[n, o, oy, ox] (or `+=` when `accumulate`).
+/// `dL/dbias[o] = Σ_{n,oy,ox} grad_output[n, o, oy, ox]` (or `+=` when `accumulate`).
 pub fn grad_bias(
     shape: &Conv2dShape,
     grad_output: &[f32],
