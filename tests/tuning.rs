@@ -1,6 +1,8 @@
-//! Per-adapter kernel choice: measured once, remembered in memory and on disk.
+//! Per-adapter kernel choice: measured once, remembered in memory and on disk, per set of
+//! shaders it was measured on.
 
 use fer::gpu::{GpuContext, GpuOptions};
+use fer::shaders::{MATMUL, POOL};
 
 #[test]
 fn kernel_choices_are_measured_once_and_remembered_on_disk() {
@@ -20,19 +22,23 @@ fn kernel_choices_are_measured_once_and_remembered_on_disk() {
     };
     let off = open(false);
     assert_eq!(
-        off.tuned("probe", 1u32, measure).unwrap(),
+        off.tuned("probe", &[&MATMUL], 1u32, measure).unwrap(),
         1,
         "no autotune: the default"
     );
     assert_eq!(measured.get(), 0);
 
     let on = open(true);
-    assert_eq!(on.tuned("probe", 1u32, measure).unwrap(), 7);
-    assert_eq!(on.tuned("probe", 1u32, measure).unwrap(), 7);
+    assert_eq!(on.tuned("probe", &[&MATMUL], 1u32, measure).unwrap(), 7);
+    assert_eq!(on.tuned("probe", &[&MATMUL], 1u32, measure).unwrap(), 7);
     assert_eq!(measured.get(), 1, "measured once per process");
     let again = open(true);
-    assert_eq!(again.tuned("probe", 1u32, measure).unwrap(), 7);
+    assert_eq!(again.tuned("probe", &[&MATMUL], 1u32, measure).unwrap(), 7);
     assert_eq!(measured.get(), 1, "remembered on disk across contexts");
+    // The same key measured on other kernels is another choice: a change to one shader
+    // re-times what runs on it and nothing else.
+    assert_eq!(again.tuned("probe", &[&POOL], 1u32, measure).unwrap(), 7);
+    assert_eq!(measured.get(), 2, "keyed by the shaders it ran on");
     let _ = std::fs::remove_file(&file);
 
     // The real family: a matmul shape gets a variant that exists.

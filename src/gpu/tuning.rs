@@ -5,14 +5,16 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use super::context::{AdapterSummary, GpuContext};
 use super::dispatch::Dispatch;
 use super::error::GpuError;
+use super::pipeline::Shader;
 use super::timing::GpuTimer;
 
-/// Remembered choices, `"<adapter> | <driver> | shaders <fingerprint> | <key>" → variant name`.
+/// Remembered choices, `"<adapter> | <driver> | shaders <fingerprint> | <key>" → variant name`,
+/// the fingerprint of the shaders the choice was measured on.
 pub(crate) struct Tuning {
     /// Where choices persist; `None` when autotuning is off.
     file: Option<PathBuf>,
@@ -43,27 +45,25 @@ fn cache_file() -> PathBuf {
     base.join("fer").join("autotune.json")
 }
 
-fn full_key(adapter: &AdapterSummary, key: &str) -> String {
+fn full_key(adapter: &AdapterSummary, shaders: &[&Shader], key: &str) -> String {
     format!(
         "{} | {} | shaders {:016x} | {key}",
         adapter.name,
         adapter.driver_info,
-        shaders_fingerprint()
+        shaders_fingerprint(shaders)
     )
 }
 
-/// FNV-1a of every shader's source: a choice measured among other kernels (a variant added,
-/// one made faster) is measured again rather than trusted. Hashed once per process.
-fn shaders_fingerprint() -> u64 {
-    static FINGERPRINT: OnceLock<u64> = OnceLock::new();
-    *FINGERPRINT.get_or_init(|| {
-        crate::shaders::ALL
-            .iter()
-            .flat_map(|shader| shader.source.bytes())
-            .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-                (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3)
-            })
-    })
+/// FNV-1a of the sources (preludes included) of the shaders a choice is measured on: a choice
+/// measured among other kernels (a variant added, one made faster) is measured again rather
+/// than trusted, and a change to any other shader leaves it be.
+fn shaders_fingerprint(shaders: &[&Shader]) -> u64 {
+    shaders
+        .iter()
+        .flat_map(|shader| shader.source.bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 impl GpuContext {
@@ -72,15 +72,17 @@ impl GpuContext {
         self.tuning.file.is_some()
     }
 
-    /// The variant remembered for `key` on this adapter; else, when autotuning, the one
-    /// `measure` finds fastest (remembered and saved); else `default`.
+    /// The variant remembered for `key` on this adapter and these `shaders` (the ones
+    /// `measure` runs); else, when autotuning, the one `measure` finds fastest (remembered and
+    /// saved); else `default`.
     pub fn tuned<T: FromStr + ToString>(
         &self,
         key: &str,
+        shaders: &[&Shader],
         default: T,
         measure: impl FnOnce() -> Result<T, GpuError>,
     ) -> Result<T, GpuError> {
-        let key = full_key(self.summary(), key);
+        let key = full_key(self.summary(), shaders, key);
         let lock = || {
             self.tuning
                 .choices

@@ -30,6 +30,7 @@ use super::lowering::{col2im, col_len, col_shape, im2col, swap_batch_channel};
 use super::matmul::{matmul, Epilogue, MatmulOperands, MatmulShape, MatmulVariant};
 use super::reduce::{channel_sum, ChannelSumShape};
 use crate::gpu::{self, Dispatch, GpuBuffer, GpuContext, GpuError};
+use crate::shaders;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Conv2dSchedule {
@@ -87,7 +88,14 @@ impl Conv2dSchedule {
             s.padding,
             if grad_input { " with grad-input" } else { "" }
         );
-        let choice = ctx.tuned(&key, lowered, || fastest(ctx, shape, grad_input))?;
+        // Every kernel a schedule's training pass runs: split-K sums its partials on reduce.
+        let kernels = [
+            &shaders::CONV2D,
+            &shaders::LOWERING,
+            &shaders::MATMUL,
+            &shaders::REDUCE,
+        ];
+        let choice = ctx.tuned(&key, &kernels, lowered, || fastest(ctx, shape, grad_input))?;
         // The choice was made at one batch size; at this one its scratch may not fit.
         Ok(if choice.fits(ctx, shape) {
             choice

@@ -51,7 +51,8 @@ impl MatmulVariant {
             if shape.trans_a { " Aᵀ" } else { "" },
             if shape.trans_b { " Bᵀ" } else { "" }
         );
-        ctx.tuned(&key, Self::preferred(ctx.summary()), || fastest(ctx, shape))
+        let preferred = Self::preferred(ctx.summary());
+        ctx.tuned(&key, &[&shaders::MATMUL], preferred, || fastest(ctx, shape))
     }
 
     fn name(self) -> &'static str {
