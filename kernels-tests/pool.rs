@@ -1,11 +1,14 @@
 //! pool: max pool forward (values and argmax indices) and backward, in both layouts (a window
-//! or a row of windows per invocation), global average pool forward and backward, each against
-//! its twin on awkward shapes, plus finite-difference checks of the backward twins.
+//! or a row of windows per invocation), alone and with a fused dropout, global average pool
+//! forward and backward, each against its twin on awkward shapes, plus finite-difference
+//! checks of the backward twins.
 //!
 //! Tolerances:
 //! - max pool forward copies one input per output: values (NaN included) and indices exact.
 //! - max pool backward without overlap (kernel ≤ stride) copies one dy or writes 0: exact.
 //!   With overlap each dx sums at most ⌈k/s⌉² dy terms: γ_{⌈k/s⌉²}·Σ|dy terms|.
+//! - a fused dropout adds one multiply by 1/(1 − p) per survivor, the one its twin rounds: the
+//!   same bounds.
 //! - global average pool: an n-term f32 sum, γ_n·Σ|x|/n, then a division WGSL computes to
 //!   2.5 ulp (≤ 5u relative) that the twin rounds once more (≤ u): 6u·|y| on top.
 //! - its backward is that division alone: 6u·|dx|.
@@ -15,6 +18,7 @@ use fer::kernels::pool::{
     Pool2dShape, PoolLayout,
 };
 use fer::reference;
+use fer::reference::elementwise::Dropout;
 use fer::rng::Rng;
 
 use crate::common::*;
@@ -77,8 +81,8 @@ fn check_max_pool_forward(what: &str, shape: &Pool2dShape, x: &[f32]) {
     for layout in PoolLayout::ALL {
         let y = zeros(shape.output_len());
         let indices = zeros(shape.output_len());
-        let dispatch =
-            max_pool2d(gpu(), shape, layout, &upload(x), &y, &indices).expect("max_pool2d builds");
+        let dispatch = max_pool2d(gpu(), shape, layout, None, &upload(x), &y, &indices)
+            .expect("max_pool2d builds");
         run(&[&dispatch]);
         let what = format!("{what} {layout:?} {shape:?}");
         assert_exact(&format!("{what} y"), &read(&y), &want_y);
@@ -173,11 +177,88 @@ fn max_pool_backward_matches_reference() {
         for layout in PoolLayout::ALL {
             let dx = upload(&vec![f32::NAN; shape.input_len()]); // every element must be written
             let (dy, indices) = (upload(&dy), upload_u32(&indices));
-            let dispatch = max_pool2d_backward(gpu(), &shape, layout, &dy, &indices, &dx)
+            let dispatch = max_pool2d_backward(gpu(), &shape, layout, None, &dy, &indices, &dx)
                 .expect("max_pool2d_backward builds");
             run(&[&dispatch]);
             let what = format!("dx {layout:?} {shape:?}");
             assert_within(&what, &read(&dx), &want, &tolerance);
+        }
+    }
+}
+
+/// Max pool then dropout, as one kernel: the forward against the twins run one after the
+/// other (a dropped window's index is u32::MAX), the backward against their backward passes
+/// (dropout's, then max pool's with the plain indices), on every shape and in both layouts.
+#[test]
+fn max_pool_with_fused_dropout_matches_pool_then_dropout() {
+    for shape in max_pool_shapes() {
+        let dropout = Dropout::new(0.25, seed_of(&shape) ^ 0x5eed);
+        let x = random(seed_of(&shape), shape.input_len());
+        let dy = random(seed_of(&shape) + 1, shape.output_len());
+        let mut pooled = vec![0.0; shape.output_len()];
+        let mut indices = vec![0; shape.output_len()];
+        reference::pool::max_pool2d(&shape, &x, &mut pooled, &mut indices);
+        let want_y = reference::elementwise::dropout(&dropout, &pooled);
+        let want_indices: Vec<u32> = (0..shape.output_len())
+            .map(|i| {
+                if dropout.keeps(i as u32) {
+                    indices[i]
+                } else {
+                    u32::MAX
+                }
+            })
+            .collect();
+        let dropped = want_indices.iter().filter(|&&i| i == u32::MAX).count();
+        assert!(
+            dropped > 0 || shape.output_len() < 8,
+            "{shape:?}: the mask drops nothing"
+        );
+        let dy_pooled = reference::elementwise::dropout(&dropout, &dy);
+        let mut want_dx = vec![0.0; shape.input_len()];
+        reference::pool::max_pool2d_backward(&shape, &dy_pooled, &indices, &mut want_dx);
+        let abs: Vec<f32> = dy_pooled.iter().map(|v| v.abs()).collect();
+        let mut magnitude = vec![0.0; shape.input_len()];
+        reference::pool::max_pool2d_backward(&shape, &abs, &indices, &mut magnitude);
+        let windows_per_element = shape.kernel.div_ceil(shape.stride).pow(2);
+        let tolerance: Vec<f64> = magnitude
+            .iter()
+            .map(|&m| {
+                if shape.overlapping() {
+                    gamma(windows_per_element) * m as f64
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        for layout in PoolLayout::ALL {
+            let what = format!("{layout:?} {shape:?}");
+            let (y, gpu_indices) = (zeros(shape.output_len()), zeros(shape.output_len()));
+            let forward = max_pool2d(
+                gpu(),
+                &shape,
+                layout,
+                Some(&dropout),
+                &upload(&x),
+                &y,
+                &gpu_indices,
+            )
+            .expect("max_pool2d builds");
+            let dx = upload(&vec![f32::NAN; shape.input_len()]);
+            // Backward takes no mask: any seed will do.
+            let backward = max_pool2d_backward(
+                gpu(),
+                &shape,
+                layout,
+                Some(&Dropout::new(0.25, 0)),
+                &upload(&dy),
+                &gpu_indices,
+                &dx,
+            )
+            .expect("max_pool2d_backward builds");
+            run(&[&forward, &backward]);
+            assert_exact(&format!("{what} y"), &read(&y), &want_y);
+            assert_eq!(read_u32(&gpu_indices), want_indices, "{what}: indices");
+            assert_within(&format!("{what} dx"), &read(&dx), &want_dx, &tolerance);
         }
     }
 }

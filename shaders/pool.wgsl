@@ -9,6 +9,13 @@
 //   global_avg_pool_workgroup  the same, one workgroup per plane with a tree, for large planes.
 //   global_avg_pool_backward   dx = dy / (height·width), broadcast over the plane.
 // Entries share binding numbers; each uses its own buffers under names that say what they hold.
+//
+// DROPOUT fuses a torch.nn.Dropout after the max pool: training forward writes keep(out) ?
+// max·a : 0 with elementwise.wgsl's mask (philox.wgsl, prepended) for output element `out`,
+// a = 1/(1 − p), and gives a dropped window NO_WINNER for its index, which no input element
+// matches. Backward then needs no mask: it scales dy by p.dropout_scale (a, or 1 without the
+// dropout) and routes it by the indices, so a dropped window sends nothing, as dropout's then
+// max pool's backward would give.
 
 struct Params {
     planes: u32,
@@ -18,6 +25,11 @@ struct Params {
     out_width: u32,
     kernel: u32,
     stride: u32,
+    // The fused dropout's mask and survivors' factor; the factor is 1 without one.
+    dropout_seed_lo: u32,
+    dropout_seed_hi: u32,
+    dropout_threshold: u32,
+    dropout_scale: f32,
     _pad: u32,
 }
 
@@ -27,6 +39,10 @@ override OVERLAPPING: bool = true;
 // gather become shifts for the usual stride 2.
 override KERNEL: u32 = 2u;
 override STRIDE: u32 = 2u;
+override DROPOUT: bool = false;
+
+// The index of a window the fused dropout dropped.
+const NO_WINNER: u32 = 0xffffffffu;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -69,8 +85,18 @@ fn is_nan(v: f32) -> bool {
 @group(0) @binding(2) var<storage, read_write> pool_y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> pool_indices: array<u32>;
 
-// Window w, output element `out`: its max and where it is.
-fn pool_window(w: Window, out: u32) {
+// Whether output elements first..first+4 survive the fused dropout (all do without one).
+fn windows_kept(first: u32) -> vec4<bool> {
+    if !DROPOUT {
+        return vec4<bool>(true);
+    }
+    let i = vec4<u32>(first) + vec4<u32>(0u, 1u, 2u, 3u);
+    return dropout_keeps(i, p.dropout_seed_lo, p.dropout_seed_hi, p.dropout_threshold);
+}
+
+// Window w, output element `out`: its max and where it is, or (dropped by the fused dropout)
+// 0 and NO_WINNER.
+fn pool_window(w: Window, out: u32, kept: bool) {
     let y0 = w.oy * STRIDE;
     let x0 = w.ox * STRIDE;
     // PyTorch's rule, `val > maxval || isnan(val)`: the first of tied maxima wins, and a NaN
@@ -87,6 +113,11 @@ fn pool_window(w: Window, out: u32) {
             }
         }
     }
+    if DROPOUT {
+        // select, as elementwise.wgsl's dropout; the max is taken either way (no branch).
+        best = select(0.0, best * p.dropout_scale, kept);
+        best_index = select(NO_WINNER, best_index, kept);
+    }
     pool_y[out] = best;
     pool_indices[out] = best_index;
 }
@@ -99,7 +130,8 @@ fn max_pool2d(
 ) {
     let out = linear_id(wid, nwg, lid, 64u);
     if out < p.planes * p.out_height * p.out_width {
-        pool_window(window_at(out), out);
+        // A GPU has integer throughput to spare for the three unused hashes.
+        pool_window(window_at(out), out, windows_kept(out).x);
     }
 }
 
@@ -114,8 +146,20 @@ fn max_pool2d_rows(
         return;
     }
     let start = row_start(row);
-    for (var ox = 0u; ox < p.out_width; ox++) {
-        pool_window(Window(start.base, start.oy, ox), row * p.out_width + ox);
+    // The mask for four windows at a time: each hash is a vec4 operation either way.
+    for (var ox = 0u; ox < p.out_width; ox += 4u) {
+        let out = row * p.out_width + ox;
+        let kept = windows_kept(out);
+        pool_window(Window(start.base, start.oy, ox), out, kept.x);
+        if ox + 1u < p.out_width {
+            pool_window(Window(start.base, start.oy, ox + 1u), out + 1u, kept.y);
+        }
+        if ox + 2u < p.out_width {
+            pool_window(Window(start.base, start.oy, ox + 2u), out + 2u, kept.z);
+        }
+        if ox + 3u < p.out_width {
+            pool_window(Window(start.base, start.oy, ox + 3u), out + 3u, kept.w);
+        }
     }
 }
 
@@ -151,7 +195,7 @@ fn max_pool2d_backward(
         if oy < p.out_height && ox < p.out_width {
             let out = out_base + oy * p.out_width + ox;
             if unpool_indices[out] == index {
-                grad = unpool_dy[out];
+                grad = unpool_dy[out] * p.dropout_scale;
             }
         }
         unpool_dx[i] = grad;
@@ -173,7 +217,7 @@ fn max_pool2d_backward(
         for (var ox = ox_first; ox <= ox_last; ox++) {
             let out = out_base + oy * p.out_width + ox;
             if unpool_indices[out] == index {
-                grad += unpool_dy[out];
+                grad += unpool_dy[out] * p.dropout_scale;
             }
         }
     }
@@ -186,7 +230,7 @@ fn max_pool2d_backward(
 // invocation, or a row of windows (`_rows`), as the forward.
 fn unpool_window(w: Window, out: u32) {
     let winner = unpool_indices[out];
-    let grad = unpool_dy[out];
+    let grad = unpool_dy[out] * p.dropout_scale;
     for (var ky = 0u; ky < KERNEL; ky++) {
         let row = (w.oy * KERNEL + ky) * p.width + w.ox * KERNEL;
         for (var kx = 0u; kx < KERNEL; kx++) {

@@ -24,7 +24,7 @@ shaders! {
     CONV2D => "conv2d",
     LOWERING => "lowering" after "quads",
     REDUCE => "reduce" after "quads",
-    POOL => "pool",
+    POOL => "pool" after "philox",
     BATCHNORM => "batchnorm" after "quads", "philox",
     SOFTMAX_CE => "softmax_ce",
     ELEMENTWISE => "elementwise" after "quads", "philox",

@@ -28,12 +28,11 @@ pub trait Layer: Send + Sync {
         None
     }
 
-    /// Whether this layer's kernels can apply the layers after it as an epilogue: a ReLU, then
-    /// a dropout (see [`Fused`]), sparing their passes over memory. The plan then records those
-    /// layers as nothing, their outputs and gradients aliasing this layer's, and says in
-    /// [`LayerIo::fused`] what to apply.
-    fn takes_epilogue(&self) -> bool {
-        false
+    /// Which layers after this one its kernels can apply as an epilogue, sparing their passes
+    /// over memory. The plan then records those layers as nothing, their outputs and gradients
+    /// aliasing this layer's, and says in [`LayerIo::fused`] what to apply.
+    fn takes_epilogue(&self) -> EpilogueKind {
+        EpilogueKind::Nothing
     }
 
     /// The index (in [`Layer::params`]) of the tensor whose gradient is this layer's output
@@ -116,9 +115,22 @@ pub enum EpilogueStep {
     Dropout(f32),
 }
 
-/// The layers after a layer that it applies itself: a ReLU, then (only after the ReLU, whose
-/// gate the backward pass reuses for the mask) a dropout with its p. Their outputs and
-/// gradients are this layer's `output` and `grad_output`.
+/// The layers after it that a layer can apply itself (see [`Layer::takes_epilogue`]). Either
+/// way its backward pass needs no mask of the dropout's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EpilogueKind {
+    Nothing,
+    /// A ReLU, then a dropout if one follows: the backward pass reads the ReLU's gate off the
+    /// stored output, and since a survivor of a positive value is positive, the mask with it.
+    ReluThenDropout,
+    /// A dropout: the layer marks what it dropped where its backward pass looks (a max pool
+    /// gives a dropped window no winner).
+    Dropout,
+}
+
+/// The layers after a layer that it applies itself, as its [`EpilogueKind`] allows: a ReLU
+/// and a dropout with its p. Their outputs and gradients are this layer's `output` and
+/// `grad_output`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Fused {
     pub relu: bool,

@@ -2,7 +2,7 @@ use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
 use crate::rng::Rng;
 
 use super::error::GraphError;
-use super::layer::{EpilogueStep, Fused, Layer, LayerIo, StepHook};
+use super::layer::{EpilogueKind, EpilogueStep, Fused, Layer, LayerIo, StepHook};
 use super::param::{ParameterPlan, ParameterStore};
 
 pub(super) struct Node {
@@ -84,7 +84,7 @@ impl Model {
     }
 
     /// Which layers apply the ones after them as an epilogue ([`Layer::takes_epilogue`]): a
-    /// ReLU right after, then a dropout right after that.
+    /// ReLU right after, then a dropout right after that; or a dropout right after.
     fn epilogues(&self) -> Epilogues {
         let count = self.nodes.len();
         let mut epilogues = Epilogues {
@@ -94,15 +94,20 @@ impl Model {
         };
         let step = |i: usize| self.nodes.get(i).and_then(|n| n.layer.as_epilogue_step());
         for (i, node) in self.nodes.iter().enumerate() {
-            if !node.layer.takes_epilogue() || step(i + 1) != Some(EpilogueStep::Relu) {
-                continue;
-            }
-            epilogues.fused[i].relu = true;
-            epilogues.absorbed[i + 1] = true;
-            if let Some(EpilogueStep::Dropout(p)) = step(i + 2) {
+            // Where a dropout may follow: right after, or after the ReLU right after.
+            let dropout_at = match (node.layer.takes_epilogue(), step(i + 1)) {
+                (EpilogueKind::ReluThenDropout, Some(EpilogueStep::Relu)) => {
+                    epilogues.fused[i].relu = true;
+                    epilogues.absorbed[i + 1] = true;
+                    i + 2
+                }
+                (EpilogueKind::Dropout, _) => i + 1,
+                _ => continue,
+            };
+            if let Some(EpilogueStep::Dropout(p)) = step(dropout_at) {
                 epilogues.fused[i].dropout = Some(p);
-                epilogues.absorbed[i + 2] = true;
-                epilogues.seed_layer[i] = i + 2;
+                epilogues.absorbed[dropout_at] = true;
+                epilogues.seed_layer[i] = dropout_at;
             }
         }
         epilogues

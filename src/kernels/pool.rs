@@ -4,6 +4,7 @@
 use crate::gpu::{
     workgroups_1d, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
 };
+use crate::reference::elementwise::Dropout;
 pub use crate::reference::pool::{GlobalPoolShape, Pool2dShape};
 use crate::shaders;
 
@@ -63,11 +64,16 @@ struct Params {
     out_width: u32,
     kernel: u32,
     stride: u32,
+    dropout_seed_lo: u32,
+    dropout_seed_hi: u32,
+    dropout_threshold: u32,
+    dropout_scale: f32,
     _pad: u32,
 }
 
 impl Params {
-    fn max_pool(shape: &Pool2dShape) -> Self {
+    /// A max pool's, with the dropout it applies after itself (see [`max_pool2d`]).
+    fn max_pool(shape: &Pool2dShape, dropout: Option<&Dropout>) -> Self {
         Params {
             planes: shape.planes() as u32,
             height: shape.height as u32,
@@ -76,6 +82,10 @@ impl Params {
             out_width: shape.out_width() as u32,
             kernel: shape.kernel as u32,
             stride: shape.stride as u32,
+            dropout_seed_lo: dropout.map_or(0, |d| d.seed as u32),
+            dropout_seed_hi: dropout.map_or(0, |d| (d.seed >> 32) as u32),
+            dropout_threshold: dropout.map_or(0, Dropout::threshold),
+            dropout_scale: dropout.map_or(1.0, Dropout::scale),
             _pad: 0,
         }
     }
@@ -89,16 +99,24 @@ impl Params {
             out_width: 1,
             kernel: 0,
             stride: 0,
+            dropout_seed_lo: 0,
+            dropout_seed_hi: 0,
+            dropout_threshold: 0,
+            dropout_scale: 1.0,
             _pad: 0,
         }
     }
 }
 
-/// `y` and `indices` (u32, position within the (n, c) plane) of a max pool over `x`.
+/// `y` and `indices` (u32, position within the (n, c) plane) of a max pool over `x`. With
+/// `dropout`, `y` is that dropout of the max pool's output, and a dropped window's index is
+/// `u32::MAX`, which routes it no gradient in [`max_pool2d_backward`] (twin: the max pool,
+/// then [`crate::reference::elementwise::dropout`]).
 pub fn max_pool2d(
     ctx: &GpuContext,
     shape: &Pool2dShape,
     layout: PoolLayout,
+    dropout: Option<&Dropout>,
     x: &GpuBuffer,
     y: &GpuBuffer,
     indices: &GpuBuffer,
@@ -128,12 +146,13 @@ pub fn max_pool2d(
         constants: &[
             ("KERNEL", shape.kernel as f64),
             ("STRIDE", shape.stride as f64),
+            ("DROPOUT", if dropout.is_some() { 1.0 } else { 0.0 }),
         ],
     })?;
     Ok(Dispatch::new(
         ctx,
         &kernel,
-        &Params::max_pool(shape),
+        &Params::max_pool(shape, dropout),
         &[x, y, indices],
         grid,
     )
@@ -144,14 +163,27 @@ pub fn max_pool2d(
     }))
 }
 
+/// Points a dispatch made by [`max_pool2d`] with a dropout at another mask (a new step's
+/// seed) in place.
+pub fn reseed_max_pool2d(
+    ctx: &GpuContext,
+    dispatch: &Dispatch,
+    shape: &Pool2dShape,
+    dropout: &Dropout,
+) {
+    dispatch.set_params(ctx, &Params::max_pool(shape, Some(dropout)));
+}
+
 /// `dx` (overwritten) from `dy` and the forward's `indices`. Windows that tile the input
 /// exactly (the models' case) scatter, spread over invocations by `layout`; other
 /// non-overlapping windows gather without a loop; overlapping ones gather over every window
-/// holding an element.
+/// holding an element. With the forward's `dropout`, `dy` is the gradient of the dropout's
+/// output (any seed: the indices hold the mask).
 pub fn max_pool2d_backward(
     ctx: &GpuContext,
     shape: &Pool2dShape,
     layout: PoolLayout,
+    dropout: Option<&Dropout>,
     dy: &GpuBuffer,
     indices: &GpuBuffer,
     dx: &GpuBuffer,
@@ -205,7 +237,7 @@ pub fn max_pool2d_backward(
     Ok(Dispatch::new(
         ctx,
         &kernel,
-        &Params::max_pool(shape),
+        &Params::max_pool(shape, dropout),
         &[dy, indices, dx],
         grid,
     )

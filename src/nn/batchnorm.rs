@@ -1,6 +1,7 @@
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::graph::{
-    CpuBackward, CpuForward, CpuSaved, Init, Layer, LayerIo, LayerKernels, ParamSpec, StepHook,
+    CpuBackward, CpuForward, CpuSaved, EpilogueKind, Init, Layer, LayerIo, LayerKernels, ParamSpec,
+    StepHook,
 };
 use crate::kernels::batchnorm::{
     backward, eval_forward, reseed_train_forward, train_forward, BackwardBuffers, BatchNormConfig,
@@ -42,8 +43,8 @@ impl BatchNorm {
 }
 
 impl Layer for BatchNorm {
-    fn takes_epilogue(&self) -> bool {
-        true
+    fn takes_epilogue(&self) -> EpilogueKind {
+        EpilogueKind::ReluThenDropout
     }
 
     fn sums_grad_input(&self) -> bool {

@@ -1,9 +1,12 @@
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
-use crate::graph::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels};
-use crate::kernels::pool::{
-    global_avg_pool, global_avg_pool_backward, max_pool2d, max_pool2d_backward, GlobalPoolShape,
-    Pool2dShape, PoolLayout,
+use crate::graph::{
+    CpuBackward, CpuForward, CpuSaved, EpilogueKind, Layer, LayerIo, LayerKernels, StepHook,
 };
+use crate::kernels::pool::{
+    global_avg_pool, global_avg_pool_backward, max_pool2d, max_pool2d_backward, reseed_max_pool2d,
+    GlobalPoolShape, Pool2dShape, PoolLayout,
+};
+use crate::reference::elementwise::Dropout;
 use crate::reference::pool as twin;
 
 /// Max over k×k windows with stride s (no padding, floor mode), as torch.nn.MaxPool2d.
@@ -49,28 +52,50 @@ impl Layer for MaxPool2d {
         ])
     }
 
+    /// A dropout after it: a dropped window is written as 0 with no winner.
+    fn takes_epilogue(&self) -> EpilogueKind {
+        EpilogueKind::Dropout
+    }
+
     fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
         let shape = self
             .shape(io.input_shape)
             .expect("the plan checked this shape");
         let indices = GpuBuffer::zeros(ctx, "max pool argmax", shape.output_len());
         let layout = PoolLayout::for_adapter(ctx);
-        let forward = max_pool2d(ctx, &shape, layout, io.input, io.output, &indices)?;
+        // The dropout it applies, with a step's seed (a placeholder 0 until the first step's
+        // hook); inference pools without it.
+        let p = io.fused.dropout;
+        let dropout = p.map(|p| Dropout::new(p, 0));
+        let pool = |dropout: Option<&Dropout>| {
+            max_pool2d(ctx, &shape, layout, dropout, io.input, io.output, &indices)
+        };
+        let forward = pool(dropout.as_ref())?;
+        let forward_eval = p.is_some().then(|| pool(None)).transpose()?;
         let backward = match io.grad_input {
             Some(dx) => vec![max_pool2d_backward(
                 ctx,
                 &shape,
                 layout,
+                dropout.as_ref(),
                 io.grad_output,
                 &indices,
                 dx,
             )?],
             None => Vec::new(),
         };
+        let mut step_hooks: Vec<StepHook> = Vec::new();
+        if let Some(p) = p {
+            let dispatch = forward.clone();
+            step_hooks.push(Box::new(move |ctx, seed| {
+                reseed_max_pool2d(ctx, &dispatch, &shape, &Dropout::new(p, seed));
+            }));
+        }
         Ok(LayerKernels {
             forward: vec![forward],
+            forward_eval: forward_eval.map(|pool| vec![pool]),
             backward,
-            ..Default::default()
+            step_hooks,
         })
     }
 
