@@ -6,12 +6,18 @@
 //! data around 1000 for the variance method; m = 1; finite differences of the backward twin.
 //!
 //! Tolerances, per channel with m = N·S terms, u = 2⁻²⁴, μ, σ² the exact batch statistics:
-//! - mean: the kernel sums x − s (s one of the channel's values, so |x − s| ≤ 2·max|x − μ|),
-//!   divides by m and adds s back: |μ̂ − μ| ≤ δ = γ_{m+2}·2·max|x − μ| + 2u·|μ|.
-//!   The 2u·|μ| is rounding μ itself to f32 (near 1000, half an ulp is 3e-5); it dominates there.
-//! - variance: Σ(x − μ̂)² = m·σ² + m·(μ̂ − μ)², each term rounded twice (subtract, square),
-//!   then an m-term sum and a division: |σ̂² − σ²| ≤ γ_{m+4}·σ² + δ². That is why the
-//!   two-pass method is sound: the mean's error enters squared, relative to σ² not μ².
+//! - mean: the training forward takes the statistics of x − s (s the channel's first value, so
+//!   |x − s| ≤ 2·max|x − μ|) in one pass: Welford's update per lane (at most m updates, each
+//!   a convex step of the running mean rounded four times: two subtractions, a product with a
+//!   rounded 1/n, an addition), then at most 10 pairwise merges (Chan, Golub and LeVeque; three
+//!   roundings each), and adds s back. A convex step does not grow the error it carries, so
+//!   |μ̂ − μ| ≤ δ = γ_{4m+30}·2·max|x − μ| + 2u·|μ|. The 2u·|μ| is rounding μ itself to f32
+//!   (near 1000, half an ulp is 3e-5); it dominates there. The columns kernel sums in two
+//!   passes, well within the same bound.
+//! - variance: the updating algorithm's sum of squared deviations is off by at most ~n·κ·u
+//!   relative (Chan, Golub and LeVeque, 1983), κ = √(1 + (μ − s)²/σ²) the condition number of
+//!   the shifted data; the merges and the division by m add a few u: |σ̂² − σ²| ≤
+//!   γ_{4m+34}·κ·σ² + δ². The shift keeps κ small (|μ − s| is a deviation, not |μ|):
 //!   E[x²] − E[x]² would be off by ~γ·μ², which the data around 1000 would expose.
 //! - invstd = inverseSqrt(σ̂² + eps) (2 ULP = 4u in WGSL), relative error
 //!   ε = (γ_{m+4}·σ² + δ²)/(2(σ² + eps)) + 6u (halved by the square root; rsqrt, +eps,
@@ -94,8 +100,10 @@ fn channel_bounds(
             let mean = values.iter().sum::<f64>() / m as f64;
             let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / m as f64;
             let max_deviation = values.iter().map(|v| (v - mean).abs()).fold(0.0, f64::max);
-            let mean_error = gamma(m + 2) * 2.0 * max_deviation + 2.0 * U * mean.abs();
-            let var_error = gamma(m + 4) * var + mean_error * mean_error;
+            let mean_error = gamma(4 * m + 30) * 2.0 * max_deviation + 2.0 * U * mean.abs();
+            let shift = values[0];
+            let condition = (1.0 + (mean - shift).powi(2) / var.max(f64::MIN_POSITIVE)).sqrt();
+            let var_error = gamma(4 * m + 34) * condition * var + mean_error * mean_error;
             ChannelBounds {
                 mean,
                 var,

@@ -1,8 +1,9 @@
 // Batch normalisation over the view [N, C, S] (PyTorch's BatchNorm1d on [N, F] with S = 1,
 // BatchNorm2d on [N, C, H, W] with S = H·W); statistics per channel over m = N·S values.
 //
-//   batchnorm_train_forward  one workgroup (WG invocations) per channel: mean, biased variance (two passes),
-//                            y, saved mean/invstd and the running statistics, in one dispatch.
+//   batchnorm_train_forward  one workgroup (WG invocations) per channel: mean and biased variance
+//                            in one pass over x (Welford per lane, merged pairwise), then y,
+//                            saved mean/invstd and the running statistics, in one dispatch.
 //   batchnorm_eval_forward   elementwise, with the running statistics.
 //   batchnorm_backward       one workgroup per channel: dβ = Σdy and dγ = Σdy·x̂, then dx
 //                            (and with SUM_DX, Σdx: the bias gradient of the layer before).
@@ -112,6 +113,15 @@ fn lane_offsets(c: u32, j: u32) -> vec4<u32> {
 
 var<workgroup> partial: array<vec2<f32>, WG>;
 
+// Some values' count, mean and sum of squared deviations from that mean.
+struct Moments {
+    count: f32,
+    mean: f32,
+    m2: f32,
+}
+
+var<workgroup> moments: array<Moments, WG>;
+
 // torch.relu where RELU is fused, in the select form of elementwise.wgsl's relu (−0 → +0).
 fn activation(y: vec4<f32>) -> vec4<f32> {
     if RELU {
@@ -158,6 +168,31 @@ fn workgroup_sum(lid: u32, value: vec2<f32>) -> vec2<f32> {
     // Nobody may overwrite partial[0] (next call) before everyone has read it.
     workgroupBarrier();
     return total;
+}
+
+// The moments of two sets together (Chan, Golub and LeVeque's pairwise update): the sets'
+// deviations enter only through the difference of their means, so nothing cancels.
+fn merge(a: Moments, b: Moments) -> Moments {
+    let count = a.count + b.count;
+    // Both empty: b's weight is 0, not 0/0.
+    let weight_b = select(0.0, b.count / count, count > 0.0);
+    let delta = b.mean - a.mean;
+    return Moments(count, fma(delta, weight_b, a.mean),
+        a.m2 + b.m2 + delta * delta * a.count * weight_b);
+}
+
+// The moments of every invocation's values together, by a fixed tree (deterministic); every
+// invocation gets them. Called once per dispatch, so no barrier guards `moments` after it.
+fn workgroup_moments(lid: u32, value: Moments) -> Moments {
+    moments[lid] = value;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if lid < stride {
+            moments[lid] = merge(moments[lid], moments[lid + stride]);
+        }
+        workgroupBarrier();
+    }
+    return moments[0];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -208,22 +243,36 @@ fn batchnorm_train_forward(
         return;
     }
     let m = p.count;
-    // Sum x − (one of the channel's values), not x: with data far from 0 (say 1000 ± 1) the
-    // rounding error of the sum then scales with the spread, not with 1000.
+    // The statistics of x − (one of the channel's values), not of x: with data far from 0 (say
+    // 1000 ± 1) the rounding errors then scale with the spread, not with 1000.
     let first = offset(c, 0u);
     let shift = tf_x[first >> 2u][first & 3u];
-    var sum = vec4<f32>(0.0);
+    // One pass (x is read twice in all, not three times): each lane keeps Welford's running
+    // mean and sum of squared deviations about it, never E[x²] − E[x]², which cancels
+    // catastrophically. A lane past m sees its own mean (d = 0), which changes nothing, and is
+    // then not counted.
+    var quads = 0.0;
+    var mean_shifted = vec4<f32>(0.0);
+    var m2 = vec4<f32>(0.0);
+    var past_m = vec4<f32>(0.0);
     for (var at = first_quad(lid); at.j < quad_count(); next_quad(&at)) {
-        sum += select(vec4<f32>(0.0), tf_x_quad(c, at) - shift, lanes_below(at.j, p.count));
+        quads += 1.0;
+        let live = lanes_below(at.j, m);
+        let d = select(vec4<f32>(0.0), tf_x_quad(c, at) - shift - mean_shifted, live);
+        let step = d * (1.0 / quads);
+        mean_shifted += step;
+        m2 = fma(d, d - step, m2);
+        // Only the channel's last quad has lanes past m, and it is its invocation's last.
+        past_m = select(vec4<f32>(1.0), vec4<f32>(0.0), live);
     }
-    let mean = shift + workgroup_sum(lid, vec2<f32>(dot(sum, vec4<f32>(1.0)), 0.0)).x / f32(m);
-    // Second pass about the mean: never E[x²] − E[x]², which cancels catastrophically.
-    var squares = vec4<f32>(0.0);
-    for (var at = first_quad(lid); at.j < quad_count(); next_quad(&at)) {
-        let d = select(vec4<f32>(0.0), tf_x_quad(c, at) - mean, lanes_below(at.j, p.count));
-        squares = fma(d, d, squares);
-    }
-    let variance = workgroup_sum(lid, vec2<f32>(dot(squares, vec4<f32>(1.0)), 0.0)).x / f32(m);
+    let count = vec4<f32>(quads) - past_m;
+    let lanes = merge(
+        merge(Moments(count.x, mean_shifted.x, m2.x), Moments(count.y, mean_shifted.y, m2.y)),
+        merge(Moments(count.z, mean_shifted.z, m2.z), Moments(count.w, mean_shifted.w, m2.w)),
+    );
+    let channel = workgroup_moments(lid, lanes);
+    let mean = shift + channel.mean;
+    let variance = channel.m2 / f32(m);
     let invstd = inverseSqrt(variance + p.eps);
     let scale = tf_gamma[c] * invstd;
     let beta = tf_beta[c];
