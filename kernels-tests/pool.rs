@@ -1,5 +1,6 @@
 //! pool: max pool forward (values and argmax indices) and backward, in both layouts (a window
-//! or a row of windows per invocation), alone and with a fused dropout, global average pool
+//! or a row of windows per invocation), alone, with a fused dropout and with the gate of a ReLU
+//! before it, global average pool
 //! forward and backward, each against its twin on awkward shapes, plus finite-difference
 //! checks of the backward twins.
 //!
@@ -15,7 +16,7 @@
 
 use fer::kernels::pool::{
     global_avg_pool, global_avg_pool_backward, max_pool2d, max_pool2d_backward, GlobalPoolShape,
-    Pool2dShape, PoolLayout,
+    MaxPoolBackwardBuffers, Pool2dShape, PoolLayout,
 };
 use fer::reference;
 use fer::reference::elementwise::Dropout;
@@ -149,6 +150,48 @@ fn max_pool_twin_follows_pytorch_on_ties_and_nan() {
     }
 }
 
+/// The bound on a GPU dx routed from `dy` by `indices`: exact without overlap, else the
+/// rounding of a sum of at most ⌈k/s⌉² routed terms.
+fn routed_tolerance(shape: &Pool2dShape, dy: &[f32], indices: &[u32]) -> Vec<f64> {
+    let abs_dy: Vec<f32> = dy.iter().map(|v| v.abs()).collect();
+    let mut magnitude = vec![0.0; shape.input_len()];
+    reference::pool::max_pool2d_backward(shape, &abs_dy, indices, &mut magnitude);
+    let windows_per_element = shape.kernel.div_ceil(shape.stride).pow(2);
+    let factor = if shape.overlapping() {
+        gamma(windows_per_element)
+    } else {
+        0.0
+    };
+    magnitude.iter().map(|&m| factor * m as f64).collect()
+}
+
+/// Runs max pool backward on the GPU in each layout and holds dx to `want` within `tolerance`.
+fn check_max_pool_backward(
+    shape: &Pool2dShape,
+    dropout: Option<&Dropout>,
+    buffers: (&[f32], &[u32], Option<&[f32]>),
+    want: &[f32],
+    tolerance: &[f64],
+) {
+    let (dy, indices, relu_gate) = buffers;
+    let (dy, indices) = (upload(dy), upload_u32(indices));
+    let y = relu_gate.map(upload);
+    for layout in PoolLayout::ALL {
+        let dx = upload(&vec![f32::NAN; shape.input_len()]); // every element must be written
+        let buffers = MaxPoolBackwardBuffers {
+            dy: &dy,
+            indices: &indices,
+            dx: &dx,
+            relu_gate: y.as_ref(),
+        };
+        let dispatch = max_pool2d_backward(gpu(), shape, layout, dropout, buffers)
+            .expect("max_pool2d_backward builds");
+        run(&[&dispatch]);
+        let what = format!("dx {layout:?} {shape:?}");
+        assert_within(&what, &read(&dx), want, tolerance);
+    }
+}
+
 #[test]
 fn max_pool_backward_matches_reference() {
     for shape in max_pool_shapes() {
@@ -159,31 +202,33 @@ fn max_pool_backward_matches_reference() {
         reference::pool::max_pool2d(&shape, &x, &mut y, &mut indices);
         let mut want = vec![0.0; shape.input_len()];
         reference::pool::max_pool2d_backward(&shape, &dy, &indices, &mut want);
-
-        let windows_per_element = shape.kernel.div_ceil(shape.stride).pow(2);
-        let abs_dy: Vec<f32> = dy.iter().map(|v| v.abs()).collect();
-        let mut magnitude = vec![0.0; shape.input_len()];
-        reference::pool::max_pool2d_backward(&shape, &abs_dy, &indices, &mut magnitude);
-        let tolerance: Vec<f64> = magnitude
-            .iter()
-            .map(|&m| {
-                if shape.overlapping() {
-                    gamma(windows_per_element) * m as f64
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        for layout in PoolLayout::ALL {
-            let dx = upload(&vec![f32::NAN; shape.input_len()]); // every element must be written
-            let (dy, indices) = (upload(&dy), upload_u32(&indices));
-            let dispatch = max_pool2d_backward(gpu(), &shape, layout, None, &dy, &indices, &dx)
-                .expect("max_pool2d_backward builds");
-            run(&[&dispatch]);
-            let what = format!("dx {layout:?} {shape:?}");
-            assert_within(&what, &read(&dx), &want, &tolerance);
-        }
+        let tolerance = routed_tolerance(&shape, &dy, &indices);
+        check_max_pool_backward(&shape, None, (&dy, &indices, None), &want, &tolerance);
     }
+}
+
+/// A ReLU's output as the input (half of it 0, so some windows win with 0): backward with the
+/// ReLU's gate against the max pool's backward, then the ReLU's.
+#[test]
+fn max_pool_backward_applies_the_relu_gate_of_its_input() {
+    let mut gated_windows = 0;
+    for shape in max_pool_shapes() {
+        let x = reference::elementwise::relu(&random(seed_of(&shape), shape.input_len()));
+        let dy = random(seed_of(&shape) + 1, shape.output_len());
+        let mut y = vec![0.0; shape.output_len()];
+        let mut indices = vec![0; shape.output_len()];
+        reference::pool::max_pool2d(&shape, &x, &mut y, &mut indices);
+        gated_windows += y.iter().filter(|&&v| v == 0.0).count();
+        let mut routed = vec![0.0; shape.input_len()];
+        reference::pool::max_pool2d_backward(&shape, &dy, &indices, &mut routed);
+        let want = reference::elementwise::relu_backward(&x, &routed);
+        let tolerance = routed_tolerance(&shape, &dy, &indices);
+        check_max_pool_backward(&shape, None, (&dy, &indices, Some(&y)), &want, &tolerance);
+    }
+    assert!(
+        gated_windows > 0,
+        "no window won with 0: the gate goes untested"
+    );
 }
 
 /// Max pool then dropout, as one kernel: the forward against the twins run one after the
@@ -216,20 +261,7 @@ fn max_pool_with_fused_dropout_matches_pool_then_dropout() {
         let dy_pooled = reference::elementwise::dropout(&dropout, &dy);
         let mut want_dx = vec![0.0; shape.input_len()];
         reference::pool::max_pool2d_backward(&shape, &dy_pooled, &indices, &mut want_dx);
-        let abs: Vec<f32> = dy_pooled.iter().map(|v| v.abs()).collect();
-        let mut magnitude = vec![0.0; shape.input_len()];
-        reference::pool::max_pool2d_backward(&shape, &abs, &indices, &mut magnitude);
-        let windows_per_element = shape.kernel.div_ceil(shape.stride).pow(2);
-        let tolerance: Vec<f64> = magnitude
-            .iter()
-            .map(|&m| {
-                if shape.overlapping() {
-                    gamma(windows_per_element) * m as f64
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let tolerance = routed_tolerance(&shape, &dy_pooled, &indices);
         for layout in PoolLayout::ALL {
             let what = format!("{layout:?} {shape:?}");
             let (y, gpu_indices) = (zeros(shape.output_len()), zeros(shape.output_len()));
@@ -243,23 +275,18 @@ fn max_pool_with_fused_dropout_matches_pool_then_dropout() {
                 &gpu_indices,
             )
             .expect("max_pool2d builds");
-            let dx = upload(&vec![f32::NAN; shape.input_len()]);
-            // Backward takes no mask: any seed will do.
-            let backward = max_pool2d_backward(
-                gpu(),
-                &shape,
-                layout,
-                Some(&Dropout::new(0.25, 0)),
-                &upload(&dy),
-                &gpu_indices,
-                &dx,
-            )
-            .expect("max_pool2d_backward builds");
-            run(&[&forward, &backward]);
+            run(&[&forward]);
             assert_exact(&format!("{what} y"), &read(&y), &want_y);
             assert_eq!(read_u32(&gpu_indices), want_indices, "{what}: indices");
-            assert_within(&format!("{what} dx"), &read(&dx), &want_dx, &tolerance);
         }
+        // Backward takes no mask (any seed will do): the indices hold it.
+        check_max_pool_backward(
+            &shape,
+            Some(&Dropout::new(0.25, 0)),
+            (&dy, &want_indices, None),
+            &want_dx,
+            &tolerance,
+        );
     }
 }
 

@@ -16,6 +16,12 @@
 // matches. Backward then needs no mask: it scales dy by p.dropout_scale (a, or 1 without the
 // dropout) and routes it by the indices, so a dropped window sends nothing, as dropout's then
 // max pool's backward would give.
+//
+// RELU_GATE applies, in max pool backward, the backward of a ReLU that produced the pool's
+// input (another layer's epilogue, which then skips it): a window's gradient reaches its
+// winner only where the forward's output is positive. A winner is its window's max, so that
+// output is positive exactly where the ReLU passed the winner's gradient, and every other
+// input element gets 0 either way.
 
 struct Params {
     planes: u32,
@@ -40,6 +46,7 @@ override OVERLAPPING: bool = true;
 override KERNEL: u32 = 2u;
 override STRIDE: u32 = 2u;
 override DROPOUT: bool = false;
+override RELU_GATE: bool = false;
 
 // The index of a window the fused dropout dropped.
 const NO_WINNER: u32 = 0xffffffffu;
@@ -169,6 +176,17 @@ fn max_pool2d_rows(
 @group(0) @binding(1) var<storage, read> unpool_dy: array<f32>;
 @group(0) @binding(2) var<storage, read> unpool_indices: array<u32>;
 @group(0) @binding(3) var<storage, read_write> unpool_dx: array<f32>;
+// The forward's output, read only with RELU_GATE.
+@group(0) @binding(4) var<storage, read> unpool_y: array<f32>;
+
+// The gradient window `out` sends its winner (see the top).
+fn window_grad(out: u32) -> f32 {
+    let grad = unpool_dy[out] * p.dropout_scale;
+    if RELU_GATE {
+        return select(0.0, grad, unpool_y[out] > 0.0);
+    }
+    return grad;
+}
 
 @compute @workgroup_size(64)
 fn max_pool2d_backward(
@@ -195,7 +213,7 @@ fn max_pool2d_backward(
         if oy < p.out_height && ox < p.out_width {
             let out = out_base + oy * p.out_width + ox;
             if unpool_indices[out] == index {
-                grad = unpool_dy[out] * p.dropout_scale;
+                grad = window_grad(out);
             }
         }
         unpool_dx[i] = grad;
@@ -217,7 +235,7 @@ fn max_pool2d_backward(
         for (var ox = ox_first; ox <= ox_last; ox++) {
             let out = out_base + oy * p.out_width + ox;
             if unpool_indices[out] == index {
-                grad += unpool_dy[out] * p.dropout_scale;
+                grad += window_grad(out);
             }
         }
     }
@@ -230,7 +248,7 @@ fn max_pool2d_backward(
 // invocation, or a row of windows (`_rows`), as the forward.
 fn unpool_window(w: Window, out: u32) {
     let winner = unpool_indices[out];
-    let grad = unpool_dy[out] * p.dropout_scale;
+    let grad = window_grad(out);
     for (var ky = 0u; ky < KERNEL; ky++) {
         let row = (w.oy * KERNEL + ky) * p.width + w.ox * KERNEL;
         for (var kx = 0u; kx < KERNEL; kx++) {

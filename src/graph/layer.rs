@@ -44,6 +44,15 @@ pub trait Layer: Send + Sync {
         None
     }
 
+    /// Whether this layer's backward can apply the backward of a ReLU that produced its input
+    /// (as another layer's epilogue), zeroing its input gradient where that input is not
+    /// positive, from what it reads anyway. The plan then has it do so
+    /// ([`LayerIo::gate_grad_input`]), and the layer with the ReLU need not read its output
+    /// again ([`LayerIo::grad_output_gated`]).
+    fn gates_relu_input(&self) -> bool {
+        false
+    }
+
     /// Whether this layer's backward can also write its input gradient summed per channel
     /// (to [`LayerIo::grad_input_sum`]), sparing the layer before a reduction of its own.
     fn sums_grad_input(&self) -> bool {
@@ -159,6 +168,12 @@ pub struct LayerIo<'a> {
     /// channel into the gradient of the tensor [`Layer::grad_output_sum`] names; backward
     /// records no reduction for it.
     pub grad_output_summed: bool,
+    /// The input is the output of a ReLU that the layer before applies as its epilogue, and
+    /// backward applies that ReLU's backward to `grad_input` (see [`Layer::gates_relu_input`]).
+    pub gate_grad_input: bool,
+    /// The layer after this one applied the backward of this layer's fused ReLU to
+    /// `grad_output` already: backward takes it as the gradient of the ReLU's input.
+    pub grad_output_gated: bool,
 }
 
 /// Called before each training step with that step's seed (dropout draws a new mask).

@@ -132,6 +132,20 @@ impl Model {
             .collect()
     }
 
+    /// Per layer, whether the layer right after its fused ReLU applies that ReLU's backward
+    /// ([`Layer::gates_relu_input`]). Not where a dropout follows the ReLU: that layer's input
+    /// is then the dropout's output.
+    fn relu_gated_after(&self, fused: &[Fused], absorbed: &[bool]) -> Vec<bool> {
+        (0..self.nodes.len())
+            .map(|i| {
+                let gates = |next: &Node| !absorbed[i + 2] && next.layer.gates_relu_input();
+                fused[i].relu
+                    && fused[i].dropout.is_none()
+                    && self.nodes.get(i + 2).is_some_and(gates)
+            })
+            .collect()
+    }
+
     /// Instantiates the model at one batch size: every activation and gradient buffer, bind
     /// group and pipeline is created here, once.
     pub fn plan(&self, ctx: &GpuContext, batch: usize) -> Result<Plan, GraphError> {
@@ -185,6 +199,7 @@ impl Model {
             }
         }
         let summed_elsewhere = self.summed_elsewhere(&absorbed);
+        let relu_gated_after = self.relu_gated_after(&fused, &absorbed);
         let mut forward_train = Vec::new();
         let mut forward_eval = Vec::new();
         let mut backward = Vec::new();
@@ -210,6 +225,10 @@ impl Model {
                     .and_then(|before| summed_elsewhere[before])
                     .map(|p| self.params.get(p).grad()),
                 grad_output_summed: summed_elsewhere[i].is_some(),
+                gate_grad_input: i
+                    .checked_sub(2)
+                    .is_some_and(|before| relu_gated_after[before]),
+                grad_output_gated: relu_gated_after[i],
             };
             let kernels = node.layer.record(ctx, &io)?;
             forward_eval.extend(

@@ -174,20 +174,38 @@ pub fn reseed_max_pool2d(
     dispatch.set_params(ctx, &Params::max_pool(shape, Some(dropout)));
 }
 
-/// `dx` (overwritten) from `dy` and the forward's `indices`. Windows that tile the input
-/// exactly (the models' case) scatter, spread over invocations by `layout`; other
-/// non-overlapping windows gather without a loop; overlapping ones gather over every window
-/// holding an element. With the forward's `dropout`, `dy` is the gradient of the dropout's
-/// output (any seed: the indices hold the mask).
+/// What max pool backward reads and writes.
+pub struct MaxPoolBackwardBuffers<'a> {
+    pub dy: &'a GpuBuffer,
+    /// The forward's.
+    pub indices: &'a GpuBuffer,
+    /// Overwritten.
+    pub dx: &'a GpuBuffer,
+    /// The forward's output, where a ReLU produced its input and this kernel applies that
+    /// ReLU's backward: `dx` is then the gradient of the ReLU's input, a window's gradient
+    /// reaching its winner only where the output is positive (twin: the max pool's backward,
+    /// then [`crate::reference::elementwise::relu_backward`]).
+    pub relu_gate: Option<&'a GpuBuffer>,
+}
+
+/// `dx` from `dy` and the forward's `indices`. Windows that tile the input exactly (the
+/// models' case) scatter, spread over invocations by `layout`; other non-overlapping windows
+/// gather without a loop; overlapping ones gather over every window holding an element. With
+/// the forward's `dropout`, `dy` is the gradient of the dropout's output (any seed: the
+/// indices hold the mask).
 pub fn max_pool2d_backward(
     ctx: &GpuContext,
     shape: &Pool2dShape,
     layout: PoolLayout,
     dropout: Option<&Dropout>,
-    dy: &GpuBuffer,
-    indices: &GpuBuffer,
-    dx: &GpuBuffer,
+    buffers: MaxPoolBackwardBuffers,
 ) -> Result<Dispatch, GpuError> {
+    let MaxPoolBackwardBuffers {
+        dy,
+        indices,
+        dx,
+        relu_gate,
+    } = buffers;
     assert!(
         dy.len() >= shape.output_len(),
         "max_pool2d_backward: dy is too small for {shape:?}"
@@ -204,7 +222,14 @@ pub fn max_pool2d_backward(
     let tiled = shape.kernel == shape.stride
         && shape.height % shape.stride == 0
         && shape.width % shape.stride == 0;
+    if let Some(y) = relu_gate {
+        assert!(
+            y.len() >= shape.output_len(),
+            "max_pool2d_backward: y is too small for {shape:?}"
+        );
+    }
     let window = [
+        ("RELU_GATE", if relu_gate.is_some() { 1.0 } else { 0.0 }),
         ("KERNEL", shape.kernel as f64),
         ("STRIDE", shape.stride as f64),
     ];
@@ -214,7 +239,7 @@ pub fn max_pool2d_backward(
             "max_pool2d_backward_tiled_rows",
             shape,
         );
-        (entry, grid, window[..1].to_vec())
+        (entry, grid, window[..2].to_vec())
     } else {
         let overlapping = ("OVERLAPPING", if shape.overlapping() { 1.0 } else { 0.0 });
         (
@@ -231,20 +256,24 @@ pub fn max_pool2d_backward(
             Binding::ReadOnly,
             Binding::ReadOnly,
             Binding::ReadWrite,
+            Binding::ReadOnly,
         ],
         constants: &constants,
     })?;
+    let y = GpuBuffer::or_placeholder(ctx, relu_gate, "max pool backward no gate");
     Ok(Dispatch::new(
         ctx,
         &kernel,
         &Params::max_pool(shape, dropout),
-        &[dy, indices, dx],
+        &[dy, indices, dx, &y],
         grid,
     )
     .with_cost(Cost {
         // A scatter: data movement only.
         flops: 0.0,
-        bytes: Cost::words(2 * shape.output_len() + shape.input_len()),
+        bytes: Cost::words(
+            (2 + usize::from(relu_gate.is_some())) * shape.output_len() + shape.input_len(),
+        ),
     }))
 }
 

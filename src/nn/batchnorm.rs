@@ -132,10 +132,16 @@ impl Layer for BatchNorm {
                 &scratch
             }
         };
+        // Where the layer after applied the ReLU's backward, backward takes none.
+        let backward_epilogue = if io.grad_output_gated {
+            Epilogue::NONE
+        } else {
+            epilogue(0)
+        };
         let backward = backward(
             ctx,
             &shape,
-            epilogue(0),
+            backward_epilogue,
             BackwardBuffers {
                 x: io.input,
                 y: io.output,

@@ -4,7 +4,7 @@ use crate::graph::{
 };
 use crate::kernels::pool::{
     global_avg_pool, global_avg_pool_backward, max_pool2d, max_pool2d_backward, reseed_max_pool2d,
-    GlobalPoolShape, Pool2dShape, PoolLayout,
+    GlobalPoolShape, MaxPoolBackwardBuffers, Pool2dShape, PoolLayout,
 };
 use crate::reference::elementwise::Dropout;
 use crate::reference::pool as twin;
@@ -57,6 +57,11 @@ impl Layer for MaxPool2d {
         EpilogueKind::Dropout
     }
 
+    /// Its output is positive exactly where a ReLU before it passed the winner's gradient.
+    fn gates_relu_input(&self) -> bool {
+        true
+    }
+
     fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
         let shape = self
             .shape(io.input_shape)
@@ -78,9 +83,12 @@ impl Layer for MaxPool2d {
                 &shape,
                 layout,
                 dropout.as_ref(),
-                io.grad_output,
-                &indices,
-                dx,
+                MaxPoolBackwardBuffers {
+                    dy: io.grad_output,
+                    indices: &indices,
+                    dx,
+                    relu_gate: io.gate_grad_input.then_some(io.output),
+                },
             )?],
             None => Vec::new(),
         };
