@@ -3,7 +3,8 @@
 //! batch 1 with S > 1, batch 2 with S = 1, channel counts of 1, 3 and 7, odd S (5×7),
 //! m > 256 (the strided loops wrap), S = 1 on both of its kernels (columns for short batches,
 //! a tree for long ones), and the models' shapes [64, 128] and [4, 8, 12, 12];
-//! data around 1000 for the variance method; m = 1; finite differences of the backward twin.
+//! data around 1000 for the variance method; m = 1; finite differences of the backward twin;
+//! a training forward that defers its output to a map (the same statistics, bit for bit).
 //!
 //! Tolerances, per channel with m = N·S terms, u = 2⁻²⁴, μ, σ² the exact batch statistics:
 //! - mean: the training forward takes the statistics of x − s (s the channel's first value, so
@@ -34,9 +35,10 @@
 use fer::gpu::GpuBuffer;
 use fer::kernels::batchnorm::{
     backward, eval_forward, train_forward, BackwardBuffers, BatchNormConfig, BatchNormShape,
-    Epilogue, EvalForwardBuffers, TrainForwardBuffers,
+    Epilogue, EvalForwardBuffers, TrainForwardBuffers, TrainOutput,
 };
 use fer::kernels::reduce::{channel_sum, sums_columns, ChannelSumShape};
+use fer::kernels::walks_columns;
 use fer::reference::batchnorm::{self as twin, RunningStats, SavedStats};
 use fer::reference::elementwise::{
     dropout as dropout_twin, relu as relu_twin, relu_backward as relu_backward_twin, Dropout,
@@ -139,7 +141,8 @@ impl GpuRunning {
 }
 
 /// One training step on the GPU through `epilogue`: uploads x, runs, returns (y, saved
-/// statistics).
+/// statistics); with `defer`, the per-channel map in place of y.
+#[allow(clippy::too_many_arguments)]
 fn gpu_train_step(
     shape: &BatchNormShape,
     config: &BatchNormConfig,
@@ -148,12 +151,15 @@ fn gpu_train_step(
     gammas: &[f32],
     betas: &[f32],
     running: &GpuRunning,
+    defer: bool,
 ) -> (Vec<f32>, SavedStats) {
-    let (y, saved_mean, saved_invstd) = (
-        zeros(shape.len()),
-        zeros(shape.channels),
-        zeros(shape.channels),
-    );
+    let y_len = if defer {
+        4 * shape.channels
+    } else {
+        shape.len()
+    };
+    let (y, saved_mean, saved_invstd) =
+        (zeros(y_len), zeros(shape.channels), zeros(shape.channels));
     let dispatch = train_forward(
         gpu(),
         shape,
@@ -163,7 +169,11 @@ fn gpu_train_step(
             x: &upload(x),
             gamma: &upload(gammas),
             beta: &upload(betas),
-            y: &y,
+            y: if defer {
+                TrainOutput::Deferred(&y)
+            } else {
+                TrainOutput::Values(&y)
+            },
             saved_mean: &saved_mean,
             saved_invstd: &saved_invstd,
             running_mean: &running.mean,
@@ -177,6 +187,53 @@ fn gpu_train_step(
         invstd: read(&saved_invstd),
     };
     (read(&y), saved)
+}
+
+/// A deferred output (a workgroup per channel only): the saved and running statistics bit for
+/// bit those of the full forward, and per channel the map (γ·invstd, mean, β, 0) in place of y.
+#[test]
+fn train_forward_can_defer_its_output_to_a_map() {
+    let config = BatchNormConfig::default();
+    for &(batch, channels, spatial) in SHAPES {
+        if walks_columns(batch, spatial) {
+            continue;
+        }
+        let shape = shape(batch, channels, spatial);
+        let seed = seed_of(&shape);
+        let (gammas, betas) = (random(seed, channels), random(seed + 1, channels));
+        let x = data(seed + 10, shape.len(), 0.0);
+        let running = RunningStats {
+            mean: random(seed + 2, channels),
+            var: Rng::new(seed + 3).uniform_vec(channels, 0.5, 1.5),
+        };
+        let step = |gpu_running: &GpuRunning, defer: bool| {
+            let epilogue = Epilogue::relu();
+            gpu_train_step(
+                &shape,
+                &config,
+                epilogue,
+                &x,
+                &gammas,
+                &betas,
+                gpu_running,
+                defer,
+            )
+        };
+        let (full_running, deferred_running) =
+            (GpuRunning::upload(&running), GpuRunning::upload(&running));
+        let (_, saved) = step(&full_running, false);
+        let (map, deferred_saved) = step(&deferred_running, true);
+        let what = format!("{shape:?}");
+        assert_eq!(deferred_saved.mean, saved.mean, "saved mean, {what}");
+        assert_eq!(deferred_saved.invstd, saved.invstd, "saved invstd, {what}");
+        let (full, deferred) = (full_running.read(), deferred_running.read());
+        assert_eq!(deferred.mean, full.mean, "running mean, {what}");
+        assert_eq!(deferred.var, full.var, "running var, {what}");
+        let want: Vec<f32> = (0..channels)
+            .flat_map(|c| [gammas[c] * saved.invstd[c], saved.mean[c], betas[c], 0.0])
+            .collect();
+        assert_eq!(map, want, "map, {what}");
+    }
 }
 
 /// Two training steps on fresh data with random γ, β and running statistics, GPU against twin.
@@ -208,6 +265,7 @@ fn check_training(shape: BatchNormShape, offset: f32) {
             &gammas,
             &betas,
             &gpu_running,
+            false,
         );
         let bounds = channel_bounds(&shape, &config, &x);
 
@@ -485,12 +543,21 @@ fn fused_epilogues_are_the_kernels_then_the_layers_bit_for_bit() {
             &gammas,
             &betas,
             &fresh(),
+            false,
         );
         let mask = Dropout::new(0.3, seed + 4);
         for epilogue in [Epilogue::relu(), Epilogue::relu_dropout(mask)] {
             let what = format!("{shape:?} {epilogue:?}");
-            let (fused, _) =
-                gpu_train_step(&shape, &config, epilogue, &x, &gammas, &betas, &fresh());
+            let (fused, _) = gpu_train_step(
+                &shape,
+                &config,
+                epilogue,
+                &x,
+                &gammas,
+                &betas,
+                &fresh(),
+                false,
+            );
             let relu = relu_twin(&plain);
             let (want, through) = match epilogue.dropout {
                 Some(mask) => (dropout_twin(&mask, &relu), dropout_twin(&mask, &dy)),
@@ -566,6 +633,7 @@ fn one_value_per_channel_gives_finite_output() {
         &gammas,
         &betas,
         &gpu_running,
+        false,
     );
     assert_eq!(y, betas, "y = β exactly");
     assert_eq!(want.y, betas, "the twin agrees");

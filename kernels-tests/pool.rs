@@ -16,7 +16,7 @@
 
 use fer::kernels::pool::{
     global_avg_pool, global_avg_pool_backward, max_pool2d, max_pool2d_backward, GlobalPoolShape,
-    MaxPoolBackwardBuffers, Pool2dShape, PoolLayout,
+    MaxPoolBackwardBuffers, MaxPoolForwardBuffers, Pool2dShape, PoolLayout,
 };
 use fer::reference;
 use fer::reference::elementwise::Dropout;
@@ -73,22 +73,40 @@ fn assert_exact(what: &str, got: &[f32], want: &[f32]) {
     }
 }
 
-/// Runs the GPU forward on `x` in each layout and holds values and indices exactly to the
-/// twin's.
+/// Runs the GPU forward in each layout on `x` (through a batch norm's `map` where given) and
+/// holds values and indices exactly to `want`.
+fn check_gpu_max_pool(
+    what: &str,
+    shape: &Pool2dShape,
+    dropout: Option<&Dropout>,
+    (x, map): (&[f32], Option<&[f32]>),
+    (want_y, want_indices): (&[f32], &[u32]),
+) {
+    let (x, map) = (upload(x), map.map(upload));
+    for layout in PoolLayout::ALL {
+        let y = zeros(shape.output_len());
+        let indices = zeros(shape.output_len());
+        let buffers = MaxPoolForwardBuffers {
+            x: &x,
+            y: &y,
+            indices: &indices,
+            batchnorm_map: map.as_ref(),
+        };
+        let dispatch =
+            max_pool2d(gpu(), shape, layout, dropout, buffers).expect("max_pool2d builds");
+        run(&[&dispatch]);
+        let what = format!("{what} {layout:?} {shape:?}");
+        assert_exact(&format!("{what} y"), &read(&y), want_y);
+        assert_eq!(read_u32(&indices), want_indices, "{what}: indices");
+    }
+}
+
+/// The GPU forward against the twin, exactly.
 fn check_max_pool_forward(what: &str, shape: &Pool2dShape, x: &[f32]) {
     let mut want_y = vec![0.0; shape.output_len()];
     let mut want_indices = vec![0; shape.output_len()];
     reference::pool::max_pool2d(shape, x, &mut want_y, &mut want_indices);
-    for layout in PoolLayout::ALL {
-        let y = zeros(shape.output_len());
-        let indices = zeros(shape.output_len());
-        let dispatch = max_pool2d(gpu(), shape, layout, None, &upload(x), &y, &indices)
-            .expect("max_pool2d builds");
-        run(&[&dispatch]);
-        let what = format!("{what} {layout:?} {shape:?}");
-        assert_exact(&format!("{what} y"), &read(&y), &want_y);
-        assert_eq!(read_u32(&indices), want_indices, "{what}: indices");
-    }
+    check_gpu_max_pool(what, shape, None, (x, None), (&want_y, &want_indices));
 }
 
 #[test]
@@ -262,23 +280,8 @@ fn max_pool_with_fused_dropout_matches_pool_then_dropout() {
         let mut want_dx = vec![0.0; shape.input_len()];
         reference::pool::max_pool2d_backward(&shape, &dy_pooled, &indices, &mut want_dx);
         let tolerance = routed_tolerance(&shape, &dy_pooled, &indices);
-        for layout in PoolLayout::ALL {
-            let what = format!("{layout:?} {shape:?}");
-            let (y, gpu_indices) = (zeros(shape.output_len()), zeros(shape.output_len()));
-            let forward = max_pool2d(
-                gpu(),
-                &shape,
-                layout,
-                Some(&dropout),
-                &upload(&x),
-                &y,
-                &gpu_indices,
-            )
-            .expect("max_pool2d builds");
-            run(&[&forward]);
-            assert_exact(&format!("{what} y"), &read(&y), &want_y);
-            assert_eq!(read_u32(&gpu_indices), want_indices, "{what}: indices");
-        }
+        let want = (&want_y[..], &want_indices[..]);
+        check_gpu_max_pool("dropout", &shape, Some(&dropout), (&x, None), want);
         // Backward takes no mask (any seed will do): the indices hold it.
         check_max_pool_backward(
             &shape,
@@ -287,6 +290,61 @@ fn max_pool_with_fused_dropout_matches_pool_then_dropout() {
             &want_dx,
             &tolerance,
         );
+    }
+}
+
+/// A batch norm's input through its deferred map (scale, mean, β, 0) per channel, then the
+/// ReLU, against the twin on that output computed on the CPU, alone and with a dropout. The
+/// values are multiples of 1/16 with power-of-two scales, so every step is exact in f32 and a
+/// fused or unfused multiply-add gives the same bits.
+#[test]
+fn max_pool_reads_a_batch_norm_output_through_its_map() {
+    for shape in max_pool_shapes() {
+        let seed = seed_of(&shape) + 7;
+        let sixteenths = |n: usize, seed: u64| -> Vec<f32> {
+            let mut rng = Rng::new(seed);
+            (0..n)
+                .map(|_| (rng.below(65) as f32 - 32.0) / 16.0)
+                .collect()
+        };
+        let x = sixteenths(shape.input_len(), seed);
+        let (means, betas) = (
+            sixteenths(shape.channels, seed + 1),
+            sixteenths(shape.channels, seed + 2),
+        );
+        let scales: Vec<f32> = (0..shape.channels)
+            .map(|c| [0.5, 2.0, -1.0, 0.25][c % 4])
+            .collect();
+        let map: Vec<f32> = (0..shape.channels)
+            .flat_map(|c| [scales[c], means[c], betas[c], 0.0])
+            .collect();
+        let plane = shape.height * shape.width;
+        let normalised: Vec<f32> = x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let c = i / plane % shape.channels;
+                (scales[c] * (v - means[c]) + betas[c]).max(0.0)
+            })
+            .collect();
+        let mut want_y = vec![0.0; shape.output_len()];
+        let mut want_indices = vec![0; shape.output_len()];
+        reference::pool::max_pool2d(&shape, &normalised, &mut want_y, &mut want_indices);
+        let inputs = (&x[..], Some(&map[..]));
+        check_gpu_max_pool("map", &shape, None, inputs, (&want_y, &want_indices));
+        let dropout = Dropout::new(0.25, seed);
+        let dropped_y = reference::elementwise::dropout(&dropout, &want_y);
+        let dropped_indices: Vec<u32> = (0..shape.output_len())
+            .map(|i| {
+                if dropout.keeps(i as u32) {
+                    want_indices[i]
+                } else {
+                    u32::MAX
+                }
+            })
+            .collect();
+        let want = (&dropped_y[..], &dropped_indices[..]);
+        check_gpu_max_pool("map and dropout", &shape, Some(&dropout), inputs, want);
     }
 }
 

@@ -19,6 +19,12 @@
 // positive (a ≥ 1), so keep(i) ∧ relu(y) > 0 exactly where the output is > 0, and the gradient
 // reaching y is dy·a there and 0 elsewhere, as dropout's then ReLU's backward would give.
 //
+// DEFER_OUTPUT (training forward, workgroup entry, with RELU and no DROPOUT) leaves y to the
+// layer after, which reads x instead (a max pool, pool.wgsl's BATCHNORM_PROLOGUE): the kernel
+// writes per channel c, at tf_y[c], the map that gives y, (γ·invstd, mean, β, 0), to be
+// applied as activation(fma(γ·invstd, x − mean, β)), the expression this kernel's own output
+// pass evaluates. Training forward then reads x once and writes nothing of its size.
+//
 // SUM_DX also writes Σdx per channel, summed over N and S: the gradient of a bias that the
 // layer before added per channel (a Linear's or a convolution's), which that layer then need
 // not reduce in a dispatch of its own. The columns entry adds the rows in order, as
@@ -53,6 +59,7 @@ override WG: u32 = 256u;
 override RELU: bool = false;
 override DROPOUT: bool = false;
 override SUM_DX: bool = false;
+override DEFER_OUTPUT: bool = false;
 // The elementwise evaluation pass's workgroup size (the host's grid assumes it).
 const EVAL_WG: u32 = 256u;
 
@@ -276,8 +283,14 @@ fn batchnorm_train_forward(
     let invstd = inverseSqrt(variance + p.eps);
     let scale = tf_gamma[c] * invstd;
     let beta = tf_beta[c];
-    for (var at = first_quad(lid); at.j < quad_count(); next_quad(&at)) {
-        tf_y_store(c, at, fma(vec4<f32>(scale), tf_x_quad(c, at) - mean, vec4<f32>(beta)));
+    if DEFER_OUTPUT {
+        if lid == 0u {
+            tf_y[c] = vec4<f32>(scale, mean, beta, 0.0);
+        }
+    } else {
+        for (var at = first_quad(lid); at.j < quad_count(); next_quad(&at)) {
+            tf_y_store(c, at, fma(vec4<f32>(scale), tf_x_quad(c, at) - mean, vec4<f32>(beta)));
+        }
     }
     if lid == 0u {
         tf_saved_mean[c] = mean;

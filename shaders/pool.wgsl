@@ -17,6 +17,11 @@
 // dropout) and routes it by the indices, so a dropped window sends nothing, as dropout's then
 // max pool's backward would give.
 //
+// BATCHNORM_PROLOGUE (forward) reads the output of a batch norm with its fused ReLU that was
+// never written: x is the batch norm's input and pool_map[c] the map batchnorm.wgsl's
+// DEFER_OUTPUT wrote, (γ·invstd, mean, β, 0) for channel c, so each input element is
+// relu(fma(γ·invstd, x − mean, β)), the value the batch norm would have stored, bit for bit.
+//
 // RELU_GATE applies, in max pool backward, the backward of a ReLU that produced the pool's
 // input (another layer's epilogue, which then skips it): a window's gradient reaches its
 // winner only where the forward's output is positive. A winner is its window's max, so that
@@ -36,7 +41,8 @@ struct Params {
     dropout_seed_hi: u32,
     dropout_threshold: u32,
     dropout_scale: f32,
-    _pad: u32,
+    // Planes are (n, c) in order: c = plane % channels.
+    channels: u32,
 }
 
 // Set when kernel > stride, so an input element can lie in several windows.
@@ -47,6 +53,7 @@ override KERNEL: u32 = 2u;
 override STRIDE: u32 = 2u;
 override DROPOUT: bool = false;
 override RELU_GATE: bool = false;
+override BATCHNORM_PROLOGUE: bool = false;
 
 // The index of a window the fused dropout dropped.
 const NO_WINNER: u32 = 0xffffffffu;
@@ -60,6 +67,7 @@ fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, size: u32) -> u32 {
 // Where the max-pool kernels' windows sit. A window `out` counts over (plane, oy, ox), a row of
 // windows over (plane, oy); each is found by its plane's first input element and its position.
 struct Window {
+    plane: u32,
     base: u32,
     oy: u32,
     ox: u32,
@@ -68,13 +76,19 @@ struct Window {
 fn window_at(out: u32) -> Window {
     let out_plane_len = p.out_height * p.out_width;
     let at = out % out_plane_len;
-    return Window(out / out_plane_len * p.height * p.width, at / p.out_width, at % p.out_width);
+    let plane = out / out_plane_len;
+    return Window(plane, plane * p.height * p.width, at / p.out_width, at % p.out_width);
 }
 
 // The first window of row `row` (output elements row · out_width onwards); the row's others
 // differ only in ox, so a row costs one division, not one per window.
 fn row_start(row: u32) -> Window {
-    return Window(row / p.out_height * p.height * p.width, row % p.out_height, 0u);
+    let plane = row / p.out_height;
+    return Window(plane, plane * p.height * p.width, row % p.out_height, 0u);
+}
+
+fn at_column(start: Window, ox: u32) -> Window {
+    return Window(start.plane, start.base, start.oy, ox);
 }
 
 // Checks the bits: compilers may fold `v != v` away under finite-math assumptions.
@@ -91,6 +105,27 @@ fn is_nan(v: f32) -> bool {
 @group(0) @binding(1) var<storage, read> pool_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> pool_y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> pool_indices: array<u32>;
+// Per channel, the batch norm's deferred output map; read only with BATCHNORM_PROLOGUE.
+@group(0) @binding(4) var<storage, read> pool_map: array<vec4<f32>>;
+
+// The batch norm's map for window w's channel (see the top), or nothing.
+fn channel_map(w: Window) -> vec4<f32> {
+    if BATCHNORM_PROLOGUE {
+        return pool_map[w.plane % p.channels];
+    }
+    return vec4<f32>(0.0);
+}
+
+// Input element i: x, or the batch norm's output it stands for, through the channel's map.
+fn input_value(map: vec4<f32>, i: u32) -> f32 {
+    let x = pool_x[i];
+    if BATCHNORM_PROLOGUE {
+        // batchnorm.wgsl's output pass and its activation, as written there.
+        let y = fma(map.x, x - map.y, map.z);
+        return select(y, 0.0, y <= 0.0);
+    }
+    return x;
+}
 
 // Whether output elements first..first+4 survive the fused dropout (all do without one).
 fn windows_kept(first: u32) -> vec4<bool> {
@@ -108,12 +143,13 @@ fn pool_window(w: Window, out: u32, kept: bool) {
     let x0 = w.ox * STRIDE;
     // PyTorch's rule, `val > maxval || isnan(val)`: the first of tied maxima wins, and a NaN
     // beats everything, the last NaN in window order winning.
+    let map = channel_map(w);
     var best_index = y0 * p.width + x0;
-    var best = pool_x[w.base + best_index];
+    var best = input_value(map, w.base + best_index);
     for (var iy = y0; iy < y0 + KERNEL; iy++) {
         for (var ix = x0; ix < x0 + KERNEL; ix++) {
             let index = iy * p.width + ix;
-            let v = pool_x[w.base + index];
+            let v = input_value(map, w.base + index);
             if is_nan(v) || (v > best && !is_nan(best)) {
                 best = v;
                 best_index = index;
@@ -157,15 +193,15 @@ fn max_pool2d_rows(
     for (var ox = 0u; ox < p.out_width; ox += 4u) {
         let out = row * p.out_width + ox;
         let kept = windows_kept(out);
-        pool_window(Window(start.base, start.oy, ox), out, kept.x);
+        pool_window(at_column(start, ox), out, kept.x);
         if ox + 1u < p.out_width {
-            pool_window(Window(start.base, start.oy, ox + 1u), out + 1u, kept.y);
+            pool_window(at_column(start, ox + 1u), out + 1u, kept.y);
         }
         if ox + 2u < p.out_width {
-            pool_window(Window(start.base, start.oy, ox + 2u), out + 2u, kept.z);
+            pool_window(at_column(start, ox + 2u), out + 2u, kept.z);
         }
         if ox + 3u < p.out_width {
-            pool_window(Window(start.base, start.oy, ox + 3u), out + 3u, kept.w);
+            pool_window(at_column(start, ox + 3u), out + 3u, kept.w);
         }
     }
 }
@@ -281,7 +317,7 @@ fn max_pool2d_backward_tiled_rows(
     }
     let start = row_start(row);
     for (var ox = 0u; ox < p.out_width; ox++) {
-        unpool_window(Window(start.base, start.oy, ox), row * p.out_width + ox);
+        unpool_window(at_column(start, ox), row * p.out_width + ox);
     }
 }
 

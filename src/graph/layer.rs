@@ -53,6 +53,19 @@ pub trait Layer: Send + Sync {
         false
     }
 
+    /// Whether this layer's training forward can leave its output, through its fused ReLU, to
+    /// the layer after as a per-channel map (a batch norm's statistics), writing nothing of the
+    /// output's size ([`LayerIo::output_map`]).
+    fn defers_output(&self) -> bool {
+        false
+    }
+
+    /// Whether this layer's training forward can read such a deferred output: its input's
+    /// producer's input through the map ([`LayerIo::deferred_input`]).
+    fn reads_deferred_output(&self) -> bool {
+        false
+    }
+
     /// Whether this layer's backward can also write its input gradient summed per channel
     /// (to [`LayerIo::grad_input_sum`]), sparing the layer before a reduction of its own.
     fn sums_grad_input(&self) -> bool {
@@ -174,6 +187,21 @@ pub struct LayerIo<'a> {
     /// The layer after this one applied the backward of this layer's fused ReLU to
     /// `grad_output` already: backward takes it as the gradient of the ReLU's input.
     pub grad_output_gated: bool,
+    /// Where the training forward writes, instead of `output`, the per-channel map the layer
+    /// after applies as it reads (see [`Layer::defers_output`]); evaluation still writes
+    /// `output`.
+    pub output_map: Option<&'a GpuBuffer>,
+    /// Where the training forward's `input` was never written (see
+    /// [`Layer::reads_deferred_output`]): what to read instead.
+    pub deferred_input: Option<DeferredInput<'a>>,
+}
+
+/// An output left unwritten in training: its layer's input and the map that gives the output
+/// from it (a batch norm's: [`crate::kernels::batchnorm::TrainOutput::Deferred`]).
+#[derive(Clone, Copy)]
+pub struct DeferredInput<'a> {
+    pub x: &'a GpuBuffer,
+    pub map: &'a GpuBuffer,
 }
 
 /// Called before each training step with that step's seed (dropout draws a new mask).

@@ -12,8 +12,8 @@ mod plan;
 pub use cpu::CpuStep;
 pub use error::GraphError;
 pub use layer::{
-    CpuBackward, CpuForward, CpuSaved, EpilogueKind, EpilogueStep, Fused, Layer, LayerIo,
-    LayerKernels, StepHook,
+    CpuBackward, CpuForward, CpuSaved, DeferredInput, EpilogueKind, EpilogueStep, Fused, Layer,
+    LayerIo, LayerKernels, StepHook,
 };
 pub use param::{FlatParameters, Init, ParamSpec, Parameter, ParameterStore};
 pub use plan::{layer_seed, Model, Plan};

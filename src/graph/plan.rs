@@ -2,7 +2,7 @@ use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
 use crate::rng::Rng;
 
 use super::error::GraphError;
-use super::layer::{EpilogueKind, EpilogueStep, Fused, Layer, LayerIo, StepHook};
+use super::layer::{DeferredInput, EpilogueKind, EpilogueStep, Fused, Layer, LayerIo, StepHook};
 use super::param::{ParameterPlan, ParameterStore};
 
 pub(super) struct Node {
@@ -146,6 +146,19 @@ impl Model {
             .collect()
     }
 
+    /// Per layer, whether its training forward leaves its output to the layer after its fused
+    /// ReLU ([`Layer::defers_output`], [`Layer::reads_deferred_output`]): only where that layer
+    /// also applies the ReLU's backward, so that nothing reads the unwritten output.
+    fn deferred_outputs(&self, relu_gated_after: &[bool]) -> Vec<bool> {
+        (0..self.nodes.len())
+            .map(|i| {
+                relu_gated_after[i]
+                    && self.nodes[i].layer.defers_output()
+                    && self.nodes[i + 2].layer.reads_deferred_output()
+            })
+            .collect()
+    }
+
     /// Instantiates the model at one batch size: every activation and gradient buffer, bind
     /// group and pipeline is created here, once.
     pub fn plan(&self, ctx: &GpuContext, batch: usize) -> Result<Plan, GraphError> {
@@ -200,6 +213,16 @@ impl Model {
         }
         let summed_elsewhere = self.summed_elsewhere(&absorbed);
         let relu_gated_after = self.relu_gated_after(&fused, &absorbed);
+        // Per channel (γ·invstd, mean, β, 0) of each deferred output.
+        let output_maps: Vec<Option<GpuBuffer>> = self
+            .deferred_outputs(&relu_gated_after)
+            .into_iter()
+            .enumerate()
+            .map(|(i, deferred)| {
+                let label = format!("{} output map", self.nodes[i].name);
+                deferred.then(|| GpuBuffer::zeros(ctx, &label, 4 * shapes[i + 1][1]))
+            })
+            .collect();
         let mut forward_train = Vec::new();
         let mut forward_eval = Vec::new();
         let mut backward = Vec::new();
@@ -229,6 +252,14 @@ impl Model {
                     .checked_sub(2)
                     .is_some_and(|before| relu_gated_after[before]),
                 grad_output_gated: relu_gated_after[i],
+                output_map: output_maps[i].as_ref(),
+                deferred_input: i.checked_sub(2).and_then(|before| {
+                    let map = output_maps[before].as_ref()?;
+                    Some(DeferredInput {
+                        x: &activations[slot_of[before]],
+                        map,
+                    })
+                }),
             };
             let kernels = node.layer.record(ctx, &io)?;
             forward_eval.extend(

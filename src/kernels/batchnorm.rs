@@ -128,6 +128,8 @@ struct Entry {
     epilogue: Epilogue,
     tree_width: Option<u32>,
     sums_dx: bool,
+    /// Training forward leaves y to the layer after ([`TrainOutput::Deferred`]).
+    defers_output: bool,
 }
 
 /// The entry and grid of a per-channel pass: `columns` (one invocation per quad of channels,
@@ -145,6 +147,7 @@ fn per_channel(
             epilogue,
             tree_width: None,
             sums_dx,
+            defers_output: false,
         };
         (entry, quad_workgroups(shape.channels))
     } else {
@@ -153,6 +156,7 @@ fn per_channel(
             epilogue,
             tree_width: Some(super::reduction_width(shape.count())),
             sums_dx,
+            defers_output: false,
         };
         (entry, workgroups_1d(shape.channels))
     }
@@ -175,6 +179,9 @@ fn kernel_dispatch(
     if entry.sums_dx {
         constants.push(("SUM_DX", 1.0));
     }
+    if entry.defers_output {
+        constants.push(("DEFER_OUTPUT", 1.0));
+    }
     let kernel = ctx.kernel(&KernelSpec {
         shader: &shaders::BATCHNORM,
         entry: entry.name,
@@ -193,6 +200,18 @@ fn assert_len(what: &str, buffer: &GpuBuffer, len: usize, shape: &BatchNormShape
     );
 }
 
+/// Where a training-mode forward pass puts its output.
+#[derive(Clone, Copy)]
+pub enum TrainOutput<'a> {
+    /// y, `[N, C, S]`, through the epilogue.
+    Values(&'a GpuBuffer),
+    /// Not y but, per channel, the map that gives it: `[C, 4]` holding (γ·invstd, mean, β, 0),
+    /// for the layer after to apply as it reads x, with the epilogue's ReLU (a max pool:
+    /// [`super::pool::BatchNormPrologue`]). Only for the workgroup entry (not where
+    /// [`super::walks_columns`]), with a ReLU and no dropout.
+    Deferred(&'a GpuBuffer),
+}
+
 /// The buffers of a training-mode forward pass. `running_mean`/`running_var` are updated in
 /// place; `saved_mean`/`saved_invstd` are written for [`backward`].
 pub struct TrainForwardBuffers<'a> {
@@ -202,8 +221,7 @@ pub struct TrainForwardBuffers<'a> {
     pub gamma: &'a GpuBuffer,
     /// `[C]`, PyTorch's `bias`
     pub beta: &'a GpuBuffer,
-    /// `[N, C, S]`
-    pub y: &'a GpuBuffer,
+    pub y: TrainOutput<'a>,
     pub saved_mean: &'a GpuBuffer,
     pub saved_invstd: &'a GpuBuffer,
     pub running_mean: &'a GpuBuffer,
@@ -232,9 +250,23 @@ pub fn train_forward(
         running_var,
     } = buffers;
     let params = Params::new(shape, config, &epilogue);
-    for (what, buffer) in [("x", x), ("y", y)] {
-        assert_len(what, buffer, shape.len(), shape);
-    }
+    assert_len("x", x, shape.len(), shape);
+    let (y, deferred) = match y {
+        TrainOutput::Values(y) => {
+            assert_len("y", y, shape.len(), shape);
+            (y, false)
+        }
+        TrainOutput::Deferred(map) => {
+            assert!(
+                epilogue.relu
+                    && epilogue.dropout.is_none()
+                    && !super::walks_columns(shape.batch, shape.spatial),
+                "batchnorm: a deferred output needs a ReLU, no dropout, and a workgroup per channel"
+            );
+            assert_len("the deferred output's map", map, 4 * shape.channels, shape);
+            (map, true)
+        }
+    };
     for (what, buffer) in [
         ("gamma", gamma),
         ("beta", beta),
@@ -245,18 +277,20 @@ pub fn train_forward(
     ] {
         assert_len(what, buffer, shape.channels, shape);
     }
-    let (entry, workgroups) = per_channel(
+    let (mut entry, workgroups) = per_channel(
         shape,
         epilogue,
         false,
         "batchnorm_train_forward",
         "batchnorm_columns_train_forward",
     );
+    entry.defers_output = deferred;
     kernel_dispatch(
         ctx,
         entry,
-        // x, y; gamma, beta, saved mean and invstd, running mean and var (read and written).
-        cost(shape, TRAIN_FORWARD_FLOPS, 2, 8),
+        // x, y (or only x); gamma, beta, saved mean and invstd, running mean and var (read and
+        // written).
+        cost(shape, TRAIN_FORWARD_FLOPS, 2 - usize::from(deferred), 8),
         &params,
         &[x, gamma, beta],
         &[y, saved_mean, saved_invstd, running_mean, running_var],
@@ -327,6 +361,7 @@ pub fn eval_forward(
             epilogue,
             tree_width: None,
             sums_dx: false,
+            defers_output: false,
         },
         // x, y; gamma, beta, running mean and var.
         cost(shape, EVAL_FORWARD_FLOPS, 2, 4),

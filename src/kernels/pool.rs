@@ -68,7 +68,7 @@ struct Params {
     dropout_seed_hi: u32,
     dropout_threshold: u32,
     dropout_scale: f32,
-    _pad: u32,
+    channels: u32,
 }
 
 impl Params {
@@ -86,7 +86,7 @@ impl Params {
             dropout_seed_hi: dropout.map_or(0, |d| (d.seed >> 32) as u32),
             dropout_threshold: dropout.map_or(0, Dropout::threshold),
             dropout_scale: dropout.map_or(1.0, Dropout::scale),
-            _pad: 0,
+            channels: shape.channels as u32,
         }
     }
 
@@ -103,24 +103,41 @@ impl Params {
             dropout_seed_hi: 0,
             dropout_threshold: 0,
             dropout_scale: 1.0,
-            _pad: 0,
+            channels: shape.channels as u32,
         }
     }
 }
 
-/// `y` and `indices` (u32, position within the (n, c) plane) of a max pool over `x`. With
-/// `dropout`, `y` is that dropout of the max pool's output, and a dropped window's index is
-/// `u32::MAX`, which routes it no gradient in [`max_pool2d_backward`] (twin: the max pool,
-/// then [`crate::reference::elementwise::dropout`]).
+/// What max pool forward reads and writes.
+pub struct MaxPoolForwardBuffers<'a> {
+    pub x: &'a GpuBuffer,
+    pub y: &'a GpuBuffer,
+    /// u32, each window's winner as its position within the (n, c) plane.
+    pub indices: &'a GpuBuffer,
+    /// Where `x` is a batch norm's input whose output (with its fused ReLU) was left unwritten,
+    /// the map its training forward wrote instead ([`super::batchnorm::TrainOutput::Deferred`]):
+    /// the pool reads relu(fma(γ·invstd, x − mean, β)) per channel, the value the batch norm
+    /// would have stored.
+    pub batchnorm_map: Option<&'a GpuBuffer>,
+}
+
+/// `y` and `indices` of a max pool. With `dropout`, `y` is that dropout of the max pool's
+/// output, and a dropped window's index is `u32::MAX`, which routes it no gradient in
+/// [`max_pool2d_backward`] (twin: the max pool, then
+/// [`crate::reference::elementwise::dropout`]).
 pub fn max_pool2d(
     ctx: &GpuContext,
     shape: &Pool2dShape,
     layout: PoolLayout,
     dropout: Option<&Dropout>,
-    x: &GpuBuffer,
-    y: &GpuBuffer,
-    indices: &GpuBuffer,
+    buffers: MaxPoolForwardBuffers,
 ) -> Result<Dispatch, GpuError> {
+    let MaxPoolForwardBuffers {
+        x,
+        y,
+        indices,
+        batchnorm_map,
+    } = buffers;
     assert!(
         x.len() >= shape.input_len(),
         "max_pool2d: x is too small for {shape:?}"
@@ -133,6 +150,12 @@ pub fn max_pool2d(
         indices.len() >= shape.output_len(),
         "max_pool2d: indices is too small for {shape:?}"
     );
+    if let Some(map) = batchnorm_map {
+        assert!(
+            map.len() >= 4 * shape.channels,
+            "max_pool2d: the batch norm map is too small for {shape:?}"
+        );
+    }
     let (entry, grid) = layout.kernel("max_pool2d", "max_pool2d_rows", shape);
     let kernel = ctx.kernel(&KernelSpec {
         shader: &shaders::POOL,
@@ -142,18 +165,24 @@ pub fn max_pool2d(
             Binding::ReadOnly,
             Binding::ReadWrite,
             Binding::ReadWrite,
+            Binding::ReadOnly,
         ],
         constants: &[
             ("KERNEL", shape.kernel as f64),
             ("STRIDE", shape.stride as f64),
             ("DROPOUT", if dropout.is_some() { 1.0 } else { 0.0 }),
+            (
+                "BATCHNORM_PROLOGUE",
+                if batchnorm_map.is_some() { 1.0 } else { 0.0 },
+            ),
         ],
     })?;
+    let map = GpuBuffer::or_placeholder(ctx, batchnorm_map, "max pool no batch norm map");
     Ok(Dispatch::new(
         ctx,
         &kernel,
         &Params::max_pool(shape, dropout),
-        &[x, y, indices],
+        &[x, y, indices, &map],
         grid,
     )
     .with_cost(Cost {

@@ -5,7 +5,7 @@ use crate::graph::{
 };
 use crate::kernels::batchnorm::{
     backward, eval_forward, reseed_train_forward, train_forward, BackwardBuffers, BatchNormConfig,
-    BatchNormShape, Epilogue, EvalForwardBuffers, TrainForwardBuffers,
+    BatchNormShape, Epilogue, EvalForwardBuffers, TrainForwardBuffers, TrainOutput,
 };
 use crate::reference::batchnorm::{self as twin, RunningStats};
 use crate::reference::elementwise::Dropout;
@@ -48,6 +48,11 @@ impl Layer for BatchNorm {
     }
 
     fn sums_grad_input(&self) -> bool {
+        true
+    }
+
+    /// Its statistics as (γ·invstd, mean, β, 0) per channel ([`TrainOutput::Deferred`]).
+    fn defers_output(&self) -> bool {
         true
     }
 
@@ -102,7 +107,10 @@ impl Layer for BatchNorm {
                 x: io.input,
                 gamma: &gamma.value,
                 beta: &beta.value,
-                y: io.output,
+                y: match io.output_map {
+                    Some(map) => TrainOutput::Deferred(map),
+                    None => TrainOutput::Values(io.output),
+                },
                 saved_mean: &saved_mean,
                 saved_invstd: &saved_invstd,
                 running_mean: &running_mean.value,

@@ -1,10 +1,11 @@
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::graph::{
-    CpuBackward, CpuForward, CpuSaved, EpilogueKind, Layer, LayerIo, LayerKernels, StepHook,
+    CpuBackward, CpuForward, CpuSaved, DeferredInput, EpilogueKind, Layer, LayerIo, LayerKernels,
+    StepHook,
 };
 use crate::kernels::pool::{
     global_avg_pool, global_avg_pool_backward, max_pool2d, max_pool2d_backward, reseed_max_pool2d,
-    GlobalPoolShape, MaxPoolBackwardBuffers, Pool2dShape, PoolLayout,
+    GlobalPoolShape, MaxPoolBackwardBuffers, MaxPoolForwardBuffers, Pool2dShape, PoolLayout,
 };
 use crate::reference::elementwise::Dropout;
 use crate::reference::pool as twin;
@@ -62,6 +63,11 @@ impl Layer for MaxPool2d {
         true
     }
 
+    /// A batch norm's, through its map ([`MaxPoolForwardBuffers::batchnorm_map`]).
+    fn reads_deferred_output(&self) -> bool {
+        true
+    }
+
     fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
         let shape = self
             .shape(io.input_shape)
@@ -72,11 +78,19 @@ impl Layer for MaxPool2d {
         // hook); inference pools without it.
         let p = io.fused.dropout;
         let dropout = p.map(|p| Dropout::new(p, 0));
-        let pool = |dropout: Option<&Dropout>| {
-            max_pool2d(ctx, &shape, layout, dropout, io.input, io.output, &indices)
+        let pool = |dropout: Option<&Dropout>, deferred: Option<DeferredInput>| {
+            let buffers = MaxPoolForwardBuffers {
+                x: deferred.map_or(io.input, |d| d.x),
+                y: io.output,
+                indices: &indices,
+                batchnorm_map: deferred.map(|d| d.map),
+            };
+            max_pool2d(ctx, &shape, layout, dropout, buffers)
         };
-        let forward = pool(dropout.as_ref())?;
-        let forward_eval = p.is_some().then(|| pool(None)).transpose()?;
+        let forward = pool(dropout.as_ref(), io.deferred_input)?;
+        // Inference has no dropout, and its batch norm writes its output.
+        let differs = p.is_some() || io.deferred_input.is_some();
+        let forward_eval = differs.then(|| pool(None, None)).transpose()?;
         let backward = match io.grad_input {
             Some(dx) => vec![max_pool2d_backward(
                 ctx,
