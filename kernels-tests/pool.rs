@@ -249,6 +249,23 @@ fn max_pool_backward_applies_the_relu_gate_of_its_input() {
     );
 }
 
+/// What a max pool with a fused dropout gives for the plain pool's `y` and `indices`: the
+/// dropout's output, and u32::MAX, no winner, for each dropped window.
+fn dropped_windows(dropout: &Dropout, y: &[f32], indices: &[u32]) -> (Vec<f32>, Vec<u32>) {
+    let indices = indices
+        .iter()
+        .enumerate()
+        .map(|(i, &winner)| {
+            if dropout.keeps(i as u32) {
+                winner
+            } else {
+                u32::MAX
+            }
+        })
+        .collect();
+    (reference::elementwise::dropout(dropout, y), indices)
+}
+
 /// Max pool then dropout, as one kernel: the forward against the twins run one after the
 /// other (a dropped window's index is u32::MAX), the backward against their backward passes
 /// (dropout's, then max pool's with the plain indices), on every shape and in both layouts.
@@ -261,16 +278,7 @@ fn max_pool_with_fused_dropout_matches_pool_then_dropout() {
         let mut pooled = vec![0.0; shape.output_len()];
         let mut indices = vec![0; shape.output_len()];
         reference::pool::max_pool2d(&shape, &x, &mut pooled, &mut indices);
-        let want_y = reference::elementwise::dropout(&dropout, &pooled);
-        let want_indices: Vec<u32> = (0..shape.output_len())
-            .map(|i| {
-                if dropout.keeps(i as u32) {
-                    indices[i]
-                } else {
-                    u32::MAX
-                }
-            })
-            .collect();
+        let (want_y, want_indices) = dropped_windows(&dropout, &pooled, &indices);
         let dropped = want_indices.iter().filter(|&&i| i == u32::MAX).count();
         assert!(
             dropped > 0 || shape.output_len() < 8,
@@ -333,16 +341,7 @@ fn max_pool_reads_a_batch_norm_output_through_its_map() {
         let inputs = (&x[..], Some(&map[..]));
         check_gpu_max_pool("map", &shape, None, inputs, (&want_y, &want_indices));
         let dropout = Dropout::new(0.25, seed);
-        let dropped_y = reference::elementwise::dropout(&dropout, &want_y);
-        let dropped_indices: Vec<u32> = (0..shape.output_len())
-            .map(|i| {
-                if dropout.keeps(i as u32) {
-                    want_indices[i]
-                } else {
-                    u32::MAX
-                }
-            })
-            .collect();
+        let (dropped_y, dropped_indices) = dropped_windows(&dropout, &want_y, &want_indices);
         let want = (&dropped_y[..], &dropped_indices[..]);
         check_gpu_max_pool("map and dropout", &shape, Some(&dropout), inputs, want);
     }
