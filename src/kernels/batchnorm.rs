@@ -207,8 +207,8 @@ pub enum TrainOutput<'a> {
     Values(&'a GpuBuffer),
     /// Not y but, per channel, the map that gives it: `[C, 4]` holding (γ·invstd, mean, β, 0),
     /// for the layer after to apply as it reads x, with the epilogue's ReLU (a max pool:
-    /// [`super::pool::BatchNormPrologue`]). Only for the workgroup entry (not where
-    /// [`super::walks_columns`]), with a ReLU and no dropout.
+    /// [`super::pool::MaxPoolForwardBuffers::batchnorm_map`]). Only for the workgroup entry
+    /// (not where [`super::walks_columns`]), with a ReLU and no dropout.
     Deferred(&'a GpuBuffer),
 }
 
