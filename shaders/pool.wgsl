@@ -41,7 +41,6 @@ struct Params {
     dropout_seed_hi: u32,
     dropout_threshold: u32,
     dropout_scale: f32,
-    // Planes are (n, c) in order: c = plane % channels.
     channels: u32,
 }
 
@@ -66,8 +65,9 @@ fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, size: u32) -> u32 {
 
 // Where the max-pool kernels' windows sit. A window `out` counts over (plane, oy, ox), a row of
 // windows over (plane, oy); each is found by its plane's first input element and its position.
+// Planes are (n, c) in order; the channel is found with the plane, once per row in `_rows`.
 struct Window {
-    plane: u32,
+    channel: u32,
     base: u32,
     oy: u32,
     ox: u32,
@@ -77,18 +77,19 @@ fn window_at(out: u32) -> Window {
     let out_plane_len = p.out_height * p.out_width;
     let at = out % out_plane_len;
     let plane = out / out_plane_len;
-    return Window(plane, plane * p.height * p.width, at / p.out_width, at % p.out_width);
+    let base = plane * p.height * p.width;
+    return Window(plane % p.channels, base, at / p.out_width, at % p.out_width);
 }
 
 // The first window of row `row` (output elements row · out_width onwards); the row's others
 // differ only in ox, so a row costs one division, not one per window.
 fn row_start(row: u32) -> Window {
     let plane = row / p.out_height;
-    return Window(plane, plane * p.height * p.width, row % p.out_height, 0u);
+    return Window(plane % p.channels, plane * p.height * p.width, row % p.out_height, 0u);
 }
 
 fn at_column(start: Window, ox: u32) -> Window {
-    return Window(start.plane, start.base, start.oy, ox);
+    return Window(start.channel, start.base, start.oy, ox);
 }
 
 // Checks the bits: compilers may fold `v != v` away under finite-math assumptions.
@@ -111,7 +112,7 @@ fn is_nan(v: f32) -> bool {
 // The batch norm's map for window w's channel (see the top), or nothing.
 fn channel_map(w: Window) -> vec4<f32> {
     if BATCHNORM_PROLOGUE {
-        return pool_map[w.plane % p.channels];
+        return pool_map[w.channel];
     }
     return vec4<f32>(0.0);
 }
