@@ -19,14 +19,15 @@
 use std::sync::OnceLock;
 
 use fer::gpu::{GpuBuffer, GpuContext, GpuOptions};
-use fer::graph::{Model, Plan};
+use fer::graph::{Fusion, Graph, Join, Model, Plan, Value};
 use fer::kernels::elementwise::fill;
 use fer::kernels::reduce::{channel_sum, ChannelSumShape};
 use fer::kernels::softmax_ce::{
     softmax_ce_accumulate, softmax_ce_backward, softmax_ce_forward, CrossEntropy, SoftmaxCeInputs,
     ROW_STATS,
 };
-use fer::nn::models::{build, Architecture, ModelKind, CLASSES};
+use fer::nn::models::{build, Architecture, ModelKind};
+use fer::nn::{BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu};
 use fer::rng::Rng;
 
 const BATCH: usize = 5;
@@ -74,17 +75,33 @@ struct GpuStep {
 
 impl Bench {
     fn new(kind: ModelKind, arch: &Architecture) -> Self {
-        let ctx = gpu();
-        let model = build(ctx, kind, arch, 7)
+        let model = build(gpu(), kind, arch, 7)
             .expect("the model builds")
             .expect("a GPU model");
-        let plan = model.plan(ctx, BATCH).expect("the model plans");
+        let plan = model.plan(gpu(), BATCH).expect("the model plans");
+        Bench::with_plan(model, plan)
+    }
+
+    /// `model` planned at [`BATCH`] with every node on its own, or fused by the fusion pass.
+    fn of(model: Model, fused: bool) -> Self {
+        let plan = if fused {
+            model.plan(gpu(), BATCH)
+        } else {
+            model.plan_with(gpu(), BATCH, &Fusion::none(&model))
+        }
+        .expect("the model plans");
+        Bench::with_plan(model, plan)
+    }
+
+    fn with_plan(model: Model, plan: Plan) -> Self {
+        let ctx = gpu();
+        let classes = plan.output_shape[1];
         let mut rng = Rng::new(11);
         let input = rng.uniform_vec(plan.input().len(), -1.0, 1.0);
-        let labels: Vec<u32> = (0..BATCH).map(|_| rng.below(CLASSES) as u32).collect();
+        let labels: Vec<u32> = (0..BATCH).map(|_| rng.below(classes) as u32).collect();
         plan.input().write(ctx, &input);
         Bench {
-            ce: CrossEntropy::new(BATCH, CLASSES),
+            ce: CrossEntropy::new(BATCH, classes),
             labels_buffer: GpuBuffer::from_slice(ctx, "labels", &labels),
             records: GpuBuffer::zeros(ctx, "loss records", BATCH * ROW_STATS),
             stats: GpuBuffer::zeros(ctx, "loss stats", ROW_STATS),
@@ -124,7 +141,7 @@ impl Bench {
         // softmax_ce_train writes it in the same dispatch).
         let by_class = ChannelSumShape {
             outer: BATCH,
-            channels: CLASSES,
+            channels: self.ce.classes,
             inner: 1,
         };
         let bias_sum = self.plan.grad_logits_sum().map(|sum| {
@@ -321,5 +338,238 @@ fn dropout_masks_follow_the_step_seed_on_both_sides() {
         magnitude(&change) > 100.0 * TOLERANCE * magnitude(&first),
         "the logits barely moved ({:.2e}) when the step seed changed",
         magnitude(&change)
+    );
+}
+
+/// The same step on two plans of one model (the same weights: both start from seed 7's).
+fn assert_same_step(fused: &Bench, unfused: &Bench, seed: u64) {
+    let (a, b) = (fused.gpu_step(seed), unfused.gpu_step(seed));
+    let name = &fused.model.name;
+    assert_relative(
+        &format!("{name} fused vs unfused logits"),
+        &a.logits,
+        &b.logits,
+        magnitude(&b.logits),
+    );
+    for (i, param) in fused.model.params.iter().enumerate() {
+        if param.spec.trainable {
+            let scale = unfused.layer_gradient_scale(&b.grads, &param.name);
+            let what = format!("{name} fused vs unfused d{}", param.name);
+            assert_relative(&what, &a.grads[i], &b.grads[i], scale);
+        }
+    }
+}
+
+/// Builds `graph` twice from the same seed, fused and unfused; checks each against the CPU
+/// graph and the two against each other, for two step seeds (new dropout masks).
+fn check_fusion(name: &str, sample_shape: &[usize], graph: impl Fn() -> Graph) {
+    let model = |seed| Model::new(gpu(), name, sample_shape, graph(), seed).expect("builds");
+    let fused = Bench::of(model(7), true);
+    let unfused = Bench::of(model(7), false);
+    for seed in [1, 2] {
+        assert_same_step(&fused, &unfused, seed);
+        fused.check_step(seed);
+        unfused.check_step(seed);
+    }
+    fused.check_eval();
+}
+
+/// A random stack of the chains the fusion patterns claim, and of the near misses they must
+/// leave alone (batch norm without a ReLU, a dropout straight after batch norm, a pool with no
+/// ReLU before it, 1×1 maps where batch norm cannot defer its output), on 3×6×6 images.
+fn random_chains(seed: u64) -> Graph {
+    let mut rng = Rng::new(seed);
+    let mut graph = Graph::new();
+    let mut value = Value::INPUT;
+    let (mut channels, mut side) = (3, 6);
+    let mut count = 0;
+    let mut normalised = false;
+    let mut add = |graph: &mut Graph, value: &mut Value, layer: Box<dyn fer::graph::Layer>| {
+        count += 1;
+        *value = graph.node(
+            format!("n{count}"),
+            fer::graph::Op::Layer(layer),
+            vec![*value],
+        );
+    };
+    for _ in 0..1 + rng.below(3) {
+        if rng.below(3) != 0 {
+            let out = 2 + rng.below(4);
+            // Unpadded 3×3 on a 3×3 map leaves 1×1 maps; smaller maps need the padding.
+            let padding = match side {
+                3 => 0,
+                1 | 2 => 1,
+                _ => rng.below(2),
+            };
+            add(
+                &mut graph,
+                &mut value,
+                Box::new(Conv2d {
+                    in_channels: channels,
+                    out_channels: out,
+                    kernel: 3,
+                    stride: 1,
+                    padding,
+                }),
+            );
+            channels = out;
+            side = side + 2 * padding - 2;
+            normalised = false;
+        }
+        // Not a batch norm whose input is another's output, up to pools and dropouts: the
+        // second would normalise away the first's scale and shift, whose gradients would then
+        // be 0 but for rounding, with nothing to hold them against.
+        if rng.below(4) != 0 && !normalised {
+            add(&mut graph, &mut value, Box::new(BatchNorm::new(channels)));
+            normalised = true;
+        }
+        if rng.below(4) != 0 {
+            add(&mut graph, &mut value, Box::new(Relu));
+            normalised = false;
+        }
+        if rng.below(2) == 0 {
+            let kernel = if side >= 2 { 2 } else { 1 };
+            add(
+                &mut graph,
+                &mut value,
+                Box::new(MaxPool2d {
+                    kernel,
+                    stride: kernel,
+                }),
+            );
+            side /= kernel;
+        }
+        if rng.below(2) == 0 {
+            add(&mut graph, &mut value, Box::new(Dropout { p: 0.25 }));
+        }
+    }
+    add(&mut graph, &mut value, Box::new(Flatten));
+    let mut features = channels * side * side;
+    if rng.below(2) == 0 {
+        add(
+            &mut graph,
+            &mut value,
+            Box::new(Linear {
+                inputs: features,
+                outputs: 6,
+            }),
+        );
+        add(&mut graph, &mut value, Box::new(BatchNorm::new(6)));
+        add(&mut graph, &mut value, Box::new(Relu));
+        add(&mut graph, &mut value, Box::new(Dropout { p: 0.25 }));
+        features = 6;
+    }
+    add(
+        &mut graph,
+        &mut value,
+        Box::new(Linear {
+            inputs: features,
+            outputs: 4,
+        }),
+    );
+    graph
+}
+
+/// Every fused block against its members' CPU twins and the unfused plan of the same graph.
+#[test]
+fn fused_plans_match_unfused_plans_and_the_cpu_graph_on_random_chains() {
+    for seed in 0..12 {
+        check_fusion(&format!("chains {seed}"), &[3, 6, 6], || {
+            random_chains(seed)
+        });
+    }
+}
+
+/// The case that crashed the old pairing flags: batch norm → ReLU → max pool on 1×1 maps,
+/// where batch norm walks columns and cannot leave its output to the pool.
+#[test]
+fn batch_norm_before_a_pool_of_one_by_one_maps_writes_its_output() {
+    check_fusion("1×1 maps", &[2, 3, 3], || {
+        Graph::sequential(vec![
+            named(
+                "conv",
+                Conv2d {
+                    in_channels: 2,
+                    out_channels: 3,
+                    kernel: 3,
+                    stride: 1,
+                    padding: 0,
+                },
+            ),
+            named("bn", BatchNorm::new(3)),
+            named("relu", Relu),
+            named(
+                "pool",
+                MaxPool2d {
+                    kernel: 1,
+                    stride: 1,
+                },
+            ),
+            named("flatten", Flatten),
+            named(
+                "fc",
+                Linear {
+                    inputs: 3,
+                    outputs: 4,
+                },
+            ),
+        ])
+    });
+}
+
+fn named(name: &str, layer: impl fer::graph::Layer) -> (String, Box<dyn fer::graph::Layer>) {
+    (name.to_string(), Box::new(layer))
+}
+
+/// A residual block: the first block's output feeds both the second block and the add, so its
+/// gradient is the sum of two; the add's inputs share its output's gradient.
+#[test]
+fn a_residual_graph_matches_the_cpu_graph() {
+    check_fusion("residual", &[3, 6, 6], || {
+        let mut graph = Graph::new();
+        let conv = |in_channels| Conv2d {
+            in_channels,
+            out_channels: 4,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+        };
+        let x = graph.layer("conv1", conv(3), Value::INPUT);
+        let x = graph.layer("bn1", BatchNorm::new(4), x);
+        let a = graph.layer("relu1", Relu, x);
+        let y = graph.layer("conv2", conv(4), a);
+        let b = graph.layer("bn2", BatchNorm::new(4), y);
+        let sum = graph.join("add", Join::Add, &[b, a]);
+        let out = graph.layer("relu2", Relu, sum);
+        let pooled = graph.layer("pool", GlobalAvgPool, out);
+        graph.layer(
+            "fc",
+            Linear {
+                inputs: 4,
+                outputs: 5,
+            },
+            pooled,
+        );
+        graph
+    });
+}
+
+/// The fusion pass really fuses the study's cnn: fewer dispatches than node by node.
+#[test]
+fn the_cnn_plan_is_fused() {
+    let model = || {
+        build(gpu(), ModelKind::Cnn, &narrow(), 7)
+            .expect("builds")
+            .expect("a GPU model")
+    };
+    let (fused, unfused) = (Bench::of(model(), true), Bench::of(model(), false));
+    let count = |bench: &Bench| {
+        bench.plan.forward_dispatches(true).len() + bench.plan.backward_dispatches().len()
+    };
+    assert!(
+        count(&fused) + 20 <= count(&unfused),
+        "fused {} dispatches, unfused {}",
+        count(&fused),
+        count(&unfused)
     );
 }

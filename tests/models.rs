@@ -1,7 +1,8 @@
 //! The study's models: layer names, shapes and parameter counts as PyTorch has them.
 
 use fer::gpu::{GpuContext, GpuOptions};
-use fer::nn::models::{build, Architecture, ModelKind};
+use fer::nn::models::{build, spec, Architecture, ModelKind};
+use fer::nn::spec::ModelSpec;
 
 fn gpu() -> GpuContext {
     GpuContext::new(&GpuOptions::from_env().expect("FER_BACKEND")).expect("a GPU adapter")
@@ -75,4 +76,57 @@ fn a_batch_too_large_for_the_adapter_is_refused_with_the_layer_named() {
         text.contains("`input`") && text.contains("smaller batch size"),
         "{text}"
     );
+}
+
+/// Every built-in model prints as a model file that reads back as the same model.
+#[test]
+fn built_in_models_round_trip_through_model_files() {
+    let arch = Architecture::default();
+    for kind in ModelKind::ALL {
+        let Some(spec) = spec(kind, &arch) else {
+            continue;
+        };
+        let text = spec.to_json();
+        let back = ModelSpec::parse(&text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+        assert_eq!(back, spec, "{}", kind.name());
+    }
+}
+
+/// A wrong model file is one sentence naming the node and what is wrong.
+#[test]
+fn a_wrong_model_file_names_the_node_and_the_fault() {
+    let file = |nodes: &str| format!(r#"{{"name": "m", "input": [1, 4, 4], "nodes": [{nodes}]}}"#);
+    let conv = r#"{"name": "conv", "op": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1}"#;
+    let cases = [
+        (
+            format!(r#"{conv}, {{"name": "add", "op": "add", "inputs": ["conv", "nope"]}}"#),
+            "node `add`: reads `nope`, which no node before it outputs",
+        ),
+        (
+            format!(r#"{conv}, {{"name": "add", "op": "add", "inputs": ["conv", "input"]}}"#),
+            "layer `add` (Add()) cannot take input of shape [1, 2, 4, 4] and [1, 1, 4, 4]",
+        ),
+        (
+            r#"{"name": "x", "op": "convolution"}"#.to_string(),
+            "node `x`: unknown variant `convolution`",
+        ),
+        (
+            r#"{"name": "x", "op": "dropout", "p": 0.5, "rate": 2}"#.to_string(),
+            "node `x`: unknown field `rate`",
+        ),
+        (
+            format!(r#"{conv}, {{"name": "conv", "op": "relu"}}"#),
+            "node `conv`: another node has the same name",
+        ),
+        (r#"{"op": "relu"}"#.to_string(), "node 0 has no \"name\""),
+    ];
+    for (nodes, expected) in cases {
+        let error = ModelSpec::parse(&file(&nodes))
+            .expect_err(&nodes)
+            .to_string();
+        assert!(
+            error.starts_with(expected),
+            "{nodes}\ngave: {error}\nwanted: {expected}"
+        );
+    }
 }

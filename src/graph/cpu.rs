@@ -4,8 +4,10 @@
 use crate::reference::softmax_ce::{self, CrossEntropy};
 
 use super::error::GraphError;
-use super::layer::CpuSaved;
-use super::plan::{layer_seed, Model, Node};
+use super::join::cpu_sum;
+use super::layer::{CpuForward, CpuSaved};
+use super::model::{Model, Node, Op, Value};
+use super::plan::layer_seed;
 
 /// The outcome of one CPU training step (forward, loss, backward; no optimizer).
 pub struct CpuStep {
@@ -18,11 +20,31 @@ pub struct CpuStep {
     pub param_grads: Vec<Vec<f32>>,
 }
 
-/// What the forward keeps for the backward: every layer's input and saved state.
+/// What the forward keeps for the backward: every value and every node's saved state.
 struct Tape {
     shapes: Vec<Vec<usize>>,
     activations: Vec<Vec<f32>>,
     saved: Vec<CpuSaved>,
+}
+
+impl Tape {
+    fn len(&self, value: Value) -> usize {
+        self.activations[value.index()].len()
+    }
+}
+
+/// A value's gradient from what its readers sent back (last reader first), summed in reader
+/// order as the GPU plan sums them; zeros where nobody reads it.
+fn gradient(sent: &mut Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+    sent.reverse();
+    match sent.len() {
+        0 => vec![0.0; len],
+        1 => sent.pop().expect("one gradient"),
+        _ => {
+            let parts: Vec<&[f32]> = sent.iter().map(Vec::as_slice).collect();
+            cpu_sum(&parts)
+        }
+    }
 }
 
 impl Model {
@@ -55,29 +77,40 @@ impl Model {
         ce: &CrossEntropy,
         seed: u64,
     ) -> Result<CpuStep, GraphError> {
-        let mut tape = self.cpu_tape(params, input, true, seed)?;
-        let logits = tape
-            .activations
-            .pop()
-            .expect("the tape ends with the logits");
+        let tape = self.cpu_tape(params, input, true, seed)?;
+        let logits = tape.activations[self.output().index()].clone();
         let loss = softmax_ce::loss(ce, &logits, labels, None);
         let mut grad = vec![0.0; logits.len()];
         softmax_ce::backward(ce, &logits, labels, None, 1.0, &mut grad);
         let mut param_grads = vec![Vec::new(); params.len()];
+        // Per value, the gradients its readers sent back, last reader first.
+        let mut sent: Vec<Vec<Vec<f32>>> = vec![Vec::new(); tape.activations.len()];
+        sent[self.output().index()].push(grad);
         for (i, node) in self.nodes.iter().enumerate().rev() {
-            let backward = with_node_params(params, node, |node_params| {
-                node.layer.cpu_backward(
-                    &tape.shapes[i],
-                    &tape.activations[i],
-                    &tape.saved[i],
-                    &grad,
-                    node_params,
-                )
-            });
-            for (&p, param_grad) in node.params.iter().zip(backward.param_grads) {
-                param_grads[p] = param_grad;
+            let output = Value::of_node(i);
+            let grad_output = gradient(&mut sent[output.index()], tape.len(output));
+            let inputs: Vec<usize> = node.inputs.iter().map(|v| v.index()).collect();
+            let grad_inputs = match &node.op {
+                Op::Layer(layer) => {
+                    let backward = with_node_params(params, node, |node_params| {
+                        layer.cpu_backward(
+                            &tape.shapes[inputs[0]],
+                            &tape.activations[inputs[0]],
+                            &tape.saved[i],
+                            &grad_output,
+                            node_params,
+                        )
+                    });
+                    for (&p, param_grad) in node.params.iter().zip(backward.param_grads) {
+                        param_grads[p] = param_grad;
+                    }
+                    vec![backward.grad_input]
+                }
+                Op::Join(join) => join.cpu_backward(inputs.len(), &grad_output),
+            };
+            for (input, grad_input) in inputs.into_iter().zip(grad_inputs) {
+                sent[input].push(grad_input);
             }
-            grad = backward.grad_input;
         }
         Ok(CpuStep {
             logits,
@@ -86,7 +119,7 @@ impl Model {
         })
     }
 
-    /// The forward, keeping every layer's input; the last activation is the logits.
+    /// The forward, keeping every value; the last is the logits.
     fn cpu_tape(
         &self,
         params: &mut [Vec<f32>],
@@ -105,15 +138,28 @@ impl Model {
         let mut activations = vec![input.to_vec()];
         let mut saved = Vec::with_capacity(self.nodes.len());
         for (i, node) in self.nodes.iter().enumerate() {
-            let forward = with_node_params(params, node, |node_params| {
-                node.layer.cpu_forward(
-                    &shapes[i],
-                    &activations[i],
-                    node_params,
-                    training,
-                    layer_seed(seed, i),
-                )
-            });
+            let forward = match &node.op {
+                Op::Layer(layer) => {
+                    let input = node.inputs[0].index();
+                    with_node_params(params, node, |node_params| {
+                        layer.cpu_forward(
+                            &shapes[input],
+                            &activations[input],
+                            node_params,
+                            training,
+                            layer_seed(seed, i),
+                        )
+                    })
+                }
+                Op::Join(join) => {
+                    let inputs: Vec<&[f32]> = node
+                        .inputs
+                        .iter()
+                        .map(|v| activations[v.index()].as_slice())
+                        .collect();
+                    CpuForward::stateless(join.cpu_forward(&inputs))
+                }
+            };
             activations.push(forward.output);
             saved.push(forward.saved);
         }

@@ -4,13 +4,16 @@ use crate::gpu::GpuError;
 
 #[derive(Debug, Error)]
 pub enum GraphError {
-    #[error("layer `{layer}` ({kind}) cannot take input of shape {got:?}: {why}")]
+    #[error("layer `{layer}` ({kind}) cannot take input of shape {got}: {why}")]
     Shape {
         layer: String,
         kind: String,
-        got: Vec<usize>,
+        /// The input shapes, e.g. `[64, 32, 12, 12]`, or two joined by "and".
+        got: String,
         why: String,
     },
+    #[error("node `{node}`: {why}")]
+    Structure { node: String, why: String },
     #[error(
         "layer `{layer}` ({kind}) needs a buffer of {mib} MiB for its output {shape:?}, more \
          than the {limit_mib} MiB this adapter can bind: use a smaller batch size"

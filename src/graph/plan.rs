@@ -1,170 +1,78 @@
-use crate::gpu::{Dispatch, GpuBuffer, GpuContext};
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError};
 use crate::rng::Rng;
 
 use super::error::GraphError;
-use super::layer::{DeferredInput, EpilogueKind, EpilogueStep, Fused, Layer, LayerIo, StepHook};
-use super::param::{ParameterPlan, ParameterStore};
-
-pub(super) struct Node {
-    /// State-dict prefix, e.g. `network.0` or `fc1`.
-    pub(super) name: String,
-    pub(super) layer: Box<dyn Layer>,
-    /// Its tensors' indices in the [`ParameterStore`].
-    pub(super) params: Vec<usize>,
-}
-
-/// A sequential model: its layers and their tensors, independent of the batch size.
-pub struct Model {
-    pub name: String,
-    /// One sample's shape, e.g. [1, 48, 48].
-    pub sample_shape: Vec<usize>,
-    pub(super) nodes: Vec<Node>,
-    pub params: ParameterStore,
-}
+use super::fusion::{BlockIo, Fusion, Unit};
+use super::join::{sum, JoinIo};
+use super::layer::{LayerIo, LayerKernels, StepHook};
+use super::model::{Model, Op, Value};
 
 impl Model {
-    /// Creates the model's tensors with PyTorch's default initialisation drawn from `seed`, and
-    /// checks every layer's shapes once.
-    pub fn new(
-        ctx: &GpuContext,
-        name: &str,
-        sample_shape: &[usize],
-        layers: Vec<(String, Box<dyn Layer>)>,
-        seed: u64,
-    ) -> Result<Self, GraphError> {
-        let mut rng = Rng::new(seed);
-        let mut params = ParameterPlan::default();
-        let nodes = layers
-            .into_iter()
-            .map(|(name, layer)| {
-                let indices = params.add_layer(&name, layer.params(), &mut rng);
-                Node {
-                    name,
-                    layer,
-                    params: indices,
-                }
-            })
-            .collect();
-        let model = Model {
-            name: name.to_string(),
-            sample_shape: sample_shape.to_vec(),
-            nodes,
-            params: params.upload(ctx),
-        };
-        model.shapes(1)?;
-        Ok(model)
-    }
-
-    /// Shapes of the input and of every layer's output at batch size `batch`.
-    pub fn shapes(&self, batch: usize) -> Result<Vec<Vec<usize>>, GraphError> {
-        let mut shapes = vec![[&[batch][..], &self.sample_shape].concat()];
-        for node in &self.nodes {
-            let input = shapes.last().expect("starts with the input shape");
-            let output = node
-                .layer
-                .output_shape(input)
-                .map_err(|why| GraphError::Shape {
-                    layer: node.name.clone(),
-                    kind: node.layer.kind(),
-                    got: input.clone(),
-                    why,
-                })?;
-            shapes.push(output);
-        }
-        Ok(shapes)
-    }
-
-    /// `Sequential(...)`-style listing, one layer a line.
-    pub fn describe(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|node| format!("  ({}): {}", node.name, node.layer.kind()))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// Which layers apply the ones after them as an epilogue ([`Layer::takes_epilogue`]): a
-    /// ReLU right after, then a dropout right after that; or a dropout right after.
-    fn epilogues(&self) -> Epilogues {
-        let count = self.nodes.len();
-        let mut epilogues = Epilogues {
-            fused: vec![Fused::default(); count],
-            absorbed: vec![false; count],
-            seed_layer: (0..count).collect(),
-        };
-        let step = |i: usize| self.nodes.get(i).and_then(|n| n.layer.as_epilogue_step());
-        for (i, node) in self.nodes.iter().enumerate() {
-            // Where a dropout may follow: right after, or after the ReLU right after.
-            let dropout_at = match (node.layer.takes_epilogue(), step(i + 1)) {
-                (EpilogueKind::ReluThenDropout, Some(EpilogueStep::Relu)) => {
-                    epilogues.fused[i].relu = true;
-                    epilogues.absorbed[i + 1] = true;
-                    i + 2
-                }
-                (EpilogueKind::Dropout, _) => i + 1,
-                _ => continue,
-            };
-            if let Some(EpilogueStep::Dropout(p)) = step(dropout_at) {
-                epilogues.fused[i].dropout = Some(p);
-                epilogues.absorbed[dropout_at] = true;
-                epilogues.seed_layer[i] = dropout_at;
-            }
-        }
-        epilogues
-    }
-
-    /// Per layer, the store index of its tensor ([`Layer::grad_output_sum`]) whose gradient
-    /// another writes as the per-channel sum of the layer's output gradient: the layer right
-    /// after it where that one [`Layer::sums_grad_input`] (neither applied as another's
-    /// epilogue), or for the last layer the loss (see [`Plan::grad_logits_sum`]).
-    fn summed_elsewhere(&self, absorbed: &[bool]) -> Vec<Option<usize>> {
-        self.nodes
-            .iter()
-            .enumerate()
-            .map(|(i, node)| {
-                let tensor = node.layer.grad_output_sum()?;
-                let by_next = |next: &Node| !absorbed[i + 1] && next.layer.sums_grad_input();
-                let summed = !absorbed[i]
-                    && !node.layer.is_reshape()
-                    && self.nodes.get(i + 1).is_none_or(by_next);
-                summed.then(|| node.params[tensor])
-            })
-            .collect()
-    }
-
-    /// Per layer, whether the layer right after its fused ReLU applies that ReLU's backward
-    /// ([`Layer::gates_relu_input`]). Not where a dropout follows the ReLU: that layer's input
-    /// is then the dropout's output.
-    fn relu_gated_after(&self, fused: &[Fused], absorbed: &[bool]) -> Vec<bool> {
-        (0..self.nodes.len())
-            .map(|i| {
-                let gates = |next: &Node| !absorbed[i + 2] && next.layer.gates_relu_input();
-                fused[i].relu
-                    && fused[i].dropout.is_none()
-                    && self.nodes.get(i + 2).is_some_and(gates)
-            })
-            .collect()
-    }
-
-    /// Per layer, whether its training forward leaves its output to the layer after its fused
-    /// ReLU ([`Layer::defers_output`], [`Layer::reads_deferred_output`]): only where that layer
-    /// also applies the ReLU's backward, so that nothing reads the unwritten output.
-    fn deferred_outputs(&self, relu_gated_after: &[bool]) -> Vec<bool> {
-        (0..self.nodes.len())
-            .map(|i| {
-                relu_gated_after[i]
-                    && self.nodes[i].layer.defers_output()
-                    && self.nodes[i + 2].layer.reads_deferred_output()
-            })
-            .collect()
-    }
-
-    /// Instantiates the model at one batch size: every activation and gradient buffer, bind
-    /// group and pipeline is created here, once.
+    /// Instantiates the model at one batch size, fused by [`crate::nn::fusion::fuse`]: every
+    /// activation and gradient buffer, bind group and pipeline is created here, once.
     pub fn plan(&self, ctx: &GpuContext, batch: usize) -> Result<Plan, GraphError> {
+        self.plan_with(ctx, batch, &crate::nn::fusion::fuse(self))
+    }
+
+    /// Instantiates the model at one batch size as `fusion` groups its nodes.
+    pub fn plan_with(
+        &self,
+        ctx: &GpuContext,
+        batch: usize,
+        fusion: &Fusion,
+    ) -> Result<Plan, GraphError> {
         let shapes = self.shapes(batch)?;
-        let len = |shape: &Vec<usize>| shape.iter().product::<usize>();
-        // Refuse here, with the layer named, what the device would refuse with a panic.
+        self.check_binding_sizes(ctx, &shapes)?;
+        let units = &fusion.units;
+        let values = Values::new(ctx, self, units, &shapes);
+        let mut forward_train = Vec::new();
+        let mut forward_eval = Vec::new();
+        let mut backward = Vec::new();
+        let mut step_hooks = Vec::new();
+        for (u, unit) in units.iter().enumerate() {
+            let kernels = self.record_unit(ctx, unit, &values.io(u, unit, self, &shapes))?;
+            forward_eval.extend(
+                kernels
+                    .forward_eval
+                    .unwrap_or_else(|| kernels.forward.clone()),
+            );
+            forward_train.extend(kernels.forward);
+            // The gradients of a value several units read meet before its producer's backward.
+            let mut unit_backward = values.gradient_sums(ctx, u, &shapes)?;
+            unit_backward.extend(kernels.backward);
+            backward.push(unit_backward);
+            step_hooks.extend(
+                kernels
+                    .step_hooks
+                    .into_iter()
+                    .map(|hook| (unit.seed_node, hook)),
+            );
+        }
+        let logits = self.output().index();
+        Ok(Plan {
+            batch,
+            output_shape: shapes[logits].clone(),
+            forward_train,
+            forward_eval,
+            backward: backward.into_iter().rev().flatten().collect(),
+            step_hooks,
+            logits_bias_grad: fusion.loss_sums_into.map(|p| {
+                let grad = self.params.get(p).grad();
+                grad.view(0, grad.len())
+            }),
+            logits: values.activation_of[logits],
+            grad_logits: values.gradient_of[logits].expect("the logits need their gradient"),
+            activations: values.activations,
+            gradients: values.gradients,
+        })
+    }
+
+    /// Refuses here, with the node named, what the device would refuse with a panic.
+    fn check_binding_sizes(
+        &self,
+        ctx: &GpuContext,
+        shapes: &[Vec<usize>],
+    ) -> Result<(), GraphError> {
         let adapter = ctx.summary();
         let limit = adapter
             .max_storage_binding_bytes
@@ -173,10 +81,10 @@ impl Model {
             .chain(
                 self.nodes
                     .iter()
-                    .map(|node| (node.name.clone(), node.layer.kind())),
+                    .map(|node| (node.name.clone(), node.op.kind())),
             );
-        for ((layer, kind), shape) in producers.zip(&shapes) {
-            let bytes = (len(shape) * 4) as u64;
+        for ((layer, kind), shape) in producers.zip(shapes) {
+            let bytes = (shape.iter().product::<usize>() * 4) as u64;
             if bytes > limit {
                 return Err(GraphError::TooLarge {
                     layer,
@@ -187,121 +95,265 @@ impl Model {
                 });
             }
         }
-        let Epilogues {
-            fused,
-            absorbed,
-            seed_layer,
-        } = self.epilogues();
-        // Activation i is the input of node i; the output of a reshape or of a layer another
-        // applies as its epilogue aliases its input.
-        let mut slot_of = vec![0usize; shapes.len()];
-        let mut activations = vec![GpuBuffer::zeros(ctx, "input", len(&shapes[0]))];
-        let mut gradients = vec![GpuBuffer::zeros(ctx, "grad input", len(&shapes[0]))];
-        for (i, node) in self.nodes.iter().enumerate() {
-            if node.layer.is_reshape() || absorbed[i] {
-                slot_of[i + 1] = slot_of[i];
-            } else {
-                let label = format!("{} output", node.name);
-                activations.push(GpuBuffer::zeros(ctx, &label, len(&shapes[i + 1])));
-                gradients.push(GpuBuffer::zeros(
-                    ctx,
-                    &format!("{label} grad"),
-                    len(&shapes[i + 1]),
-                ));
-                slot_of[i + 1] = activations.len() - 1;
-            }
-        }
-        let summed_elsewhere = self.summed_elsewhere(&absorbed);
-        let relu_gated_after = self.relu_gated_after(&fused, &absorbed);
-        // Per channel (γ·invstd, mean, β, 0) of each deferred output.
-        let output_maps: Vec<Option<GpuBuffer>> = self
-            .deferred_outputs(&relu_gated_after)
-            .into_iter()
-            .enumerate()
-            .map(|(i, deferred)| {
-                let label = format!("{} output map", self.nodes[i].name);
-                deferred.then(|| GpuBuffer::zeros(ctx, &label, 4 * shapes[i + 1][1]))
-            })
-            .collect();
-        let mut forward_train = Vec::new();
-        let mut forward_eval = Vec::new();
-        let mut backward = Vec::new();
-        let mut step_hooks = Vec::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            if node.layer.is_reshape() || absorbed[i] {
-                continue;
-            }
-            // A layer applying an epilogue writes where the last layer of it would.
-            let (input, output) = (slot_of[i], slot_of[i + 1]);
-            let io = LayerIo {
-                input_shape: &shapes[i],
-                output_shape: &shapes[i + 1],
-                input: &activations[input],
-                output: &activations[output],
-                grad_output: &gradients[output],
-                // Nobody reads the gradient of the model's input.
-                grad_input: (input != 0).then(|| &gradients[input]),
-                params: node.params.iter().map(|&p| self.params.get(p)).collect(),
-                fused: fused[i],
-                grad_input_sum: i
-                    .checked_sub(1)
-                    .and_then(|before| summed_elsewhere[before])
-                    .map(|p| self.params.get(p).grad()),
-                grad_output_summed: summed_elsewhere[i].is_some(),
-                gate_grad_input: i
-                    .checked_sub(2)
-                    .is_some_and(|before| relu_gated_after[before]),
-                grad_output_gated: relu_gated_after[i],
-                output_map: output_maps[i].as_ref(),
-                deferred_input: i.checked_sub(2).and_then(|before| {
-                    let map = output_maps[before].as_ref()?;
-                    Some(DeferredInput {
-                        x: &activations[slot_of[before]],
-                        map,
-                    })
-                }),
-            };
-            let kernels = node.layer.record(ctx, &io)?;
-            forward_eval.extend(
-                kernels
-                    .forward_eval
-                    .unwrap_or_else(|| kernels.forward.clone()),
-            );
-            forward_train.extend(kernels.forward);
-            backward.push(kernels.backward);
-            step_hooks.extend(
-                kernels
-                    .step_hooks
-                    .into_iter()
-                    .map(|hook| (seed_layer[i], hook)),
-            );
-        }
-        let logits = slot_of[shapes.len() - 1];
-        let logits_bias = summed_elsewhere.last().copied().flatten();
-        Ok(Plan {
-            batch,
-            output_shape: shapes[shapes.len() - 1].clone(),
-            forward_train,
-            forward_eval,
-            backward: backward.into_iter().rev().flatten().collect(),
-            step_hooks,
-            logits,
-            logits_bias_grad: logits_bias.map(|p| {
-                let grad = self.params.get(p).grad();
-                grad.view(0, grad.len())
-            }),
-            activations,
-            gradients,
-        })
+        Ok(())
+    }
+
+    fn record_unit(
+        &self,
+        ctx: &GpuContext,
+        unit: &Unit,
+        io: &UnitIo,
+    ) -> Result<LayerKernels, GraphError> {
+        let params = |node: usize| -> Vec<_> {
+            let node = &self.nodes[node];
+            node.params.iter().map(|&p| self.params.get(p)).collect()
+        };
+        let output_shape = io.shapes[io.shapes.len() - 1];
+        let kernels = match (&unit.block, &self.nodes[unit.nodes[0]].op) {
+            (Some(block), _) => block.record(
+                ctx,
+                &BlockIo {
+                    shapes: io.shapes.clone(),
+                    input: io.inputs[0],
+                    output: io.output,
+                    grad_output: io.grad_output,
+                    grad_input: io.grad_inputs[0],
+                    params: unit.nodes.iter().map(|&node| params(node)).collect(),
+                },
+            )?,
+            (None, Op::Layer(layer)) => layer.record(
+                ctx,
+                &LayerIo {
+                    input_shape: io.shapes[0],
+                    output_shape,
+                    input: io.inputs[0],
+                    output: io.output,
+                    grad_output: io.grad_output,
+                    grad_input: io.grad_inputs[0],
+                    params: params(unit.nodes[0]),
+                },
+            )?,
+            (None, Op::Join(join)) => join.record(
+                ctx,
+                &JoinIo {
+                    input_shapes: io.shapes[..io.inputs.len()].to_vec(),
+                    inputs: io.inputs.clone(),
+                    output: io.output,
+                },
+            )?,
+        };
+        Ok(kernels)
     }
 }
 
-/// Per layer: what it applies after itself, whether another layer applies it (so it records
-/// nothing), and whose step seed its hooks draw.
-struct Epilogues {
-    fused: Vec<Fused>,
-    absorbed: Vec<bool>,
-    seed_layer: Vec<usize>,
+/// The buffers of one unit. For a join, `shapes` holds its inputs' shapes then its output's;
+/// for a chain, its input's then each member's output's.
+struct UnitIo<'a> {
+    shapes: Vec<&'a [usize]>,
+    inputs: Vec<&'a GpuBuffer>,
+    output: &'a GpuBuffer,
+    grad_output: &'a GpuBuffer,
+    grad_inputs: Vec<Option<&'a GpuBuffer>>,
+}
+
+/// Where every value that crosses between units lives: the input and each unit's output, and
+/// their gradients.
+///
+/// A reshape's output is its input's buffer. A gradient is written by the one unit that
+/// reads the value, into the value's gradient buffer; where several read it, each writes a
+/// buffer of its own and the plan sums them ([`Values::gradient_sums`]). A unit that passes
+/// its gradient (a reshape, a residual add) writes nothing: its input's gradient is its
+/// output's buffer. Nobody needs the model input's gradient, nor that of a value computed
+/// from the input alone by units without trainable tensors.
+struct Values {
+    activations: Vec<GpuBuffer>,
+    gradients: Vec<GpuBuffer>,
+    /// Per value, its index in `activations` (values inside a chain have none: unused).
+    activation_of: Vec<usize>,
+    /// Per value, its index in `gradients`; `None` for the model's input and the values
+    /// inside a chain.
+    gradient_of: Vec<Option<usize>>,
+    /// Per unit and input, the gradient buffer its backward writes (or passes its own to).
+    edge_gradients: Vec<Vec<Option<usize>>>,
+    /// Per value read by several units, the buffers to sum into its gradient.
+    fan_in: Vec<Vec<usize>>,
+    /// Per unit, the value it outputs.
+    unit_output: Vec<Value>,
+    /// Per unit, the values it reads.
+    unit_inputs: Vec<Vec<Value>>,
+}
+
+impl Values {
+    fn new(ctx: &GpuContext, model: &Model, units: &[Unit], shapes: &[Vec<usize>]) -> Self {
+        let count = shapes.len();
+        let len = |v: Value| shapes[v.index()].iter().product::<usize>();
+        let unit_output: Vec<Value> = units
+            .iter()
+            .map(|unit| Value::of_node(*unit.nodes.last().expect("a unit has a node")))
+            .collect();
+        let unit_inputs: Vec<Vec<Value>> = units
+            .iter()
+            .map(|unit| model.nodes[unit.nodes[0]].inputs.clone())
+            .collect();
+        let passes = |u: usize| {
+            units[u].block.is_none() && model.nodes[units[u].nodes[0]].op.passes_gradient()
+        };
+        // Activations: a reshape's output aliases its input's buffer.
+        let mut activations = vec![GpuBuffer::zeros(ctx, "input", len(Value::INPUT))];
+        let mut activation_of = vec![0; count];
+        for (u, unit) in units.iter().enumerate() {
+            let out = unit_output[u];
+            let node = &model.nodes[unit.nodes[0]];
+            if unit.block.is_none() && node.op.is_reshape() {
+                activation_of[out.index()] = activation_of[node.inputs[0].index()];
+            } else {
+                let label = format!("{} output", model.nodes[*unit.nodes.last().unwrap()].name);
+                activations.push(GpuBuffer::zeros(ctx, &label, len(out)));
+                activation_of[out.index()] = activations.len() - 1;
+            }
+        }
+        // Which values need a gradient: those a trainable tensor or such a value leads to.
+        let mut needs_gradient = vec![false; count];
+        for (u, unit) in units.iter().enumerate() {
+            let trainable = unit.nodes.iter().any(|&node| {
+                model.nodes[node]
+                    .params
+                    .iter()
+                    .any(|&p| model.params.get(p).spec.trainable)
+            });
+            let downstream = unit_inputs[u].iter().any(|v| needs_gradient[v.index()]);
+            needs_gradient[unit_output[u].index()] = trainable || downstream;
+        }
+        // Gradients, from the last value back, so that a unit passing its gradient finds its
+        // output's already placed.
+        let mut readers: Vec<Vec<(usize, usize)>> = vec![Vec::new(); count];
+        for (u, inputs) in unit_inputs.iter().enumerate() {
+            for (slot, v) in inputs.iter().enumerate() {
+                readers[v.index()].push((u, slot));
+            }
+        }
+        let crossing: Vec<bool> = (0..count)
+            .map(|index| index == 0 || unit_output.iter().any(|v| v.index() == index))
+            .collect();
+        let mut gradients = Vec::new();
+        let mut gradient_of = vec![None; count];
+        let mut edge_gradients: Vec<Vec<Option<usize>>> = unit_inputs
+            .iter()
+            .map(|inputs| vec![None; inputs.len()])
+            .collect();
+        let mut fan_in = vec![Vec::new(); count];
+        for index in (0..count).rev() {
+            let Some(producer) = Value::from_index(index).producer() else {
+                continue; // the model's input
+            };
+            if !crossing[index] {
+                continue;
+            }
+            let label = format!("{} output grad", model.nodes[producer].name);
+            let n = shapes[index].iter().product();
+            let mut new_gradient = |label: String| {
+                gradients.push(GpuBuffer::zeros(ctx, &label, n));
+                gradients.len() - 1
+            };
+            if !needs_gradient[index] {
+                // Its producer has no tensor to train and nothing before it does: its backward
+                // writes nothing, and its readers leave this buffer as it is.
+                gradient_of[index] = Some(new_gradient(label));
+                continue;
+            }
+            let edges = &readers[index];
+            // The model's output (the loss writes its gradient), or a value nobody reads (a
+            // gradient of zeros), or one that several read: a buffer of its own.
+            if edges.len() != 1 {
+                gradient_of[index] = Some(new_gradient(label.clone()));
+            }
+            for &(u, slot) in edges {
+                let buffer = if passes(u) {
+                    gradient_of[unit_output[u].index()]
+                        .expect("a unit passing its gradient has an output that needs one")
+                } else if edges.len() == 1 {
+                    new_gradient(label.clone())
+                } else {
+                    let reader = &model.nodes[units[u].nodes[0]].name;
+                    new_gradient(format!("{label} from {reader}"))
+                };
+                edge_gradients[u][slot] = Some(buffer);
+                if edges.len() == 1 {
+                    gradient_of[index] = Some(buffer);
+                } else {
+                    fan_in[index].push(buffer);
+                }
+            }
+        }
+        Values {
+            activations,
+            gradients,
+            activation_of,
+            gradient_of,
+            edge_gradients,
+            fan_in,
+            unit_output,
+            unit_inputs,
+        }
+    }
+
+    /// The buffers of unit `u`.
+    fn io<'a>(
+        &'a self,
+        u: usize,
+        unit: &Unit,
+        model: &Model,
+        shapes: &'a [Vec<usize>],
+    ) -> UnitIo<'a> {
+        let inputs = &self.unit_inputs[u];
+        let output = self.unit_output[u];
+        // A chain's inner values, then its output; a join's inputs, then its output.
+        let mut io_shapes: Vec<&[usize]> = inputs
+            .iter()
+            .map(|v| shapes[v.index()].as_slice())
+            .collect();
+        io_shapes.extend(
+            unit.nodes
+                .iter()
+                .map(|&node| shapes[Value::of_node(node).index()].as_slice()),
+        );
+        debug_assert_eq!(model.nodes[unit.nodes[0]].inputs, *inputs);
+        let gradient = |slot: Option<usize>| slot.map(|g| &self.gradients[g]);
+        UnitIo {
+            shapes: io_shapes,
+            inputs: inputs
+                .iter()
+                .map(|v| &self.activations[self.activation_of[v.index()]])
+                .collect(),
+            output: &self.activations[self.activation_of[output.index()]],
+            grad_output: gradient(self.gradient_of[output.index()])
+                .expect("every unit's output has a gradient buffer"),
+            grad_inputs: self.edge_gradients[u]
+                .iter()
+                .map(|&g| gradient(g))
+                .collect(),
+        }
+    }
+
+    /// The sum of the gradients that several units wrote for the output of unit `u`, if
+    /// several read it.
+    fn gradient_sums(
+        &self,
+        ctx: &GpuContext,
+        u: usize,
+        shapes: &[Vec<usize>],
+    ) -> Result<Vec<Dispatch>, GpuError> {
+        let index = self.unit_output[u].index();
+        let parts: Vec<&GpuBuffer> = self.fan_in[index]
+            .iter()
+            .map(|&g| &self.gradients[g])
+            .collect();
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let total = &self.gradients[self.gradient_of[index].expect("summed gradients are needed")];
+        sum(ctx, shapes[index].iter().product(), &parts, total)
+    }
 }
 
 /// A model instantiated at one batch size: its buffers and the dispatches of a step.
@@ -311,9 +363,10 @@ pub struct Plan {
     forward_train: Vec<Dispatch>,
     forward_eval: Vec<Dispatch>,
     backward: Vec<Dispatch>,
-    /// Each with the index of the layer that made it.
+    /// Each with the node whose step seed it takes.
     step_hooks: Vec<(usize, StepHook)>,
     logits: usize,
+    grad_logits: usize,
     /// The gradient of the last layer's bias, which the loss writes (see
     /// [`Plan::grad_logits_sum`]).
     logits_bias_grad: Option<GpuBuffer>,
@@ -334,7 +387,7 @@ impl Plan {
 
     /// Where the loss writes dL/d(logits) before [`Plan::record_backward`].
     pub fn grad_logits(&self) -> &GpuBuffer {
-        &self.gradients[self.logits]
+        &self.gradients[self.grad_logits]
     }
 
     /// Where the loss also writes dL/d(logits) summed over the batch per class, if the last

@@ -200,6 +200,12 @@ fn assert_len(what: &str, buffer: &GpuBuffer, len: usize, shape: &BatchNormShape
     );
 }
 
+/// Whether a training forward of `shape` can leave its output to the layer after
+/// ([`TrainOutput::Deferred`]): only the workgroup entry writes the map, not the columns walker.
+pub fn can_defer_output(shape: &BatchNormShape) -> bool {
+    !super::walks_columns(shape.batch, shape.spatial)
+}
+
 /// Where a training-mode forward pass puts its output.
 #[derive(Clone, Copy)]
 pub enum TrainOutput<'a> {
@@ -258,9 +264,7 @@ pub fn train_forward(
         }
         TrainOutput::Deferred(map) => {
             assert!(
-                epilogue.relu
-                    && epilogue.dropout.is_none()
-                    && !super::walks_columns(shape.batch, shape.spatial),
+                epilogue.relu && epilogue.dropout.is_none() && can_defer_output(shape),
                 "batchnorm: a deferred output needs a ReLU, no dropout, and a workgroup per channel"
             );
             assert_len("the deferred output's map", map, 4 * shape.channels, shape);

@@ -179,8 +179,8 @@ pub struct Conv2dBuffers<'a> {
     pub output: &'a GpuBuffer,
     pub grad_output: &'a GpuBuffer,
     pub grad_weight: &'a GpuBuffer,
-    /// `None` where the layer after sums the output gradient itself (see
-    /// [`crate::graph::Layer::grad_output_sum`]).
+    /// `None` where another kernel writes it (a batch norm after the layer, summing its
+    /// input gradient).
     pub grad_bias: Option<&'a GpuBuffer>,
     pub grad_input: Option<&'a GpuBuffer>,
 }

@@ -1,7 +1,5 @@
 use crate::gpu::{GpuContext, GpuError};
-use crate::graph::{
-    CpuBackward, CpuForward, CpuSaved, EpilogueStep, Layer, LayerIo, LayerKernels, StepHook,
-};
+use crate::graph::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels, StepHook};
 use crate::kernels::elementwise::{dropout, relu, relu_backward, reseed_dropout, Dropout as Mask};
 use crate::reference::elementwise as twin;
 
@@ -9,10 +7,6 @@ use crate::reference::elementwise as twin;
 pub struct Relu;
 
 impl Layer for Relu {
-    fn as_epilogue_step(&self) -> Option<EpilogueStep> {
-        Some(EpilogueStep::Relu)
-    }
-
     fn kind(&self) -> String {
         "ReLU()".into()
     }
@@ -77,10 +71,6 @@ fn step_mask(p: f32, training: bool, seed: u64) -> Mask {
 }
 
 impl Layer for Dropout {
-    fn as_epilogue_step(&self) -> Option<EpilogueStep> {
-        Some(EpilogueStep::Dropout(self.p))
-    }
-
     fn kind(&self) -> String {
         format!("Dropout(p={})", self.p)
     }

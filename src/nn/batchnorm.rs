@@ -1,7 +1,6 @@
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::graph::{
-    CpuBackward, CpuForward, CpuSaved, EpilogueKind, Init, Layer, LayerIo, LayerKernels, ParamSpec,
-    StepHook,
+    CpuBackward, CpuForward, CpuSaved, Init, Layer, LayerIo, LayerKernels, ParamSpec, StepHook,
 };
 use crate::kernels::batchnorm::{
     backward, eval_forward, reseed_train_forward, train_forward, BackwardBuffers, BatchNormConfig,
@@ -25,7 +24,7 @@ impl BatchNorm {
         }
     }
 
-    fn shape(&self, input: &[usize]) -> Result<BatchNormShape, String> {
+    pub(crate) fn shape(&self, input: &[usize]) -> Result<BatchNormShape, String> {
         match input {
             [batch, features, spatial @ ..] if *features == self.features && spatial.len() <= 2 => {
                 Ok(BatchNormShape {
@@ -42,47 +41,32 @@ impl BatchNorm {
     }
 }
 
-impl Layer for BatchNorm {
-    fn takes_epilogue(&self) -> EpilogueKind {
-        EpilogueKind::ReluThenDropout
-    }
+/// What a batch norm applies or leaves on behalf of the layers around it, as a fused block
+/// arranges (see [`super::fusion`]); the default is the layer alone.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct BatchNormFusion<'a> {
+    /// A ReLU after it.
+    pub relu: bool,
+    /// A dropout with this p after the ReLU.
+    pub dropout: Option<f32>,
+    /// Where the training forward writes, instead of its output, the per-channel map that
+    /// gives it ([`TrainOutput::Deferred`]) for the max pool after to apply as it reads.
+    pub output_map: Option<&'a GpuBuffer>,
+    /// Where backward also writes dx summed per channel: the bias gradient of the layer before.
+    pub dx_sum: Option<&'a GpuBuffer>,
+    /// The layer after applied the fused ReLU's backward to `grad_output` already.
+    pub grad_output_gated: bool,
+}
 
-    fn sums_grad_input(&self) -> bool {
-        true
-    }
-
-    /// Its statistics as (γ·invstd, mean, β, 0) per channel ([`TrainOutput::Deferred`]).
-    fn defers_output(&self) -> bool {
-        true
-    }
-
-    fn kind(&self) -> String {
-        format!(
-            "BatchNorm(features={}, eps={}, momentum={})",
-            self.features, self.config.eps, self.config.momentum
-        )
-    }
-
-    fn params(&self) -> Vec<ParamSpec> {
-        let tensor = |name, init, trainable| ParamSpec {
-            name,
-            shape: vec![self.features],
-            init: Init::Constant(init),
-            trainable,
-        };
-        vec![
-            tensor("weight", 1.0, true),
-            tensor("bias", 0.0, true),
-            tensor("running_mean", 0.0, false),
-            tensor("running_var", 1.0, false),
-        ]
-    }
-
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
-        self.shape(input).map(|_| input.to_vec())
-    }
-
-    fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
+impl BatchNorm {
+    /// Records the layer with what a fused block has it apply or leave (see
+    /// [`BatchNormFusion`]).
+    pub(crate) fn record_fused(
+        &self,
+        ctx: &GpuContext,
+        io: &LayerIo,
+        fusion: BatchNormFusion,
+    ) -> Result<LayerKernels, GpuError> {
         let shape = self
             .shape(io.input_shape)
             .expect("the plan checked this shape");
@@ -93,10 +77,10 @@ impl Layer for BatchNorm {
         let saved_invstd = GpuBuffer::zeros(ctx, "batchnorm saved invstd", self.features);
         // The layers this one applies, with a step's dropout seed (a placeholder 0 until the
         // first step's hook).
-        let fused = io.fused;
+        let (relu, dropout) = (fusion.relu, fusion.dropout);
         let epilogue = move |seed| Epilogue {
-            relu: fused.relu,
-            dropout: fused.dropout.map(|p| Dropout::new(p, seed)),
+            relu,
+            dropout: dropout.map(|p| Dropout::new(p, seed)),
         };
         let forward = train_forward(
             ctx,
@@ -107,7 +91,7 @@ impl Layer for BatchNorm {
                 x: io.input,
                 gamma: &gamma.value,
                 beta: &beta.value,
-                y: match io.output_map {
+                y: match fusion.output_map {
                     Some(map) => TrainOutput::Deferred(map),
                     None => TrainOutput::Values(io.output),
                 },
@@ -141,7 +125,7 @@ impl Layer for BatchNorm {
             }
         };
         // Where the layer after applied the ReLU's backward, backward takes none.
-        let backward_epilogue = if io.grad_output_gated {
+        let backward_epilogue = if fusion.grad_output_gated {
             Epilogue::NONE
         } else {
             epilogue(0)
@@ -160,11 +144,11 @@ impl Layer for BatchNorm {
                 dx,
                 dgamma: gamma.grad(),
                 dbeta: beta.grad(),
-                dx_sum: io.grad_input_sum,
+                dx_sum: fusion.dx_sum,
             },
         )?;
         let mut step_hooks: Vec<StepHook> = Vec::new();
-        if fused.dropout.is_some() {
+        if dropout.is_some() {
             let (dispatch, config) = (forward.clone(), self.config);
             step_hooks.push(Box::new(move |ctx, seed| {
                 reseed_train_forward(ctx, &dispatch, &shape, &config, epilogue(seed));
@@ -176,6 +160,38 @@ impl Layer for BatchNorm {
             backward: vec![backward],
             step_hooks,
         })
+    }
+}
+
+impl Layer for BatchNorm {
+    fn kind(&self) -> String {
+        format!(
+            "BatchNorm(features={}, eps={}, momentum={})",
+            self.features, self.config.eps, self.config.momentum
+        )
+    }
+
+    fn params(&self) -> Vec<ParamSpec> {
+        let tensor = |name, init, trainable| ParamSpec {
+            name,
+            shape: vec![self.features],
+            init: Init::Constant(init),
+            trainable,
+        };
+        vec![
+            tensor("weight", 1.0, true),
+            tensor("bias", 0.0, true),
+            tensor("running_mean", 0.0, false),
+            tensor("running_var", 1.0, false),
+        ]
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        self.shape(input).map(|_| input.to_vec())
+    }
+
+    fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
+        self.record_fused(ctx, io, BatchNormFusion::default())
     }
 
     fn cpu_forward(

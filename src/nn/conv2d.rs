@@ -4,6 +4,8 @@ use crate::kernels::conv2d::Conv2dShape;
 use crate::kernels::conv2d_layer::{conv2d_kernels, Conv2dBuffers, Conv2dSchedule};
 use crate::reference::conv2d as twin;
 
+use super::BiasGradient;
+
 /// 2-d convolution on NCHW with a square kernel, as torch.nn.Conv2d (dilation 1, groups 1).
 pub struct Conv2d {
     pub in_channels: usize,
@@ -41,6 +43,38 @@ impl Conv2d {
     }
 }
 
+impl Conv2d {
+    /// Records the layer with its bias gradient reduced here or written by another kernel.
+    pub(crate) fn record_with(
+        &self,
+        ctx: &GpuContext,
+        io: &LayerIo,
+        bias_gradient: BiasGradient,
+    ) -> Result<LayerKernels, GpuError> {
+        let shape = self
+            .shape(io.input_shape)
+            .expect("the plan checked this shape");
+        let (weight, bias) = (io.params[0], io.params[1]);
+        let schedule = Conv2dSchedule::tuned(ctx, &shape, io.grad_input.is_some())?;
+        let buffers = Conv2dBuffers {
+            input: io.input,
+            weight: &weight.value,
+            bias: &bias.value,
+            output: io.output,
+            grad_output: io.grad_output,
+            grad_weight: weight.grad(),
+            grad_bias: (bias_gradient == BiasGradient::Reduced).then(|| bias.grad()),
+            grad_input: io.grad_input,
+        };
+        let kernels = conv2d_kernels(ctx, &shape, schedule, buffers)?;
+        Ok(LayerKernels {
+            forward: kernels.forward,
+            backward: kernels.backward,
+            ..Default::default()
+        })
+    }
+}
+
 impl Layer for Conv2d {
     fn kind(&self) -> String {
         format!(
@@ -53,6 +87,11 @@ impl Layer for Conv2d {
         )
     }
 
+    fn flops(&self, _input_shape: &[usize], output_shape: &[usize]) -> f64 {
+        let taps = self.in_channels * self.kernel * self.kernel;
+        2.0 * (taps * output_shape.iter().product::<usize>()) as f64
+    }
+
     fn params(&self) -> Vec<ParamSpec> {
         let k = self.kernel;
         let fan_in = self.in_channels * k * k;
@@ -61,10 +100,6 @@ impl Layer for Conv2d {
             fan_in,
             self.out_channels,
         )
-    }
-
-    fn grad_output_sum(&self) -> Option<usize> {
-        Some(1)
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
@@ -78,27 +113,7 @@ impl Layer for Conv2d {
     }
 
     fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
-        let shape = self
-            .shape(io.input_shape)
-            .expect("the plan checked this shape");
-        let (weight, bias) = (io.params[0], io.params[1]);
-        let schedule = Conv2dSchedule::tuned(ctx, &shape, io.grad_input.is_some())?;
-        let buffers = Conv2dBuffers {
-            input: io.input,
-            weight: &weight.value,
-            bias: &bias.value,
-            output: io.output,
-            grad_output: io.grad_output,
-            grad_weight: weight.grad(),
-            grad_bias: (!io.grad_output_summed).then(|| bias.grad()),
-            grad_input: io.grad_input,
-        };
-        let kernels = conv2d_kernels(ctx, &shape, schedule, buffers)?;
-        Ok(LayerKernels {
-            forward: kernels.forward,
-            backward: kernels.backward,
-            ..Default::default()
-        })
+        self.record_with(ctx, io, BiasGradient::Reduced)
     }
 
     fn cpu_forward(

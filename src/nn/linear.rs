@@ -4,6 +4,8 @@ use crate::kernels::matmul::{matmul, Epilogue, MatmulOperands, MatmulShape, Matm
 use crate::kernels::reduce::{channel_sum, ChannelSumShape};
 use crate::reference;
 
+use super::BiasGradient;
+
 /// `y = x·Wᵀ + b` on [batch, inputs], as torch.nn.Linear.
 pub struct Linear {
     pub inputs: usize,
@@ -44,27 +46,14 @@ impl Linear {
     }
 }
 
-impl Layer for Linear {
-    fn kind(&self) -> String {
-        format!("Linear({}, {})", self.inputs, self.outputs)
-    }
-
-    fn params(&self) -> Vec<ParamSpec> {
-        super::weight_and_bias(vec![self.outputs, self.inputs], self.inputs, self.outputs)
-    }
-
-    fn grad_output_sum(&self) -> Option<usize> {
-        Some(1)
-    }
-
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
-        match input {
-            [batch, features] if *features == self.inputs => Ok(vec![*batch, self.outputs]),
-            _ => Err(format!("expects [batch, {}]", self.inputs)),
-        }
-    }
-
-    fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
+impl Linear {
+    /// Records the layer with its bias gradient reduced here or written by another kernel.
+    pub(crate) fn record_with(
+        &self,
+        ctx: &GpuContext,
+        io: &LayerIo,
+        bias_gradient: BiasGradient,
+    ) -> Result<LayerKernels, GpuError> {
         let shapes = self.shapes(io.input_shape[0]);
         let (weight, bias) = (io.params[0], io.params[1]);
         let product = |shape: &MatmulShape, operands| {
@@ -89,7 +78,7 @@ impl Layer for Linear {
                 c: weight.grad(),
             },
         )?];
-        if !io.grad_output_summed {
+        if bias_gradient == BiasGradient::Reduced {
             backward.push(channel_sum(
                 ctx,
                 &shapes.grad_bias,
@@ -114,6 +103,31 @@ impl Layer for Linear {
             backward,
             ..Default::default()
         })
+    }
+}
+
+impl Layer for Linear {
+    fn kind(&self) -> String {
+        format!("Linear({}, {})", self.inputs, self.outputs)
+    }
+
+    fn flops(&self, input_shape: &[usize], _output_shape: &[usize]) -> f64 {
+        2.0 * (input_shape[0] * self.inputs * self.outputs) as f64
+    }
+
+    fn params(&self) -> Vec<ParamSpec> {
+        super::weight_and_bias(vec![self.outputs, self.inputs], self.inputs, self.outputs)
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        match input {
+            [batch, features] if *features == self.inputs => Ok(vec![*batch, self.outputs]),
+            _ => Err(format!("expects [batch, {}]", self.inputs)),
+        }
+    }
+
+    fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
+        self.record_with(ctx, io, BiasGradient::Reduced)
     }
 
     fn cpu_forward(

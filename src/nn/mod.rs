@@ -4,9 +4,11 @@ mod activation;
 mod batchnorm;
 mod conv2d;
 mod flatten;
+pub mod fusion;
 mod linear;
 pub mod models;
 mod pool;
+pub mod spec;
 
 pub use activation::{Dropout, Relu};
 pub use batchnorm::BatchNorm;
@@ -16,6 +18,16 @@ pub use linear::Linear;
 pub use pool::{GlobalAvgPool, MaxPool2d};
 
 use crate::graph::{Init, ParamSpec};
+
+/// Who writes the gradient of a bias a layer adds per channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BiasGradient {
+    /// The layer's backward, reducing its output gradient.
+    Reduced,
+    /// Another kernel that sums the same gradient anyway: the batch norm after the layer (as
+    /// it sums its input gradient) or the loss (as it sums dL/d(logits)).
+    WrittenElsewhere,
+}
 
 /// PyTorch's default weight and bias for Linear and Conv2d: kaiming_uniform(a = √5) on the
 /// weight and U(±1/√fan_in) on the bias, which are the same bound, 1/√fan_in.

@@ -3,9 +3,9 @@
 use serde::Serialize;
 
 use crate::gpu::GpuContext;
-use crate::graph::{GraphError, Layer, Model};
+use crate::graph::{GraphError, Model};
 
-use super::{BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Relu};
+use super::spec::{ModelSpec, NodeSpec, OpSpec, SpecError};
 
 /// 48×48 grayscale faces.
 pub const SAMPLE_SHAPE: [usize; 3] = [1, 48, 48];
@@ -86,114 +86,117 @@ impl Architecture {
     }
 }
 
-type Layers = Vec<(String, Box<dyn Layer>)>;
+/// A sequential model's nodes, each reading the one before.
+#[derive(Default)]
+struct Sequence(Vec<NodeSpec>);
 
-fn named(name: impl Into<String>, layer: impl Layer + 'static) -> (String, Box<dyn Layer>) {
-    (name.into(), Box::new(layer))
+impl Sequence {
+    fn push(&mut self, name: impl Into<String>, op: OpSpec) {
+        self.0.push(NodeSpec {
+            name: name.into(),
+            op,
+            inputs: Vec::new(),
+        });
+    }
+
+    /// The model of these nodes.
+    fn model(self, kind: ModelKind) -> ModelSpec {
+        ModelSpec {
+            name: kind.name().to_string(),
+            input: SAMPLE_SHAPE,
+            nodes: self.0,
+        }
+    }
 }
 
-/// The layers of a GPU model; `None` for the baseline, which has none.
-pub fn layers(kind: ModelKind, arch: &Architecture) -> Option<Layers> {
+fn linear(in_features: usize, out_features: usize) -> OpSpec {
+    OpSpec::Linear {
+        in_features,
+        out_features,
+    }
+}
+
+/// A GPU model's graph as a model file would spell it; `None` for the baseline, which has no
+/// nodes.
+pub fn spec(kind: ModelKind, arch: &Architecture) -> Option<ModelSpec> {
     let pixels: usize = SAMPLE_SHAPE.iter().product();
+    let mut nodes = Sequence::default();
     match kind {
-        ModelKind::Baseline => None,
-        ModelKind::Softmax => Some(vec![
-            named("flatten", Flatten),
-            named(
-                "linear",
-                Linear {
-                    inputs: pixels,
-                    outputs: CLASSES,
-                },
-            ),
-        ]),
+        ModelKind::Baseline => return None,
+        ModelKind::Softmax => {
+            nodes.push("flatten", OpSpec::Flatten);
+            nodes.push("linear", linear(pixels, CLASSES));
+        }
         ModelKind::Mlp => {
             let [h1, h2] = arch.mlp_hidden;
             let p = arch.mlp_dropout;
-            Some(vec![
-                named("flatten", Flatten),
-                named(
-                    "fc1",
-                    Linear {
-                        inputs: pixels,
-                        outputs: h1,
+            nodes.push("flatten", OpSpec::Flatten);
+            let mut features = pixels;
+            for (i, hidden) in [(1, h1), (2, h2)] {
+                nodes.push(format!("fc{i}"), linear(features, hidden));
+                nodes.push(
+                    format!("bn{i}"),
+                    OpSpec::BatchNorm {
+                        num_features: hidden,
                     },
-                ),
-                named("bn1", BatchNorm::new(h1)),
-                named("relu1", Relu),
-                named("dropout1", Dropout { p }),
-                named(
-                    "fc2",
-                    Linear {
-                        inputs: h1,
-                        outputs: h2,
-                    },
-                ),
-                named("bn2", BatchNorm::new(h2)),
-                named("relu2", Relu),
-                named("dropout2", Dropout { p }),
-                named(
-                    "fc3",
-                    Linear {
-                        inputs: h2,
-                        outputs: CLASSES,
-                    },
-                ),
-            ])
+                );
+                nodes.push(format!("relu{i}"), OpSpec::Relu);
+                nodes.push(format!("dropout{i}"), OpSpec::Dropout { p });
+                features = hidden;
+            }
+            nodes.push("fc3", linear(features, CLASSES));
         }
-        ModelKind::Cnn => Some(cnn(arch)),
+        ModelKind::Cnn => nodes = cnn(arch),
     }
+    Some(nodes.model(kind))
 }
 
-/// Indices follow an `nn.Sequential` of the same layers: `network.0` is the first conv, ...
-fn cnn(arch: &Architecture) -> Layers {
-    let mut layers: Vec<Box<dyn Layer>> = Vec::new();
+/// Names follow an `nn.Sequential` of the same layers: `network.0` is the first conv, ...
+fn cnn(arch: &Architecture) -> Sequence {
+    let mut ops = Vec::new();
     let mut channels = SAMPLE_SHAPE[0];
     let mut side = SAMPLE_SHAPE[1];
+    let p = arch.cnn_dropout;
     for (block, &out) in arch.cnn_channels.iter().enumerate() {
-        let (kernel, padding) = if block == 0 { (5, 2) } else { (3, 1) };
-        layers.push(Box::new(Conv2d {
-            in_channels: channels,
-            out_channels: out,
-            kernel,
-            stride: 1,
-            padding,
-        }));
-        layers.push(Box::new(BatchNorm::new(out)));
-        layers.push(Box::new(Relu));
-        layers.push(Box::new(MaxPool2d {
-            kernel: 2,
-            stride: 2,
-        }));
-        layers.push(Box::new(Dropout {
-            p: arch.cnn_dropout,
-        }));
+        let (kernel_size, padding) = if block == 0 { (5, 2) } else { (3, 1) };
+        ops.extend([
+            OpSpec::Conv2d {
+                in_channels: channels,
+                out_channels: out,
+                kernel_size,
+                stride: 1,
+                padding,
+            },
+            OpSpec::BatchNorm { num_features: out },
+            OpSpec::Relu,
+            OpSpec::MaxPool2d {
+                kernel_size: 2,
+                stride: 2,
+            },
+            OpSpec::Dropout { p },
+        ]);
         channels = out;
         side /= 2;
     }
-    layers.push(Box::new(Flatten));
+    ops.push(OpSpec::Flatten);
     let mut features = channels * side * side;
     for &hidden in &arch.cnn_hidden {
-        layers.push(Box::new(Linear {
-            inputs: features,
-            outputs: hidden,
-        }));
-        layers.push(Box::new(BatchNorm::new(hidden)));
-        layers.push(Box::new(Relu));
-        layers.push(Box::new(Dropout {
-            p: arch.cnn_dropout,
-        }));
+        ops.extend([
+            linear(features, hidden),
+            OpSpec::BatchNorm {
+                num_features: hidden,
+            },
+            OpSpec::Relu,
+            OpSpec::Dropout { p },
+        ]);
         features = hidden;
     }
-    layers.push(Box::new(Linear {
-        inputs: features,
-        outputs: CLASSES,
-    }));
-    layers
-        .into_iter()
-        .enumerate()
-        .map(|(i, layer)| (format!("network.{i}"), layer))
-        .collect()
+    ops.push(linear(features, CLASSES));
+    let mut nodes = Sequence::default();
+    for (i, op) in ops.into_iter().enumerate() {
+        nodes.push(format!("network.{i}"), op);
+    }
+    nodes
 }
 
 /// Builds a GPU model with its tensors initialised from `seed`; `None` for the baseline.
@@ -203,7 +206,12 @@ pub fn build(
     arch: &Architecture,
     seed: u64,
 ) -> Result<Option<Model>, GraphError> {
-    layers(kind, arch)
-        .map(|layers| Model::new(ctx, kind.name(), &SAMPLE_SHAPE, layers, seed))
-        .transpose()
+    let Some(spec) = spec(kind, arch) else {
+        return Ok(None);
+    };
+    let graph = spec.graph().map_err(|error| match error {
+        SpecError::Graph(error) => error,
+        other => unreachable!("a built-in model's spec is well formed: {other}"),
+    })?;
+    Model::new(ctx, &spec.name, &spec.input, graph, seed).map(Some)
 }

@@ -1,8 +1,5 @@
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
-use crate::graph::{
-    CpuBackward, CpuForward, CpuSaved, DeferredInput, EpilogueKind, Layer, LayerIo, LayerKernels,
-    StepHook,
-};
+use crate::graph::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels, StepHook};
 use crate::kernels::pool::{
     global_avg_pool, global_avg_pool_backward, max_pool2d, max_pool2d_backward, reseed_max_pool2d,
     GlobalPoolShape, MaxPoolBackwardBuffers, MaxPoolForwardBuffers, Pool2dShape, PoolLayout,
@@ -35,6 +32,89 @@ impl MaxPool2d {
     }
 }
 
+/// What a max pool applies on behalf of the layers around it, as a fused block arranges (see
+/// [`super::fusion`]); the default is the layer alone.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct MaxPoolFusion<'a> {
+    /// A dropout with this p after it: a dropped window is written as 0 with no winner.
+    pub dropout: Option<f32>,
+    /// Where its input was never written in training (a batch norm's deferred output): what
+    /// to read instead.
+    pub deferred_input: Option<DeferredInput<'a>>,
+    /// Its input is the output of a ReLU (a batch norm's fused one) whose backward it applies:
+    /// its output is positive exactly where that ReLU passed the winner's gradient.
+    pub gate_relu: bool,
+}
+
+/// An output left unwritten in training: its layer's input and the map that gives the output
+/// from it (a batch norm's: [`crate::kernels::batchnorm::TrainOutput::Deferred`]).
+#[derive(Clone, Copy)]
+pub(crate) struct DeferredInput<'a> {
+    pub x: &'a GpuBuffer,
+    pub map: &'a GpuBuffer,
+}
+
+impl MaxPool2d {
+    /// Records the layer with what a fused block has it apply (see [`MaxPoolFusion`]).
+    pub(crate) fn record_fused(
+        &self,
+        ctx: &GpuContext,
+        io: &LayerIo,
+        fusion: MaxPoolFusion,
+    ) -> Result<LayerKernels, GpuError> {
+        let shape = self
+            .shape(io.input_shape)
+            .expect("the plan checked this shape");
+        let indices = GpuBuffer::zeros(ctx, "max pool argmax", shape.output_len());
+        let layout = PoolLayout::for_adapter(ctx);
+        // The dropout it applies, with a step's seed (a placeholder 0 until the first step's
+        // hook); inference pools without it.
+        let p = fusion.dropout;
+        let dropout = p.map(|p| Dropout::new(p, 0));
+        let pool = |dropout: Option<&Dropout>, deferred: Option<DeferredInput>| {
+            let buffers = MaxPoolForwardBuffers {
+                x: deferred.map_or(io.input, |d| d.x),
+                y: io.output,
+                indices: &indices,
+                batchnorm_map: deferred.map(|d| d.map),
+            };
+            max_pool2d(ctx, &shape, layout, dropout, buffers)
+        };
+        let forward = pool(dropout.as_ref(), fusion.deferred_input)?;
+        // Inference has no dropout, and its batch norm writes its output.
+        let differs = p.is_some() || fusion.deferred_input.is_some();
+        let forward_eval = differs.then(|| pool(None, None)).transpose()?;
+        let backward = match io.grad_input {
+            Some(dx) => vec![max_pool2d_backward(
+                ctx,
+                &shape,
+                layout,
+                dropout.as_ref(),
+                MaxPoolBackwardBuffers {
+                    dy: io.grad_output,
+                    indices: &indices,
+                    dx,
+                    relu_gate: fusion.gate_relu.then_some(io.output),
+                },
+            )?],
+            None => Vec::new(),
+        };
+        let mut step_hooks: Vec<StepHook> = Vec::new();
+        if let Some(p) = p {
+            let dispatch = forward.clone();
+            step_hooks.push(Box::new(move |ctx, seed| {
+                reseed_max_pool2d(ctx, &dispatch, &shape, &Dropout::new(p, seed));
+            }));
+        }
+        Ok(LayerKernels {
+            forward: vec![forward],
+            forward_eval: forward_eval.map(|pool| vec![pool]),
+            backward,
+            step_hooks,
+        })
+    }
+}
+
 impl Layer for MaxPool2d {
     fn kind(&self) -> String {
         format!(
@@ -53,72 +133,8 @@ impl Layer for MaxPool2d {
         ])
     }
 
-    /// A dropout after it: a dropped window is written as 0 with no winner.
-    fn takes_epilogue(&self) -> EpilogueKind {
-        EpilogueKind::Dropout
-    }
-
-    /// Its output is positive exactly where a ReLU before it passed the winner's gradient.
-    fn gates_relu_input(&self) -> bool {
-        true
-    }
-
-    /// A batch norm's, through its map ([`MaxPoolForwardBuffers::batchnorm_map`]).
-    fn reads_deferred_output(&self) -> bool {
-        true
-    }
-
     fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
-        let shape = self
-            .shape(io.input_shape)
-            .expect("the plan checked this shape");
-        let indices = GpuBuffer::zeros(ctx, "max pool argmax", shape.output_len());
-        let layout = PoolLayout::for_adapter(ctx);
-        // The dropout it applies, with a step's seed (a placeholder 0 until the first step's
-        // hook); inference pools without it.
-        let p = io.fused.dropout;
-        let dropout = p.map(|p| Dropout::new(p, 0));
-        let pool = |dropout: Option<&Dropout>, deferred: Option<DeferredInput>| {
-            let buffers = MaxPoolForwardBuffers {
-                x: deferred.map_or(io.input, |d| d.x),
-                y: io.output,
-                indices: &indices,
-                batchnorm_map: deferred.map(|d| d.map),
-            };
-            max_pool2d(ctx, &shape, layout, dropout, buffers)
-        };
-        let forward = pool(dropout.as_ref(), io.deferred_input)?;
-        // Inference has no dropout, and its batch norm writes its output.
-        let differs = p.is_some() || io.deferred_input.is_some();
-        let forward_eval = differs.then(|| pool(None, None)).transpose()?;
-        let backward = match io.grad_input {
-            Some(dx) => vec![max_pool2d_backward(
-                ctx,
-                &shape,
-                layout,
-                dropout.as_ref(),
-                MaxPoolBackwardBuffers {
-                    dy: io.grad_output,
-                    indices: &indices,
-                    dx,
-                    relu_gate: io.gate_grad_input.then_some(io.output),
-                },
-            )?],
-            None => Vec::new(),
-        };
-        let mut step_hooks: Vec<StepHook> = Vec::new();
-        if let Some(p) = p {
-            let dispatch = forward.clone();
-            step_hooks.push(Box::new(move |ctx, seed| {
-                reseed_max_pool2d(ctx, &dispatch, &shape, &Dropout::new(p, seed));
-            }));
-        }
-        Ok(LayerKernels {
-            forward: vec![forward],
-            forward_eval: forward_eval.map(|pool| vec![pool]),
-            backward,
-            step_hooks,
-        })
+        self.record_fused(ctx, io, MaxPoolFusion::default())
     }
 
     fn cpu_forward(

@@ -1,0 +1,233 @@
+//! Models as files: a model's graph in the vocabulary of fer's layers, as JSON. The built-in
+//! models are written in the same vocabulary, so `fer models --show NAME` prints one as a file
+//! a user can edit and train with `--model-file`.
+//!
+//! ```json
+//! { "name": "tiny", "input": [1, 48, 48],
+//!   "nodes": [
+//!     { "name": "conv", "op": "conv2d", "in_channels": 1, "out_channels": 8, "kernel_size": 3, "padding": 1 },
+//!     { "name": "relu", "op": "relu" },
+//!     { "name": "skip", "op": "add", "inputs": ["relu", "conv"] },
+//!     { "name": "gap", "op": "global_avg_pool" },
+//!     { "name": "fc", "op": "linear", "in_features": 8, "out_features": 7 } ] }
+//! ```
+//! A node reads the node before it unless it names its `inputs` (`"input"` is the image).
+//! Ops and their settings take PyTorch's names (`conv2d`, `kernel_size`, `num_features`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+use thiserror::Error;
+
+use crate::graph::{Graph, GraphError, Join, Layer, Op, Value};
+
+use super::{BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu};
+
+/// One operation and its settings, as a model file spells it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OpSpec {
+    Linear {
+        in_features: usize,
+        out_features: usize,
+    },
+    Conv2d {
+        in_channels: usize,
+        out_channels: usize,
+        kernel_size: usize,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default)]
+        padding: usize,
+    },
+    BatchNorm {
+        num_features: usize,
+    },
+    Relu,
+    Dropout {
+        p: f32,
+    },
+    MaxPool2d {
+        kernel_size: usize,
+        stride: usize,
+    },
+    GlobalAvgPool,
+    Flatten,
+    Add,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl OpSpec {
+    /// The graph's node for it.
+    pub fn op(&self) -> Op {
+        let layer = |layer: Box<dyn Layer>| Op::Layer(layer);
+        match *self {
+            OpSpec::Linear {
+                in_features,
+                out_features,
+            } => layer(Box::new(Linear {
+                inputs: in_features,
+                outputs: out_features,
+            })),
+            OpSpec::Conv2d {
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+            } => layer(Box::new(Conv2d {
+                in_channels,
+                out_channels,
+                kernel: kernel_size,
+                stride,
+                padding,
+            })),
+            OpSpec::BatchNorm { num_features } => layer(Box::new(BatchNorm::new(num_features))),
+            OpSpec::Relu => layer(Box::new(Relu)),
+            OpSpec::Dropout { p } => layer(Box::new(Dropout { p })),
+            OpSpec::MaxPool2d {
+                kernel_size,
+                stride,
+            } => layer(Box::new(MaxPool2d {
+                kernel: kernel_size,
+                stride,
+            })),
+            OpSpec::GlobalAvgPool => layer(Box::new(GlobalAvgPool)),
+            OpSpec::Flatten => layer(Box::new(Flatten)),
+            OpSpec::Add => Op::Join(Join::Add),
+        }
+    }
+}
+
+/// A node of a model file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeSpec {
+    /// Its state-dict prefix.
+    pub name: String,
+    pub op: OpSpec,
+    /// The nodes it reads (`input` is the image); empty: the node before it.
+    pub inputs: Vec<String>,
+}
+
+/// A whole model file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSpec {
+    pub name: String,
+    /// One sample's shape: [channels, height, width].
+    pub input: [usize; 3],
+    pub nodes: Vec<NodeSpec>,
+}
+
+/// What is wrong with a model file, in one sentence.
+#[derive(Debug, Error)]
+pub enum SpecError {
+    #[error("{0}")]
+    Json(String),
+    #[error("node {index} has no \"name\" (a string)")]
+    Unnamed { index: usize },
+    #[error("node `{node}`: {why}")]
+    Node { node: String, why: String },
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+}
+
+/// The name by which nodes read the model's input.
+pub const INPUT: &str = "input";
+
+impl ModelSpec {
+    /// Reads a model file's text.
+    pub fn parse(text: &str) -> Result<Self, SpecError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            name: String,
+            input: [usize; 3],
+            nodes: Vec<Map<String, Json>>,
+        }
+        let file: File = serde_json::from_str(text).map_err(|e| SpecError::Json(e.to_string()))?;
+        let nodes = file
+            .nodes
+            .into_iter()
+            .enumerate()
+            .map(|(index, node)| NodeSpec::from_json(index, node))
+            .collect::<Result<_, _>>()?;
+        let spec = ModelSpec {
+            name: file.name,
+            input: file.input,
+            nodes,
+        };
+        spec.graph()?;
+        Ok(spec)
+    }
+
+    /// The file's text: each node on one line, naming its inputs only where it does not read
+    /// the node before.
+    pub fn to_json(&self) -> String {
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|node| {
+                let mut fields = Map::new();
+                fields.insert("name".into(), Json::String(node.name.clone()));
+                let op = serde_json::to_value(&node.op).expect("an op serialises");
+                fields.extend(op.as_object().expect("an op is an object").clone());
+                if !node.inputs.is_empty() {
+                    fields.insert("inputs".into(), serde_json::json!(node.inputs));
+                }
+                format!("    {}", Json::Object(fields))
+            })
+            .collect();
+        format!(
+            "{{\n  \"name\": {},\n  \"input\": {},\n  \"nodes\": [\n{}\n  ]\n}}\n",
+            Json::String(self.name.clone()),
+            serde_json::json!(self.input),
+            nodes.join(",\n")
+        )
+    }
+
+    /// The model's graph, its inputs resolved by name.
+    pub fn graph(&self) -> Result<Graph, SpecError> {
+        let mut graph = Graph::new();
+        let mut previous = Value::INPUT;
+        for node in &self.nodes {
+            let inputs = if node.inputs.is_empty() {
+                vec![previous]
+            } else {
+                let resolve = |name: &String| match name.as_str() {
+                    INPUT => Ok(Value::INPUT),
+                    _ => graph.value_of(name).ok_or_else(|| SpecError::Node {
+                        node: node.name.clone(),
+                        why: format!("reads `{name}`, which no node before it outputs"),
+                    }),
+                };
+                node.inputs.iter().map(resolve).collect::<Result<_, _>>()?
+            };
+            previous = graph.node(node.name.clone(), node.op.op(), inputs);
+        }
+        graph.shapes(&self.input, 1)?;
+        Ok(graph)
+    }
+}
+
+impl NodeSpec {
+    fn from_json(index: usize, mut fields: Map<String, Json>) -> Result<Self, SpecError> {
+        let name = match fields.remove("name") {
+            Some(Json::String(name)) => name,
+            _ => return Err(SpecError::Unnamed { index }),
+        };
+        let invalid = |why: String| SpecError::Node {
+            node: name.clone(),
+            why,
+        };
+        let inputs = match fields.remove("inputs") {
+            None => Vec::new(),
+            Some(inputs) => serde_json::from_value(inputs)
+                .map_err(|_| invalid("\"inputs\" must be a list of node names".into()))?,
+        };
+        let op =
+            serde_json::from_value(Json::Object(fields)).map_err(|e| invalid(e.to_string()))?;
+        Ok(NodeSpec { name, op, inputs })
+    }
+}
