@@ -349,7 +349,7 @@ fn lowered(
                 c: &grad_col,
             },
         )?);
-        backward.push(col2im(ctx, shape, &grad_col, grad_input)?);
+        backward.push(col2im(ctx, shape, &grad_col, None, grad_input)?);
     }
     Ok(Conv2dKernels { forward, backward })
 }
