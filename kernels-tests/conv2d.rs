@@ -12,7 +12,6 @@
 //! add an exact zero; see expected_grad_input), N·OH·OW + 1 (old value) grad-weight; grad-bias
 //! is channel_sum's tree bound (kernels-tests/reduce.rs).
 
-use fer::gpu::GpuBuffer;
 use fer::kernels::conv2d::{
     conv2d_forward, conv2d_grad_bias, conv2d_grad_input, conv2d_grad_weight, Conv2dOperands,
     Conv2dShape,
@@ -156,22 +155,6 @@ fn expected_grad_bias(shape: &Conv2dShape, dy: &[f32], old: &[f32], accumulate: 
     twin::grad_bias(shape, &abs(dy), accumulate, &mut magnitude);
     let terms = (shape.batch * shape.out_height() * shape.out_width()).div_ceil(256) + 9;
     Expected::new(want, &magnitude, terms)
-}
-
-struct Expected {
-    want: Vec<f32>,
-    tolerance: Vec<f64>,
-}
-
-impl Expected {
-    fn new(want: Vec<f32>, magnitude: &[f32], terms: usize) -> Self {
-        let tolerance = magnitude.iter().map(|&m| gamma(terms) * m as f64).collect();
-        Expected { want, tolerance }
-    }
-
-    fn check(&self, what: &str, got: &GpuBuffer) {
-        assert_within(what, &read(got), &self.want, &self.tolerance);
-    }
 }
 
 fn check_forward(shape: &Conv2dShape, with_bias: bool) {
