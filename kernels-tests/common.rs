@@ -87,6 +87,24 @@ pub fn assert_within(what: &str, got: &[f32], want: &[f32], tolerance: &[f64]) {
     }
 }
 
+/// A twin's result and, per element, the bound `γ_terms · magnitude` on an f32 computation's
+/// distance from it, with `magnitude` the twin run on absolute values (Σ|terms|).
+pub struct Expected {
+    want: Vec<f32>,
+    tolerance: Vec<f64>,
+}
+
+impl Expected {
+    pub fn new(want: Vec<f32>, magnitude: &[f32], terms: usize) -> Self {
+        let tolerance = magnitude.iter().map(|&m| gamma(terms) * m as f64).collect();
+        Expected { want, tolerance }
+    }
+
+    pub fn check(&self, what: &str, got: &GpuBuffer) {
+        assert_within(what, &read(got), &self.want, &self.tolerance);
+    }
+}
+
 /// The same tolerance for every element.
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], tolerance: f64) {
     assert_within(what, got, want, &vec![tolerance; got.len()]);

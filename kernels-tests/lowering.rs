@@ -2,8 +2,8 @@
 //! and model shapes, then the twins' adjoint identity, which is col2im's gradient check.
 //!
 //! Tolerances: im2col and the swap copy values, so they must match bit for bit. col2im adds at
-//! most kh·kw patch entries per input pixel in f32: within γ_{kh·kw}·Σ|entries| of the twin's
-//! f64 sum.
+//! most kh·kw patch entries and a bias per input pixel in f32: within γ_{kh·kw+1}·Σ|terms| of
+//! the twin's f64 sum.
 
 use fer::kernels::lowering::{col2im, col_len, im2col, swap_batch_channel};
 use fer::reference::lowering as twin;
@@ -30,17 +30,22 @@ fn im2col_copies_the_twins_patches_exactly() {
     }
 }
 
+/// Every other shape with a bias per channel (the transposed convolution's forward pass).
 #[test]
 fn col2im_matches_twin() {
     for (i, shape) in shapes().iter().enumerate() {
         let col = random(i as u64, col_len(shape));
+        let bias = (i % 2 == 1).then(|| random(i as u64 + 200, shape.in_channels));
         let dx = upload(&random(i as u64 + 100, shape.input_len()));
-        run(&[&col2im(gpu(), shape, &upload(&col), &dx).expect("col2im builds")]);
-        let want = twin::col2im(shape, &col);
-        let magnitude = twin::col2im(shape, &col.iter().map(|v| v.abs()).collect::<Vec<_>>());
-        let taps = shape.kernel_h * shape.kernel_w;
-        let tolerance: Vec<f64> = magnitude.iter().map(|&m| gamma(taps) * m as f64).collect();
-        assert_within(&format!("col2im {shape:?}"), &read(&dx), &want, &tolerance);
+        let gpu_bias = bias.as_deref().map(upload);
+        let dispatch = col2im(gpu(), shape, &upload(&col), gpu_bias.as_ref(), &dx);
+        run(&[&dispatch.expect("col2im builds")]);
+        let want = twin::col2im(shape, &col, bias.as_deref());
+        let magnitude = twin::col2im(shape, &abs(&col), bias.map(|b| abs(&b)).as_deref());
+        let terms = shape.kernel_h * shape.kernel_w + 1;
+        let tolerance: Vec<f64> = magnitude.iter().map(|&m| gamma(terms) * m as f64).collect();
+        let what = format!("col2im {shape:?} bias={}", gpu_bias.is_some());
+        assert_within(&what, &read(&dx), &want, &tolerance);
     }
 }
 
@@ -76,7 +81,7 @@ fn col2im_twin_is_the_adjoint_of_im2col_twin() {
         let x = random(1, shape.input_len());
         let r = random(2, col_len(&shape));
         let left = dot(&twin::im2col(&shape, &x), &r);
-        let right = dot(&x, &twin::col2im(&shape, &r));
+        let right = dot(&x, &twin::col2im(&shape, &r, None));
         assert!(
             (left - right).abs() <= 1e-6 * left.abs().max(1.0),
             "{shape:?}: ⟨im2col x, r⟩ = {left} but ⟨x, col2im r⟩ = {right}"

@@ -6,6 +6,7 @@ mod common;
 
 mod batchnorm;
 mod conv2d;
+mod conv_transpose2d;
 mod elementwise;
 mod lowering;
 mod matmul;

@@ -2,9 +2,12 @@
 // implicit GEMM: C[batch] (+)= A · B with m×n output rows and a reduction of length k, where
 // B is never materialised (im2col happens inside load_b). MODE picks the operands:
 //
-//   MODE 0, forward      y[n]  = W · Xcol[n] (+ bias)  m = O, n = OH·OW, k = (c, ky, kx)
-//   MODE 1, grad-input   dx[n] = Wᵀ-gather · dY[n]     m = C, n = H·W,   k = (o, ky, kx)
-//   MODE 2, grad-weight  dW    = Σ_n dY[n] · Xcol[n]ᵀ  m = O, n = (c, ky, kx), k = (n, oy, ox)
+//   MODE 0, forward      y[n]  = W · Xcol[n] (+ bias)    m = O, n = OH·OW, k = (c, ky, kx)
+//   MODE 1, grad-input   dx[n] = Wᵀ-gather · dY[n] (+ bias) m = C, n = H·W, k = (o, ky, kx)
+//   MODE 2, grad-weight  dW    = Σ_n dY[n] · Xcol[n]ᵀ    m = O, n = (c, ky, kx), k = (n, oy, ox)
+//
+// The bias is per row of C: grad-input takes one where it is a transposed convolution's
+// forward pass (kernels::conv_transpose2d runs all three modes with the roles swapped).
 //
 // Grad-input gathers, so no atomics: dx[c, iy, ix] = Σ_{o,ky,kx} W[o, c, ky, kx] ·
 // dY[o, (iy + p − ky)/s, (ix + p − kx)/s] over the taps where the division is exact and lands

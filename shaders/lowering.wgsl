@@ -11,6 +11,7 @@
 //   col2im              dx[b, c, iy, ix] = Σ dcol[(b·P + p)·K + k] over the taps (ky, kx) whose
 //                       output pixel p = (oy, ox), oy·s = iy + pad − ky, ox·s = ix + pad − kx,
 //                       exists: im2col's adjoint, as a gather (each dx written once, no atomics).
+//                       With BIAS, + bias[c]: the transposed convolution's forward pass ends here.
 //   swap_batch_channel  y[c, b, s] = x[b, c, s] over [batch, channels, spatial].
 
 struct Params {
@@ -31,10 +32,13 @@ struct Params {
 }
 
 override STRIDE: u32 = 1u;
+override BIAS: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
+// col2im's per-channel bias (a placeholder without BIAS); the other entry points do not bind it.
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
 
 fn load(i: u32) -> f32 {
     return src[i >> 2u][i & 3u];
@@ -162,7 +166,11 @@ fn col2im(
     var plane = first / (p.width * p.height);
     var out: vec4<f32>;
     for (var lane = 0u; lane < 4u; lane++) {
-        out[lane] = col2im_value(plane / p.channels, plane % p.channels, iy, ix);
+        let c = plane % p.channels;
+        out[lane] = col2im_value(plane / p.channels, c, iy, ix);
+        if BIAS {
+            out[lane] += bias[c];
+        }
         ix += 1u;
         if ix == p.width {
             ix = 0u;

@@ -10,7 +10,7 @@ use super::reduce::channel_sum;
 
 /// Which product the kernel computes; the value is the shader's MODE.
 #[derive(Clone, Copy, Debug)]
-enum Pass {
+pub(super) enum Pass {
     Forward = 0,
     GradInput = 1,
     GradWeight = 2,
@@ -60,11 +60,6 @@ pub fn conv2d_forward(
         bias,
         output,
     } = operands;
-    assert!(
-        bias.is_none_or(|bias| bias.len() >= shape.out_channels),
-        "conv2d: bias is shorter than {} output channels",
-        shape.out_channels
-    );
     let gemm = Gemm {
         pass: Pass::Forward,
         a: weight,
@@ -128,18 +123,20 @@ pub fn conv2d_grad_bias(
     channel_sum(ctx, &bias_view(shape), accumulate, grad_output, grad_bias)
 }
 
-/// One pass as the shader's GEMM: `c (+)= a · b (+ bias)`.
-struct Gemm<'a> {
-    pass: Pass,
-    a: &'a GpuBuffer,
-    b: &'a GpuBuffer,
-    bias: Option<&'a GpuBuffer>,
-    c: &'a GpuBuffer,
-    accumulate: bool,
+/// One pass as the shader's GEMM: `c (+)= a · b (+ bias per row of c)`. The transposed
+/// convolution runs these with the roles swapped (see [`super::conv_transpose2d`]).
+pub(super) struct Gemm<'a> {
+    pub pass: Pass,
+    pub a: &'a GpuBuffer,
+    pub b: &'a GpuBuffer,
+    /// Per output channel forward, per input channel in grad-input.
+    pub bias: Option<&'a GpuBuffer>,
+    pub c: &'a GpuBuffer,
+    pub accumulate: bool,
 }
 
 impl Gemm<'_> {
-    fn dispatch(&self, ctx: &GpuContext, shape: &Conv2dShape) -> Result<Dispatch, GpuError> {
+    pub fn dispatch(&self, ctx: &GpuContext, shape: &Conv2dShape) -> Result<Dispatch, GpuError> {
         shape.validate();
         let (oh, ow) = (shape.out_height(), shape.out_width());
         let taps = shape.kernel_h * shape.kernel_w;
@@ -185,6 +182,10 @@ impl Gemm<'_> {
         assert!(
             self.c.len() >= c_len,
             "{what}: C is too small for {shape:?}"
+        );
+        assert!(
+            self.bias.is_none_or(|bias| bias.len() >= m),
+            "{what}: bias is shorter than {m} channels"
         );
         // The shader indexes with i32; a workgroup covers 8 rows and 256 columns of C.
         let largest = a_len.max(b_len).max(c_len);
@@ -255,9 +256,7 @@ impl Gemm<'_> {
         let c_passes = if self.accumulate { 2 } else { 1 };
         let cost = Cost {
             flops: shape.flops(),
-            bytes: Cost::words(
-                a_len + b_len + c_passes * c_len + self.bias.map_or(0, |_| shape.out_channels),
-            ),
+            bytes: Cost::words(a_len + b_len + c_passes * c_len + self.bias.map_or(0, |_| m)),
         };
         let bias = GpuBuffer::or_placeholder(ctx, self.bias, "no bias");
         Ok(Dispatch::new(

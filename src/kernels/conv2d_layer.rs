@@ -1,5 +1,5 @@
-//! A convolution layer's kernels (forward, then the weight, bias and input gradients) on one of
-//! three schedules, chosen per shape on this adapter:
+//! A convolution layer's kernels (forward, then the weight, bias and input gradients), plain
+//! or transposed, on one of three schedules, chosen per shape on this adapter:
 //!
 //! - **implicit**: `shaders/conv2d.wgsl`'s implicit GEMM, which gathers the input's patches
 //!   inside its loop and needs no scratch memory;
@@ -19,12 +19,21 @@
 //! - grad-weight: `dW (O×K) = dYᵀ (O×B·P) · col (B·P×K)`, dY first swapped to `[O, B, P]`; or
 //!   split-K, `dW = Σ_b dY[b] (O×P) · col[b] (P×K)`;
 //! - grad-input: `dcol[b] (P×K) = dY[b]ᵀ · W`, then `dx = col2im(dcol)`.
+//!
+//! A transposed convolution runs the same steps over the convolution it is the transpose of
+//! (see [`super::conv_transpose2d`]): its forward is that one's grad-input with the bias added
+//! by col2im, its grad-input that one's forward without bias on `im2col(dY)`, and its
+//! grad-weight that one's grad-weight with x in dY's place and `im2col(dY)` as the patches.
 
 use std::str::FromStr;
 
 use super::conv2d::{
     conv2d_forward, conv2d_grad_bias, conv2d_grad_input, conv2d_grad_weight, Conv2dOperands,
     Conv2dShape,
+};
+use super::conv_transpose2d::{
+    conv_transpose2d_forward, conv_transpose2d_grad_bias, conv_transpose2d_grad_input,
+    conv_transpose2d_grad_weight, ConvTranspose2dOperands, ConvTranspose2dShape,
 };
 use super::lowering::{col2im, col_len, col_shape, im2col, swap_batch_channel};
 use super::matmul::{matmul, Epilogue, MatmulOperands, MatmulShape, MatmulVariant};
@@ -69,39 +78,16 @@ impl Conv2dSchedule {
         shape: &Conv2dShape,
         grad_input: bool,
     ) -> Result<Self, GpuError> {
-        let lowered = Conv2dSchedule::Lowered;
-        if !lowered.fits(ctx, shape) {
-            return Ok(Conv2dSchedule::Implicit);
-        }
-        // Keyed without the batch size: a plan for the last, partial batch or for evaluation
-        // reuses the choice instead of timing every schedule again.
-        let s = shape;
-        let key = format!(
-            "conv2d {}x{}x{} to {} kernel {}x{} stride {} padding {}{}",
-            s.in_channels,
-            s.height,
-            s.width,
-            s.out_channels,
-            s.kernel_h,
-            s.kernel_w,
-            s.stride,
-            s.padding,
-            if grad_input { " with grad-input" } else { "" }
-        );
-        // Every kernel a schedule's training pass runs: split-K sums its partials on reduce.
-        let kernels = [
-            &shaders::CONV2D,
-            &shaders::LOWERING,
-            &shaders::MATMUL,
-            &shaders::REDUCE,
-        ];
-        let choice = ctx.tuned(&key, &kernels, lowered, || fastest(ctx, shape, grad_input))?;
-        // The choice was made at one batch size; at this one its scratch may not fit.
-        Ok(if choice.fits(ctx, shape) {
-            choice
-        } else {
-            lowered
-        })
+        Layer::Conv(*shape).tuned(ctx, grad_input)
+    }
+
+    /// [`Conv2dSchedule::tuned`] for a transposed convolution.
+    pub fn tuned_transposed(
+        ctx: &GpuContext,
+        shape: &ConvTranspose2dShape,
+        grad_input: bool,
+    ) -> Result<Self, GpuError> {
+        Layer::Transposed(*shape).tuned(ctx, grad_input)
     }
 
     fn name(self) -> &'static str {
@@ -130,43 +116,127 @@ impl FromStr for Conv2dSchedule {
     }
 }
 
-/// Times a training pass of each schedule that fits (see [`gpu::fastest`]) and returns the
-/// fastest.
-fn fastest(
-    ctx: &GpuContext,
-    shape: &Conv2dShape,
-    grad_input: bool,
-) -> Result<Conv2dSchedule, GpuError> {
-    let zeros = |label, len| GpuBuffer::zeros(ctx, label, len);
-    let input = zeros("tuning x", shape.input_len());
-    let weight = zeros("tuning W", shape.weight_len());
-    let bias = zeros("tuning b", shape.out_channels);
-    let output = zeros("tuning y", shape.output_len());
-    let grad_output = zeros("tuning dy", shape.output_len());
-    let grad_weight = zeros("tuning dW", shape.weight_len());
-    let grad_input_buffer = zeros("tuning dx", shape.input_len());
-    let buffers = Conv2dBuffers {
-        input: &input,
-        weight: &weight,
-        bias: &bias,
-        output: &output,
-        grad_output: &grad_output,
-        grad_weight: &grad_weight,
-        // The same reduction for every schedule, so left out of the comparison.
-        grad_bias: None,
-        grad_input: grad_input.then_some(&grad_input_buffer),
-    };
-    let kernels = Conv2dSchedule::ALL
-        .into_iter()
-        .filter(|schedule| schedule.fits(ctx, shape))
-        .map(|schedule| Ok((schedule, conv2d_kernels(ctx, shape, schedule, buffers)?)))
-        .collect::<Result<Vec<_>, GpuError>>()?;
-    // A training pass of each: forward, then backward.
-    let candidates: Vec<_> = kernels
-        .iter()
-        .map(|(schedule, k)| (*schedule, k.forward.iter().chain(&k.backward).collect()))
-        .collect();
-    Ok(gpu::fastest(ctx, &candidates)?.unwrap_or(Conv2dSchedule::Lowered))
+/// A layer the schedules can run.
+#[derive(Clone, Copy)]
+enum Layer {
+    Conv(Conv2dShape),
+    Transposed(ConvTranspose2dShape),
+}
+
+impl Layer {
+    /// The convolution whose products the layer runs.
+    fn conv(self) -> Conv2dShape {
+        match self {
+            Layer::Conv(shape) => shape,
+            Layer::Transposed(shape) => shape.conv(),
+        }
+    }
+
+    fn tuned(self, ctx: &GpuContext, grad_input: bool) -> Result<Conv2dSchedule, GpuError> {
+        let lowered = Conv2dSchedule::Lowered;
+        if !lowered.fits(ctx, &self.conv()) {
+            return Ok(Conv2dSchedule::Implicit);
+        }
+        // Every kernel a schedule's training pass runs: split-K sums its partials on reduce.
+        let kernels = [
+            &shaders::CONV2D,
+            &shaders::LOWERING,
+            &shaders::MATMUL,
+            &shaders::REDUCE,
+        ];
+        let key = format!(
+            "{}{}",
+            self.key(),
+            if grad_input { " with grad-input" } else { "" }
+        );
+        let choice = ctx.tuned(&key, &kernels, lowered, || self.fastest(ctx, grad_input))?;
+        // The choice was made at one batch size; at this one its scratch may not fit.
+        Ok(if choice.fits(ctx, &self.conv()) {
+            choice
+        } else {
+            lowered
+        })
+    }
+
+    /// The tuning key: the shape without the batch size, so a plan for the last, partial batch
+    /// or for evaluation reuses the choice instead of timing every schedule again.
+    fn key(self) -> String {
+        let (kind, [channels, height, width], out_channels) = match self {
+            Layer::Conv(s) => ("conv2d", [s.in_channels, s.height, s.width], s.out_channels),
+            Layer::Transposed(s) => (
+                "conv_transpose2d",
+                [s.in_channels, s.height, s.width],
+                s.out_channels,
+            ),
+        };
+        let c = self.conv();
+        format!(
+            "{kind} {channels}x{height}x{width} to {out_channels} kernel {}x{} stride {} padding {}",
+            c.kernel_h, c.kernel_w, c.stride, c.padding
+        )
+    }
+
+    /// Times a training pass of each schedule that fits (see [`gpu::fastest`]) and returns the
+    /// fastest.
+    fn fastest(self, ctx: &GpuContext, grad_input: bool) -> Result<Conv2dSchedule, GpuError> {
+        // The layer's input, weight and output lengths.
+        let (input_len, weight_len, output_len, out_channels) = match self {
+            Layer::Conv(s) => (
+                s.input_len(),
+                s.weight_len(),
+                s.output_len(),
+                s.out_channels,
+            ),
+            Layer::Transposed(s) => (
+                s.input_len(),
+                s.weight_len(),
+                s.output_len(),
+                s.out_channels,
+            ),
+        };
+        let zeros = |label, len| GpuBuffer::zeros(ctx, label, len);
+        let input = zeros("tuning x", input_len);
+        let weight = zeros("tuning W", weight_len);
+        let bias = zeros("tuning b", out_channels);
+        let output = zeros("tuning y", output_len);
+        let grad_output = zeros("tuning dy", output_len);
+        let grad_weight = zeros("tuning dW", weight_len);
+        let grad_input_buffer = zeros("tuning dx", input_len);
+        let buffers = Conv2dBuffers {
+            input: &input,
+            weight: &weight,
+            bias: &bias,
+            output: &output,
+            grad_output: &grad_output,
+            grad_weight: &grad_weight,
+            // The same reduction for every schedule, so left out of the comparison.
+            grad_bias: None,
+            grad_input: grad_input.then_some(&grad_input_buffer),
+        };
+        let kernels = Conv2dSchedule::ALL
+            .into_iter()
+            .filter(|schedule| schedule.fits(ctx, &self.conv()))
+            .map(|schedule| Ok((schedule, self.kernels(ctx, schedule, buffers)?)))
+            .collect::<Result<Vec<_>, GpuError>>()?;
+        // A training pass of each: forward, then backward.
+        let candidates: Vec<_> = kernels
+            .iter()
+            .map(|(schedule, k)| (*schedule, k.forward.iter().chain(&k.backward).collect()))
+            .collect();
+        Ok(gpu::fastest(ctx, &candidates)?.unwrap_or(Conv2dSchedule::Lowered))
+    }
+
+    fn kernels(
+        self,
+        ctx: &GpuContext,
+        schedule: Conv2dSchedule,
+        buffers: Conv2dBuffers,
+    ) -> Result<Conv2dKernels, GpuError> {
+        match self {
+            Layer::Conv(shape) => conv2d_kernels(ctx, &shape, schedule, buffers),
+            Layer::Transposed(shape) => conv_transpose2d_kernels(ctx, &shape, schedule, buffers),
+        }
+    }
 }
 
 /// Everything a convolution layer reads and writes. `grad_input` is `None` for a first layer,
@@ -197,48 +267,125 @@ pub fn conv2d_kernels(
     schedule: Conv2dSchedule,
     buffers: Conv2dBuffers,
 ) -> Result<Conv2dKernels, GpuError> {
+    let b = buffers;
     let mut kernels = match schedule {
-        Conv2dSchedule::Implicit => implicit(ctx, shape, &buffers)?,
-        Conv2dSchedule::Lowered => lowered(ctx, shape, &buffers, false)?,
-        Conv2dSchedule::LoweredSplitK => lowered(ctx, shape, &buffers, true)?,
+        Conv2dSchedule::Implicit => {
+            let operands = Conv2dOperands {
+                input: b.input,
+                weight: b.weight,
+                bias: Some(b.bias),
+                output: b.output,
+            };
+            let forward = vec![conv2d_forward(ctx, shape, operands)?];
+            let mut backward = vec![conv2d_grad_weight(
+                ctx,
+                shape,
+                false,
+                b.grad_output,
+                b.input,
+                b.grad_weight,
+            )?];
+            if let Some(dx) = b.grad_input {
+                backward.push(conv2d_grad_input(ctx, shape, b.weight, b.grad_output, dx)?);
+            }
+            Conv2dKernels { forward, backward }
+        }
+        Conv2dSchedule::Lowered | Conv2dSchedule::LoweredSplitK => {
+            let split_k = schedule == Conv2dSchedule::LoweredSplitK;
+            // Kept from forward to grad-weight: the patches are read twice, written once.
+            let col = GpuBuffer::zeros(ctx, "conv2d patches", col_len(shape));
+            let forward = vec![
+                im2col(ctx, shape, b.input, &col)?,
+                forward_product(ctx, shape, b.weight, &col, Some(b.bias), b.output)?,
+            ];
+            let mut backward =
+                grad_weight_products(ctx, shape, split_k, b.grad_output, &col, b.grad_weight)?;
+            if let Some(dx) = b.grad_input {
+                backward.extend(grad_input_products(
+                    ctx,
+                    shape,
+                    b.weight,
+                    b.grad_output,
+                    None,
+                    dx,
+                )?);
+            }
+            Conv2dKernels { forward, backward }
+        }
     };
-    if let Some(grad_bias) = buffers.grad_bias {
-        let sum = conv2d_grad_bias(ctx, shape, false, buffers.grad_output, grad_bias)?;
+    if let Some(grad_bias) = b.grad_bias {
+        let sum = conv2d_grad_bias(ctx, shape, false, b.grad_output, grad_bias)?;
         kernels.backward.push(sum);
     }
     Ok(kernels)
 }
 
-fn implicit(
+/// A transposed convolution layer's dispatches (see [`super::conv_transpose2d`]): the same
+/// buffers, the weight `[in_channels, out_channels, kernel_h, kernel_w]`.
+pub fn conv_transpose2d_kernels(
     ctx: &GpuContext,
-    shape: &Conv2dShape,
-    b: &Conv2dBuffers,
+    shape: &ConvTranspose2dShape,
+    schedule: Conv2dSchedule,
+    buffers: Conv2dBuffers,
 ) -> Result<Conv2dKernels, GpuError> {
-    let operands = Conv2dOperands {
-        input: b.input,
-        weight: b.weight,
-        bias: Some(b.bias),
-        output: b.output,
+    shape.validate();
+    let b = buffers;
+    let mut kernels = match schedule {
+        Conv2dSchedule::Implicit => {
+            let operands = ConvTranspose2dOperands {
+                input: b.input,
+                weight: b.weight,
+                bias: Some(b.bias),
+                output: b.output,
+            };
+            let forward = vec![conv_transpose2d_forward(ctx, shape, operands)?];
+            let mut backward = vec![conv_transpose2d_grad_weight(
+                ctx,
+                shape,
+                false,
+                b.grad_output,
+                b.input,
+                b.grad_weight,
+            )?];
+            if let Some(dx) = b.grad_input {
+                backward.push(conv_transpose2d_grad_input(
+                    ctx,
+                    shape,
+                    b.weight,
+                    b.grad_output,
+                    dx,
+                )?);
+            }
+            Conv2dKernels { forward, backward }
+        }
+        Conv2dSchedule::Lowered | Conv2dSchedule::LoweredSplitK => {
+            let split_k = schedule == Conv2dSchedule::LoweredSplitK;
+            // In the terms of the convolution transposed: x is its dY, dY its input.
+            let conv = shape.conv();
+            let forward =
+                grad_input_products(ctx, &conv, b.weight, b.input, Some(b.bias), b.output)?;
+            // The patches of dY, written once for grad-weight and grad-input.
+            let col = GpuBuffer::zeros(ctx, "conv_transpose2d dy patches", col_len(&conv));
+            let mut backward = vec![im2col(ctx, &conv, b.grad_output, &col)?];
+            backward.extend(grad_weight_products(
+                ctx,
+                &conv,
+                split_k,
+                b.input,
+                &col,
+                b.grad_weight,
+            )?);
+            if let Some(dx) = b.grad_input {
+                backward.push(forward_product(ctx, &conv, b.weight, &col, None, dx)?);
+            }
+            Conv2dKernels { forward, backward }
+        }
     };
-    let forward = vec![conv2d_forward(ctx, shape, operands)?];
-    let mut backward = vec![conv2d_grad_weight(
-        ctx,
-        shape,
-        false,
-        b.grad_output,
-        b.input,
-        b.grad_weight,
-    )?];
-    if let Some(grad_input) = b.grad_input {
-        backward.push(conv2d_grad_input(
-            ctx,
-            shape,
-            b.weight,
-            b.grad_output,
-            grad_input,
-        )?);
+    if let Some(grad_bias) = b.grad_bias {
+        let sum = conv_transpose2d_grad_bias(ctx, shape, false, b.grad_output, grad_bias)?;
+        kernels.backward.push(sum);
     }
-    Ok(Conv2dKernels { forward, backward })
+    Ok(kernels)
 }
 
 /// One product on the matmul variant tuned for its shape.
@@ -252,20 +399,19 @@ fn product(
     matmul(ctx, variant, &shape, epilogue, operands)
 }
 
-fn lowered(
+/// The lowered forward product of convolution `shape`: `output[b] = weight · col[b]ᵀ (+ bias
+/// per row)`.
+fn forward_product(
     ctx: &GpuContext,
     shape: &Conv2dShape,
-    b: &Conv2dBuffers,
-    split_k: bool,
-) -> Result<Conv2dKernels, GpuError> {
-    let batch = shape.batch;
-    let (o, p) = (shape.out_channels, shape.out_height() * shape.out_width());
-    let k = shape.in_channels * shape.kernel_h * shape.kernel_w;
-    // Kept from forward to grad-weight: the patches are read twice, written once.
-    let col = GpuBuffer::zeros(ctx, "conv2d patches", col_len(shape));
-
+    weight: &GpuBuffer,
+    col: &GpuBuffer,
+    bias: Option<&GpuBuffer>,
+    output: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    let (o, p, k) = lowered_dims(shape);
     let forward_shape = MatmulShape {
-        batch,
+        batch: shape.batch,
         trans_b: true,
         broadcast_a: true,
         ..MatmulShape::new(o, p, k)
@@ -274,22 +420,29 @@ fn lowered(
         bias_per_row: true,
         ..Epilogue::default()
     };
-    let forward = vec![
-        im2col(ctx, shape, b.input, &col)?,
-        product(
-            ctx,
-            forward_shape,
-            per_row,
-            MatmulOperands {
-                a: b.weight,
-                b: &col,
-                bias: Some(b.bias),
-                c: b.output,
-            },
-        )?,
-    ];
+    let operands = MatmulOperands {
+        a: weight,
+        b: col,
+        bias,
+        c: output,
+    };
+    product(ctx, forward_shape, per_row, operands)
+}
 
-    let mut backward = if split_k {
+/// The lowered grad-weight of convolution `shape`: `grad_weight = Σ_b grad_output[b] · col[b]`,
+/// as one product over `grad_output` swapped to `[O, B, P]`, or per image and then summed
+/// (`split_k`).
+fn grad_weight_products(
+    ctx: &GpuContext,
+    shape: &Conv2dShape,
+    split_k: bool,
+    grad_output: &GpuBuffer,
+    col: &GpuBuffer,
+    grad_weight: &GpuBuffer,
+) -> Result<Vec<Dispatch>, GpuError> {
+    let batch = shape.batch;
+    let (o, p, k) = lowered_dims(shape);
+    Ok(if split_k {
         let per_image = GpuBuffer::zeros(ctx, "conv2d grad-weight per image", batch * o * k);
         let sum_over_batch = ChannelSumShape {
             outer: batch,
@@ -305,51 +458,68 @@ fn lowered(
                 },
                 Epilogue::default(),
                 MatmulOperands {
-                    a: b.grad_output,
-                    b: &col,
+                    a: grad_output,
+                    b: col,
                     bias: None,
                     c: &per_image,
                 },
             )?,
-            channel_sum(ctx, &sum_over_batch, false, &per_image, b.grad_weight)?,
+            channel_sum(ctx, &sum_over_batch, false, &per_image, grad_weight)?,
         ]
     } else {
         let grad_output_by_channel = GpuBuffer::zeros(ctx, "conv2d dy by channel", o * batch * p);
         vec![
-            swap_batch_channel(ctx, [batch, o, p], b.grad_output, &grad_output_by_channel)?,
+            swap_batch_channel(ctx, [batch, o, p], grad_output, &grad_output_by_channel)?,
             product(
                 ctx,
                 MatmulShape::new(o, k, batch * p),
                 Epilogue::default(),
                 MatmulOperands {
                     a: &grad_output_by_channel,
-                    b: &col,
+                    b: col,
                     bias: None,
-                    c: b.grad_weight,
+                    c: grad_weight,
                 },
             )?,
         ]
+    })
+}
+
+/// The lowered grad-input of convolution `shape`: `grad_input = col2im(grad_output[b]ᵀ ·
+/// weight) (+ bias per channel)`.
+fn grad_input_products(
+    ctx: &GpuContext,
+    shape: &Conv2dShape,
+    weight: &GpuBuffer,
+    grad_output: &GpuBuffer,
+    bias: Option<&GpuBuffer>,
+    grad_input: &GpuBuffer,
+) -> Result<Vec<Dispatch>, GpuError> {
+    let (o, p, k) = lowered_dims(shape);
+    let grad_col = GpuBuffer::zeros(ctx, "conv2d patch gradients", col_len(shape));
+    let grad_col_shape = MatmulShape {
+        batch: shape.batch,
+        trans_a: true,
+        broadcast_b: true,
+        ..MatmulShape::new(p, k, o)
     };
-    if let Some(grad_input) = b.grad_input {
-        let grad_col = GpuBuffer::zeros(ctx, "conv2d patch gradients", col_len(shape));
-        let grad_col_shape = MatmulShape {
-            batch,
-            trans_a: true,
-            broadcast_b: true,
-            ..MatmulShape::new(p, k, o)
-        };
-        backward.push(product(
-            ctx,
-            grad_col_shape,
-            Epilogue::default(),
-            MatmulOperands {
-                a: b.grad_output,
-                b: b.weight,
-                bias: None,
-                c: &grad_col,
-            },
-        )?);
-        backward.push(col2im(ctx, shape, &grad_col, grad_input)?);
-    }
-    Ok(Conv2dKernels { forward, backward })
+    let operands = MatmulOperands {
+        a: grad_output,
+        b: weight,
+        bias: None,
+        c: &grad_col,
+    };
+    Ok(vec![
+        product(ctx, grad_col_shape, Epilogue::default(), operands)?,
+        col2im(ctx, shape, &grad_col, bias, grad_input)?,
+    ])
+}
+
+/// `(O, P, K)` of the lowered products: output channels, output pixels per image, patch length.
+fn lowered_dims(shape: &Conv2dShape) -> (usize, usize, usize) {
+    (
+        shape.out_channels,
+        shape.out_height() * shape.out_width(),
+        shape.in_channels * shape.kernel_h * shape.kernel_w,
+    )
 }

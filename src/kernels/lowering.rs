@@ -44,13 +44,14 @@ impl Params {
     }
 }
 
-/// One launch writing `n` elements of `dst` from `src`; `bytes` is what it moves.
+/// One launch writing `n` elements of `dst` from `src` (and reading `extra`, bound after them);
+/// `bytes` is what it moves.
 fn launch(
     ctx: &GpuContext,
     entry: &'static str,
-    stride: usize,
+    constants: &[(&'static str, f64)],
     params: Params,
-    (src, dst): (&GpuBuffer, &GpuBuffer),
+    (src, dst, extra): (&GpuBuffer, &GpuBuffer, Option<&GpuBuffer>),
     bytes: f64,
 ) -> Result<Dispatch, GpuError> {
     let n = params.n as usize;
@@ -59,14 +60,21 @@ fn launch(
         u32::try_from(src.len().max(n)).is_ok(),
         "{entry}: more elements than a u32 indexes"
     );
+    let bindings = [
+        Binding::Uniform,
+        Binding::ReadOnly,
+        Binding::ReadWrite,
+        Binding::ReadOnly,
+    ];
+    let buffers: Vec<&GpuBuffer> = [src, dst].into_iter().chain(extra).collect();
     let kernel = ctx.kernel(&KernelSpec {
         shader: &shaders::LOWERING,
         entry,
-        bindings: &[Binding::Uniform, Binding::ReadOnly, Binding::ReadWrite],
-        constants: &[("STRIDE", stride as f64)],
+        bindings: &bindings[..1 + buffers.len()],
+        constants,
     })?;
     let cost = Cost { flops: 0.0, bytes };
-    Ok(Dispatch::new(ctx, &kernel, &params, &[src, dst], quad_workgroups(n)).with_cost(cost))
+    Ok(Dispatch::new(ctx, &kernel, &params, &buffers, quad_workgroups(n)).with_cost(cost))
 }
 
 /// `col = im2col(input)`: the `[batch·out_h·out_w, in_channels·kernel_h·kernel_w]` patch
@@ -84,15 +92,17 @@ pub fn im2col(
     // from cache, so count it once.
     let bytes = Cost::words(n + shape.input_len());
     let params = Params::conv(shape, n);
-    launch(ctx, "im2col", shape.stride, params, (input, col), bytes)
+    let constants = [("STRIDE", shape.stride as f64)];
+    launch(ctx, "im2col", &constants, params, (input, col, None), bytes)
 }
 
-/// `grad_input = col2im(grad_col)`, im2col's adjoint: each input pixel gathers the patch
-/// entries that were read from it.
+/// `grad_input = col2im(grad_col) (+ bias per channel)`, im2col's adjoint: each input pixel
+/// gathers the patch entries that were read from it.
 pub fn col2im(
     ctx: &GpuContext,
     shape: &Conv2dShape,
     grad_col: &GpuBuffer,
+    bias: Option<&GpuBuffer>,
     grad_input: &GpuBuffer,
 ) -> Result<Dispatch, GpuError> {
     shape.validate();
@@ -100,15 +110,26 @@ pub fn col2im(
         grad_col.len() >= col_len(shape),
         "col2im: patch matrix too short"
     );
+    assert!(
+        bias.is_none_or(|bias| bias.len() >= shape.in_channels),
+        "col2im: bias is shorter than {} channels",
+        shape.in_channels
+    );
     let n = shape.input_len();
-    let bytes = Cost::words(n + col_len(shape));
+    let bias_len = bias.map_or(0, |_| shape.in_channels);
+    let bytes = Cost::words(n + col_len(shape) + bias_len);
     let params = Params::conv(shape, n);
+    let constants = [
+        ("STRIDE", shape.stride as f64),
+        ("BIAS", if bias.is_some() { 1.0 } else { 0.0 }),
+    ];
+    let bias = GpuBuffer::or_placeholder(ctx, bias, "no bias");
     launch(
         ctx,
         "col2im",
-        shape.stride,
+        &constants,
         params,
-        (grad_col, grad_input),
+        (grad_col, grad_input, Some(&bias)),
         bytes,
     )
 }
@@ -132,5 +153,5 @@ pub fn swap_batch_channel(
         ..Params::default()
     };
     let bytes = Cost::words(2 * n);
-    launch(ctx, "swap_batch_channel", 1, params, (x, y), bytes)
+    launch(ctx, "swap_batch_channel", &[], params, (x, y, None), bytes)
 }

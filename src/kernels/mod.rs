@@ -4,6 +4,7 @@
 pub mod batchnorm;
 pub mod conv2d;
 pub mod conv2d_layer;
+pub mod conv_transpose2d;
 pub mod elementwise;
 pub mod lowering;
 pub mod matmul;

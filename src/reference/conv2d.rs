@@ -167,7 +167,8 @@ pub fn bias_view(shape: &Conv2dShape) -> ChannelSumShape {
     }
 }
 
-fn store(acc: &[f64], accumulate: bool, out: &mut [f32]) {
+/// `out = acc` in f32, or `out += acc` (added in f64) when `accumulate`.
+pub(super) fn store(acc: &[f64], accumulate: bool, out: &mut [f32]) {
     for (out, &acc) in out.iter_mut().zip(acc) {
         *out = if accumulate {
             (*out as f64 + acc) as f32

@@ -61,9 +61,13 @@ pub fn im2col(shape: &Conv2dShape, input: &[f32]) -> Vec<f32> {
     col
 }
 
-/// im2col's adjoint: every patch entry added back onto the input pixel it was read from.
-pub fn col2im(shape: &Conv2dShape, col: &[f32]) -> Vec<f32> {
-    let mut sums = vec![0.0f64; shape.input_len()];
+/// im2col's adjoint: every patch entry added back onto the input pixel it was read from, onto
+/// `bias[c]` for channel c where given.
+pub fn col2im(shape: &Conv2dShape, col: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let plane = shape.height * shape.width;
+    let mut sums: Vec<f64> = (0..shape.input_len())
+        .map(|i| bias.map_or(0.0, |b| b[i / plane % shape.in_channels] as f64))
+        .collect();
     for_each_tap(shape, |i, source| {
         if let Some(source) = source {
             sums[source] += col[i] as f64;

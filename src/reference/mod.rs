@@ -3,6 +3,7 @@
 
 pub mod batchnorm;
 pub mod conv2d;
+pub mod conv_transpose2d;
 pub mod elementwise;
 pub mod lowering;
 pub mod matmul;
