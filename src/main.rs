@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use cli::options;
+
 use fer::bench;
 use fer::gpu::{BackendChoice, GpuContext, GpuOptions, TimingSource};
 use fer::kernels::matmul::MatmulVariant;
@@ -44,6 +46,7 @@ enum Command {
     /// Train all four models on synthetic faces and compare them (scaled down on a CPU adapter).
     Demo {
         #[arg(long, default_value_t = 10)]
+        #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
         epochs: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -62,9 +65,11 @@ struct ProfileArgs {
     #[arg(long, value_enum)]
     model: ModelKind,
     #[arg(long, default_value_t = 64)]
+    #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
     batch: usize,
     /// Steps to profile after the warm-up.
     #[arg(long, default_value_t = 3)]
+    #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
     steps: usize,
     /// Training steps before profiling (pipelines compile, caches settle).
     #[arg(long, default_value_t = 2)]
@@ -88,8 +93,10 @@ struct DataArgs {
     /// CSV. Default: built-in synthetic faces.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Training images of the synthetic default (val and test get a quarter each).
+    /// Training images of the synthetic default (val and test get a quarter each, so at
+    /// least 4).
     #[arg(long, default_value_t = 2800)]
+    #[arg(value_parser = options::at_least::<4>, allow_hyphen_values = true)]
     synthetic_train: usize,
 }
 
@@ -98,16 +105,21 @@ struct DataArgs {
 struct ArchArgs {
     /// Sizes of the mlp's two hidden layers.
     #[arg(long, value_delimiter = ',', default_values_t = Architecture::default().mlp_hidden)]
+    #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
     mlp_hidden: Vec<usize>,
     #[arg(long, default_value_t = Architecture::default().mlp_dropout)]
+    #[arg(value_parser = options::fraction::<f32>, allow_hyphen_values = true)]
     mlp_dropout: f32,
     /// Output channels of the cnn's four conv blocks.
     #[arg(long, value_delimiter = ',', default_values_t = Architecture::default().cnn_channels)]
+    #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
     cnn_channels: Vec<usize>,
     /// Sizes of the cnn's two hidden Linear layers.
     #[arg(long, value_delimiter = ',', default_values_t = Architecture::default().cnn_hidden)]
+    #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
     cnn_hidden: Vec<usize>,
     #[arg(long, default_value_t = Architecture::default().cnn_dropout)]
+    #[arg(value_parser = options::fraction::<f32>, allow_hyphen_values = true)]
     cnn_dropout: f32,
 }
 
@@ -137,22 +149,28 @@ struct TrainArgs {
     #[command(flatten)]
     architecture: ArchArgs,
     #[arg(long, default_value_t = 10)]
+    #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
     epochs: usize,
     #[arg(long, default_value_t = 64)]
+    #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
     batch_size: usize,
     /// Default: sgd for softmax, adam for mlp and cnn (the study's recipe).
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerKind>,
     /// Default: 0.01 for softmax, 0.001 for mlp and cnn.
     #[arg(long)]
+    #[arg(value_parser = options::positive::<f64>, allow_hyphen_values = true)]
     lr: Option<f64>,
     #[arg(long, default_value_t = 0.0)]
+    #[arg(value_parser = options::fraction::<f64>, allow_hyphen_values = true)]
     momentum: f64,
     #[arg(long)]
     nesterov: bool,
     #[arg(long, default_value_t = 0.0)]
+    #[arg(value_parser = options::non_negative::<f64>, allow_hyphen_values = true)]
     weight_decay: f64,
     #[arg(long, default_value_t = 0.0)]
+    #[arg(value_parser = options::fraction::<f32>, allow_hyphen_values = true)]
     label_smoothing: f32,
     /// Flip training images horizontally at random.
     #[arg(long)]
@@ -184,6 +202,7 @@ struct EvalArgs {
     #[arg(long, default_value = "val", value_parser = ["train", "val", "test"])]
     split: String,
     #[arg(long, default_value_t = 64)]
+    #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
     batch_size: usize,
     /// Write each image's prediction and class probabilities to this CSV file.
     #[arg(long)]
@@ -196,6 +215,7 @@ enum BenchCommand {
     Matmul {
         /// Square sizes to measure (n for n×n×n).
         #[arg(long, value_delimiter = ',', default_values_t = [256, 512, 1024, 2048])]
+        #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
         sizes: Vec<usize>,
         /// Variants to measure.
         #[arg(long, value_delimiter = ',', value_enum, default_values_t = MatmulVariant::ALL)]
@@ -205,6 +225,7 @@ enum BenchCommand {
         no_model_shapes: bool,
         /// About how long to time each case after its warm-up run.
         #[arg(long, default_value_t = 1.0)]
+        #[arg(value_parser = options::non_negative::<f64>, allow_hyphen_values = true)]
         seconds: f64,
         /// Print JSON for scripts instead of a table.
         #[arg(long)]
@@ -216,13 +237,16 @@ enum BenchCommand {
         /// Size of each bandwidth buffer (default: 256 on a GPU, 128 on a software adapter;
         /// at most the adapter's storage binding limit).
         #[arg(long)]
-        buffer_mib: Option<u64>,
+        #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
+        buffer_mib: Option<usize>,
         /// Workgroups of 256 invocations in the FMA kernel (default: 8192 on a GPU, 256 on a
         /// software adapter).
         #[arg(long)]
+        #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
         fma_workgroups: Option<usize>,
         /// Timed runs per kernel (default: 20 on a GPU, 5 on a software adapter).
         #[arg(long)]
+        #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
         runs: Option<usize>,
         /// Print JSON for scripts instead of a table.
         #[arg(long)]
@@ -235,9 +259,11 @@ enum BenchCommand {
         model: ModelKind,
         /// Batch sizes to measure (the study's is 64).
         #[arg(long, value_delimiter = ',', default_values_t = [64, 128, 256])]
+        #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
         batch: Vec<usize>,
         /// Timed steps per batch size (default: 20 on a GPU, 2 on a software adapter).
         #[arg(long)]
+        #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
         steps: Option<usize>,
         /// Use the study's cnn even on a software adapter, where it is otherwise scaled down.
         #[arg(long)]
@@ -253,10 +279,28 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", one_sentence(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once: a cause whose text the line already
+/// holds is left out (some error types, such as wgpu's, both print their cause and return it
+/// as their `source()`).
+fn one_sentence(error: &anyhow::Error) -> String {
+    let mut sentence = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if sentence.contains(&text) {
+            continue;
+        }
+        if !sentence.is_empty() {
+            sentence.push_str(": ");
+        }
+        sentence.push_str(&text);
+    }
+    sentence
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -266,7 +310,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     options.autotune = !cli.no_autotune;
     match cli.command {
         Command::Info { json } => {
-            let ctx = GpuContext::new(&options)?;
+            let ctx = open_gpu(&options)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(ctx.summary())?);
             } else {
@@ -274,8 +318,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Train(args) => {
+            let _locks = cli::train::lock_results(&args.results, &[args.model])?;
             let command = std::env::args().collect::<Vec<_>>().join(" ");
-            let ctx = GpuContext::new(&options)?;
+            let ctx = open_gpu(&options)?;
             let splits = cli::train::DataSource {
                 path: args.data.data,
                 synthetic_train: args.data.synthetic_train,
@@ -290,7 +335,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             settings.optimizer.nesterov = args.nesterov;
             settings.optimizer.weight_decay = args.weight_decay;
             settings.epochs = args.epochs;
-            settings.epoch.batch_size = args.batch_size.max(1);
+            settings.epoch.batch_size = args.batch_size;
             settings.epoch.flip = args.flip;
             settings.label_smoothing = args.label_smoothing;
             settings.progress = !args.quiet;
@@ -301,11 +346,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             results,
         } => {
-            let ctx = GpuContext::new(&options)?;
+            let _locks = cli::train::lock_results(&results, &ModelKind::ALL)?;
+            let ctx = open_gpu(&options)?;
             cli::train::demo(&ctx, seed, epochs, &results)?;
         }
         Command::Eval(args) => {
-            let ctx = GpuContext::new(&options)?;
+            let ctx = open_gpu(&options)?;
             let splits = cli::train::DataSource {
                 path: args.data.data,
                 synthetic_train: args.data.synthetic_train,
@@ -320,13 +366,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     architecture: &args.architecture.architecture()?,
                     checkpoint: &args.checkpoint,
                     split: &args.split,
-                    batch_size: args.batch_size.max(1),
+                    batch_size: args.batch_size,
                     predictions: args.predictions.as_deref(),
                 },
             )?;
         }
         Command::Profile(args) => {
-            let ctx = GpuContext::new(&options)?;
+            let ctx = open_gpu(&options)?;
             cli::profile::profile(
                 &ctx,
                 &cli::profile::ProfileRequest {
@@ -348,7 +394,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seconds,
             json,
         }) => {
-            let ctx = GpuContext::new(&options)?;
+            let ctx = open_gpu(&options)?;
             let mut cases: Vec<_> = sizes.into_iter().map(bench::matmul::Case::square).collect();
             if !no_model_shapes {
                 cases.extend(bench::matmul::Case::model_shapes());
@@ -383,11 +429,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runs,
             json,
         }) => {
-            let ctx = GpuContext::new(&options)?;
+            let ctx = open_gpu(&options)?;
             let defaults = bench::peak::PeakSizes::for_adapter(ctx.summary());
             let sizes = bench::peak::PeakSizes {
-                buffer_bytes: buffer_mib
-                    .map_or(defaults.buffer_bytes, |mib| mib.saturating_mul(1 << 20)),
+                buffer_bytes: buffer_mib.map_or(defaults.buffer_bytes, |mib| {
+                    (mib as u64).saturating_mul(1 << 20)
+                }),
                 fma_workgroups: fma_workgroups.unwrap_or(defaults.fma_workgroups),
                 runs: runs.unwrap_or(defaults.runs),
                 ..defaults
@@ -411,7 +458,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             full,
             json,
         }) => {
-            let ctx = GpuContext::new(&options)?;
+            let ctx = open_gpu(&options)?;
             let options = bench::step::Options {
                 model,
                 batches: batch,
@@ -456,6 +503,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens the adapter the options choose, and says so once if it is a software one.
+fn open_gpu(options: &GpuOptions) -> anyhow::Result<GpuContext> {
+    let ctx = GpuContext::new(options)?;
+    if let Some(notice) = ctx.summary().software_notice() {
+        eprintln!("{notice}");
+    }
+    Ok(ctx)
+}
+
 /// Where a bench's kernel times came from, for the line under its table.
 fn timing_note(timing: TimingSource) -> &'static str {
     match timing {
@@ -463,5 +519,26 @@ fn timing_note(timing: TimingSource) -> &'static str {
         TimingSource::WallClock => {
             "(no timestamp queries on this adapter: times are submit-to-finish wall clock)"
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_sentence;
+
+    #[test]
+    fn a_cause_the_sentence_already_holds_is_not_repeated() {
+        let reason = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let doubled = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotFound))
+            .context(format!("cannot read model.safetensors: {reason}"));
+        assert_eq!(
+            one_sentence(&doubled),
+            format!("cannot read model.safetensors: {reason}")
+        );
+        let chained = anyhow::Error::new(reason).context("cannot write predictions.csv");
+        assert_eq!(
+            one_sentence(&chained),
+            "cannot write predictions.csv: entity not found"
+        );
     }
 }

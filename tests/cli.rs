@@ -272,6 +272,8 @@ fn bad_inputs_are_one_clear_sentence() {
         "cnn",
         "--checkpoint",
         "/no/such/model.safetensors",
+        "--synthetic-train",
+        "8",
     ]);
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stderr);
@@ -279,4 +281,28 @@ fn bad_inputs_are_one_clear_sentence() {
         text.contains("/no/such/model.safetensors") && !text.contains("panicked"),
         "{text}"
     );
+    // Said once: the file's sentence carries the OS's reason, and nothing repeats it.
+    assert_eq!(
+        text.matches("No such file or directory").count(),
+        1,
+        "{text}"
+    );
+}
+
+#[test]
+fn a_software_adapter_is_announced_once_with_what_to_expect() {
+    let out = fer(&["info", "--json"]);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let notices = text.matches("is a software adapter").count();
+    if json["device_type"] == "Cpu" {
+        assert_eq!(notices, 1, "{text}");
+        assert!(
+            text.contains("a FER2013 epoch takes") && text.contains("use a GPU"),
+            "{text}"
+        );
+    } else {
+        assert_eq!(notices, 0, "{text}");
+    }
 }

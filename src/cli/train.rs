@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use serde_json::json;
 
 use fer::data::{self, synthetic, CacheStatus, Dataset, Splits, CLASS_NAMES};
+use fer::fsutil::FolderLock;
 use fer::gpu::GpuContext;
 use fer::nn::models::{build, Architecture, ModelKind};
 use fer::report::{write_results, ConfusionMatrix, RunMetrics};
@@ -70,6 +71,16 @@ impl DataSource {
         }
         Ok(splits)
     }
+}
+
+/// Locks `results/<model>/` for each model a command will write, before it loads anything, so
+/// a second run aimed at the same folder is refused at once rather than overwriting the first's
+/// files. The locks are released when the returned values drop.
+pub fn lock_results(results: &Path, models: &[ModelKind]) -> anyhow::Result<Vec<FolderLock>> {
+    models
+        .iter()
+        .map(|model| Ok(FolderLock::acquire(&results.join(model.name()))?))
+        .collect()
 }
 
 /// One line per epoch, for people and for grep. A model without a loss (the baseline's

@@ -1,4 +1,6 @@
-//! Every way loading a dataset can fail, each as one sentence naming the path involved.
+//! Every way loading a dataset can fail, each as one sentence naming the path involved. The
+//! underlying reason is part of that sentence rather than a `source()`, so printing the error
+//! with its chain says it once.
 
 use std::path::PathBuf;
 
@@ -22,18 +24,18 @@ pub enum DataError {
     EmptySplit { split: &'static str, path: PathBuf },
     #[error("{path} is not a FER2013 CSV: {reason}")]
     CsvHeader { path: PathBuf, reason: String },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {reason}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
 }
 
 impl DataError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, reason: std::io::Error) -> Self {
         DataError::Io {
             path: path.into(),
-            source,
+            reason,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use image::imageops::{self, FilterType};
-use image::ImageReader;
+use image::{ImageReader, Limits};
 
 use super::classes::{class_index, IMAGE_PIXELS, IMAGE_SIDE};
 use super::dataset::{require_images, Dataset, LoadReport, Split, Splits};
@@ -168,15 +168,24 @@ fn decode_split(files: &[ImageFile]) -> (Dataset, LoadReport) {
     (Dataset::concat(parts), report)
 }
 
+/// The largest image a face file may be. A photo of a face is far smaller; a header claiming
+/// more (a damaged or hostile file) is refused before anything is allocated.
+const MAX_IMAGE_SIDE: u32 = 16_384;
+const MAX_DECODE_BYTES: u64 = 256 << 20;
+
 /// Decodes any format the `image` crate reads (sniffed from the bytes, not the extension) to
 /// 8-bit luma, resized to 48 × 48 with a triangle (bilinear) filter when it isn't already.
 fn decode_face(path: &Path) -> Result<(Vec<u8>, bool), String> {
-    let decoded = ImageReader::open(path)
+    let mut reader = ImageReader::open(path)
         .map_err(|error| error.to_string())?
         .with_guessed_format()
-        .map_err(|error| error.to_string())?
-        .decode()
         .map_err(|error| error.to_string())?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let decoded = reader.decode().map_err(|error| error.to_string())?;
     let gray = decoded.into_luma8();
     let side = IMAGE_SIDE as u32;
     if gray.dimensions() == (side, side) {

@@ -94,6 +94,41 @@ impl AdapterSummary {
     pub fn is_software(&self) -> bool {
         self.device_type == "Cpu"
     }
+
+    /// What to tell a person once when fer lands on a software adapter, where nothing else
+    /// would say why a run is slow: the speed to expect and how to get something faster.
+    /// `None` on a hardware adapter. The speeds are the README's, measured on 2 cores.
+    pub fn software_notice(&self) -> Option<String> {
+        if !self.is_software() {
+            return None;
+        }
+        let mesa = mesa_major_version(&self.driver_info);
+        let slower = if self.backend == "Gl" {
+            ", and about 4× that through GL".to_string()
+        } else if let Some(major) = mesa.filter(|&major| major < 25) {
+            format!(", and about 5× that with Mesa {major}")
+        } else {
+            String::new()
+        };
+        let faster_software = if slower.is_empty() {
+            ""
+        } else {
+            ", or install Mesa 25 or newer's lavapipe (its Vulkan driver: on Debian bookworm, \
+             mesa-vulkan-drivers from bookworm-backports, and libvulkan1)"
+        };
+        Some(format!(
+            "note: {} through {} is a software adapter, the CPU emulating a GPU: on 2 cores with \
+             Mesa 25's lavapipe a FER2013 epoch takes about 3 s for the mlp and an hour for the \
+             study's cnn{slower}. For speed, use a GPU with its driver{faster_software}.",
+            self.name, self.backend
+        ))
+    }
+}
+
+/// The major version in a driver description such as `4.5 (Core Profile) Mesa 25.0.7-2`.
+fn mesa_major_version(driver_info: &str) -> Option<u32> {
+    let (_, version) = driver_info.split_once("Mesa ")?;
+    version.split('.').next()?.parse().ok()
 }
 
 impl fmt::Display for AdapterSummary {

@@ -20,10 +20,10 @@ pub enum PlotError {
     Font,
     #[error("drawing the {plot} failed: {reason}")]
     Draw { plot: &'static str, reason: String },
-    #[error("encoding the {plot} as PNG failed: {source}")]
+    #[error("encoding the {plot} as PNG failed: {reason}")]
     Encode {
         plot: &'static str,
-        source: image::ImageError,
+        reason: image::ImageError,
     },
 }
 
@@ -272,6 +272,6 @@ fn render(
     let mut png = Vec::new();
     PngEncoder::new(&mut png)
         .write_image(&pixels, size.0, size.1, ExtendedColorType::Rgb8)
-        .map_err(|source| PlotError::Encode { plot, source })?;
+        .map_err(|reason| PlotError::Encode { plot, reason })?;
     Ok(png)
 }

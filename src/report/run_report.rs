@@ -10,24 +10,25 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Why a results directory could not be written; every variant names the path involved.
+/// Why a results directory could not be written; every variant names the path involved and
+/// says the underlying reason itself (none is also a `source()`, which would print it twice).
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(
         "model name {name:?} cannot name a results directory: it must be one plain path component"
     )]
     InvalidModelName { name: String },
-    #[error("could not create results directory {}: {source}", path.display())]
-    CreateDir { path: PathBuf, source: io::Error },
-    #[error("could not write {}: {source}", path.display())]
-    Write { path: PathBuf, source: io::Error },
-    #[error("could not serialize metrics for {}: {source}", path.display())]
+    #[error("could not create results directory {}: {reason}", path.display())]
+    CreateDir { path: PathBuf, reason: io::Error },
+    #[error("could not write {}: {reason}", path.display())]
+    Write { path: PathBuf, reason: io::Error },
+    #[error("could not serialize metrics for {}: {reason}", path.display())]
     Json {
         path: PathBuf,
-        source: serde_json::Error,
+        reason: serde_json::Error,
     },
-    #[error("could not plot {}: {source}", path.display())]
-    Plot { path: PathBuf, source: PlotError },
+    #[error("could not plot {}: {reason}", path.display())]
+    Plot { path: PathBuf, reason: PlotError },
 }
 
 /// Everything metrics.json holds. `run` is free-form: adapter, command line, hyperparameters.
@@ -81,15 +82,15 @@ pub const CONFUSION_FILE: &str = "confusion.png";
 /// Writes `results_root/<model>/` and returns that directory. Files already there are replaced.
 pub fn write_results(results_root: &Path, metrics: &RunMetrics) -> Result<PathBuf, ReportError> {
     let directory = results_root.join(model_directory_name(&metrics.model)?);
-    fs::create_dir_all(&directory).map_err(|source| ReportError::CreateDir {
+    fs::create_dir_all(&directory).map_err(|reason| ReportError::CreateDir {
         path: directory.clone(),
-        source,
+        reason,
     })?;
 
     let metrics_path = directory.join(METRICS_FILE);
-    let mut json = serde_json::to_vec_pretty(metrics).map_err(|source| ReportError::Json {
+    let mut json = serde_json::to_vec_pretty(metrics).map_err(|reason| ReportError::Json {
         path: metrics_path.clone(),
-        source,
+        reason,
     })?;
     json.push(b'\n');
     write_atomically(&metrics_path, &json)?;
@@ -97,17 +98,17 @@ pub fn write_results(results_root: &Path, metrics: &RunMetrics) -> Result<PathBu
     write_atomically(&directory.join(REPORT_FILE), metrics.text().as_bytes())?;
 
     let curves_path = directory.join(CURVES_FILE);
-    let curves = plot::curves_png(&metrics.history).map_err(|source| ReportError::Plot {
+    let curves = plot::curves_png(&metrics.history).map_err(|reason| ReportError::Plot {
         path: curves_path.clone(),
-        source,
+        reason,
     })?;
     write_atomically(&curves_path, &curves)?;
 
     let confusion_path = directory.join(CONFUSION_FILE);
     let confusion =
-        plot::confusion_png(&metrics.confusion_matrix).map_err(|source| ReportError::Plot {
+        plot::confusion_png(&metrics.confusion_matrix).map_err(|reason| ReportError::Plot {
             path: confusion_path.clone(),
-            source,
+            reason,
         })?;
     write_atomically(&confusion_path, &confusion)?;
 
@@ -133,8 +134,8 @@ fn model_directory_name(model: &str) -> Result<&str, ReportError> {
 
 /// [`crate::fsutil::write_atomically`], with the error naming the path.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    crate::fsutil::write_atomically(path, bytes).map_err(|source| ReportError::Write {
+    crate::fsutil::write_atomically(path, bytes).map_err(|reason| ReportError::Write {
         path: path.to_path_buf(),
-        source,
+        reason,
     })
 }

@@ -13,17 +13,19 @@ use thiserror::Error;
 use crate::gpu::{GpuContext, GpuError};
 use crate::graph::Model;
 
+/// Why a checkpoint could not be saved or loaded: one sentence naming the file, the reason
+/// included (never also a `source()`, which would print it twice).
 #[derive(Debug, Error)]
 pub enum CheckpointError {
-    #[error("cannot read checkpoint {path}: {source}")]
+    #[error("cannot read checkpoint {path}: {reason}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
-    #[error("cannot write checkpoint {path}: {source}")]
+    #[error("cannot write checkpoint {path}: {reason}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("{path} is not a safetensors file: {message}")]
     Format { path: PathBuf, message: String },
@@ -64,12 +66,18 @@ pub enum CheckpointError {
     Gpu(#[from] GpuError),
 }
 
-/// The `num_batches_tracked` entry of each batch norm, named after its running mean.
-fn batches_tracked_names(model: &Model) -> Vec<String> {
+/// The names of `model`'s batch norm layers, found by their running means as a `state_dict()`
+/// names them (`features.1.running_mean`).
+pub fn batch_norm_layers(model: &Model) -> impl Iterator<Item = &str> {
     model
         .params
         .iter()
         .filter_map(|param| param.name.strip_suffix(".running_mean"))
+}
+
+/// The `num_batches_tracked` entry of each batch norm.
+fn batches_tracked_names(model: &Model) -> Vec<String> {
+    batch_norm_layers(model)
         .map(|layer| format!("{layer}.num_batches_tracked"))
         .collect()
 }
@@ -107,18 +115,18 @@ pub fn save(
     let metadata = HashMap::from([("fer_model".to_string(), model.name.clone())]);
     let bytes = safetensors::tensor::serialize(views, Some(metadata))
         .map_err(|error| format_error(path, error))?;
-    crate::fsutil::write_atomically(path, &bytes).map_err(|source| CheckpointError::Write {
+    crate::fsutil::write_atomically(path, &bytes).map_err(|reason| CheckpointError::Write {
         path: path.to_path_buf(),
-        source,
+        reason,
     })
 }
 
 /// Loads `path` into `model`, refusing any missing, extra, mistyped or wrong-shaped tensor
 /// before anything is overwritten.
 pub fn load(ctx: &GpuContext, model: &Model, path: &Path) -> Result<(), CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read {
+    let bytes = std::fs::read(path).map_err(|reason| CheckpointError::Read {
         path: path.to_path_buf(),
-        source,
+        reason,
     })?;
     let file = SafeTensors::deserialize(&bytes).map_err(|error| format_error(path, error))?;
     let here = |name: &str| (path.to_path_buf(), name.to_string(), model.name.clone());

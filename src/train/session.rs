@@ -12,6 +12,7 @@ use crate::graph::Model;
 use crate::nn::models::{build, Architecture, ModelKind};
 use crate::report::{EpochRecord, History};
 
+use super::checkpoint::batch_norm_layers;
 use super::optimizer::{Optimizer, OptimizerError, OptimizerSettings};
 use super::runner::{EpochSettings, RunError, Runner, Totals};
 
@@ -60,6 +61,15 @@ pub enum TrainError {
     NoGpuModel(ModelKind),
     #[error("batch sizes must be positive")]
     EmptyBatch,
+    #[error(
+        "model `{model}` has batch norms ({layer}, ...), which cannot train on a batch of one \
+         image (its variance is 0, as PyTorch refuses too): {remedy}"
+    )]
+    LoneImageBatch {
+        model: String,
+        layer: String,
+        remedy: String,
+    },
     #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
@@ -103,6 +113,7 @@ pub fn train(
     else {
         return Ok(baseline(train, val, &mut on_epoch));
     };
+    refuse_lone_image_batches(&model, train.len(), settings.epoch.batch_size)?;
     let mut optimizer = Optimizer::new(ctx, &model, &settings.optimizer)?;
     let mut runner = Runner::new(ctx, &model, settings.label_smoothing)?;
     let mut history = History::new();
@@ -141,6 +152,33 @@ pub fn train(
         history,
         model: Some(model),
         steps: optimizer.steps(),
+    })
+}
+
+/// A batch norm in training normalises each batch by its own statistics, which one image
+/// cannot give: refuse a batch size of 1, and an epoch whose last batch would be one image.
+fn refuse_lone_image_batches(
+    model: &Model,
+    images: usize,
+    batch_size: usize,
+) -> Result<(), TrainError> {
+    let Some(layer) = batch_norm_layers(model).next() else {
+        return Ok(());
+    };
+    let remedy = if batch_size == 1 {
+        "use a batch size of at least 2".to_string()
+    } else if images % batch_size == 1 {
+        format!(
+            "the last batch of each epoch would hold one of the {images} training images in \
+             batches of {batch_size}: pick another batch size"
+        )
+    } else {
+        return Ok(());
+    };
+    Err(TrainError::LoneImageBatch {
+        model: model.name.clone(),
+        layer: layer.to_string(),
+        remedy,
     })
 }
 
