@@ -95,7 +95,10 @@ fn built_in_models_round_trip_through_model_files() {
 /// A wrong model file is one sentence naming the node and what is wrong.
 #[test]
 fn a_wrong_model_file_names_the_node_and_the_fault() {
-    let file = |nodes: &str| format!(r#"{{"name": "m", "input": [1, 4, 4], "nodes": [{nodes}]}}"#);
+    let file = |nodes: &str| {
+        let input = r#"{"channels": 1, "height": 4, "width": 4, "mean": [0.5], "std": [0.5]}"#;
+        format!(r#"{{"name": "m", "input": {input}, "nodes": [{nodes}]}}"#)
+    };
     let conv = r#"{"name": "conv", "op": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1}"#;
     let cases = [
         (

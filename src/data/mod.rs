@@ -11,6 +11,7 @@ mod csv;
 mod dataset;
 mod error;
 mod folder;
+mod image_spec;
 mod parallel;
 pub mod synthetic;
 
@@ -19,6 +20,7 @@ use std::path::Path;
 pub use classes::{CLASS_NAMES, IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
 pub use dataset::{CacheStatus, Dataset, LoadReport, Splits, MAX_SKIPPED_EXAMPLES};
 pub use error::DataError;
+pub use image_spec::ImageSpec;
 
 /// How [`load_with_options`] treats the decode cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

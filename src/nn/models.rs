@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::data::ImageSpec;
 use crate::gpu::GpuContext;
 use crate::graph::{GraphError, Model};
 
@@ -103,7 +104,7 @@ impl Sequence {
     fn model(self, kind: ModelKind) -> ModelSpec {
         ModelSpec {
             name: kind.name().to_string(),
-            input: SAMPLE_SHAPE,
+            input: ImageSpec::study_grey(),
             nodes: self.0,
         }
     }
@@ -213,5 +214,5 @@ pub fn build(
         SpecError::Graph(error) => error,
         other => unreachable!("a built-in model's spec is well formed: {other}"),
     })?;
-    Model::new(ctx, &spec.name, &spec.input, graph, seed).map(Some)
+    Model::new(ctx, &spec.name, &spec.input.shape(), graph, seed).map(Some)
 }

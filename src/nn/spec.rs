@@ -3,7 +3,8 @@
 //! a user can edit and train with `--model-file`.
 //!
 //! ```json
-//! { "name": "tiny", "input": [1, 48, 48],
+//! { "name": "tiny",
+//!   "input": { "channels": 1, "height": 48, "width": 48, "mean": [0.5], "std": [0.5] },
 //!   "nodes": [
 //!     { "name": "conv", "op": "conv2d", "in_channels": 1, "out_channels": 8, "kernel_size": 3, "padding": 1 },
 //!     { "name": "relu", "op": "relu" },
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use thiserror::Error;
 
+use crate::data::ImageSpec;
 use crate::graph::{Graph, GraphError, Join, Layer, Op, Value};
 
 use super::{BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu};
@@ -115,8 +117,8 @@ pub struct NodeSpec {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSpec {
     pub name: String,
-    /// One sample's shape: [channels, height, width].
-    pub input: [usize; 3],
+    /// What it reads: size, channels and normalisation.
+    pub input: ImageSpec,
     pub nodes: Vec<NodeSpec>,
 }
 
@@ -125,6 +127,8 @@ pub struct ModelSpec {
 pub enum SpecError {
     #[error("{0}")]
     Json(String),
+    #[error("\"input\": {0}")]
+    Input(String),
     #[error("node {index} has no \"name\" (a string)")]
     Unnamed { index: usize },
     #[error("node `{node}`: {why}")]
@@ -143,10 +147,11 @@ impl ModelSpec {
         #[serde(deny_unknown_fields)]
         struct File {
             name: String,
-            input: [usize; 3],
+            input: ImageSpec,
             nodes: Vec<Map<String, Json>>,
         }
         let file: File = serde_json::from_str(text).map_err(|e| SpecError::Json(e.to_string()))?;
+        file.input.check().map_err(SpecError::Input)?;
         let nodes = file
             .nodes
             .into_iter()
@@ -182,7 +187,7 @@ impl ModelSpec {
         format!(
             "{{\n  \"name\": {},\n  \"input\": {},\n  \"nodes\": [\n{}\n  ]\n}}\n",
             Json::String(self.name.clone()),
-            serde_json::json!(self.input),
+            serde_json::to_string(&self.input).expect("an image spec serialises"),
             nodes.join(",\n")
         )
     }
@@ -206,7 +211,7 @@ impl ModelSpec {
             };
             previous = graph.node(node.name.clone(), node.op.op(), inputs);
         }
-        graph.shapes(&self.input, 1)?;
+        graph.shapes(&self.input.shape(), 1)?;
         Ok(graph)
     }
 }
