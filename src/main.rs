@@ -346,7 +346,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             results,
         } => {
-            let _locks = cli::train::lock_results(&results, &ModelKind::ALL)?;
+            let _locks = cli::train::lock_results(&results, &ModelKind::STUDY)?;
             let ctx = open_gpu(&options)?;
             cli::train::demo(&ctx, seed, epochs, &results)?;
         }

@@ -133,3 +133,78 @@ fn a_wrong_model_file_names_the_node_and_the_fault() {
         );
     }
 }
+
+/// Every built-in model against its PyTorch twin's description
+/// (`tests/fixtures/model_specs.json`, written by `scripts/model_specs.py`): input, classes,
+/// the state_dict's names, shapes and kinds in order (fer writes `num_batches_tracked` when it
+/// saves a checkpoint, so the graph has none), the parameter count and the forward FLOPs.
+#[test]
+fn built_in_models_match_their_pytorch_twins() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/model_specs.json")).expect("the fixture");
+    let arch = Architecture::default();
+    for kind in ModelKind::ALL {
+        let Some(spec) = spec(kind, &arch) else {
+            continue;
+        };
+        let name = kind.name();
+        let twin = &fixture["models"][name];
+        assert!(twin.is_object(), "{name} has no twin in the fixture");
+        let input = spec.input.shape().to_vec();
+        assert_eq!(twin["input"], serde_json::json!(input), "{name} input");
+        let graph = spec.graph().expect("a built-in model's graph");
+        let shapes = graph.shapes(&input, 1).expect("shapes");
+        assert_eq!(
+            twin["classes"],
+            serde_json::json!(shapes.last().expect("an output")[1]),
+            "{name} classes"
+        );
+        let ours: Vec<(String, Vec<usize>, &str)> = graph
+            .tensors()
+            .into_iter()
+            .map(|(tensor, spec)| {
+                let kind = if spec.trainable {
+                    "trainable"
+                } else {
+                    "buffer"
+                };
+                (tensor, spec.shape, kind)
+            })
+            .collect();
+        let theirs: Vec<(String, Vec<usize>, &str)> = twin["state_dict"]
+            .as_array()
+            .expect("a state_dict list")
+            .iter()
+            .filter(|entry| {
+                !entry["name"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("num_batches_tracked")
+            })
+            .map(|entry| {
+                let shape = serde_json::from_value(entry["shape"].clone()).expect("a shape");
+                let name = entry["name"].as_str().unwrap().to_string();
+                (name, shape, entry["kind"].as_str().unwrap())
+            })
+            .collect();
+        assert_eq!(ours, theirs, "{name} state_dict");
+        assert_eq!(
+            twin["parameters"],
+            serde_json::json!(graph.parameter_count()),
+            "{name} parameters"
+        );
+        let flops = graph.flops_per_sample(&input).expect("flops");
+        assert_eq!(
+            twin["flops"].as_f64(),
+            Some(flops),
+            "{name} FLOPs per image"
+        );
+    }
+}
+
+/// The hand count the models issue names.
+#[test]
+fn keras_cnn_has_the_studys_parameter_count() {
+    let spec = spec(ModelKind::KerasCnn, &Architecture::default()).expect("a GPU model");
+    assert_eq!(spec.graph().expect("graph").parameter_count(), 1_281_670);
+}

@@ -281,7 +281,7 @@ pub fn demo(ctx: &GpuContext, seed: u64, epochs: usize, results: &Path) -> anyho
     }
     .load()?;
     let mut rows = Vec::new();
-    for model in ModelKind::ALL {
+    for model in ModelKind::STUDY {
         let mut settings = TrainSettings::study(model, seed);
         settings.architecture = scale.architecture.clone();
         settings.epochs = epochs;

@@ -7,7 +7,7 @@ use crate::rng::Rng;
 use super::error::GraphError;
 use super::join::Join;
 use super::layer::Layer;
-use super::param::{ParameterPlan, ParameterStore};
+use super::param::{tensor_name, ParamSpec, ParameterPlan, ParameterStore};
 
 /// What a node computes.
 pub enum Op {
@@ -136,14 +136,26 @@ impl Graph {
         infer_shapes(nodes, sample_shape, batch)
     }
 
-    /// Trainable parameters, as PyTorch counts them.
-    pub fn parameter_count(&self) -> usize {
+    /// Every tensor in state_dict order, with its full name (`conv1.weight`).
+    pub fn tensors(&self) -> Vec<(String, ParamSpec)> {
         self.nodes
             .iter()
-            .filter_map(|(_, op, _)| op.layer())
-            .flat_map(|layer| layer.params())
-            .filter(|spec| spec.trainable)
-            .map(|spec| spec.len())
+            .filter_map(|(name, op, _)| Some((name, op.layer()?)))
+            .flat_map(|(name, layer)| {
+                let specs = layer.params();
+                specs
+                    .into_iter()
+                    .map(move |spec| (tensor_name(name, &spec), spec))
+            })
+            .collect()
+    }
+
+    /// Trainable parameters, as PyTorch counts them.
+    pub fn parameter_count(&self) -> usize {
+        self.tensors()
+            .iter()
+            .filter(|(_, spec)| spec.trainable)
+            .map(|(_, spec)| spec.len())
             .sum()
     }
 

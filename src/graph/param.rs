@@ -31,6 +31,11 @@ impl ParamSpec {
     }
 }
 
+/// A tensor's full state_dict name: its node's name, then its own (`network.0.weight`).
+pub fn tensor_name(node: &str, spec: &ParamSpec) -> String {
+    format!("{node}.{}", spec.name)
+}
+
 /// A tensor on the GPU with its full checkpoint name and, when trainable, its gradient.
 pub struct Parameter {
     /// Full state_dict name, e.g. `network.0.weight`.
@@ -85,7 +90,7 @@ impl ParameterPlan {
                     Init::Constant(value) => vec![value; spec.len()],
                 };
                 self.tensors
-                    .push((format!("{prefix}.{}", spec.name), spec, values));
+                    .push((tensor_name(prefix, &spec), spec, values));
                 self.tensors.len() - 1
             })
             .collect()

@@ -3,6 +3,7 @@
 mod activation;
 mod batchnorm;
 mod conv2d;
+mod conv_transpose2d;
 mod flatten;
 pub mod fusion;
 mod linear;
@@ -13,6 +14,7 @@ pub mod spec;
 pub use activation::{Dropout, Relu};
 pub use batchnorm::BatchNorm;
 pub use conv2d::Conv2d;
+pub use conv_transpose2d::ConvTranspose2d;
 pub use flatten::Flatten;
 pub use linear::Linear;
 pub use pool::{GlobalAvgPool, MaxPool2d};

@@ -8,6 +8,10 @@ use crate::graph::{GraphError, Model};
 
 use super::spec::{ModelSpec, NodeSpec, OpSpec, SpecError};
 
+mod basic_cnn;
+mod keras_cnn;
+mod realtime_cnn;
+
 /// 48×48 grayscale faces.
 pub const SAMPLE_SHAPE: [usize; 3] = [1, 48, 48];
 pub const CLASSES: usize = 7;
@@ -23,14 +27,34 @@ pub enum ModelKind {
     Mlp,
     /// Four Conv-BatchNorm-ReLU-MaxPool-Dropout blocks, then three Linear layers.
     Cnn,
+    /// The six-architecture study's basic CNN: two conv blocks, two Linear layers (RGB).
+    #[value(name = "basic_cnn")]
+    BasicCnn,
+    /// The real-time study's CNN: four blocks of two convs, global average pooling (grey).
+    #[value(name = "realtime_cnn")]
+    RealtimeCnn,
+    /// The Keras study's CNN on 222×222 RGB faces, 6 classes.
+    #[value(name = "keras_cnn")]
+    KerasCnn,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 4] = [
+    /// The four-model study's models, which `fer demo` compares.
+    pub const STUDY: [ModelKind; 4] = [
         ModelKind::Baseline,
         ModelKind::Softmax,
         ModelKind::Mlp,
         ModelKind::Cnn,
+    ];
+
+    pub const ALL: [ModelKind; 7] = [
+        ModelKind::Baseline,
+        ModelKind::Softmax,
+        ModelKind::Mlp,
+        ModelKind::Cnn,
+        ModelKind::BasicCnn,
+        ModelKind::RealtimeCnn,
+        ModelKind::KerasCnn,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +63,9 @@ impl ModelKind {
             ModelKind::Softmax => "softmax",
             ModelKind::Mlp => "mlp",
             ModelKind::Cnn => "cnn",
+            ModelKind::BasicCnn => "basic_cnn",
+            ModelKind::RealtimeCnn => "realtime_cnn",
+            ModelKind::KerasCnn => "keras_cnn",
         }
     }
 }
@@ -87,24 +114,28 @@ impl Architecture {
     }
 }
 
-/// A sequential model's nodes, each reading the one before.
+/// A model's nodes as they are written, each reading the one before unless it names its
+/// inputs.
 #[derive(Default)]
-struct Sequence(Vec<NodeSpec>);
+struct Nodes(Vec<NodeSpec>);
 
-impl Sequence {
+impl Nodes {
     fn push(&mut self, name: impl Into<String>, op: OpSpec) {
+        self.push_reading(name, op, &[]);
+    }
+
+    fn push_reading(&mut self, name: impl Into<String>, op: OpSpec, inputs: &[&str]) {
         self.0.push(NodeSpec {
             name: name.into(),
             op,
-            inputs: Vec::new(),
+            inputs: inputs.iter().map(|input| input.to_string()).collect(),
         });
     }
 
-    /// The model of these nodes.
-    fn model(self, kind: ModelKind) -> ModelSpec {
+    fn model(self, kind: ModelKind, input: ImageSpec) -> ModelSpec {
         ModelSpec {
             name: kind.name().to_string(),
-            input: ImageSpec::study_grey(),
+            input,
             nodes: self.0,
         }
     }
@@ -117,11 +148,39 @@ fn linear(in_features: usize, out_features: usize) -> OpSpec {
     }
 }
 
+/// A square convolution.
+fn conv(
+    in_channels: usize,
+    out_channels: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> OpSpec {
+    OpSpec::Conv2d {
+        in_channels,
+        out_channels,
+        kernel_size: kernel,
+        stride,
+        padding,
+    }
+}
+
+fn batch_norm(num_features: usize) -> OpSpec {
+    OpSpec::BatchNorm { num_features }
+}
+
+fn max_pool(kernel: usize) -> OpSpec {
+    OpSpec::MaxPool2d {
+        kernel_size: kernel,
+        stride: kernel,
+    }
+}
+
 /// A GPU model's graph as a model file would spell it; `None` for the baseline, which has no
 /// nodes.
 pub fn spec(kind: ModelKind, arch: &Architecture) -> Option<ModelSpec> {
     let pixels: usize = SAMPLE_SHAPE.iter().product();
-    let mut nodes = Sequence::default();
+    let mut nodes = Nodes::default();
     match kind {
         ModelKind::Baseline => return None,
         ModelKind::Softmax => {
@@ -148,12 +207,15 @@ pub fn spec(kind: ModelKind, arch: &Architecture) -> Option<ModelSpec> {
             nodes.push("fc3", linear(features, CLASSES));
         }
         ModelKind::Cnn => nodes = cnn(arch),
+        ModelKind::BasicCnn => return Some(basic_cnn::spec()),
+        ModelKind::RealtimeCnn => return Some(realtime_cnn::spec()),
+        ModelKind::KerasCnn => return Some(keras_cnn::spec()),
     }
-    Some(nodes.model(kind))
+    Some(nodes.model(kind, ImageSpec::study_grey()))
 }
 
 /// Names follow an `nn.Sequential` of the same layers: `network.0` is the first conv, ...
-fn cnn(arch: &Architecture) -> Sequence {
+fn cnn(arch: &Architecture) -> Nodes {
     let mut ops = Vec::new();
     let mut channels = SAMPLE_SHAPE[0];
     let mut side = SAMPLE_SHAPE[1];
@@ -161,19 +223,10 @@ fn cnn(arch: &Architecture) -> Sequence {
     for (block, &out) in arch.cnn_channels.iter().enumerate() {
         let (kernel_size, padding) = if block == 0 { (5, 2) } else { (3, 1) };
         ops.extend([
-            OpSpec::Conv2d {
-                in_channels: channels,
-                out_channels: out,
-                kernel_size,
-                stride: 1,
-                padding,
-            },
-            OpSpec::BatchNorm { num_features: out },
+            conv(channels, out, kernel_size, 1, padding),
+            batch_norm(out),
             OpSpec::Relu,
-            OpSpec::MaxPool2d {
-                kernel_size: 2,
-                stride: 2,
-            },
+            max_pool(2),
             OpSpec::Dropout { p },
         ]);
         channels = out;
@@ -193,7 +246,7 @@ fn cnn(arch: &Architecture) -> Sequence {
         features = hidden;
     }
     ops.push(linear(features, CLASSES));
-    let mut nodes = Sequence::default();
+    let mut nodes = Nodes::default();
     for (i, op) in ops.into_iter().enumerate() {
         nodes.push(format!("network.{i}"), op);
     }

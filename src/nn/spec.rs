@@ -22,7 +22,9 @@ use thiserror::Error;
 use crate::data::ImageSpec;
 use crate::graph::{Graph, GraphError, Join, Layer, Op, Value};
 
-use super::{BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu};
+use super::{
+    BatchNorm, Conv2d, ConvTranspose2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu,
+};
 
 /// One operation and its settings, as a model file spells it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,6 +35,15 @@ pub enum OpSpec {
         out_features: usize,
     },
     Conv2d {
+        in_channels: usize,
+        out_channels: usize,
+        kernel_size: usize,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default)]
+        padding: usize,
+    },
+    ConvTranspose2d {
         in_channels: usize,
         out_channels: usize,
         kernel_size: usize,
@@ -80,6 +91,19 @@ impl OpSpec {
                 stride,
                 padding,
             } => layer(Box::new(Conv2d {
+                in_channels,
+                out_channels,
+                kernel: kernel_size,
+                stride,
+                padding,
+            })),
+            OpSpec::ConvTranspose2d {
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+            } => layer(Box::new(ConvTranspose2d {
                 in_channels,
                 out_channels,
                 kernel: kernel_size,

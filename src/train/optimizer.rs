@@ -29,11 +29,13 @@ pub struct OptimizerSettings {
 }
 
 impl OptimizerSettings {
-    /// The study's recipe for `model`: SGD at lr 0.01 for softmax, Adam at 0.001 otherwise,
-    /// no momentum or weight decay.
+    /// The study's recipe for `model`: SGD at lr 0.01 for softmax, Adam at 1e-4 for the
+    /// six-architecture study's basic CNN, Adam at 0.001 otherwise; no momentum or weight
+    /// decay.
     pub fn study(model: ModelKind) -> Self {
         let (kind, lr) = match model {
             ModelKind::Softmax => (OptimizerKind::Sgd, 0.01),
+            ModelKind::BasicCnn => (OptimizerKind::Adam, 1e-4),
             _ => (OptimizerKind::Adam, 1e-3),
         };
         OptimizerSettings {

@@ -1,0 +1,144 @@
+use crate::gpu::{GpuContext, GpuError};
+use crate::graph::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels, ParamSpec};
+use crate::kernels::conv2d_layer::{conv_transpose2d_kernels, Conv2dBuffers, Conv2dSchedule};
+use crate::reference::conv_transpose2d::{self as twin, ConvTranspose2dShape};
+
+/// Transposed 2-d convolution on NCHW with a square kernel, as torch.nn.ConvTranspose2d
+/// (output padding 0, dilation 1, groups 1): the weight is `[in, out, k, k]`.
+pub struct ConvTranspose2d {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl ConvTranspose2d {
+    fn shape(&self, input: &[usize]) -> Result<ConvTranspose2dShape, String> {
+        let &[batch, channels, height, width] = input else {
+            return Err(format!(
+                "expects [batch, {}, height, width]",
+                self.in_channels
+            ));
+        };
+        if channels != self.in_channels {
+            return Err(format!("expects {} input channels", self.in_channels));
+        }
+        let shape = ConvTranspose2dShape {
+            batch,
+            in_channels: channels,
+            out_channels: self.out_channels,
+            height,
+            width,
+            kernel_h: self.kernel,
+            kernel_w: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+        };
+        shape.check()?;
+        Ok(shape)
+    }
+}
+
+impl Layer for ConvTranspose2d {
+    fn kind(&self) -> String {
+        format!(
+            "ConvTranspose2d({}, {}, kernel_size=({k}, {k}), stride=({s}, {s}), padding=({p}, {p}))",
+            self.in_channels,
+            self.out_channels,
+            k = self.kernel,
+            s = self.stride,
+            p = self.padding
+        )
+    }
+
+    /// Every input value meets every tap of every output channel once.
+    fn flops(&self, input_shape: &[usize], _output_shape: &[usize]) -> f64 {
+        let taps = self.out_channels * self.kernel * self.kernel;
+        2.0 * (taps * input_shape.iter().product::<usize>()) as f64
+    }
+
+    /// PyTorch's default: kaiming_uniform(a = √5) over fan_in = weight.size(1)·k·k, which for
+    /// a transposed convolution is its *output* channels.
+    fn params(&self) -> Vec<ParamSpec> {
+        let k = self.kernel;
+        super::weight_and_bias(
+            vec![self.in_channels, self.out_channels, k, k],
+            self.out_channels * k * k,
+            self.out_channels,
+        )
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        let shape = self.shape(input)?;
+        Ok(vec![
+            shape.batch,
+            self.out_channels,
+            shape.out_height(),
+            shape.out_width(),
+        ])
+    }
+
+    fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
+        let shape = self
+            .shape(io.input_shape)
+            .expect("the plan checked this shape");
+        let (weight, bias) = (io.params[0], io.params[1]);
+        let schedule = Conv2dSchedule::tuned_transposed(ctx, &shape, io.grad_input.is_some())?;
+        let buffers = Conv2dBuffers {
+            input: io.input,
+            weight: &weight.value,
+            bias: &bias.value,
+            output: io.output,
+            grad_output: io.grad_output,
+            grad_weight: weight.grad(),
+            grad_bias: Some(bias.grad()),
+            grad_input: io.grad_input,
+        };
+        let kernels = conv_transpose2d_kernels(ctx, &shape, schedule, buffers)?;
+        Ok(LayerKernels {
+            forward: kernels.forward,
+            backward: kernels.backward,
+            ..Default::default()
+        })
+    }
+
+    fn cpu_forward(
+        &self,
+        input_shape: &[usize],
+        input: &[f32],
+        params: &mut [Vec<f32>],
+        _training: bool,
+        _seed: u64,
+    ) -> CpuForward {
+        let shape = self
+            .shape(input_shape)
+            .expect("the plan checked this shape");
+        let mut output = vec![0.0; shape.output_len()];
+        twin::forward(&shape, input, &params[0], Some(&params[1]), &mut output);
+        CpuForward::stateless(output)
+    }
+
+    fn cpu_backward(
+        &self,
+        input_shape: &[usize],
+        input: &[f32],
+        _saved: &CpuSaved,
+        grad_output: &[f32],
+        params: &[Vec<f32>],
+    ) -> CpuBackward {
+        let shape = self
+            .shape(input_shape)
+            .expect("the plan checked this shape");
+        let mut grad_weight = vec![0.0; shape.weight_len()];
+        twin::grad_weight(&shape, grad_output, input, false, &mut grad_weight);
+        let mut grad_bias = vec![0.0; self.out_channels];
+        twin::grad_bias(&shape, grad_output, false, &mut grad_bias);
+        let mut grad_input = vec![0.0; shape.input_len()];
+        twin::grad_input(&shape, &params[0], grad_output, &mut grad_input);
+        CpuBackward {
+            grad_input,
+            param_grads: vec![grad_weight, grad_bias],
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! The six-architecture study's basic CNN (MODELS.md B.1): 48×48 RGB, 7 classes, 1,187,399
+//! parameters. Its dropout comes *before* each max pool, as the study has it.
+
+use super::{batch_norm, conv, linear, max_pool, ModelKind, Nodes};
+use crate::data::ImageSpec;
+use crate::nn::spec::{ModelSpec, OpSpec};
+
+pub fn spec() -> ModelSpec {
+    let mut nodes = Nodes::default();
+    let mut channels = 3;
+    for (block, out) in [(1, 16), (2, 32)] {
+        nodes.push(format!("conv{block}"), conv(channels, out, 3, 1, 1));
+        nodes.push(format!("bn{block}"), batch_norm(out));
+        nodes.push(format!("relu{block}"), OpSpec::Relu);
+        nodes.push(format!("dropout{block}"), OpSpec::Dropout { p: 0.1 });
+        nodes.push(format!("pool{block}"), max_pool(2));
+        channels = out;
+    }
+    nodes.push("flatten", OpSpec::Flatten);
+    nodes.push("fc1", linear(32 * 12 * 12, 256));
+    nodes.push("bn3", batch_norm(256));
+    nodes.push("relu3", OpSpec::Relu);
+    nodes.push("dropout3", OpSpec::Dropout { p: 0.1 });
+    nodes.push("fc2", linear(256, 7));
+    nodes.model(ModelKind::BasicCnn, ImageSpec::imagenet_rgb(48, 48))
+}
