@@ -2,15 +2,26 @@
 //! 1029 (around the workgroup's 256 quads) and 70 001 (on a software adapter, where each
 //! invocation walks 8 quads a grid apart: nine workgroups, the last one partial); values past
 //! n left untouched; dropout's mask bit for bit, its statistics and seeding; the grid
-//! folding's index math; finite-difference checks of the relu and dropout backward twins.
+//! folding's index math; finite-difference checks of the relu, sigmoid and dropout backward
+//! twins.
 //!
 //! Tolerances: relu, fill and masks are selections, exact. add, scale and dropout's x·(1/(1−p))
 //! are one correctly rounded f32 operation (WGSL), and the twin's f32 operation is the same
 //! correctly rounded result, so they must match exactly. axpy is two operations the GPU may
 //! or may not fuse: within 2u·(|a·x| + |y|) of the once-rounded value.
+//!
+//! sigmoid: WGSL's exp is within 3 + 2|x| ulp (≤ (6 + 4|x|)u relative) and its division within
+//! 2.5 ulp (≤ 5u); e = e^−|x| enters y = e/(1 + e) once and its share (≤ ½) of 1 + e once
+//! more, so y is within (9 + 6|x|)u + u (1 + e) + 5u, plus u for the twin's rounding:
+//! (16 + 6|x|)u·|y|, and 2^−126 absolute since WGSL may flush subnormal results to zero.
+//! The twin is the f32 nearest the exact value, and torch.sigmoid (1/(1 + exp(−x)) in f32)
+//! lies within a few ulp of it, so this bounds the distance to torch too. sigmoid_backward
+//! is three correctly rounded operations against one rounding: 4u·|dx|, and 2^−126.
 
 use fer::gpu::{workgroups_1d, GpuBuffer};
-use fer::kernels::elementwise::{add, axpy, dropout, fill, relu, relu_backward, scale, Dropout};
+use fer::kernels::elementwise::{
+    add, axpy, dropout, fill, relu, relu_backward, scale, sigmoid, sigmoid_backward, Dropout,
+};
 use fer::reference::elementwise as twin;
 
 use crate::common::*;
@@ -44,6 +55,60 @@ fn relu_and_backward_match_twin_exactly() {
             &twin::relu_backward(&x, &dy),
         );
     }
+}
+
+/// The smallest normal f32: WGSL may flush anything smaller to zero.
+const SMALLEST_NORMAL: f64 = f32::MIN_POSITIVE as f64;
+
+/// Zero of both signs, tiny values, the ends of f32's exp range (±88), then U(−12, 12).
+fn sigmoid_inputs(n: usize) -> Vec<f32> {
+    let special = [
+        0.0, -0.0, 1e-7, -1e-7, 20.0, -20.0, 88.0, -88.0, 100.0, -100.0,
+    ];
+    let mut x: Vec<f32> = random(n as u64 + 3, n).iter().map(|v| 12.0 * v).collect();
+    let head = special.len().min(n);
+    x[..head].copy_from_slice(&special[..head]);
+    x
+}
+
+#[test]
+fn sigmoid_and_backward_match_twin() {
+    for &n in SIZES {
+        let x = sigmoid_inputs(n);
+        let y = twin::sigmoid(&x);
+        let dy = random(n as u64 + 1, n);
+        let (gx, gy, gdy, out, dx) = (upload(&x), upload(&y), upload(&dy), zeros(n), zeros(n));
+        run(&[
+            &sigmoid(gpu(), n, &gx, &out).expect("sigmoid builds"),
+            &sigmoid_backward(gpu(), n, &gy, &gdy, &dx).expect("sigmoid_backward builds"),
+        ]);
+        let tolerance: Vec<f64> = x
+            .iter()
+            .zip(&y)
+            .map(|(&x, &y)| (16.0 + 6.0 * x.abs() as f64) * U * y as f64 + SMALLEST_NORMAL)
+            .collect();
+        assert_within(&format!("sigmoid n={n}"), &read(&out), &y, &tolerance);
+        let want = twin::sigmoid_backward(&y, &dy);
+        let tolerance: Vec<f64> = want
+            .iter()
+            .map(|&v| 4.0 * U * v.abs() as f64 + SMALLEST_NORMAL)
+            .collect();
+        assert_within(
+            &format!("sigmoid_backward n={n}"),
+            &read(&dx),
+            &want,
+            &tolerance,
+        );
+    }
+}
+
+/// Known values, f32-rounded: σ(0) = ½, σ(±2), σ(40) rounds to 1, and σ(−100) ≈ e^−100 =
+/// 3.72e−44, a subnormal the twin keeps to its spacing of 1.4e−45.
+#[test]
+fn sigmoid_twin_known_values() {
+    let y = twin::sigmoid(&[0.0, 2.0, -2.0, 40.0, -100.0]);
+    assert_eq!(y[..4], [0.5, 0.880_797_1, 0.119_202_92, 1.0]);
+    assert!((y[4] as f64 - (-100.0f64).exp()).abs() < 1e-45, "{}", y[4]);
 }
 
 fn gpu_dropout(n: usize, d: &Dropout, x: &[f32]) -> Vec<f32> {
@@ -168,7 +233,7 @@ fn values_past_n_are_left_untouched() {
         let sentinel: Vec<f32> = (0..len).map(|i| 1000.0 + i as f32).collect();
         let x = random(n as u64, len);
         let gx = upload(&x);
-        let outputs: Vec<GpuBuffer> = (0..7).map(|_| upload(&sentinel)).collect();
+        let outputs: Vec<GpuBuffer> = (0..9).map(|_| upload(&sentinel)).collect();
         let d = Dropout::new(0.5, 7);
         run(&[
             &relu(gpu(), n, &gx, &outputs[0]).expect("relu builds"),
@@ -178,6 +243,8 @@ fn values_past_n_are_left_untouched() {
             &scale(gpu(), n, 2.0, &outputs[4]).expect("scale builds"),
             &fill(gpu(), n, 0.0, &outputs[5]).expect("fill builds"),
             &axpy(gpu(), n, 1.0, &gx, &outputs[6]).expect("axpy builds"),
+            &sigmoid(gpu(), n, &gx, &outputs[7]).expect("sigmoid builds"),
+            &sigmoid_backward(gpu(), n, &gx, &gx, &outputs[8]).expect("sigmoid_backward builds"),
         ]);
         for (k, output) in outputs.iter().enumerate() {
             let got = read(output);
@@ -243,4 +310,15 @@ fn dropout_backward_twin_is_gradient_of_dropout_twin() {
     let numeric = numeric_gradient(&x, 1e-2, |x| dot(&twin::dropout(&d, x), &r));
     // Linear in x: exact up to rounding.
     assert_gradient("dropout dx", &twin::dropout(&d, &r), &numeric, 1e-5, 1e-5);
+}
+
+/// Central differences of Σ σ(x)·r with a step of 1/100: truncation h²/6·max|σ‴| = h²/48
+/// ≈ 2e−6, and the f32 rounding of σ (≤ u) over 2h ≈ 6e−6; one output moves per probe.
+#[test]
+fn sigmoid_backward_twin_is_gradient_of_sigmoid_twin() {
+    let x: Vec<f32> = random(7, 64).iter().map(|v| 6.0 * v).collect();
+    let r = random(8, 64);
+    let numeric = numeric_gradient(&x, 1e-2, |x| dot(&twin::sigmoid(x), &r));
+    let analytic = twin::sigmoid_backward(&twin::sigmoid(&x), &r);
+    assert_gradient("sigmoid dx", &analytic, &numeric, 2e-5, 1e-5);
 }

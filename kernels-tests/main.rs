@@ -5,6 +5,7 @@
 mod common;
 
 mod batchnorm;
+mod concat;
 mod conv2d;
 mod conv_transpose2d;
 mod elementwise;

@@ -1,8 +1,8 @@
 //! pool: max pool forward (values and argmax indices) and backward, in both layouts (a window
 //! or a row of windows per invocation), alone, with a fused dropout and with the gate of a ReLU
-//! before it, global average pool
-//! forward and backward, each against its twin on awkward shapes, plus finite-difference
-//! checks of the backward twins.
+//! before it, with padding and ceil mode; average pool (fixed windows with padding and ceil
+//! mode, adaptive windows) and global average pool forward and backward; each against its twin
+//! on awkward shapes, plus finite-difference checks of the backward twins.
 //!
 //! Tolerances:
 //! - max pool forward copies one input per output: values (NaN included) and indices exact.
@@ -13,10 +13,15 @@
 //! - global average pool: an n-term f32 sum, γ_n·Σ|x|/n, then a division WGSL computes to
 //!   2.5 ulp (≤ 5u relative) that the twin rounds once more (≤ u): 6u·|y| on top.
 //! - its backward is that division alone: 6u·|dx|.
+//! - average pools (fixed and adaptive windows): forward as the global one with an m-term sum,
+//!   m the most elements a window holds. Backward sums, per element, dy/count over the t
+//!   windows holding it, each division within 5u: (γ_t + 6u)·Σ|dy/count|.
 
+use fer::gpu::{Dispatch, GpuBuffer, GpuError};
 use fer::kernels::pool::{
-    global_avg_pool, global_avg_pool_backward, max_pool2d, max_pool2d_backward, GlobalPoolShape,
-    MaxPoolBackwardBuffers, MaxPoolForwardBuffers, Pool2dShape, PoolLayout,
+    adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward,
+    global_avg_pool, global_avg_pool_backward, max_pool2d, max_pool2d_backward, AdaptivePoolShape,
+    GlobalPoolShape, MaxPoolBackwardBuffers, MaxPoolForwardBuffers, Pool2dShape, PoolLayout,
 };
 use fer::reference;
 use fer::reference::elementwise::Dropout;
@@ -32,20 +37,21 @@ fn pool(
     kernel: usize,
     stride: usize,
 ) -> Pool2dShape {
-    Pool2dShape {
-        batch,
-        channels,
-        height,
-        width,
-        kernel,
-        stride,
-    }
+    Pool2dShape::new(batch, channels, height, width, kernel, stride)
 }
 
 /// Odd sizes with floor-mode remainders, k = s, k > s (overlap), k < s (gaps), batch 1,
-/// one channel, a 1×1 plane, and the study's 48×48 → 24×24 layer.
+/// one channel, a 1×1 plane, the study's 48×48 → 24×24 layer; padded and ceil-mode windows.
 fn max_pool_shapes() -> Vec<Pool2dShape> {
     vec![
+        pool(2, 3, 24, 24, 3, 2).with_padding(1), // resnet's k3/s2/p1: 24×24 → 12×12
+        // Ceil mode drops a last row of windows that would start in the right padding and
+        // keeps a last column that starts in the input.
+        pool(1, 2, 5, 6, 2, 2).with_padding(1).with_ceil_mode(),
+        pool(3, 2, 7, 8, 2, 2).with_ceil_mode(), // last windows run past the input, no padding
+        pool(2, 3, 9, 8, 3, 3).with_padding(1).with_ceil_mode(), // k = s but not a tiling
+        pool(2, 3, 10, 7, 4, 3).with_padding(2).with_ceil_mode(), // overlapping and clipped
+        pool(1, 1, 1, 1, 3, 1).with_padding(1),  // one element among padding
         pool(1, 1, 7, 5, 2, 2),
         pool(1, 1, 7, 5, 3, 2),
         pool(1, 1, 1, 1, 1, 1),
@@ -210,6 +216,49 @@ fn check_max_pool_backward(
     }
 }
 
+/// The output sizes PyTorch gives (its formula, and the models' layers), and its refusals.
+#[test]
+fn pool_shape_follows_pytorch_sizes_and_rules() {
+    let sizes = |shape: Pool2dShape| (shape.out_height(), shape.out_width());
+    assert_eq!(sizes(pool(1, 1, 24, 24, 3, 2).with_padding(1)), (12, 12));
+    assert_eq!(sizes(pool(1, 1, 6, 6, 5, 1)), (2, 2));
+    assert_eq!(sizes(pool(1, 1, 48, 48, 5, 2)), (22, 22));
+    assert_eq!(sizes(pool(1, 1, 7, 8, 2, 2)), (3, 4));
+    assert_eq!(sizes(pool(1, 1, 7, 8, 2, 2).with_ceil_mode()), (4, 4));
+    // Ceil mode would give 3 columns over 2 + 3 + 2 (padded); the third would start in the
+    // right padding, so PyTorch drops it.
+    assert_eq!(
+        sizes(pool(1, 1, 2, 3, 2, 2).with_padding(1).with_ceil_mode()),
+        (2, 2)
+    );
+    assert_eq!(
+        sizes(pool(1, 1, 10, 7, 4, 3).with_padding(2).with_ceil_mode()),
+        (4, 3)
+    );
+    for refused in [
+        pool(1, 1, 5, 5, 3, 1).with_padding(2), // padding over half the window
+        pool(1, 1, 2, 5, 5, 1).with_padding(1), // window taller than the padded input
+        pool(1, 1, 5, 5, 0, 1),
+        pool(1, 1, 5, 5, 2, 0),
+    ] {
+        assert!(refused.check().is_err(), "{refused:?} passes the check");
+    }
+    assert!(pool(1, 1, 1, 1, 3, 1).with_padding(1).check().is_ok());
+}
+
+/// The padding is −∞: it never wins, even against negative inputs, and a window's index is
+/// within the unpadded plane. Checked by hand: windows cover rows {0}, {1} and columns {0},
+/// {1, 2} of x = [[−5, −3, −4], [−2, −6, −1]].
+#[test]
+fn max_pool_twin_never_picks_the_padding() {
+    let shape = pool(1, 1, 2, 3, 2, 2).with_padding(1);
+    let x = [-5.0, -3.0, -4.0, -2.0, -6.0, -1.0];
+    let (mut y, mut indices) = ([0.0; 4], [0; 4]);
+    reference::pool::max_pool2d(&shape, &x, &mut y, &mut indices);
+    assert_eq!(y, [-5.0, -3.0, -2.0, -1.0]);
+    assert_eq!(indices, [0, 1, 3, 5]);
+}
+
 #[test]
 fn max_pool_backward_matches_reference() {
     for shape in max_pool_shapes() {
@@ -355,6 +404,8 @@ fn max_pool_backward_twin_is_the_gradient_of_the_forward_twin() {
         pool(2, 3, 7, 9, 2, 2),
         pool(1, 2, 9, 8, 3, 2),
         pool(1, 1, 8, 7, 2, 3),
+        pool(1, 2, 9, 8, 3, 2).with_padding(1),
+        pool(2, 1, 7, 8, 3, 2).with_padding(1).with_ceil_mode(),
     ] {
         let mut x: Vec<f32> = (0..shape.input_len())
             .map(|i| (i as f32 - 100.0) / 64.0)
@@ -457,4 +508,278 @@ fn global_avg_pool_backward_twin_is_the_gradient_of_the_forward_twin() {
     reference::pool::global_avg_pool_backward(&shape, &r, &mut analytic);
     let numeric = numeric_gradient(&x, 0.125, |x| dot(&forward(x), &r));
     assert_gradient("dx", &analytic, &numeric, 1e-5, 1e-5);
+}
+
+/// Windows with padding 0 and 1, floor and ceil mode (with a last window past the input, and
+/// PyTorch's rule dropping one that would start in the right padding), k > s, k < s, the
+/// models' k5/s1 on 6×6 and k5/s2 on 48×48, batch 3, 5 channels, a 1×1 plane.
+fn avg_pool_shapes() -> Vec<Pool2dShape> {
+    vec![
+        pool(3, 5, 7, 9, 3, 2).with_padding(1),
+        pool(2, 3, 6, 6, 5, 1),
+        pool(2, 4, 48, 48, 5, 2),
+        pool(1, 2, 5, 6, 2, 2).with_padding(1).with_ceil_mode(),
+        pool(2, 3, 7, 8, 3, 2).with_ceil_mode(),
+        pool(2, 3, 10, 7, 4, 3).with_padding(2).with_ceil_mode(),
+        pool(3, 2, 9, 11, 2, 3),
+        pool(1, 1, 1, 1, 1, 1),
+    ]
+}
+
+/// Inputs that shrink, keep and grow the plane, overlapping windows (10 → 3), batch 3,
+/// 5 channels.
+fn adaptive_shapes() -> Vec<AdaptivePoolShape> {
+    [
+        (3, 5, 7, 9, 3, 4),
+        (2, 3, 10, 10, 3, 3),
+        (1, 2, 5, 7, 5, 7),
+        (2, 3, 4, 3, 7, 5),
+        (2, 4, 48, 48, 2, 3),
+        (1, 1, 1, 1, 2, 2),
+    ]
+    .into_iter()
+    .map(
+        |(batch, channels, height, width, out_height, out_width)| AdaptivePoolShape {
+            batch,
+            channels,
+            height,
+            width,
+            out_height,
+            out_width,
+        },
+    )
+    .collect()
+}
+
+/// An average pool as the tests see it: the sizes, the twins, the GPU calls and the most
+/// elements per window (m) and windows per element (t) the tolerances need.
+trait Average: std::fmt::Debug {
+    fn lens(&self) -> (usize, usize);
+    fn twin(&self, x: &[f32], y: &mut [f32]);
+    fn twin_backward(&self, dy: &[f32], dx: &mut [f32]);
+    fn on_gpu(&self, x: &GpuBuffer, y: &GpuBuffer) -> Result<Dispatch, GpuError>;
+    fn on_gpu_backward(
+        &self,
+        layout: PoolLayout,
+        dy: &GpuBuffer,
+        dx: &GpuBuffer,
+    ) -> Result<Dispatch, GpuError>;
+    fn most_per_window(&self) -> usize;
+    fn most_windows_per_element(&self) -> usize;
+}
+
+impl Average for Pool2dShape {
+    fn lens(&self) -> (usize, usize) {
+        (self.input_len(), self.output_len())
+    }
+    fn twin(&self, x: &[f32], y: &mut [f32]) {
+        reference::pool::avg_pool2d(self, x, y)
+    }
+    fn twin_backward(&self, dy: &[f32], dx: &mut [f32]) {
+        reference::pool::avg_pool2d_backward(self, dy, dx)
+    }
+    fn on_gpu(&self, x: &GpuBuffer, y: &GpuBuffer) -> Result<Dispatch, GpuError> {
+        avg_pool2d(gpu(), self, x, y)
+    }
+    fn on_gpu_backward(
+        &self,
+        layout: PoolLayout,
+        dy: &GpuBuffer,
+        dx: &GpuBuffer,
+    ) -> Result<Dispatch, GpuError> {
+        avg_pool2d_backward(gpu(), self, layout, dy, dx)
+    }
+    fn most_per_window(&self) -> usize {
+        self.kernel * self.kernel
+    }
+    fn most_windows_per_element(&self) -> usize {
+        self.kernel.div_ceil(self.stride).pow(2)
+    }
+}
+
+impl Average for AdaptivePoolShape {
+    fn lens(&self) -> (usize, usize) {
+        (self.input_len(), self.output_len())
+    }
+    fn twin(&self, x: &[f32], y: &mut [f32]) {
+        reference::pool::adaptive_avg_pool2d(self, x, y)
+    }
+    fn twin_backward(&self, dy: &[f32], dx: &mut [f32]) {
+        reference::pool::adaptive_avg_pool2d_backward(self, dy, dx)
+    }
+    fn on_gpu(&self, x: &GpuBuffer, y: &GpuBuffer) -> Result<Dispatch, GpuError> {
+        adaptive_avg_pool2d(gpu(), self, x, y)
+    }
+    fn on_gpu_backward(
+        &self,
+        layout: PoolLayout,
+        dy: &GpuBuffer,
+        dx: &GpuBuffer,
+    ) -> Result<Dispatch, GpuError> {
+        adaptive_avg_pool2d_backward(gpu(), self, layout, dy, dx)
+    }
+    // A window spans at most ⌈extent/out⌉ + 1 positions per axis, and a position lies in at
+    // most ⌈out/extent⌉ + 1 windows.
+    fn most_per_window(&self) -> usize {
+        (self.height.div_ceil(self.out_height) + 1) * (self.width.div_ceil(self.out_width) + 1)
+    }
+    fn most_windows_per_element(&self) -> usize {
+        (self.out_height.div_ceil(self.height) + 1) * (self.out_width.div_ceil(self.width) + 1)
+    }
+}
+
+/// Forward and backward (in both layouts) of `pool` on the GPU against its twins, every
+/// output written.
+fn check_average(pool: &dyn Average, seed: u64) {
+    let (input_len, output_len) = pool.lens();
+    let x = random(seed, input_len);
+    let mut want = vec![0.0; output_len];
+    pool.twin(&x, &mut want);
+    let mut mean_abs = vec![0.0; output_len];
+    pool.twin(&abs(&x), &mut mean_abs);
+    let tolerance: Vec<f64> = want
+        .iter()
+        .zip(&mean_abs)
+        .map(|(&y, &m)| gamma(pool.most_per_window()) * m as f64 + 6.0 * U * y.abs() as f64)
+        .collect();
+    let y = upload(&vec![f32::NAN; output_len]);
+    run(&[&pool.on_gpu(&upload(&x), &y).expect("average pool builds")]);
+    assert_within(&format!("y {pool:?}"), &read(&y), &want, &tolerance);
+
+    let dy = random(seed + 1, output_len);
+    let mut want = vec![0.0; input_len];
+    pool.twin_backward(&dy, &mut want);
+    let mut shares = vec![0.0; input_len];
+    pool.twin_backward(&abs(&dy), &mut shares);
+    let factor = gamma(pool.most_windows_per_element()) + 6.0 * U;
+    let tolerance: Vec<f64> = shares.iter().map(|&m| factor * m as f64).collect();
+    let dy = upload(&dy);
+    for layout in PoolLayout::ALL {
+        let dx = upload(&vec![f32::NAN; input_len]);
+        run(&[&pool
+            .on_gpu_backward(layout, &dy, &dx)
+            .expect("average pool backward builds")]);
+        assert_within(
+            &format!("dx {layout:?} {pool:?}"),
+            &read(&dx),
+            &want,
+            &tolerance,
+        );
+    }
+}
+
+#[test]
+fn avg_pool_matches_reference() {
+    for shape in avg_pool_shapes() {
+        check_average(&shape, seed_of(&shape));
+    }
+}
+
+#[test]
+fn adaptive_avg_pool_matches_reference() {
+    for shape in adaptive_shapes() {
+        check_average(&shape, shape.input_len() as u64 + 3);
+    }
+}
+
+/// PyTorch's values, by hand: count_include_pad divides a corner of 3×3 ones by 9 (4/9),
+/// ceil mode's last window over [[3], [6]] divides by the 2 elements it reaches, adaptive
+/// windows of 5 → 3 are [0, 2), [1, 4), [3, 5).
+#[test]
+fn average_twins_follow_pytorch_by_hand() {
+    let mut y = [0.0; 9];
+    reference::pool::avg_pool2d(&pool(1, 1, 3, 3, 3, 1).with_padding(1), &[1.0; 9], &mut y);
+    let (corner, edge) = (4.0 / 9.0, 6.0 / 9.0);
+    assert_eq!(
+        y,
+        [corner, edge, corner, edge, 1.0, edge, corner, edge, corner]
+    );
+    let mut y = [0.0; 2];
+    let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    reference::pool::avg_pool2d(&pool(1, 1, 2, 3, 2, 2).with_ceil_mode(), &x, &mut y);
+    assert_eq!(y, [3.0, 4.5]);
+    let mut y = [0.0; 3];
+    let adaptive = AdaptivePoolShape {
+        batch: 1,
+        channels: 1,
+        height: 1,
+        width: 5,
+        out_height: 1,
+        out_width: 3,
+    };
+    reference::pool::adaptive_avg_pool2d(&adaptive, &[1.0, 2.0, 3.0, 4.0, 5.0], &mut y);
+    assert_eq!(y, [1.5, 3.0, 4.5]);
+}
+
+/// To 1×1 the adaptive pool is the global one: the same bits from the twins, and from the GPU
+/// (planes past 256 elements take the global pool's workgroup tree, whose order a
+/// window-per-invocation sum would not reproduce).
+#[test]
+fn adaptive_avg_pool_to_one_is_the_global_pool() {
+    for global in global_pool_shapes() {
+        let adaptive = AdaptivePoolShape {
+            batch: global.batch,
+            channels: global.channels,
+            height: global.height,
+            width: global.width,
+            out_height: 1,
+            out_width: 1,
+        };
+        let x = random(global.input_len() as u64 + 11, global.input_len());
+        let (mut want, mut got) = (vec![0.0; global.planes()], vec![0.0; global.planes()]);
+        reference::pool::global_avg_pool(&global, &x, &mut want);
+        reference::pool::adaptive_avg_pool2d(&adaptive, &x, &mut got);
+        assert_bits_eq(&format!("twin {adaptive:?}"), &got, &want);
+
+        let gx = upload(&x);
+        let (global_y, adaptive_y) = (zeros(global.planes()), zeros(global.planes()));
+        let dy = upload(&random(global.planes() as u64, global.planes()));
+        let (global_dx, adaptive_dx) = (zeros(global.input_len()), zeros(global.input_len()));
+        run(&[
+            &global_avg_pool(gpu(), &global, &gx, &global_y).expect("global pool builds"),
+            &adaptive_avg_pool2d(gpu(), &adaptive, &gx, &adaptive_y).expect("adaptive builds"),
+            &global_avg_pool_backward(gpu(), &global, &dy, &global_dx)
+                .expect("global backward builds"),
+            &adaptive_avg_pool2d_backward(gpu(), &adaptive, PoolLayout::Rows, &dy, &adaptive_dx)
+                .expect("adaptive backward builds"),
+        ]);
+        let what = format!("{adaptive:?}");
+        assert_bits_eq(&format!("y {what}"), &read(&adaptive_y), &read(&global_y));
+        assert_bits_eq(
+            &format!("dx {what}"),
+            &read(&adaptive_dx),
+            &read(&global_dx),
+        );
+    }
+}
+
+/// Average pools are linear: central differences are exact but for the f32 rounding of the
+/// outputs (≤ u each for values ≤ 1): at most t outputs move per probe, so the error is at
+/// most t·2u/(2·step) = t·8u with a step of 1/8, under 1e-5 for the t ≤ 4 here.
+#[test]
+fn average_backward_twins_are_the_gradients_of_the_forward_twins() {
+    let fixed = [
+        pool(2, 3, 7, 9, 3, 2).with_padding(1),
+        pool(1, 2, 7, 8, 3, 2).with_ceil_mode(),
+        pool(1, 2, 6, 6, 5, 1),
+    ];
+    let adaptive = [adaptive_shapes()[0], adaptive_shapes()[1]];
+    let pools = fixed
+        .iter()
+        .map(|shape| shape as &dyn Average)
+        .chain(adaptive.iter().map(|shape| shape as &dyn Average));
+    for pool in pools {
+        let (input_len, output_len) = pool.lens();
+        let x = random(input_len as u64, input_len);
+        let r = random(output_len as u64, output_len); // dL/dy
+        let forward = |x: &[f32]| {
+            let mut y = vec![0.0; output_len];
+            pool.twin(x, &mut y);
+            y
+        };
+        let mut analytic = vec![0.0; input_len];
+        pool.twin_backward(&r, &mut analytic);
+        let numeric = numeric_gradient(&x, 0.125, |x| dot(&forward(x), &r));
+        assert_gradient(&format!("dx {pool:?}"), &analytic, &numeric, 1e-5, 1e-5);
+    }
 }

@@ -3,9 +3,11 @@
 //
 //   relu            y = x > 0 ? x : 0                       (torch.relu)
 //   relu_backward   dx = x > 0 ? dy : 0                     (torch threshold_backward)
+//   sigmoid         y = 1/(1 + e^−x)                        (torch.sigmoid)
+//   sigmoid_backward dx = dy·(1 − y)·y from the forward's y (torch sigmoid_backward)
 //   dropout         y = keep(i) ? x·a : 0, a = 1/(1 − p)    (torch dropout, training mode); the
 //                   same call on dy with the same seed is the backward pass
-//   add             z = x + y
+//   add             z = x + y (a residual sum; two gradients meeting at a branch)
 //   scale           x = a·x, in place
 //   fill            x = a
 //   axpy            y = a·x + y
@@ -66,6 +68,53 @@ fn relu_backward(
             dx = below_n(q, p.n, dx, relu_backward_dx[q]);
         }
         relu_backward_dx[q] = dx;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// sigmoid
+
+@group(0) @binding(1) var<storage, read> sigmoid_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> sigmoid_y: array<vec4<f32>>;
+
+@compute @workgroup_size(QUAD_WG)
+fn sigmoid(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    for (var w = quads_of(wid, nwg, lid); has_quad(w, p.n); next_of(&w)) {
+        let q = w.q;
+        let x = sigmoid_x[q];
+        // e^−|x| ≤ 1 never overflows (WGSL leaves an overflowing exp undefined): 1/(1 + e)
+        // for x ≥ 0, e/(1 + e) = 1/(1 + e^−x) for x < 0.
+        let e = exp(-abs(x));
+        var y = select(e, vec4<f32>(1.0), x >= vec4<f32>(0.0)) / (1.0 + e);
+        if is_last_partial(q, p.n) {
+            y = below_n(q, p.n, y, sigmoid_y[q]);
+        }
+        sigmoid_y[q] = y;
+    }
+}
+
+@group(0) @binding(1) var<storage, read> sigmoid_backward_y: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> sigmoid_backward_dy: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> sigmoid_backward_dx: array<vec4<f32>>;
+
+@compute @workgroup_size(QUAD_WG)
+fn sigmoid_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    for (var w = quads_of(wid, nwg, lid); has_quad(w, p.n); next_of(&w)) {
+        let q = w.q;
+        let y = sigmoid_backward_y[q];
+        var dx = sigmoid_backward_dy[q] * (1.0 - y) * y;
+        if is_last_partial(q, p.n) {
+            dx = below_n(q, p.n, dx, sigmoid_backward_dx[q]);
+        }
+        sigmoid_backward_dx[q] = dx;
     }
 }
 

@@ -1,13 +1,19 @@
 // Pooling over NCHW f32 tensors, each (n, c) plane on its own:
-//   max_pool2d                 F.max_pool2d(x, k, s, return_indices=True): padding 0, floor
-//                              mode; indices are iy·width + ix within the plane (and _rows,
-//                              the same a row of windows per invocation).
+//   max_pool2d                 F.max_pool2d(x, k, s, p, ceil_mode, return_indices=True):
+//                              the padding is −∞ (never wins); indices are iy·width + ix
+//                              within the plane (and _rows, the same a row of windows per
+//                              invocation).
 //   max_pool2d_backward        dx from dy and the indices, as a gather (no atomics): each input
 //                              element sums dy over the windows it won.
 //   global_avg_pool_thread     F.adaptive_avg_pool2d(x, 1): one invocation per plane, for the
 //                              small planes at the end of a CNN.
 //   global_avg_pool_workgroup  the same, one workgroup per plane with a tree, for large planes.
 //   global_avg_pool_backward   dx = dy / (height·width), broadcast over the plane.
+//   avg_pool2d                 F.avg_pool2d(x, k, s, p, ceil_mode, count_include_pad=True),
+//                              or with ADAPTIVE F.adaptive_avg_pool2d(x, (out_h, out_w)).
+//   avg_pool2d_backward        dx from dy: each input element gathers dy / count over the
+//                              windows holding it (and _rows, a row of elements per
+//                              invocation).
 // Entries share binding numbers; each uses its own buffers under names that say what they hold.
 //
 // DROPOUT fuses a torch.nn.Dropout after the max pool: training forward writes keep(out) ?
@@ -46,10 +52,16 @@ struct Params {
 
 // Set when kernel > stride, so an input element can lie in several windows.
 override OVERLAPPING: bool = true;
-// Window size and stride as pipeline constants: the divisions by the stride in the backward
-// gather become shifts for the usual stride 2.
+// Window size, stride and padding as pipeline constants: the divisions by the stride in the
+// backward gather become shifts for the usual stride 2.
 override KERNEL: u32 = 2u;
 override STRIDE: u32 = 2u;
+override PADDING: u32 = 0u;
+// Set when some window reaches past the input (padding, or ceil mode's last window), so
+// windows are clipped to it; unset, a window's loops keep KERNEL as their trip count.
+override CLIPPED: bool = false;
+// The average pools' adaptive windows instead of KERNEL, STRIDE and PADDING.
+override ADAPTIVE: bool = false;
 override DROPOUT: bool = false;
 override RELU_GATE: bool = false;
 override BATCHNORM_PROLOGUE: bool = false;
@@ -90,6 +102,46 @@ fn row_start(row: u32) -> Window {
 
 fn at_column(start: Window, ox: u32) -> Window {
     return Window(start.channel, start.base, start.oy, ox);
+}
+
+// Along an axis of `extent` input positions, the positions [lo, hi) a window covers and the
+// count an average over it divides by (the twins' `window`).
+struct Span {
+    lo: u32,
+    hi: u32,
+    count: u32,
+}
+
+// Window o of out_extent: PyTorch's adaptive window [⌊o·extent/out⌋, ⌈(o + 1)·extent/out⌉),
+// or the padded window [o·s, o·s + k) cut at the end of the right padding (its count, as
+// count_include_pad has it) and clipped to the input.
+fn window_span(o: u32, extent: u32, out_extent: u32) -> Span {
+    if ADAPTIVE {
+        let lo = o * extent / out_extent;
+        let hi = ((o + 1u) * extent + out_extent - 1u) / out_extent;
+        return Span(lo, hi, hi - lo);
+    }
+    let start = o * STRIDE;
+    if !CLIPPED {
+        return Span(start, start + KERNEL, KERNEL);
+    }
+    let end = min(start + KERNEL, extent + 2u * PADDING);
+    return Span(max(start, PADDING) - PADDING, min(end, extent + PADDING) - PADDING, end - start);
+}
+
+// The windows [first, end) along an axis that hold input position i: the inverse of
+// window_span. Adaptive: lo(o) ≤ i ⟺ o < ⌈(i + 1)·out/extent⌉, hi(o) > i ⟺ o ≥ ⌊i·out/extent⌋.
+// Fixed: o·s ≤ i + p < o·s + k.
+fn windows_holding(i: u32, extent: u32, out_extent: u32) -> vec2<u32> {
+    if ADAPTIVE {
+        return vec2<u32>(i * out_extent / extent, ((i + 1u) * out_extent + extent - 1u) / extent);
+    }
+    let padded = i + PADDING;
+    var first = 0u;
+    if padded >= KERNEL {
+        first = (padded - KERNEL) / STRIDE + 1u;
+    }
+    return vec2<u32>(first, min(padded / STRIDE + 1u, out_extent));
 }
 
 // Checks the bits: compilers may fold `v != v` away under finite-math assumptions.
@@ -140,15 +192,15 @@ fn windows_kept(first: u32) -> vec4<bool> {
 // Window w, output element `out`: its max and where it is, or (dropped by the fused dropout)
 // 0 and NO_WINNER.
 fn pool_window(w: Window, out: u32, kept: bool) {
-    let y0 = w.oy * STRIDE;
-    let x0 = w.ox * STRIDE;
+    let rows = window_span(w.oy, p.height, p.out_height);
+    let columns = window_span(w.ox, p.width, p.out_width);
     // PyTorch's rule, `val > maxval || isnan(val)`: the first of tied maxima wins, and a NaN
     // beats everything, the last NaN in window order winning.
     let map = channel_map(w);
-    var best_index = y0 * p.width + x0;
+    var best_index = rows.lo * p.width + columns.lo;
     var best = input_value(map, w.base + best_index);
-    for (var iy = y0; iy < y0 + KERNEL; iy++) {
-        for (var ix = x0; ix < x0 + KERNEL; ix++) {
+    for (var iy = rows.lo; iy < rows.hi; iy++) {
+        for (var ix = columns.lo; ix < columns.hi; ix++) {
             let index = iy * p.width + ix;
             let v = input_value(map, w.base + index);
             if is_nan(v) || (v > best && !is_nan(best)) {
@@ -243,9 +295,9 @@ fn max_pool2d_backward(
     let out_base = plane * p.out_height * p.out_width;
     // A window's argmax lies inside it, so matching the index also proves containment.
     if !OVERLAPPING {
-        // kernel ≤ stride: window (iy / s, ix / s) is the only candidate.
-        let oy = iy / STRIDE;
-        let ox = ix / STRIDE;
+        // kernel ≤ stride: window ((iy + p) / s, (ix + p) / s) is the only candidate.
+        let oy = (iy + PADDING) / STRIDE;
+        let ox = (ix + PADDING) / STRIDE;
         var grad = 0.0;
         if oy < p.out_height && ox < p.out_width {
             let out = out_base + oy * p.out_width + ox;
@@ -256,20 +308,11 @@ fn max_pool2d_backward(
         unpool_dx[i] = grad;
         return;
     }
-    // Windows oy with oy·s ≤ iy < oy·s + k, clipped to the output.
-    var oy_first = 0u;
-    if iy >= KERNEL {
-        oy_first = (iy - KERNEL) / STRIDE + 1u;
-    }
-    var ox_first = 0u;
-    if ix >= KERNEL {
-        ox_first = (ix - KERNEL) / STRIDE + 1u;
-    }
-    let oy_last = min(iy / STRIDE, p.out_height - 1u);
-    let ox_last = min(ix / STRIDE, p.out_width - 1u);
+    let oy_range = windows_holding(iy, p.height, p.out_height);
+    let ox_range = windows_holding(ix, p.width, p.out_width);
     var grad = 0.0;
-    for (var oy = oy_first; oy <= oy_last; oy++) {
-        for (var ox = ox_first; ox <= ox_last; ox++) {
+    for (var oy = oy_range.x; oy < oy_range.y; oy++) {
+        for (var ox = ox_range.x; ox < ox_range.y; ox++) {
             let out = out_base + oy * p.out_width + ox;
             if unpool_indices[out] == index {
                 grad += window_grad(out);
@@ -279,8 +322,8 @@ fn max_pool2d_backward(
     unpool_dx[i] = grad;
 }
 
-// When the windows tile the input exactly (kernel = stride, sizes divisible by it: the models'
-// case), each window writes its kernel² gradients: a quarter of the gather's index arithmetic
+// When the windows tile the input exactly (kernel = stride, no padding, sizes divisible by it:
+// the models' case), each window writes its kernel² gradients: a quarter of the gather's index arithmetic
 // and reads for 2×2 windows, and every dx element is still written once. One window per
 // invocation, or a row of windows (`_rows`), as the forward.
 fn unpool_window(w: Window, out: u32) {
@@ -397,4 +440,99 @@ fn global_avg_pool_backward(
         return;
     }
     unmean_dx[i] = unmean_dy[i / n] / f32(n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// average pools: each output is the sum over its window divided by the window's count
+// (window_span), one window per invocation: the window arithmetic is small beside its taps.
+
+@group(0) @binding(1) var<storage, read> average_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> average_y: array<f32>;
+
+@compute @workgroup_size(64)
+fn avg_pool2d(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let out = linear_id(wid, nwg, lid, 64u);
+    if out >= p.planes * p.out_height * p.out_width {
+        return;
+    }
+    let w = window_at(out);
+    let rows = window_span(w.oy, p.height, p.out_height);
+    let columns = window_span(w.ox, p.width, p.out_width);
+    var sum = 0.0;
+    for (var iy = rows.lo; iy < rows.hi; iy++) {
+        for (var ix = columns.lo; ix < columns.hi; ix++) {
+            sum += average_x[w.base + iy * p.width + ix];
+        }
+    }
+    average_y[out] = sum / f32(rows.count * columns.count);
+}
+
+// Backward gathers, for each input element, dy / count from every window that holds it (no
+// atomics): one element per invocation, or a row of elements (`_rows`), whose plane, row and
+// window rows cost their divisions once per row (see max pool forward's layouts).
+
+@group(0) @binding(1) var<storage, read> unaverage_dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> unaverage_dx: array<f32>;
+
+// The gradient of input column ix of a row held by windows oy_range of the plane whose
+// windows start at out_base.
+fn average_grad(out_base: u32, oy_range: vec2<u32>, ix: u32) -> f32 {
+    // Unclipped fixed windows all divide by k²: once, after the sum.
+    let uniform = !CLIPPED && !ADAPTIVE;
+    let ox_range = windows_holding(ix, p.width, p.out_width);
+    var grad = 0.0;
+    for (var oy = oy_range.x; oy < oy_range.y; oy++) {
+        let row_count = window_span(oy, p.height, p.out_height).count;
+        for (var ox = ox_range.x; ox < ox_range.y; ox++) {
+            let dy = unaverage_dy[out_base + oy * p.out_width + ox];
+            if uniform {
+                grad += dy;
+            } else {
+                grad += dy / f32(row_count * window_span(ox, p.width, p.out_width).count);
+            }
+        }
+    }
+    if uniform {
+        return grad / f32(KERNEL * KERNEL);
+    }
+    return grad;
+}
+
+@compute @workgroup_size(64)
+fn avg_pool2d_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_id(wid, nwg, lid, 64u);
+    let plane_len = p.height * p.width;
+    if i >= p.planes * plane_len {
+        return;
+    }
+    let plane = i / plane_len;
+    let index = i % plane_len;
+    let oy_range = windows_holding(index / p.width, p.height, p.out_height);
+    let out_base = plane * p.out_height * p.out_width;
+    unaverage_dx[i] = average_grad(out_base, oy_range, index % p.width);
+}
+
+@compute @workgroup_size(64)
+fn avg_pool2d_backward_rows(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = linear_id(wid, nwg, lid, 64u);
+    if row >= p.planes * p.height {
+        return;
+    }
+    let oy_range = windows_holding(row % p.height, p.height, p.out_height);
+    let out_base = row / p.height * p.out_height * p.out_width;
+    for (var ix = 0u; ix < p.width; ix++) {
+        unaverage_dx[row * p.width + ix] = average_grad(out_base, oy_range, ix);
+    }
 }

@@ -22,6 +22,7 @@ macro_rules! shaders {
 shaders! {
     MATMUL => "matmul",
     CONV2D => "conv2d",
+    CONCAT => "concat",
     LOWERING => "lowering" after "quads",
     REDUCE => "reduce" after "quads",
     POOL => "pool" after "philox",

@@ -1,5 +1,5 @@
-//! Host side of `shaders/elementwise.wgsl`: relu, dropout, add, scale, fill and axpy over the
-//! first `n` elements of their buffers, one invocation per four elements.
+//! Host side of `shaders/elementwise.wgsl`: relu, sigmoid, dropout, add, scale, fill and axpy
+//! over the first `n` elements of their buffers, one invocation per four elements.
 
 use crate::gpu::{Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec, QuadGrid};
 pub use crate::reference::elementwise::Dropout;
@@ -103,6 +103,44 @@ pub fn relu_backward(
     )
 }
 
+/// `y = sigmoid(x)` (`torch.sigmoid`).
+pub fn sigmoid(
+    ctx: &GpuContext,
+    n: usize,
+    x: &GpuBuffer,
+    y: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    // exp, an addition, a division and a select.
+    launch(
+        ctx,
+        "sigmoid",
+        n,
+        per_element(4.0, 2),
+        Params::default(),
+        &[x],
+        &[y],
+    )
+}
+
+/// `dx = dy·(1 − y)·y` from the forward's output `y` (PyTorch's `sigmoid_backward`).
+pub fn sigmoid_backward(
+    ctx: &GpuContext,
+    n: usize,
+    y: &GpuBuffer,
+    dy: &GpuBuffer,
+    dx: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    launch(
+        ctx,
+        "sigmoid_backward",
+        n,
+        per_element(3.0, 3),
+        Params::default(),
+        &[y, dy],
+        &[dx],
+    )
+}
+
 /// `y = dropout(x)` in training mode, mask drawn from `(dropout.seed, i)` as
 /// [`Dropout`] specifies. The backward pass is the same call on `(dy, dx)` with the same
 /// `Dropout`: the mask is recomputed, never stored.
@@ -141,7 +179,8 @@ fn dropout_params(n: usize, dropout: &Dropout) -> Params {
     }
 }
 
-/// `z = x + y`.
+/// `z = x + y`: a residual block's sum, or two gradients of a value that feeds two consumers
+/// summed into a third buffer (in place, `y += x`, is [`axpy`] with a = 1).
 pub fn add(
     ctx: &GpuContext,
     n: usize,

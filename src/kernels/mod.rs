@@ -2,6 +2,7 @@
 //! [`Dispatch`](crate::gpu::Dispatch) ready to record. One module per `.wgsl` file.
 
 pub mod batchnorm;
+pub mod concat;
 pub mod conv2d;
 pub mod conv2d_layer;
 pub mod conv_transpose2d;

@@ -28,6 +28,8 @@ impl MaxPool2d {
             width,
             kernel: self.kernel,
             stride: self.stride,
+            padding: 0,
+            ceil_mode: false,
         })
     }
 }

@@ -1,6 +1,7 @@
-//! Elementwise ops: relu and its backward, dropout with a counter-based mask, add, scale, fill
-//! and axpy. Each takes f32 slices and returns (or updates) f32 values, with the exact
-//! arithmetic the GPU does, so masks and exact ops match the GPU bit for bit.
+//! Elementwise ops: relu and sigmoid with their backward passes, dropout with a counter-based
+//! mask, add, scale, fill and axpy. Each takes f32 slices and returns (or updates) f32 values,
+//! with the exact arithmetic the GPU does, so masks and exact ops match the GPU bit for bit;
+//! sigmoid, whose exp the GPU approximates, is computed in f64 and rounded once.
 
 /// `torch.relu`: `x > 0 ? x : 0` (NaN passes through).
 pub fn relu(x: &[f32]) -> Vec<f32> {
@@ -13,6 +14,23 @@ pub fn relu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
     x.iter()
         .zip(dy)
         .map(|(&x, &dy)| if x > 0.0 { dy } else { 0.0 })
+        .collect()
+}
+
+/// `torch.sigmoid`: 1/(1 + e^−x), the f32 nearest the exact value.
+pub fn sigmoid(x: &[f32]) -> Vec<f32> {
+    x.iter()
+        .map(|&v| (1.0 / (1.0 + (-v as f64).exp())) as f32)
+        .collect()
+}
+
+/// PyTorch's `sigmoid_backward(dy, y)`: `dx = dy·(1 − y)·y` from the forward's output y,
+/// rounded once.
+pub fn sigmoid_backward(y: &[f32], dy: &[f32]) -> Vec<f32> {
+    assert_eq!(y.len(), dy.len(), "sigmoid_backward: y and dy lengths");
+    y.iter()
+        .zip(dy)
+        .map(|(&y, &dy)| (dy as f64 * (1.0 - y as f64) * y as f64) as f32)
         .collect()
 }
 

@@ -2,6 +2,7 @@
 //! They are the specification; `kernels-tests/` holds each kernel against its twin.
 
 pub mod batchnorm;
+pub mod concat;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod elementwise;
