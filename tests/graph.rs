@@ -27,7 +27,10 @@ use fer::kernels::softmax_ce::{
     ROW_STATS,
 };
 use fer::nn::models::{build, Architecture, ModelKind};
-use fer::nn::{BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu};
+use fer::nn::{
+    AvgPool2d, BatchNorm, Conv2d, ConvTranspose2d, Dropout, Flatten, GlobalAvgPool, Linear,
+    MaxPool2d, Relu, Sigmoid, Window,
+};
 use fer::rng::Rng;
 
 const BATCH: usize = 5;
@@ -428,16 +431,22 @@ fn random_chains(seed: u64) -> Graph {
             normalised = false;
         }
         if rng.below(2) == 0 {
-            let kernel = if side >= 2 { 2 } else { 1 };
-            add(
-                &mut graph,
-                &mut value,
-                Box::new(MaxPool2d {
-                    kernel,
-                    stride: kernel,
-                }),
-            );
-            side /= kernel;
+            // Non-overlapping, or resnet's padded 3×3 stride 2 (in ceil mode at times).
+            let window = match (side >= 3, rng.below(3)) {
+                (true, 0) => Window {
+                    padding: 1,
+                    ceil_mode: rng.below(2) == 0,
+                    ..Window::new(3, 2)
+                },
+                _ if side >= 2 => Window::new(2, 2),
+                _ => Window::new(1, 1),
+            };
+            add(&mut graph, &mut value, Box::new(MaxPool2d { window }));
+            side = graph
+                .shapes(&[3, 6, 6], 1)
+                .expect("shapes")
+                .last()
+                .expect("a value")[2];
         }
         if rng.below(2) == 0 {
             add(&mut graph, &mut value, Box::new(Dropout { p: 0.25 }));
@@ -501,8 +510,7 @@ fn batch_norm_before_a_pool_of_one_by_one_maps_writes_its_output() {
             named(
                 "pool",
                 MaxPool2d {
-                    kernel: 1,
-                    stride: 1,
+                    window: Window::new(1, 1),
                 },
             ),
             named("flatten", Flatten),
@@ -572,4 +580,56 @@ fn the_cnn_plan_is_fused() {
         count(&fused),
         count(&unfused)
     );
+}
+
+/// Concatenation, transposed convolution, average pooling, sigmoid and a padded max pool in
+/// ceil mode, with a value read by two branches.
+#[test]
+fn an_inception_and_up_convolution_graph_matches_the_cpu_graph() {
+    check_fusion("inception", &[3, 6, 6], || {
+        let mut graph = Graph::new();
+        let conv = |in_channels, out_channels, kernel: usize| Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            stride: 1,
+            padding: kernel / 2,
+        };
+        let x = graph.layer("conv0", conv(3, 4, 3), Value::INPUT);
+        let x = graph.layer("relu0", Relu, x);
+        let a = graph.layer("branch1", conv(4, 2, 1), x);
+        let b = graph.layer("branch3", conv(4, 3, 3), x);
+        let b = graph.layer("bn3", BatchNorm::new(3), b);
+        let joined = graph.join("concat", Join::Concat, &[a, b]);
+        let up = ConvTranspose2d {
+            in_channels: 5,
+            out_channels: 4,
+            kernel: 2,
+            stride: 2,
+            padding: 0,
+        };
+        let y = graph.layer("up", up, joined);
+        let average = Window {
+            padding: 1,
+            ..Window::new(3, 2)
+        };
+        let y = graph.layer("avg", AvgPool2d { window: average }, y);
+        let y = graph.layer("sigmoid", Sigmoid, y);
+        let ceil = Window {
+            padding: 1,
+            ceil_mode: true,
+            ..Window::new(3, 2)
+        };
+        let y = graph.layer("pool", MaxPool2d { window: ceil }, y);
+        let y = graph.layer("flatten", Flatten, y);
+        graph.layer(
+            "fc",
+            Linear {
+                inputs: 4 * 4 * 4,
+                outputs: 5,
+            },
+            y,
+        );
+        graph
+    });
 }

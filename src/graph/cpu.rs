@@ -106,7 +106,11 @@ impl Model {
                     }
                     vec![backward.grad_input]
                 }
-                Op::Join(join) => join.cpu_backward(inputs.len(), &grad_output),
+                Op::Join(join) => {
+                    let shapes: Vec<&[usize]> =
+                        inputs.iter().map(|&v| &tape.shapes[v][..]).collect();
+                    join.cpu_backward(&shapes, &grad_output)
+                }
             };
             for (input, grad_input) in inputs.into_iter().zip(grad_inputs) {
                 sent[input].push(grad_input);
@@ -152,12 +156,15 @@ impl Model {
                     })
                 }
                 Op::Join(join) => {
+                    let index = |v: &Value| v.index();
                     let inputs: Vec<&[f32]> = node
                         .inputs
                         .iter()
-                        .map(|v| activations[v.index()].as_slice())
+                        .map(|v| activations[index(v)].as_slice())
                         .collect();
-                    CpuForward::stateless(join.cpu_forward(&inputs))
+                    let shapes: Vec<&[usize]> =
+                        node.inputs.iter().map(|v| &shapes[index(v)][..]).collect();
+                    CpuForward::stateless(join.cpu_forward(&shapes, &inputs))
                 }
             };
             activations.push(forward.output);

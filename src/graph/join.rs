@@ -1,8 +1,10 @@
-//! Nodes where values meet: a residual add. The same sum serves the gradients of a value that
-//! several nodes read.
+//! Nodes where values meet: a residual add, a concatenation along channels. The add's sum
+//! also serves the gradients of a value that several nodes read.
 
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError};
+use crate::kernels::concat::{copy_channels, ChannelCopy};
 use crate::kernels::elementwise::{add, axpy};
+use crate::reference::concat;
 use crate::reference::elementwise as twin;
 
 use super::layer::LayerKernels;
@@ -13,6 +15,9 @@ pub enum Join {
     /// The elementwise sum of inputs of one shape (a residual connection); the gradient of
     /// each input is the output's.
     Add,
+    /// The inputs one after another along the channel axis (axis 1), as `torch.cat(xs, 1)`;
+    /// each input's gradient is its range of the output's.
+    Concat,
 }
 
 /// The buffers of a join, with their shapes (batch first).
@@ -20,6 +25,17 @@ pub struct JoinIo<'a> {
     pub input_shapes: Vec<&'a [usize]>,
     pub inputs: Vec<&'a GpuBuffer>,
     pub output: &'a GpuBuffer,
+    pub grad_output: &'a GpuBuffer,
+    /// dL/d(each input); `None` where nobody needs it.
+    pub grad_inputs: Vec<Option<&'a GpuBuffer>>,
+}
+
+/// A concatenation's inputs as [batch, channels, values per channel]: their batch, values per
+/// channel and channel counts.
+fn channel_runs(shapes: &[&[usize]]) -> (usize, usize, Vec<usize>) {
+    let spatial = shapes[0][2..].iter().product();
+    let channels = shapes.iter().map(|shape| shape[1]).collect();
+    (shapes[0][0], spatial, channels)
 }
 
 impl Join {
@@ -27,6 +43,7 @@ impl Join {
     pub fn kind(&self) -> String {
         match self {
             Join::Add => "Add()".into(),
+            Join::Concat => "Concat(dim=1)".into(),
         }
     }
 
@@ -34,6 +51,7 @@ impl Join {
     pub fn passes_gradient(&self) -> bool {
         match self {
             Join::Add => true,
+            Join::Concat => false,
         }
     }
 
@@ -46,31 +64,74 @@ impl Join {
                     None => Ok(first.to_vec()),
                 }
             }
+            Join::Concat => {
+                let first = inputs[0];
+                if let Some(flat) = inputs.iter().find(|shape| shape.len() < 2) {
+                    return Err(format!("cannot concatenate {flat:?} along channels"));
+                }
+                // Every axis but the channels.
+                let other_axes = |shape: &[usize]| [&shape[..1], &shape[2..]].concat();
+                if let Some(other) = inputs.iter().find(|s| other_axes(s) != other_axes(first)) {
+                    return Err(format!(
+                        "cannot concatenate {first:?} and {other:?}: only the channels may differ"
+                    ));
+                }
+                let mut output = first.to_vec();
+                output[1] = inputs.iter().map(|shape| shape[1]).sum();
+                Ok(output)
+            }
         }
     }
 
-    /// The forward; a join that passes its gradient records no backward.
+    /// The forward and backward; a join that passes its gradient records no backward.
     pub fn record(&self, ctx: &GpuContext, io: &JoinIo) -> Result<LayerKernels, GpuError> {
-        let n = io.input_shapes[0].iter().product();
         match self {
-            Join::Add => Ok(LayerKernels {
-                forward: sum(ctx, n, &io.inputs, io.output)?,
-                ..Default::default()
-            }),
+            Join::Add => {
+                let n = io.input_shapes[0].iter().product();
+                Ok(LayerKernels {
+                    forward: sum(ctx, n, &io.inputs, io.output)?,
+                    ..Default::default()
+                })
+            }
+            Join::Concat => {
+                let (batch, spatial, channels) = channel_runs(&io.input_shapes);
+                let mut kernels = LayerKernels::default();
+                let copies = ChannelCopy::concat(batch, spatial, &channels);
+                for ((copy, input), grad) in copies.iter().zip(&io.inputs).zip(&io.grad_inputs) {
+                    kernels
+                        .forward
+                        .push(copy_channels(ctx, copy, input, io.output)?);
+                    if let Some(grad) = grad {
+                        let back = copy.reversed();
+                        kernels
+                            .backward
+                            .push(copy_channels(ctx, &back, io.grad_output, grad)?);
+                    }
+                }
+                Ok(kernels)
+            }
         }
     }
 
     /// The CPU twin of the recorded forward.
-    pub fn cpu_forward(&self, inputs: &[&[f32]]) -> Vec<f32> {
+    pub fn cpu_forward(&self, shapes: &[&[usize]], inputs: &[&[f32]]) -> Vec<f32> {
         match self {
             Join::Add => cpu_sum(inputs),
+            Join::Concat => {
+                let (batch, spatial, channels) = channel_runs(shapes);
+                concat::concat(batch, spatial, &channels, inputs)
+            }
         }
     }
 
     /// The CPU twin of the backward: each input's gradient.
-    pub fn cpu_backward(&self, inputs: usize, grad_output: &[f32]) -> Vec<Vec<f32>> {
+    pub fn cpu_backward(&self, shapes: &[&[usize]], grad_output: &[f32]) -> Vec<Vec<f32>> {
         match self {
-            Join::Add => vec![grad_output.to_vec(); inputs],
+            Join::Add => vec![grad_output.to_vec(); shapes.len()],
+            Join::Concat => {
+                let (batch, spatial, channels) = channel_runs(shapes);
+                concat::concat_backward(batch, spatial, &channels, grad_output)
+            }
         }
     }
 }

@@ -139,6 +139,8 @@ impl Model {
                     input_shapes: io.shapes[..io.inputs.len()].to_vec(),
                     inputs: io.inputs.clone(),
                     output: io.output,
+                    grad_output: io.grad_output,
+                    grad_inputs: io.grad_inputs.clone(),
                 },
             )?,
         };

@@ -1,6 +1,8 @@
 use crate::gpu::{GpuContext, GpuError};
 use crate::graph::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels, StepHook};
-use crate::kernels::elementwise::{dropout, relu, relu_backward, reseed_dropout, Dropout as Mask};
+use crate::kernels::elementwise::{
+    dropout, relu, relu_backward, reseed_dropout, sigmoid, sigmoid_backward, Dropout as Mask,
+};
 use crate::reference::elementwise as twin;
 
 /// max(x, 0), as torch.nn.ReLU.
@@ -140,6 +142,58 @@ impl Layer for Dropout {
         // The same mask applied to the gradient, as the recorded backward.
         CpuBackward {
             grad_input: twin::dropout(mask, grad_output),
+            param_grads: Vec::new(),
+        }
+    }
+}
+
+/// 1/(1 + e^−x), as torch.nn.Sigmoid.
+pub struct Sigmoid;
+
+impl Layer for Sigmoid {
+    fn kind(&self) -> String {
+        "Sigmoid()".into()
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        Ok(input.to_vec())
+    }
+
+    fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
+        let n = io.input_shape.iter().product();
+        // The backward reads the forward's output, as PyTorch's.
+        let backward = match io.grad_input {
+            Some(dx) => vec![sigmoid_backward(ctx, n, io.output, io.grad_output, dx)?],
+            None => Vec::new(),
+        };
+        Ok(LayerKernels {
+            forward: vec![sigmoid(ctx, n, io.input, io.output)?],
+            backward,
+            ..Default::default()
+        })
+    }
+
+    fn cpu_forward(
+        &self,
+        _input_shape: &[usize],
+        input: &[f32],
+        _params: &mut [Vec<f32>],
+        _training: bool,
+        _seed: u64,
+    ) -> CpuForward {
+        CpuForward::stateless(twin::sigmoid(input))
+    }
+
+    fn cpu_backward(
+        &self,
+        _input_shape: &[usize],
+        input: &[f32],
+        _saved: &CpuSaved,
+        grad_output: &[f32],
+        _params: &[Vec<f32>],
+    ) -> CpuBackward {
+        CpuBackward {
+            grad_input: twin::sigmoid_backward(&twin::sigmoid(input), grad_output),
             param_grads: Vec::new(),
         }
     }

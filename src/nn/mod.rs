@@ -11,13 +11,13 @@ pub mod models;
 mod pool;
 pub mod spec;
 
-pub use activation::{Dropout, Relu};
+pub use activation::{Dropout, Relu, Sigmoid};
 pub use batchnorm::BatchNorm;
 pub use conv2d::Conv2d;
 pub use conv_transpose2d::ConvTranspose2d;
 pub use flatten::Flatten;
 pub use linear::Linear;
-pub use pool::{GlobalAvgPool, MaxPool2d};
+pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, Window};
 
 use crate::graph::{Init, ParamSpec};
 

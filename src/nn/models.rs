@@ -169,10 +169,13 @@ fn batch_norm(num_features: usize) -> OpSpec {
     OpSpec::BatchNorm { num_features }
 }
 
+/// Non-overlapping max pooling, no padding.
 fn max_pool(kernel: usize) -> OpSpec {
     OpSpec::MaxPool2d {
         kernel_size: kernel,
         stride: kernel,
+        padding: 0,
+        ceil_mode: false,
     }
 }
 

@@ -1,36 +1,77 @@
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::graph::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels, StepHook};
 use crate::kernels::pool::{
-    global_avg_pool, global_avg_pool_backward, max_pool2d, max_pool2d_backward, reseed_max_pool2d,
-    GlobalPoolShape, MaxPoolBackwardBuffers, MaxPoolForwardBuffers, Pool2dShape, PoolLayout,
+    avg_pool2d, avg_pool2d_backward, global_avg_pool, global_avg_pool_backward, max_pool2d,
+    max_pool2d_backward, reseed_max_pool2d, GlobalPoolShape, MaxPoolBackwardBuffers,
+    MaxPoolForwardBuffers, Pool2dShape, PoolLayout,
 };
 use crate::reference::elementwise::Dropout;
 use crate::reference::pool as twin;
 
-/// Max over k×k windows with stride s (no padding, floor mode), as torch.nn.MaxPool2d.
-pub struct MaxPool2d {
+/// A square pooling window as torch.nn.MaxPool2d and AvgPool2d take it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
     pub kernel: usize,
     pub stride: usize,
+    /// On every side: −∞ to a max pool, zeros counted in an average's divisor.
+    pub padding: usize,
+    /// Round the output size up, keeping a last window that starts inside the input or the
+    /// left padding.
+    pub ceil_mode: bool,
 }
 
-impl MaxPool2d {
+impl Window {
+    /// `kernel`×`kernel` windows sliding by `stride`, no padding, floor mode.
+    pub fn new(kernel: usize, stride: usize) -> Self {
+        Window {
+            kernel,
+            stride,
+            padding: 0,
+            ceil_mode: false,
+        }
+    }
+
     fn shape(&self, input: &[usize]) -> Result<Pool2dShape, String> {
         let &[batch, channels, height, width] = input else {
             return Err("expects [batch, channels, height, width]".into());
         };
-        if self.kernel == 0 || self.stride == 0 || self.kernel > height || self.kernel > width {
-            return Err(format!("a {0}×{0} window does not fit", self.kernel));
-        }
-        Ok(Pool2dShape {
-            batch,
-            channels,
-            height,
-            width,
-            kernel: self.kernel,
-            stride: self.stride,
-            padding: 0,
-            ceil_mode: false,
-        })
+        let shape = Pool2dShape {
+            padding: self.padding,
+            ceil_mode: self.ceil_mode,
+            ..Pool2dShape::new(batch, channels, height, width, self.kernel, self.stride)
+        };
+        shape.check()?;
+        Ok(shape)
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        let shape = self.shape(input)?;
+        Ok(vec![
+            shape.batch,
+            shape.channels,
+            shape.out_height(),
+            shape.out_width(),
+        ])
+    }
+
+    /// As PyTorch prints it, for a pool of this `name`.
+    fn kind(&self, name: &str) -> String {
+        let ceil = if self.ceil_mode { "True" } else { "False" };
+        format!(
+            "{name}(kernel_size={}, stride={}, padding={}, ceil_mode={ceil})",
+            self.kernel, self.stride, self.padding
+        )
+    }
+}
+
+/// Max over windows, as torch.nn.MaxPool2d (dilation 1).
+pub struct MaxPool2d {
+    pub window: Window,
+}
+
+impl MaxPool2d {
+    fn shape(&self, input: &[usize]) -> Result<Pool2dShape, String> {
+        self.window.shape(input)
     }
 }
 
@@ -119,20 +160,11 @@ impl MaxPool2d {
 
 impl Layer for MaxPool2d {
     fn kind(&self) -> String {
-        format!(
-            "MaxPool2d(kernel_size={}, stride={})",
-            self.kernel, self.stride
-        )
+        self.window.kind("MaxPool2d")
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
-        let shape = self.shape(input)?;
-        Ok(vec![
-            shape.batch,
-            shape.channels,
-            shape.out_height(),
-            shape.out_width(),
-        ])
+        self.window.output_shape(input)
     }
 
     fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
@@ -249,6 +281,81 @@ impl Layer for GlobalAvgPool {
         let shape = Self::shape(input_shape);
         let mut grad_input = vec![0.0; shape.input_len()];
         twin::global_avg_pool_backward(&shape, grad_output, &mut grad_input);
+        CpuBackward {
+            grad_input,
+            param_grads: Vec::new(),
+        }
+    }
+}
+
+/// Mean over windows, as torch.nn.AvgPool2d (count_include_pad: padding counts as zeros in
+/// the divisor, always k²).
+pub struct AvgPool2d {
+    pub window: Window,
+}
+
+impl Layer for AvgPool2d {
+    fn kind(&self) -> String {
+        self.window.kind("AvgPool2d")
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        self.window.output_shape(input)
+    }
+
+    fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
+        let shape = self
+            .window
+            .shape(io.input_shape)
+            .expect("the plan checked this shape");
+        let backward = match io.grad_input {
+            Some(dx) => vec![avg_pool2d_backward(
+                ctx,
+                &shape,
+                PoolLayout::for_adapter(ctx),
+                io.grad_output,
+                dx,
+            )?],
+            None => Vec::new(),
+        };
+        Ok(LayerKernels {
+            forward: vec![avg_pool2d(ctx, &shape, io.input, io.output)?],
+            backward,
+            ..Default::default()
+        })
+    }
+
+    fn cpu_forward(
+        &self,
+        input_shape: &[usize],
+        input: &[f32],
+        _params: &mut [Vec<f32>],
+        _training: bool,
+        _seed: u64,
+    ) -> CpuForward {
+        let shape = self
+            .window
+            .shape(input_shape)
+            .expect("the plan checked this shape");
+        let mut output = vec![0.0; shape.output_len()];
+        twin::avg_pool2d(&shape, input, &mut output);
+        CpuForward::stateless(output)
+    }
+
+    fn cpu_backward(
+        &self,
+        input_shape: &[usize],
+        _input: &[f32],
+        _saved: &CpuSaved,
+        grad_output: &[f32],
+        _params: &[Vec<f32>],
+    ) -> CpuBackward {
+        let shape = self
+            .window
+            .shape(input_shape)
+            .expect("the plan checked this shape");
+        let mut grad_input = vec![0.0; shape.input_len()];
+        twin::avg_pool2d_backward(&shape, grad_output, &mut grad_input);
         CpuBackward {
             grad_input,
             param_grads: Vec::new(),

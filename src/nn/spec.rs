@@ -23,7 +23,8 @@ use crate::data::ImageSpec;
 use crate::graph::{Graph, GraphError, Join, Layer, Op, Value};
 
 use super::{
-    BatchNorm, Conv2d, ConvTranspose2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu,
+    AvgPool2d, BatchNorm, Conv2d, ConvTranspose2d, Dropout, Flatten, GlobalAvgPool, Linear,
+    MaxPool2d, Relu, Sigmoid, Window,
 };
 
 /// One operation and its settings, as a model file spells it.
@@ -62,10 +63,25 @@ pub enum OpSpec {
     MaxPool2d {
         kernel_size: usize,
         stride: usize,
+        #[serde(default)]
+        padding: usize,
+        #[serde(default)]
+        ceil_mode: bool,
+    },
+    AvgPool2d {
+        kernel_size: usize,
+        stride: usize,
+        #[serde(default)]
+        padding: usize,
+        #[serde(default)]
+        ceil_mode: bool,
     },
     GlobalAvgPool,
     Flatten,
+    Sigmoid,
     Add,
+    /// Along channels (PyTorch's `torch.cat(xs, dim=1)`), inputs in order.
+    Concat,
 }
 
 fn one() -> usize {
@@ -116,13 +132,34 @@ impl OpSpec {
             OpSpec::MaxPool2d {
                 kernel_size,
                 stride,
+                padding,
+                ceil_mode,
             } => layer(Box::new(MaxPool2d {
-                kernel: kernel_size,
+                window: Window {
+                    kernel: kernel_size,
+                    stride,
+                    padding,
+                    ceil_mode,
+                },
+            })),
+            OpSpec::AvgPool2d {
+                kernel_size,
                 stride,
+                padding,
+                ceil_mode,
+            } => layer(Box::new(AvgPool2d {
+                window: Window {
+                    kernel: kernel_size,
+                    stride,
+                    padding,
+                    ceil_mode,
+                },
             })),
             OpSpec::GlobalAvgPool => layer(Box::new(GlobalAvgPool)),
             OpSpec::Flatten => layer(Box::new(Flatten)),
+            OpSpec::Sigmoid => layer(Box::new(Sigmoid)),
             OpSpec::Add => Op::Join(Join::Add),
+            OpSpec::Concat => Op::Join(Join::Concat),
         }
     }
 }
