@@ -16,7 +16,7 @@ pub struct CpuStep {
     /// The batch's mean cross-entropy.
     pub loss: f64,
     /// dL/d(tensor) in [`ParameterStore`](super::ParameterStore) order, empty for
-    /// non-trainable tensors.
+    /// non-trainable tensors, zero for those of nodes the output does not depend on.
     pub param_grads: Vec<Vec<f32>>,
 }
 
@@ -82,11 +82,25 @@ impl Model {
         let loss = softmax_ce::loss(ce, &logits, labels, None);
         let mut grad = vec![0.0; logits.len()];
         softmax_ce::backward(ce, &logits, labels, None, 1.0, &mut grad);
-        let mut param_grads = vec![Vec::new(); params.len()];
+        // The gradient of a tensor the output does not depend on is zero (the GPU leaves it
+        // as it starts); the rest are filled in below.
+        let mut param_grads: Vec<Vec<f32>> = (0..params.len())
+            .map(|p| {
+                let spec = &self.params.get(p).spec;
+                if spec.trainable {
+                    vec![0.0; spec.len()]
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
         // Per value, the gradients its readers sent back, last reader first.
         let mut sent: Vec<Vec<Vec<f32>>> = vec![Vec::new(); tape.activations.len()];
         sent[self.output().index()].push(grad);
         for (i, node) in self.nodes.iter().enumerate().rev() {
+            if !self.live[i] {
+                continue;
+            }
             let output = Value::of_node(i);
             let grad_output = gradient(&mut sent[output.index()], tape.len(output));
             let inputs: Vec<usize> = node.inputs.iter().map(|v| v.index()).collect();
@@ -142,6 +156,12 @@ impl Model {
         let mut activations = vec![input.to_vec()];
         let mut saved = Vec::with_capacity(self.nodes.len());
         for (i, node) in self.nodes.iter().enumerate() {
+            if !self.live[i] {
+                // Never run: an empty value nobody reads.
+                activations.push(Vec::new());
+                saved.push(CpuSaved::Nothing);
+                continue;
+            }
             let forward = match &node.op {
                 Op::Layer(layer) => {
                     let input = node.inputs[0].index();

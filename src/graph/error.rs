@@ -12,6 +12,19 @@ pub enum GraphError {
         got: String,
         why: String,
     },
+    #[error(
+        "the model's trainable tensors need {mib} MiB in one buffer (the optimizer updates them \
+         in one dispatch), more than the {limit_mib} MiB this adapter can bind; the largest is \
+         `{largest}` {shape:?} ({largest_mib} MiB): splitting tensors across bindings is not \
+         done yet"
+    )]
+    ParametersTooLarge {
+        mib: u64,
+        limit_mib: u64,
+        largest: String,
+        shape: Vec<usize>,
+        largest_mib: u64,
+    },
     #[error("node `{node}`: {why}")]
     Structure { node: String, why: String },
     #[error(

@@ -51,7 +51,8 @@ impl Unit<'_> {
     }
 }
 
-/// The units of a whole model, in node order.
+/// The units of a whole model, in node order; nodes the output does not depend on
+/// ([`Model::live`]) are in none.
 pub struct Fusion<'m> {
     pub units: Vec<Unit<'m>>,
     /// The tensor whose gradient the loss writes as it sums dL/d(logits) per class (the last
@@ -61,10 +62,13 @@ pub struct Fusion<'m> {
 }
 
 impl Fusion<'_> {
-    /// Every node on its own: the plan a fused one is held against.
+    /// Every live node on its own: the plan a fused one is held against.
     pub fn none(model: &Model) -> Fusion<'static> {
         Fusion {
-            units: (0..model.nodes.len()).map(Unit::single).collect(),
+            units: (0..model.nodes.len())
+                .filter(|&node| model.live[node])
+                .map(Unit::single)
+                .collect(),
             loss_sums_into: None,
         }
     }

@@ -159,13 +159,16 @@ impl Graph {
             .sum()
     }
 
-    /// Forward FLOPs for one sample of `sample_shape` (see [`Layer::flops`]).
+    /// Forward FLOPs for one sample of `sample_shape` (see [`Layer::flops`]), of the nodes the
+    /// output depends on.
     pub fn flops_per_sample(&self, sample_shape: &[usize]) -> Result<f64, GraphError> {
         let shapes = self.shapes(sample_shape, 1)?;
+        let live = live_nodes(self.nodes.iter().map(|(_, _, inputs)| &inputs[..]));
         Ok(self
             .nodes
             .iter()
             .enumerate()
+            .filter(|(i, _)| live[*i])
             .filter_map(|(i, (_, op, inputs))| {
                 let layer = op.layer()?;
                 Some(layer.flops(&shapes[inputs[0].index()], &shapes[i + 1]))
@@ -199,6 +202,10 @@ pub struct Model {
     pub sample_shape: Vec<usize>,
     pub nodes: Vec<Node>,
     pub params: ParameterStore,
+    /// Per node, whether the model's output depends on it. A node it does not (a branch a
+    /// study built and never used) keeps its tensors, in the checkpoint and at their initial
+    /// values, but is never run.
+    pub live: Vec<bool>,
 }
 
 impl Model {
@@ -212,6 +219,11 @@ impl Model {
         seed: u64,
     ) -> Result<Self, GraphError> {
         check_structure(&graph)?;
+        let graph_inputs: Vec<Vec<Value>> = graph
+            .nodes
+            .iter()
+            .map(|(_, _, inputs)| inputs.clone())
+            .collect();
         let mut rng = Rng::new(seed);
         let mut params = ParameterPlan::default();
         let nodes = graph
@@ -228,11 +240,13 @@ impl Model {
                 }
             })
             .collect();
+        let live = live_nodes(graph_inputs.iter().map(Vec::as_slice));
         let model = Model {
             name: name.to_string(),
             sample_shape: sample_shape.to_vec(),
             nodes,
-            params: params.upload(ctx),
+            params: params.upload(ctx)?,
+            live,
         };
         model.shapes(1)?;
         Ok(model)
@@ -252,10 +266,10 @@ impl Model {
         infer_shapes(nodes, &self.sample_shape, batch)
     }
 
-    /// Per value, the nodes that read it, once per input that does (in node order).
+    /// Per value, the live nodes that read it, once per input that does (in node order).
     pub fn consumers(&self) -> Vec<Vec<usize>> {
         let mut consumers = vec![Vec::new(); self.nodes.len() + 1];
-        for (i, node) in self.nodes.iter().enumerate() {
+        for (i, node) in self.nodes.iter().enumerate().filter(|(i, _)| self.live[*i]) {
             for input in &node.inputs {
                 consumers[input.index()].push(i);
             }
@@ -281,11 +295,30 @@ impl Model {
                     let names: Vec<String> = node.inputs.iter().map(name_of).collect();
                     format!(" ← {}", names.join(", "))
                 };
-                format!("  ({}): {}{inputs}", node.name, node.op.kind())
+                let unused = if self.live[i] { "" } else { "  (unused)" };
+                format!("  ({}): {}{inputs}{unused}", node.name, node.op.kind())
             })
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// Per node (given each node's inputs, in order), whether the last node's output depends on
+/// it.
+fn live_nodes<'a>(inputs: impl Iterator<Item = &'a [Value]>) -> Vec<bool> {
+    let inputs: Vec<&[Value]> = inputs.collect();
+    let mut live = vec![false; inputs.len()];
+    if let Some(last) = live.last_mut() {
+        *last = true;
+    }
+    for node in (0..inputs.len()).rev() {
+        if live[node] {
+            for producer in inputs[node].iter().filter_map(|v| v.producer()) {
+                live[producer] = true;
+            }
+        }
+    }
+    live
 }
 
 /// Shapes of the input at batch size `batch` and of each node's output, checked node by node.

@@ -1,4 +1,6 @@
 use crate::gpu::{GpuBuffer, GpuContext};
+
+use super::error::GraphError;
 use crate::rng::Rng;
 
 /// How a tensor starts out.
@@ -96,10 +98,12 @@ impl ParameterPlan {
             .collect()
     }
 
-    /// Puts every tensor on the GPU: the trainable ones as views of the flat buffers.
-    pub fn upload(self, ctx: &GpuContext) -> ParameterStore {
+    /// Puts every tensor on the GPU: the trainable ones as views of the flat buffers, which
+    /// the optimizer binds whole, so they must fit one binding.
+    pub fn upload(self, ctx: &GpuContext) -> Result<ParameterStore, GraphError> {
         // Each view starts on the adapter's storage-offset alignment (and a vec4 boundary).
-        let align = (ctx.summary().storage_offset_alignment as usize / 4).max(4);
+        let adapter = ctx.summary();
+        let align = (adapter.storage_offset_alignment as usize / 4).max(4);
         let mut offsets = Vec::new();
         let mut len = 0;
         for (_, spec, _) in &self.tensors {
@@ -107,6 +111,24 @@ impl ParameterPlan {
                 offsets.push(len);
                 len = (len + spec.len()).div_ceil(align) * align;
             }
+        }
+        let limit = adapter
+            .max_storage_binding_bytes
+            .min(adapter.max_buffer_bytes);
+        if (len * 4) as u64 > limit {
+            let (name, spec, _) = self
+                .tensors
+                .iter()
+                .max_by_key(|(_, spec, _)| spec.len())
+                .expect("a tensor");
+            let mib = |values: usize| (values as u64 * 4).div_ceil(1 << 20);
+            return Err(GraphError::ParametersTooLarge {
+                mib: mib(len),
+                limit_mib: limit >> 20,
+                largest: name.clone(),
+                shape: spec.shape.clone(),
+                largest_mib: mib(spec.len()),
+            });
         }
         let trainable = (len > 0).then(|| {
             let mut values = vec![0.0f32; len];
@@ -141,7 +163,7 @@ impl ParameterPlan {
                 }
             })
             .collect();
-        ParameterStore { params, trainable }
+        Ok(ParameterStore { params, trainable })
     }
 }
 

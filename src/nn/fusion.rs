@@ -31,7 +31,8 @@ use super::{BatchNorm, BiasGradient, Conv2d, Dropout, Linear, MaxPool2d, Relu};
 /// Groups `model`'s nodes into units by the patterns above.
 pub fn fuse(model: &Model) -> Fusion<'_> {
     let chains = Chains::new(model);
-    let mut claimed = vec![false; model.nodes.len()];
+    // A node the output does not depend on is never run.
+    let mut claimed: Vec<bool> = model.live.iter().map(|live| !live).collect();
     let mut units = Vec::new();
     for node in 0..model.nodes.len() {
         if claimed[node] {

@@ -9,8 +9,14 @@ use crate::graph::{GraphError, Model};
 use super::spec::{ModelSpec, NodeSpec, OpSpec, SpecError};
 
 mod basic_cnn;
+mod googlenet;
+mod inception;
 mod keras_cnn;
+mod newnet;
 mod realtime_cnn;
+mod resnet;
+mod roglenet;
+mod unet;
 
 /// 48×48 grayscale faces.
 pub const SAMPLE_SHAPE: [usize; 3] = [1, 48, 48];
@@ -30,6 +36,16 @@ pub enum ModelKind {
     /// The six-architecture study's basic CNN: two conv blocks, two Linear layers (RGB).
     #[value(name = "basic_cnn")]
     BasicCnn,
+    /// The six-architecture study's ResNet: residual blocks at 64, 128, 256 channels (RGB).
+    Resnet,
+    /// The six-architecture study's GoogleNet variation: two inception blocks (RGB).
+    Googlenet,
+    /// The six-architecture study's U-Net: encoder, bottleneck, decoder with skips (RGB).
+    Unet,
+    /// The six-architecture study's NewNet: the U-Net's features, then inception blocks (RGB).
+    Newnet,
+    /// The six-architecture study's RogleNet: three pathways, a residual, a 75M-weight Linear.
+    Roglenet,
     /// The real-time study's CNN: four blocks of two convs, global average pooling (grey).
     #[value(name = "realtime_cnn")]
     RealtimeCnn,
@@ -47,12 +63,17 @@ impl ModelKind {
         ModelKind::Cnn,
     ];
 
-    pub const ALL: [ModelKind; 7] = [
+    pub const ALL: [ModelKind; 12] = [
         ModelKind::Baseline,
         ModelKind::Softmax,
         ModelKind::Mlp,
         ModelKind::Cnn,
         ModelKind::BasicCnn,
+        ModelKind::Resnet,
+        ModelKind::Googlenet,
+        ModelKind::Unet,
+        ModelKind::Newnet,
+        ModelKind::Roglenet,
         ModelKind::RealtimeCnn,
         ModelKind::KerasCnn,
     ];
@@ -64,6 +85,11 @@ impl ModelKind {
             ModelKind::Mlp => "mlp",
             ModelKind::Cnn => "cnn",
             ModelKind::BasicCnn => "basic_cnn",
+            ModelKind::Resnet => "resnet",
+            ModelKind::Googlenet => "googlenet",
+            ModelKind::Unet => "unet",
+            ModelKind::Newnet => "newnet",
+            ModelKind::Roglenet => "roglenet",
             ModelKind::RealtimeCnn => "realtime_cnn",
             ModelKind::KerasCnn => "keras_cnn",
         }
@@ -120,13 +146,13 @@ impl Architecture {
 struct Nodes(Vec<NodeSpec>);
 
 impl Nodes {
-    fn push(&mut self, name: impl Into<String>, op: OpSpec) {
+    fn push(&mut self, name: impl AsRef<str>, op: OpSpec) {
         self.push_reading(name, op, &[]);
     }
 
-    fn push_reading(&mut self, name: impl Into<String>, op: OpSpec, inputs: &[&str]) {
+    fn push_reading(&mut self, name: impl AsRef<str>, op: OpSpec, inputs: &[&str]) {
         self.0.push(NodeSpec {
-            name: name.into(),
+            name: name.as_ref().to_string(),
             op,
             inputs: inputs.iter().map(|input| input.to_string()).collect(),
         });
@@ -211,6 +237,11 @@ pub fn spec(kind: ModelKind, arch: &Architecture) -> Option<ModelSpec> {
         }
         ModelKind::Cnn => nodes = cnn(arch),
         ModelKind::BasicCnn => return Some(basic_cnn::spec()),
+        ModelKind::Resnet => return Some(resnet::spec()),
+        ModelKind::Googlenet => return Some(googlenet::spec()),
+        ModelKind::Unet => return Some(unet::spec()),
+        ModelKind::Newnet => return Some(newnet::spec()),
+        ModelKind::Roglenet => return Some(roglenet::spec()),
         ModelKind::RealtimeCnn => return Some(realtime_cnn::spec()),
         ModelKind::KerasCnn => return Some(keras_cnn::spec()),
     }
