@@ -10,7 +10,7 @@ use cli::options;
 use fer::bench;
 use fer::gpu::{BackendChoice, GpuContext, GpuOptions, TimingSource};
 use fer::kernels::matmul::MatmulVariant;
-use fer::nn::models::{Architecture, ModelKind};
+use fer::nn::models::{spec, Architecture, ModelKind};
 use fer::train::optimizer::OptimizerKind;
 use fer::train::session::TrainSettings;
 
@@ -36,6 +36,19 @@ enum Command {
     /// Print the adapter fer would use: backend, driver, limits and features.
     Info {
         /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the built-in models (input, classes, parameters, FLOPs, memory at a batch size),
+    /// or print one as a model file to start your own from.
+    Models {
+        /// Print this model as a model file (JSON) instead of the list.
+        #[arg(long, value_enum)]
+        show: Option<ModelKind>,
+        /// The batch size the memory column is for.
+        #[arg(long, default_value_t = 64, value_parser = cli::options::at_least::<1>)]
+        batch: usize,
+        /// Print the list as JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -370,6 +383,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     predictions: args.predictions.as_deref(),
                 },
             )?;
+        }
+        Command::Models { show, batch, json } => {
+            if let Some(kind) = show {
+                let spec = spec(kind, &Architecture::default())
+                    .ok_or_else(|| anyhow::anyhow!("{} has no graph to show", kind.name()))?;
+                print!("{}", spec.to_json());
+                return Ok(());
+            }
+            let summaries = cli::models::built_in()
+                .iter()
+                .map(|spec| cli::models::summarize(spec, batch))
+                .collect::<Result<Vec<_>, _>>()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summaries)?);
+            } else {
+                print!("{}", cli::models::table(&summaries));
+            }
         }
         Command::Profile(args) => {
             let ctx = open_gpu(&options)?;
