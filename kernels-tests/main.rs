@@ -4,6 +4,7 @@
 
 mod common;
 
+mod augment;
 mod batchnorm;
 mod conv2d;
 mod conv_transpose2d;
