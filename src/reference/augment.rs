@@ -271,11 +271,12 @@ fn check_probability(name: &str, p: f32) -> Result<(), String> {
 /// image centre `((W − 1)/2, (H − 1)/2)`.
 ///
 /// Keras' `ImageDataGenerator(rotation_range=r, width_shift_range=s, height_shift_range=s,
-/// zoom_range=z, shear_range=k)` maps to degrees (−r, r), translate (s, s), scale (1 − z, 1 + z)
-/// and shear_x (−k, k): Keras' `shear_range` is in degrees since Keras 2 (radians before), and
-/// its shear matrix `[[1, −sin k], [0, cos k]]` is torchvision's x shear `[[1, −tan k], [0, 1]]`
-/// with the rows scaled by cos k (under 0.2% for |k| ≤ 3.6°). Keras shifts by fractional pixels
-/// and zooms x and y independently; here both follow torchvision.
+/// zoom_range=z, shear_range=k)` maps approximately to degrees (−r, r), translate (s, s),
+/// scale (1/(1 + z), 1/(1 − z)) and shear_x (−k, k). Keras' shear is in degrees since Keras 2
+/// (radians before) and its matrix `[[1, −sin k], [0, cos k]]` is a shear with a cos k scale
+/// (under 0.2% for |k| ≤ 3.6°); Keras' zoom divides where torchvision's scale multiplies and
+/// draws x and y zooms independently; Keras shifts by fractional pixels, torchvision by whole
+/// ones.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RandomAffine {
     pub degrees: (f32, f32),
@@ -754,7 +755,10 @@ pub fn color_jitter(
             .collect();
         for &(op, factor) in draw.steps.iter().flatten() {
             let factor = factor as f64;
-            let level = pixels.iter().map(|p| grey(p)).sum::<f64>() / plane as f64;
+            let level = match op {
+                JitterOp::Contrast => pixels.iter().map(|p| grey(p)).sum::<f64>() / plane as f64,
+                _ => 0.0,
+            };
             for pixel in &mut pixels {
                 let grey_level = grey(pixel);
                 match op {
