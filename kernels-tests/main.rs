@@ -4,6 +4,7 @@
 
 mod common;
 
+mod augment;
 mod batchnorm;
 mod concat;
 mod conv2d;

@@ -21,6 +21,7 @@ macro_rules! shaders {
 
 shaders! {
     MATMUL => "matmul",
+    AUGMENT => "augment",
     CONV2D => "conv2d",
     CONCAT => "concat",
     LOWERING => "lowering" after "quads",

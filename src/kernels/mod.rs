@@ -1,6 +1,7 @@
 //! Host side of every shader: bindings, dispatch geometry and a typed call that returns a
 //! [`Dispatch`](crate::gpu::Dispatch) ready to record. One module per `.wgsl` file.
 
+pub mod augment;
 pub mod batchnorm;
 pub mod concat;
 pub mod conv2d;

@@ -1,6 +1,7 @@
 //! CPU twins of every GPU kernel: plain loops with f64 accumulation, no cleverness.
 //! They are the specification; `kernels-tests/` holds each kernel against its twin.
 
+pub mod augment;
 pub mod batchnorm;
 pub mod concat;
 pub mod conv2d;
