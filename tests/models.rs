@@ -208,3 +208,37 @@ fn keras_cnn_has_the_studys_parameter_count() {
     let spec = spec(ModelKind::KerasCnn, &Architecture::default()).expect("a GPU model");
     assert_eq!(spec.graph().expect("graph").parameter_count(), 1_281_670);
 }
+
+fn fer(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fer"))
+        .args(args)
+        .output()
+        .expect("fer runs");
+    assert!(
+        output.status.success(),
+        "fer {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8")
+}
+
+/// `fer models` lists every built-in with its size, and `--show` prints a model file that
+/// reads back as the built-in.
+#[test]
+fn fer_models_lists_and_shows_the_built_ins() {
+    let list: serde_json::Value = serde_json::from_str(&fer(&["models", "--json"])).expect("JSON");
+    let keras = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|m| m["name"] == "keras_cnn")
+        .expect("keras_cnn is listed");
+    assert_eq!(keras["parameters"], 1_281_670);
+    assert_eq!(keras["input"], serde_json::json!([3, 222, 222]));
+    assert_eq!(keras["classes"], 6);
+    let shown = ModelSpec::parse(&fer(&["models", "--show", "resnet"])).expect("a model file");
+    assert_eq!(
+        Some(shown),
+        spec(ModelKind::Resnet, &Architecture::default())
+    );
+}
