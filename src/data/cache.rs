@@ -7,10 +7,11 @@
 //! skipped examples, then per split its image count (`u64::MAX` for an absent test split), then
 //! per present split its labels and pixels, and last a checksum of everything before it.
 //!
-//! The fingerprint hashes the spec's shape and every image file's path relative to the root,
-//! size and modification time. Scanning already reads these, and a stat is tiny next to a JPEG decode, so the precise
-//! key costs almost nothing, and unlike count + total size + newest time it also notices a file
-//! moved between class folders (a label change) or replaced by one with an older time.
+//! The fingerprint hashes every image file's path relative to the root, size and modification
+//! time (the spec is in the file's name). Scanning already reads these, and a stat is tiny next
+//! to a JPEG decode, so the precise key costs almost nothing, and unlike count + total size +
+//! newest time it also notices a file moved between class folders (a label change) or replaced
+//! by one with an older time.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ const CACHE_DIR: &str = ".fer-cache";
 
 /// Loads the dataset at `spec` from a valid cache, or decodes it and writes a new cache.
 pub(crate) fn load_or_decode(layout: &FolderLayout, spec: &ImageSpec) -> Result<Splits, DataError> {
-    let fingerprint = fingerprint(layout, spec);
+    let fingerprint = fingerprint(layout);
     let candidates = cache_paths(&layout.root, spec);
     let mut warnings = Vec::new();
     for path in &candidates {
@@ -89,12 +90,9 @@ fn cache_paths(root: &Path, spec: &ImageSpec) -> Vec<PathBuf> {
     }
 }
 
-fn fingerprint(layout: &FolderLayout, spec: &ImageSpec) -> u64 {
+fn fingerprint(layout: &FolderLayout) -> u64 {
     let mut key = Vec::new();
     key.extend_from_slice(&VERSION.to_le_bytes());
-    for side in spec.shape() {
-        key.extend_from_slice(&(side as u64).to_le_bytes());
-    }
     for split in &layout.splits {
         key.extend_from_slice(split.split.name().as_bytes());
         key.push(0);
@@ -137,8 +135,8 @@ fn write(path: &Path, fingerprint: u64, splits: &Splits) -> std::io::Result<()> 
     crate::fsutil::write_atomically(path, &bytes)
 }
 
-/// `Ok(None)` when there is no cache or it belongs to other source files, another spec or another
-/// version; `Err` with the reason when the file is damaged.
+/// `Ok(None)` when there is no cache or it belongs to other source files or another version;
+/// `Err` with the reason when the file is damaged (one of another spec has the wrong length).
 fn read(
     path: &Path,
     fingerprint: u64,
