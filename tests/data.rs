@@ -192,6 +192,30 @@ fn layout_errors_name_the_path() {
     );
 }
 
+#[test]
+fn a_spec_no_image_fits_is_refused_by_every_source() {
+    let dir = TempDir::new("bad-spec");
+    build_tree(&dir.0, "val");
+    let two_channels = ImageSpec {
+        channels: 2,
+        mean: vec![0.5; 2],
+        std: vec![0.5; 2],
+        ..grey()
+    };
+    let error = load(&dir.0, &two_channels).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "cannot load images at this spec: 2 channels: images have 1 or 3"
+    );
+    let sizes = SplitSizes {
+        train: 1,
+        val: 1,
+        test: 0,
+    };
+    let error = synthetic::generate(1, sizes, &ImageSpec { width: 0, ..grey() }).unwrap_err();
+    assert!(matches!(error, DataError::Spec(_)), "{error}");
+}
+
 fn csv_row(emotion: u8, value: u8, usage: &str) -> String {
     let pixels = vec![value.to_string(); IMAGE_PIXELS].join(" ");
     format!("{emotion},\"{pixels}\",{usage}\n")
