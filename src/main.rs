@@ -12,7 +12,7 @@ use fer::gpu::{BackendChoice, GpuContext, GpuOptions, TimingSource};
 use fer::kernels::matmul::MatmulVariant;
 use fer::nn::models::{spec, Architecture, ModelKind};
 use fer::train::optimizer::OptimizerKind;
-use fer::train::session::TrainSettings;
+use fer::train::session::{input_spec, TrainSettings};
 
 /// fer: train facial-expression models on any GPU (Vulkan, Metal, DX12, GL) through wgpu.
 #[derive(Parser)]
@@ -334,14 +334,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let _locks = cli::train::lock_results(&args.results, &[args.model])?;
             let command = std::env::args().collect::<Vec<_>>().join(" ");
             let ctx = open_gpu(&options)?;
+            let architecture = args.architecture.architecture()?;
             let splits = cli::train::DataSource {
                 path: args.data.data,
                 synthetic_train: args.data.synthetic_train,
                 seed: args.seed,
+                spec: input_spec(args.model, &architecture),
             }
             .load()?;
             let mut settings = TrainSettings::study(args.model, args.seed);
-            settings.architecture = args.architecture.architecture()?;
+            settings.architecture = architecture;
             settings.optimizer.kind = args.optimizer.unwrap_or(settings.optimizer.kind);
             settings.optimizer.lr = args.lr.unwrap_or(settings.optimizer.lr);
             settings.optimizer.momentum = args.momentum;
@@ -365,10 +367,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Eval(args) => {
             let ctx = open_gpu(&options)?;
+            let architecture = args.architecture.architecture()?;
             let splits = cli::train::DataSource {
                 path: args.data.data,
                 synthetic_train: args.data.synthetic_train,
                 seed: args.seed,
+                spec: input_spec(args.model, &architecture),
             }
             .load()?;
             cli::train::eval(
@@ -376,7 +380,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &splits,
                 &cli::train::EvalRequest {
                     model: args.model,
-                    architecture: &args.architecture.architecture()?,
+                    architecture: &architecture,
                     checkpoint: &args.checkpoint,
                     split: &args.split,
                     batch_size: args.batch_size,

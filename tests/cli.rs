@@ -306,3 +306,69 @@ fn a_software_adapter_is_announced_once_with_what_to_expect() {
         assert_eq!(notices, 0, "{text}");
     }
 }
+
+/// A class-folder dataset of six scene classes, one 48×48 grey PNG per class and split.
+fn six_class_folders(root: &std::path::Path) {
+    let classes = [
+        "buildings",
+        "forest",
+        "glacier",
+        "mountain",
+        "sea",
+        "street",
+    ];
+    for split in ["train", "val"] {
+        for (index, class) in classes.iter().enumerate() {
+            let folder = root.join(split).join(class);
+            std::fs::create_dir_all(&folder).expect("class folder");
+            image::GrayImage::from_pixel(48, 48, image::Luma([index as u8 * 40]))
+                .save(folder.join("0.png"))
+                .expect("a PNG");
+        }
+    }
+}
+
+#[test]
+fn the_dataset_names_the_classes_and_a_model_of_another_count_is_refused() {
+    let root = std::env::temp_dir().join(format!("fer-cli-six-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    six_class_folders(&root.join("data"));
+    let data = root.join("data").to_string_lossy().into_owned();
+    let results = root.join("results").to_string_lossy().into_owned();
+    let train = |model: &str| {
+        fer(&[
+            "train",
+            "--model",
+            model,
+            "--data",
+            &data,
+            "--results",
+            &results,
+            "--quiet",
+        ])
+    };
+
+    let out = train("baseline");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = std::fs::read_to_string(root.join("results/baseline/report.txt")).expect("report");
+    for class in ["buildings", "glacier", "street"] {
+        assert!(report.contains(class), "{report}");
+    }
+    assert!(!report.contains("angry"), "{report}");
+
+    let out = train("mlp");
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        text.matches("model `mlp` predicts 7 classes, but the dataset has 6")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(!text.contains("panicked"), "{text}");
+    let _ = std::fs::remove_dir_all(&root);
+}

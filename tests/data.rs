@@ -9,11 +9,15 @@ use std::time::{Duration, Instant, SystemTime};
 use fer::data::batch::{
     flip_horizontally_at_random, labels_u32, shuffled_indices, to_normalized_f32,
 };
+use fer::data::fer2013::{self, PIXELS as IMAGE_PIXELS, SIDE as IMAGE_SIDE};
 use fer::data::synthetic::{self, fer2013_class_counts, SplitSizes};
-use fer::data::{
-    load, load_with_options, CacheStatus, DataError, Dataset, LoadOptions, IMAGE_PIXELS, IMAGE_SIDE,
-};
+use fer::data::{load, load_with_options, CacheStatus, DataError, Dataset, ImageSpec, LoadOptions};
 use image::{GrayImage, Luma, Rgb, RgbImage};
+
+/// The four-model study's input, which FER2013's faces already are.
+fn grey() -> ImageSpec {
+    ImageSpec::study_grey()
+}
 
 /// A fresh, empty directory under the system temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -50,7 +54,8 @@ fn write_png(path: &Path, value: u8) {
 }
 
 /// train: angry (2 PNGs, one of them 96×64), happy (a JPEG, an RGB PNG, a corrupt file),
-/// surprise (1 PNG); val (or `val_name`): angry, neutral.
+/// surprise (1 PNG); val (or `val_name`): angry, neutral. Classes: angry, happy, neutral,
+/// surprise.
 fn build_tree(root: &Path, val_name: &str) {
     let train = root.join("train");
     write_png(&train.join("angry/a0.png"), 10);
@@ -58,12 +63,12 @@ fn build_tree(root: &Path, val_name: &str) {
     GrayImage::from_pixel(96, 64, Luma([20]))
         .save(train.join("angry/big.png"))
         .unwrap();
-    fs::create_dir_all(train.join("Happy")).unwrap(); // Class names match case-insensitively.
-    flat_face(30).save(train.join("Happy/h0.jpg")).unwrap();
+    fs::create_dir_all(train.join("happy")).unwrap();
+    flat_face(30).save(train.join("happy/h0.jpg")).unwrap();
     RgbImage::from_pixel(48, 48, Rgb([200, 0, 0]))
-        .save(train.join("Happy/h1.png"))
+        .save(train.join("happy/h1.png"))
         .unwrap();
-    fs::write(train.join("Happy/broken.jpg"), b"not a jpeg at all").unwrap();
+    fs::write(train.join("happy/broken.jpg"), b"not a jpeg at all").unwrap();
     write_png(&train.join("surprise/s0.png"), 60);
     write_png(&root.join(val_name).join("angry/v0.png"), 70);
     write_png(&root.join(val_name).join("neutral/v1.png"), 80);
@@ -77,11 +82,15 @@ fn no_cache() -> LoadOptions {
 fn class_folders_load_with_labels_pixels_and_skips() {
     let dir = TempDir::new("folders");
     build_tree(&dir.0, "val");
-    let splits = load_with_options(&dir.0, no_cache()).unwrap();
+    let splits = load_with_options(&dir.0, &grey(), no_cache()).unwrap();
 
+    // Every split's class folders, sorted; val's neutral is a class train lacks.
+    let classes = ["angry", "happy", "neutral", "surprise"];
+    assert_eq!(splits.train.class_names(), classes);
+    assert_eq!(splits.val.class_names(), classes);
     // Sorted by class then file name: angry/a0, angry/big, happy/h0, happy/h1, surprise/s0.
-    assert_eq!(splits.train.labels(), &[0, 0, 3, 3, 6]);
-    assert_eq!(splits.train.class_counts(), [2, 0, 0, 2, 0, 0, 1]);
+    assert_eq!(splits.train.labels(), &[0, 0, 1, 1, 3]);
+    assert_eq!(splits.train.class_counts(), [2, 2, 0, 1]);
     assert!(splits.train.image(0).iter().all(|&p| p == 10));
     assert!(
         splits.train.image(1).iter().all(|&p| p == 20),
@@ -91,10 +100,10 @@ fn class_folders_load_with_labels_pixels_and_skips() {
         splits.train.image(2).iter().all(|&p| p.abs_diff(30) <= 2),
         "JPEG is lossy"
     );
-    // Pure red in luma is about 0.2126 × 200 (Rec. 709 weights).
-    assert!(splits.train.image(3).iter().all(|&p| p.abs_diff(43) <= 2));
+    // Pure red in PIL's "L": (19595 × 200 + 2¹⁵) >> 16 = 60.
+    assert!(splits.train.image(3).iter().all(|&p| p == 60));
     assert_eq!(splits.train.images().len(), 5 * IMAGE_PIXELS);
-    assert_eq!(splits.val.labels(), &[0, 4]);
+    assert_eq!(splits.val.labels(), &[0, 2]);
     assert!(splits.test.is_none());
 
     let report = &splits.report;
@@ -109,7 +118,7 @@ fn class_folders_load_with_labels_pixels_and_skips() {
     assert!(splits
         .train
         .summary()
-        .starts_with("5 images: angry 2 (40.0%), disgust 0 (0.0%)"));
+        .starts_with("5 images: angry 2 (40.0%), happy 2 (40.0%), neutral 0 (0.0%)"));
 }
 
 #[test]
@@ -117,15 +126,16 @@ fn validation_folder_name_and_test_split_are_accepted() {
     let dir = TempDir::new("validation");
     build_tree(&dir.0, "validation");
     write_png(&dir.0.join("test/sad/t0.png"), 90);
-    let splits = load_with_options(&dir.0, no_cache()).unwrap();
-    assert_eq!(splits.val.labels(), &[0, 4]);
+    let splits = load_with_options(&dir.0, &grey(), no_cache()).unwrap();
+    // Classes: angry, happy, neutral, sad (from test/), surprise.
+    assert_eq!(splits.val.labels(), &[0, 2]);
     let test = splits.test.unwrap();
-    assert_eq!(test.labels(), &[5]);
+    assert_eq!(test.labels(), &[3]);
     assert_eq!(test.image(0), &[90; IMAGE_PIXELS][..]);
 }
 
 fn error_for(root: &Path) -> (DataError, String) {
-    let error = load_with_options(root, no_cache()).unwrap_err();
+    let error = load_with_options(root, &grey(), no_cache()).unwrap_err();
     let message = error.to_string();
     (error, message)
 }
@@ -160,18 +170,19 @@ fn layout_errors_name_the_path() {
     assert!(message.contains(&empty.display().to_string()), "{message}");
     fs::remove_dir(&empty).unwrap();
 
-    let unknown = dir.0.join("val/contempt");
-    write_png(&unknown.join("c.png"), 1);
+    let shouting = dir.0.join("val/ANGRY");
+    write_png(&shouting.join("c.png"), 1);
     let (error, message) = error_for(&dir.0);
     assert!(
-        matches!(error, DataError::UnknownClassFolder { .. }),
+        matches!(error, DataError::ClassNameCase { .. }),
         "{message}"
     );
     assert!(
-        message.contains(&unknown.display().to_string()),
+        message.contains("\"ANGRY\" and \"angry\"")
+            && message.contains(&dir.0.display().to_string()),
         "{message}"
     );
-    fs::remove_dir_all(&unknown).unwrap();
+    fs::remove_dir_all(&shouting).unwrap();
 
     fs::write(dir.0.join("val/angry/a.png"), b"garbage").unwrap();
     let (error, message) = error_for(&dir.0);
@@ -179,6 +190,30 @@ fn layout_errors_name_the_path() {
         matches!(error, DataError::EmptySplit { split: "val", .. }),
         "{message}"
     );
+}
+
+#[test]
+fn a_spec_no_image_fits_is_refused_by_every_source() {
+    let dir = TempDir::new("bad-spec");
+    build_tree(&dir.0, "val");
+    let two_channels = ImageSpec {
+        channels: 2,
+        mean: vec![0.5; 2],
+        std: vec![0.5; 2],
+        ..grey()
+    };
+    let error = load(&dir.0, &two_channels).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "cannot load images at this spec: 2 channels: images have 1 or 3"
+    );
+    let sizes = SplitSizes {
+        train: 1,
+        val: 1,
+        test: 0,
+    };
+    let error = synthetic::generate(1, sizes, &ImageSpec { width: 0, ..grey() }).unwrap_err();
+    assert!(matches!(error, DataError::Spec(_)), "{error}");
 }
 
 fn csv_row(emotion: u8, value: u8, usage: &str) -> String {
@@ -197,7 +232,8 @@ fn csv_maps_labels_and_skips_malformed_rows() {
     text += &csv_row(5, 33, "PrivateTest"); // CSV 5 = surprise.
     fs::write(&path, text).unwrap();
 
-    let splits = load(&path).unwrap();
+    let splits = load(&path, &grey()).unwrap();
+    assert_eq!(splits.train.class_names(), fer2013::CLASS_NAMES);
     assert_eq!(splits.train.labels(), &[5]);
     assert_eq!(splits.train.image(0), &[11; IMAGE_PIXELS][..]);
     assert_eq!(splits.val.labels(), &[4]);
@@ -206,11 +242,14 @@ fn csv_maps_labels_and_skips_malformed_rows() {
     assert!(splits.report.skipped_examples[0].starts_with("line 4:"));
 
     fs::write(&path, "emotion,Usage\n").unwrap();
-    assert!(matches!(load(&path), Err(DataError::CsvHeader { .. })));
+    assert!(matches!(
+        load(&path, &grey()),
+        Err(DataError::CsvHeader { .. })
+    ));
 }
 
 fn cache_file(root: &Path) -> PathBuf {
-    root.join(".fer-cache/faces.bin")
+    root.join(".fer-cache/faces-1x48x48.bin")
 }
 
 fn bump_mtime(path: &Path) {
@@ -227,13 +266,13 @@ fn bump_mtime(path: &Path) {
 fn cache_round_trips_and_invalidates() {
     let dir = TempDir::new("cache");
     build_tree(&dir.0, "val");
-    let decoded = load(&dir.0).unwrap();
+    let decoded = load(&dir.0, &grey()).unwrap();
     assert_eq!(
         decoded.report.cache,
         CacheStatus::Written(cache_file(&dir.0))
     );
 
-    let cached = load(&dir.0).unwrap();
+    let cached = load(&dir.0, &grey()).unwrap();
     assert_eq!(cached.report.cache, CacheStatus::Hit(cache_file(&dir.0)));
     assert_eq!(cached.train, decoded.train);
     assert_eq!(cached.val, decoded.val);
@@ -249,23 +288,23 @@ fn cache_round_trips_and_invalidates() {
 
     bump_mtime(&dir.0.join("train/angry/a0.png"));
     assert!(matches!(
-        load(&dir.0).unwrap().report.cache,
+        load(&dir.0, &grey()).unwrap().report.cache,
         CacheStatus::Written(_)
     ));
     assert!(matches!(
-        load(&dir.0).unwrap().report.cache,
+        load(&dir.0, &grey()).unwrap().report.cache,
         CacheStatus::Hit(_)
     ));
 
     write_png(&dir.0.join("train/sad/new.png"), 99);
-    let grown = load(&dir.0).unwrap();
+    let grown = load(&dir.0, &grey()).unwrap();
     assert!(matches!(grown.report.cache, CacheStatus::Written(_)));
     assert_eq!(grown.train.len(), 6);
 
     // Truncated, then bit-flipped: both are noticed, reported and rebuilt.
     let bytes = fs::read(cache_file(&dir.0)).unwrap();
     fs::write(cache_file(&dir.0), &bytes[..bytes.len() / 2]).unwrap();
-    let rebuilt = load(&dir.0).unwrap();
+    let rebuilt = load(&dir.0, &grey()).unwrap();
     assert!(matches!(rebuilt.report.cache, CacheStatus::Written(_)));
     assert!(
         rebuilt.report.warnings[0].contains("corrupt cache"),
@@ -277,11 +316,11 @@ fn cache_round_trips_and_invalidates() {
     let middle = flipped.len() - 100;
     flipped[middle] ^= 0x40;
     fs::write(cache_file(&dir.0), flipped).unwrap();
-    let rebuilt = load(&dir.0).unwrap();
+    let rebuilt = load(&dir.0, &grey()).unwrap();
     assert!(matches!(rebuilt.report.cache, CacheStatus::Written(_)));
     assert_eq!(rebuilt.train, grown.train);
     assert!(matches!(
-        load(&dir.0).unwrap().report.cache,
+        load(&dir.0, &grey()).unwrap().report.cache,
         CacheStatus::Hit(_)
     ));
 }
@@ -296,8 +335,8 @@ fn read_only_root_caches_in_temp_dir() {
         fs::set_permissions(&dir.0, permissions).unwrap();
     };
     set_read_only(true);
-    let first = load(&dir.0).map(|splits| splits.report.cache);
-    let second = load(&dir.0).map(|splits| splits.report.cache);
+    let first = load(&dir.0, &grey()).map(|splits| splits.report.cache);
+    let second = load(&dir.0, &grey()).map(|splits| splits.report.cache);
     set_read_only(false);
 
     let CacheStatus::Written(path) = first.unwrap() else {
@@ -331,16 +370,16 @@ fn synthetic_faces_are_deterministic_imbalanced_and_class_dependent() {
         val: 350,
         test: 0,
     };
-    let splits = synthetic::generate(7, sizes);
-    let again = synthetic::generate(7, sizes);
-    let other = synthetic::generate(8, sizes);
+    let splits = synthetic::generate(7, sizes, &grey()).unwrap();
+    let again = synthetic::generate(7, sizes, &grey()).unwrap();
+    let other = synthetic::generate(8, sizes, &grey()).unwrap();
     assert_eq!(splits.train, again.train);
     assert_eq!(splits.val, again.val);
     assert_ne!(splits.train, other.train);
     assert!(splits.test.is_none());
 
     let counts = splits.train.class_counts();
-    assert_eq!(counts, fer2013_class_counts(1400));
+    assert_eq!(counts, fer2013_class_counts(1400).to_vec());
     assert_eq!(counts.iter().sum::<usize>(), 1400);
     // FER2013's shares: happy most (25.1%), disgust fewest (1.5%).
     assert_eq!(counts[3], 352);
@@ -370,7 +409,7 @@ fn batches_are_normalized_shuffled_and_flipped_deterministically() {
     let mut images = vec![0u8; 2 * IMAGE_PIXELS];
     images[IMAGE_PIXELS..].fill(255);
     images[1] = 51; // Image 0, row 0, column 1.
-    let dataset = Dataset::new(images, vec![2, 6]);
+    let dataset = Dataset::new(grey(), fer2013::class_names(), images, vec![2, 6]);
 
     let batch = to_normalized_f32(&dataset, &[1, 0]);
     assert_eq!(batch.len(), 2 * IMAGE_PIXELS);
@@ -389,8 +428,8 @@ fn batches_are_normalized_shuffled_and_flipped_deterministically() {
     assert_ne!(order, shuffled_indices(100, 4, 0));
 
     let many = to_normalized_f32(&dataset, &[0; 64]);
-    let flipped = flip_horizontally_at_random(&many, 5, 0);
-    assert_eq!(flipped, flip_horizontally_at_random(&many, 5, 0));
+    let flipped = flip_horizontally_at_random(&many, &grey(), 5, 0);
+    assert_eq!(flipped, flip_horizontally_at_random(&many, &grey(), 5, 0));
     let marker = many[1];
     let mirrored = (0..64)
         .filter(|&i| flipped[i * IMAGE_PIXELS + IMAGE_SIDE - 2] == marker)
@@ -416,7 +455,7 @@ fn real_fer2013_loads() {
     };
     for attempt in ["first", "second"] {
         let started = Instant::now();
-        let splits = load(&root).unwrap();
+        let splits = load(&root, &grey()).unwrap();
         eprintln!(
             "{attempt} load: {:.2} s, cache {:?}, skipped {}\n  train {}\n  val   {}",
             started.elapsed().as_secs_f64(),
@@ -435,4 +474,228 @@ fn real_fer2013_loads() {
         );
         assert_eq!(splits.report.skipped, 0);
     }
+}
+
+/// Writes one flat PNG per `(split, class)` pair, `per_class` of them, so the class folders
+/// are all the test lays out.
+fn write_classes(root: &Path, split: &str, classes: &[&str], per_class: usize) {
+    for (index, class) in classes.iter().enumerate() {
+        for file in 0..per_class {
+            write_png(
+                &root.join(split).join(class).join(format!("{file}.png")),
+                index as u8,
+            );
+        }
+    }
+}
+
+#[test]
+fn class_folders_take_any_names_and_any_count() {
+    let dir = TempDir::new("any-classes");
+    // Sorted by code point, as Python's sorted() and torchvision's ImageFolder sort them.
+    let three = ["Zebra crossing", "cat", "été"];
+    write_classes(&dir.0, "train", &three, 2);
+    write_classes(&dir.0, "val", &three[1..], 1);
+    let splits = load_with_options(&dir.0, &grey(), no_cache()).unwrap();
+    assert_eq!(splits.train.class_names(), three);
+    assert_eq!(splits.train.labels(), &[0, 0, 1, 1, 2, 2]);
+    assert_eq!(splits.val.labels(), &[1, 2]);
+    assert!(splits.train.image(2).iter().all(|&p| p == 1), "cat's PNG");
+    assert_eq!(
+        splits.val.summary(),
+        "2 images: Zebra crossing 0 (0.0%), cat 1 (50.0%), été 1 (50.0%)"
+    );
+
+    let dir = TempDir::new("six-classes");
+    let six = [
+        "buildings",
+        "forest",
+        "glacier",
+        "mountain",
+        "sea",
+        "street",
+    ];
+    write_classes(&dir.0, "train", &six[..5], 1);
+    // The sixth class only in val still has its place in the sorted list.
+    write_classes(&dir.0, "val", &six, 1);
+    let splits = load_with_options(&dir.0, &grey(), no_cache()).unwrap();
+    assert_eq!(splits.train.class_count(), 6);
+    assert_eq!(splits.train.class_names(), six);
+    assert_eq!(splits.train.class_counts(), [1, 1, 1, 1, 1, 0]);
+    assert_eq!(splits.val.labels(), &[0, 1, 2, 3, 4, 5]);
+}
+
+/// A spec of the given channels and size, normalised to [−1, 1].
+fn spec(channels: usize, height: usize, width: usize) -> ImageSpec {
+    ImageSpec {
+        channels,
+        height,
+        width,
+        mean: vec![0.5; channels],
+        std: vec![0.5; channels],
+    }
+}
+
+#[test]
+fn colour_and_grey_images_are_read_as_the_spec_asks() {
+    let dir = TempDir::new("channels");
+    // A 3 × 2 RGB image; PIL's convert("L") gives (19595 R + 38470 G + 7471 B + 2¹⁵) >> 16.
+    let colours = [
+        [200, 0, 0],
+        [0, 200, 0],
+        [0, 0, 200],
+        [10, 20, 30],
+        [255, 255, 255],
+        [128, 64, 200],
+    ];
+    let pil_l = [60, 117, 23, 18, 255, 99];
+    let rgb = RgbImage::from_fn(3, 2, |x, y| Rgb(colours[(y * 3 + x) as usize]));
+    rgb.save(dir.0.join("colour.png")).unwrap();
+    let grey_pixels = [1, 2, 3, 4, 5, 6];
+    GrayImage::from_fn(3, 2, |x, y| Luma([grey_pixels[(y * 3 + x) as usize]]))
+        .save(dir.0.join("grey.png"))
+        .unwrap();
+    fs::create_dir_all(dir.0.join("train/colour")).unwrap();
+    fs::create_dir_all(dir.0.join("train/grey")).unwrap();
+    fs::copy(dir.0.join("colour.png"), dir.0.join("train/colour/c.png")).unwrap();
+    fs::copy(dir.0.join("grey.png"), dir.0.join("train/grey/g.png")).unwrap();
+    // A flat colour JPEG: lossy, but a flat patch decodes within a step or two.
+    fs::create_dir_all(dir.0.join("val/colour")).unwrap();
+    RgbImage::from_pixel(3, 2, Rgb([200, 0, 0]))
+        .save(dir.0.join("val/colour/c.jpg"))
+        .unwrap();
+
+    let as_grey = load_with_options(&dir.0, &spec(1, 2, 3), no_cache()).unwrap();
+    assert_eq!(as_grey.train.image(0), pil_l);
+    assert_eq!(as_grey.train.image(1), grey_pixels, "grey stays as it is");
+    assert!(
+        as_grey.val.image(0).iter().all(|&p| p.abs_diff(60) <= 2),
+        "{:?}",
+        as_grey.val.image(0)
+    );
+    assert_eq!(as_grey.report.resized, 0);
+
+    let as_rgb = load_with_options(&dir.0, &spec(3, 2, 3), no_cache()).unwrap();
+    // Channel planes: every red, then every green, then every blue.
+    let planes: Vec<u8> = (0..3)
+        .flat_map(|c| colours.iter().map(move |colour| colour[c]))
+        .collect();
+    assert_eq!(as_rgb.train.image(0), planes);
+    assert_eq!(
+        as_rgb.train.image(1),
+        [grey_pixels; 3].concat(),
+        "grey becomes three equal channels"
+    );
+}
+
+#[test]
+fn every_source_resizes_to_the_spec() {
+    let dir = TempDir::new("resize");
+    write_png(&dir.0.join("train/flat/f.png"), 77);
+    // Brightness rising left to right.
+    fs::create_dir_all(dir.0.join("val/ramp")).unwrap();
+    GrayImage::from_fn(48, 48, |x, _| Luma([(x * 5) as u8]))
+        .save(dir.0.join("val/ramp/r.png"))
+        .unwrap();
+    let big = ImageSpec::imagenet_rgb(222, 222);
+    let splits = load_with_options(&dir.0, &big, no_cache()).unwrap();
+    assert_eq!(splits.train.image_len(), 3 * 222 * 222);
+    assert_eq!(splits.report.resized, 2);
+    assert!(
+        splits.train.image(0).iter().all(|&p| p == 77),
+        "flat stays flat"
+    );
+    let ramp = splits.val.image(0);
+    for row in ramp.chunks_exact(222) {
+        assert!(row.windows(2).all(|pair| pair[0] <= pair[1]), "{row:?}");
+        assert!(row[0] < 10 && row[221] > 225, "the ramp spans the row");
+    }
+    assert_eq!(
+        &ramp[..222 * 222],
+        &ramp[2 * 222 * 222..],
+        "grey: equal channels"
+    );
+
+    let csv = dir.0.join("fer2013.csv");
+    let text = String::from("emotion,pixels,Usage\n")
+        + &csv_row(3, 40, "Training")
+        + &csv_row(0, 50, "PublicTest");
+    fs::write(&csv, text).unwrap();
+    let splits = load(&csv, &big).unwrap();
+    assert_eq!(splits.train.image(0), vec![40; 3 * 222 * 222]);
+    assert_eq!(splits.report.resized, 2);
+
+    let sizes = SplitSizes {
+        train: 7,
+        val: 1,
+        test: 0,
+    };
+    let faces = synthetic::generate(3, sizes, &big).unwrap().train;
+    let small = synthetic::generate(3, sizes, &grey()).unwrap().train;
+    assert_eq!(faces.images().len(), 7 * 3 * 222 * 222);
+    assert_eq!(
+        faces.labels(),
+        small.labels(),
+        "the same faces at every spec"
+    );
+}
+
+#[test]
+fn caches_of_two_specs_live_side_by_side() {
+    let dir = TempDir::new("two-caches");
+    build_tree(&dir.0, "val");
+    let big = ImageSpec::imagenet_rgb(222, 222);
+    let small = load(&dir.0, &grey()).unwrap();
+    let large = load(&dir.0, &big).unwrap();
+    let big_file = dir.0.join(".fer-cache/faces-3x222x222.bin");
+    assert_eq!(small.report.cache, CacheStatus::Written(cache_file(&dir.0)));
+    assert_eq!(large.report.cache, CacheStatus::Written(big_file.clone()));
+    assert_eq!(large.train.image_len(), 3 * 222 * 222);
+
+    for (spec, decoded, file) in [
+        (grey(), &small, cache_file(&dir.0)),
+        (big, &large, big_file),
+    ] {
+        let cached = load(&dir.0, &spec).unwrap();
+        assert_eq!(cached.report.cache, CacheStatus::Hit(file));
+        assert_eq!(cached.train, decoded.train);
+        assert_eq!(cached.val, decoded.val);
+    }
+
+    // Normalisation is not in the bytes: another mean and std reuse the cache and carry theirs.
+    let recentred = ImageSpec {
+        mean: vec![0.2],
+        std: vec![0.3],
+        ..grey()
+    };
+    let cached = load(&dir.0, &recentred).unwrap();
+    assert_eq!(cached.report.cache, CacheStatus::Hit(cache_file(&dir.0)));
+    assert_eq!(cached.train.images(), small.train.images());
+    assert_eq!(cached.train.spec(), &recentred);
+}
+
+#[test]
+fn batches_normalise_each_channel_by_its_mean_and_std() {
+    let spec = ImageSpec::imagenet_rgb(1, 2);
+    // One image, channel planes [r0 r1] [g0 g1] [b0 b1].
+    let image = vec![0, 255, 51, 102, 153, 204];
+    let dataset = Dataset::new(spec.clone(), vec!["only".into()], image.clone(), vec![0]);
+    let batch = to_normalized_f32(&dataset, &[0]);
+    for (i, (&x, &value)) in image.iter().zip(&batch).enumerate() {
+        let channel = i / 2;
+        let expected =
+            (f64::from(x) / 255.0 - f64::from(spec.mean[channel])) / f64::from(spec.std[channel]);
+        // f32 rounding of a value below 3 in magnitude, twice: well under 1e-6.
+        assert!(
+            (f64::from(value) - expected).abs() < 1e-6,
+            "value {i}: {value} vs {expected}"
+        );
+    }
+    // A flip mirrors each channel's rows, never mixing channels.
+    let flips: Vec<Vec<f32>> = (0..16)
+        .map(|step| flip_horizontally_at_random(&batch, &spec, 1, step))
+        .collect();
+    let mirrored = [batch[1], batch[0], batch[3], batch[2], batch[5], batch[4]];
+    assert!(flips.iter().any(|flip| flip == &mirrored));
+    assert!(flips.iter().all(|flip| flip == &mirrored || flip == &batch));
 }

@@ -9,7 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use fer::data::{load, load_with_options, CacheStatus, LoadOptions, IMAGE_PIXELS};
+use fer::data::fer2013::PIXELS as IMAGE_PIXELS;
+use fer::data::{load, load_with_options, CacheStatus, ImageSpec, LoadOptions};
 use fer::fsutil::{FolderLock, LockError, LOCK_FILE};
 use fer::gpu::{GpuContext, GpuOptions};
 use fer::graph::Model;
@@ -371,7 +372,7 @@ fn dataset_loader_child() {
     let Some(root) = std::env::var_os(DATASET_LOADER) else {
         return;
     };
-    let splits = load(&root).expect("the dataset loads");
+    let splits = load(&root, &ImageSpec::study_grey()).expect("the dataset loads");
     // A warning here means a torn cache was read, or no cache could be written.
     assert!(
         splits.report.warnings.is_empty(),
@@ -407,7 +408,12 @@ fn processes_building_one_cache_at_once_all_get_a_valid_cache() {
             }
         }
     }
-    let decoded = load_with_options(root, LoadOptions { use_cache: false }).unwrap();
+    let decoded = load_with_options(
+        root,
+        &ImageSpec::study_grey(),
+        LoadOptions { use_cache: false },
+    )
+    .unwrap();
     // Starts spread a little wider each round, so writers overlap both writers and readers.
     for round in 0..6 {
         let _ = fs::remove_dir_all(root.join(".fer-cache"));
@@ -421,7 +427,7 @@ fn processes_building_one_cache_at_once_all_get_a_valid_cache() {
             let out = child.wait_with_output().unwrap();
             assert!(out.status.success(), "round {round}: {}", stderr(&out));
         }
-        let cached = load(root).unwrap();
+        let cached = load(root, &ImageSpec::study_grey()).unwrap();
         assert!(
             matches!(cached.report.cache, CacheStatus::Hit(_)),
             "{:?}",
@@ -582,7 +588,7 @@ fn every_csv_loads_its_good_rows_or_is_refused_naming_the_file() {
                     expected[*split] += 1;
                 }
             }
-            match load(&path) {
+            match load(&path, &ImageSpec::study_grey()) {
                 Ok(splits) => {
                     prop_assert!(header.is_some());
                     let got = [
@@ -745,7 +751,11 @@ fn every_class_folder_tree_loads_its_good_images_or_is_refused_naming_the_path()
                     }
                 }
             }
-            let result = load_with_options(root, LoadOptions { use_cache: false });
+            let result = load_with_options(
+                root,
+                &ImageSpec::study_grey(),
+                LoadOptions { use_cache: false },
+            );
             let only_folder_links = |folders: &Vec<Vec<Entry>>| {
                 folders.iter().any(|entries| {
                     entries

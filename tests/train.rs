@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 
 use fer::data::synthetic::{generate, SplitSizes};
-use fer::data::Dataset;
+use fer::data::{fer2013, Dataset, ImageSpec};
 use fer::gpu::{GpuContext, GpuOptions};
-use fer::nn::models::{build, Architecture, ModelKind};
+use fer::graph::Model;
+use fer::nn::models::{build, spec, Architecture, ModelKind};
+use fer::nn::spec::OpSpec;
 use fer::train::checkpoint::{self, CheckpointError};
 use fer::train::optimizer::{Optimizer, OptimizerKind, OptimizerSettings};
 use fer::train::runner::{EpochSettings, RunError, Runner};
@@ -23,7 +25,9 @@ fn faces(train: usize) -> (Dataset, Dataset) {
             val: train / 2,
             test: 0,
         },
-    );
+        &ImageSpec::study_grey(),
+    )
+    .unwrap();
     (splits.train, splits.val)
 }
 
@@ -59,7 +63,12 @@ fn training_lowers_the_loss_and_overfits_a_tiny_set() {
     let mut rng = fer::rng::Rng::new(5);
     let images = (0..24 * 2304).map(|_| rng.below(256) as u8).collect();
     let labels = (0..24).map(|_| rng.below(7) as u8).collect();
-    let train = Dataset::new(images, labels);
+    let train = Dataset::new(
+        ImageSpec::study_grey(),
+        fer2013::class_names(),
+        images,
+        labels,
+    );
     let model = build(&ctx, ModelKind::Mlp, &Architecture::default(), 1)
         .unwrap()
         .unwrap();
@@ -353,4 +362,51 @@ fn a_diverging_run_stops_with_the_step() {
         .expect("an infinite learning rate (as f32) diverges");
     assert!(matches!(error, RunError::Diverged { .. }), "{error}");
     assert!(error.to_string().contains("by step"), "{error}");
+}
+
+/// The softmax model with `classes` outputs, as a model file would change it.
+fn softmax_with(ctx: &GpuContext, classes: usize) -> Model {
+    let mut model = spec(ModelKind::Softmax, &Architecture::default()).unwrap();
+    let Some(OpSpec::Linear { out_features, .. }) = model.nodes.last_mut().map(|node| &mut node.op)
+    else {
+        panic!("the softmax model ends in its linear layer");
+    };
+    *out_features = classes;
+    let graph = model.graph().unwrap();
+    Model::new(ctx, "softmax6", &model.input.shape(), graph, 0).unwrap()
+}
+
+#[test]
+fn a_model_is_refused_data_of_another_class_count_or_shape() {
+    let ctx = gpu();
+    let (faces, _) = faces(8);
+    let six = softmax_with(&ctx, 6);
+    let mut runner = Runner::new(&ctx, &six, 0.0).unwrap();
+    let error = runner.evaluate(&faces, 4).err().expect("7 classes into 6");
+    assert_eq!(
+        error.to_string(),
+        "model `softmax6` predicts 6 classes, but the dataset has 7"
+    );
+    // Six classes of the same faces fit (labels 6 become 5).
+    let labels = faces.labels().iter().map(|&label| label.min(5)).collect();
+    let names = fer2013::class_names()[..6].to_vec();
+    let fitting = Dataset::new(faces.spec().clone(), names, faces.images().to_vec(), labels);
+    assert_eq!(runner.evaluate(&fitting, 4).unwrap().logits.len(), 8 * 6);
+
+    let rgb = generate(
+        7,
+        SplitSizes {
+            train: 8,
+            val: 0,
+            test: 0,
+        },
+        &ImageSpec::imagenet_rgb(48, 48),
+    )
+    .unwrap()
+    .train;
+    let error = runner.evaluate(&rgb, 4).err().expect("RGB into grey");
+    assert!(
+        matches!(error, RunError::ImageShape { .. }) && error.to_string().contains("3×48×48"),
+        "{error}"
+    );
 }

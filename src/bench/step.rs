@@ -16,7 +16,7 @@ use crate::gpu::{AdapterSummary, Dispatch, GpuContext, GpuError, GpuTimer, Timin
 use crate::nn::models::{build, Architecture, ModelKind};
 use crate::train::optimizer::{Optimizer, OptimizerKind, OptimizerSettings};
 use crate::train::runner::Runner;
-use crate::train::session::TrainError;
+use crate::train::session::{input_spec, TrainError};
 
 pub struct Options {
     pub model: ModelKind,
@@ -93,7 +93,8 @@ pub fn run(
             val: 0,
             test: 0,
         },
-    )
+        &input_spec(options.model, &architecture),
+    )?
     .train;
     let mut timing = TimingSource::WallClock;
     let mut measurements = Vec::new();

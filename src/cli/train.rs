@@ -7,24 +7,28 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use serde_json::json;
 
-use fer::data::{self, synthetic, CacheStatus, Dataset, Splits, CLASS_NAMES};
+use fer::data::{self, synthetic, CacheStatus, Dataset, ImageSpec, Splits};
 use fer::fsutil::FolderLock;
 use fer::gpu::GpuContext;
 use fer::nn::models::{build, Architecture, ModelKind};
 use fer::report::{write_results, ConfusionMatrix, RunMetrics};
 use fer::train::checkpoint;
 use fer::train::runner::Runner;
-use fer::train::session::{self, softmax_rows, TrainSettings, Trained};
+use fer::train::session::{self, input_spec, softmax_rows, TrainSettings, Trained};
 
-/// Where the images come from: a dataset path, or the built-in synthetic faces.
+/// Where the images come from (a dataset path, or the built-in synthetic faces) and the spec
+/// they are read at: the model's input.
 pub struct DataSource {
     pub path: Option<PathBuf>,
     pub synthetic_train: usize,
     pub seed: u64,
+    pub spec: ImageSpec,
 }
 
 impl DataSource {
     pub fn load(&self) -> anyhow::Result<Splits> {
+        let [channels, height, width] = self.spec.shape();
+        let at = format!("{channels}×{height}×{width}");
         let Some(path) = &self.path else {
             let sizes = synthetic::SplitSizes {
                 train: self.synthetic_train,
@@ -32,13 +36,13 @@ impl DataSource {
                 test: self.synthetic_train / 4,
             };
             eprintln!(
-                "data: synthetic faces (seed {}): {} train, {} val, {} test",
+                "data: synthetic faces at {at} (seed {}): {} train, {} val, {} test",
                 self.seed, sizes.train, sizes.val, sizes.test
             );
-            return Ok(synthetic::generate(self.seed, sizes));
+            return Ok(synthetic::generate(self.seed, sizes, &self.spec)?);
         };
         let started = Instant::now();
-        let splits = data::load(path)?;
+        let splits = data::load(path, &self.spec)?;
         let report = &splits.report;
         let source = match &report.cache {
             CacheStatus::Hit(cache) => format!("from cache {}", cache.display()),
@@ -46,7 +50,7 @@ impl DataSource {
             _ => "decoded".to_string(),
         };
         eprintln!(
-            "data: {} ({source}, {:.1} s)",
+            "data: {} at {at} ({source}, {:.1} s)",
             path.display(),
             started.elapsed().as_secs_f64()
         );
@@ -164,11 +168,8 @@ pub fn train(
 
 fn confusion(data: &Dataset, predictions: &[usize]) -> anyhow::Result<ConfusionMatrix> {
     let truth: Vec<usize> = data.labels().iter().map(|&l| l as usize).collect();
-    Ok(ConfusionMatrix::from_labels(
-        &truth,
-        predictions,
-        &CLASS_NAMES,
-    )?)
+    let names: Vec<&str> = data.class_names().iter().map(String::as_str).collect();
+    Ok(ConfusionMatrix::from_labels(&truth, predictions, &names)?)
 }
 
 /// What `fer eval` needs besides the GPU and the data.
@@ -201,8 +202,11 @@ pub fn eval(ctx: &GpuContext, splits: &Splits, request: &EvalRequest) -> anyhow:
     checkpoint::load(ctx, &model, request.checkpoint)?;
     let mut runner = Runner::new(ctx, &model, 0.0)?;
     let evaluation = runner.evaluate(data, request.batch_size)?;
-    let probabilities = softmax_rows(&evaluation.logits);
-    let predictions: Vec<usize> = probabilities.iter().map(session::argmax).collect();
+    let probabilities = softmax_rows(&evaluation.logits, data.class_count());
+    let predictions: Vec<usize> = probabilities
+        .iter()
+        .map(|row| session::argmax(row))
+        .collect();
     let confusion = confusion(data, &predictions)?;
     let metrics = RunMetrics::new(
         request.model.name(),
@@ -216,16 +220,15 @@ pub fn eval(ctx: &GpuContext, splits: &Splits, request: &EvalRequest) -> anyhow:
         evaluation.totals.loss, evaluation.totals.accuracy
     );
     if let Some(path) = request.predictions {
-        let mut csv = format!(
-            "index,true,predicted,{}\n",
-            CLASS_NAMES.map(|c| format!("p_{c}")).join(",")
-        );
+        let names = data.class_names();
+        let columns: Vec<String> = names.iter().map(|c| format!("p_{c}")).collect();
+        let mut csv = format!("index,true,predicted,{}\n", columns.join(","));
         for (i, row) in probabilities.iter().enumerate() {
             let _ = write!(
                 csv,
                 "{i},{},{}",
-                CLASS_NAMES[data.labels()[i] as usize],
-                CLASS_NAMES[predictions[i]]
+                names[data.labels()[i] as usize],
+                names[predictions[i]]
             );
             for p in row {
                 let _ = write!(csv, ",{p:.6}");
@@ -274,20 +277,28 @@ pub fn demo(ctx: &GpuContext, seed: u64, epochs: usize, results: &Path) -> anyho
     if let Some(note) = scale.note {
         eprintln!("{note}");
     }
-    let splits = DataSource {
-        path: None,
-        synthetic_train: scale.synthetic_train,
-        seed,
-    }
-    .load()?;
+    let mut loaded: Option<Splits> = None;
     let mut rows = Vec::new();
     for model in ModelKind::STUDY {
         let mut settings = TrainSettings::study(model, seed);
         settings.architecture = scale.architecture.clone();
+        // Models that read the same spec share one set of faces.
+        let spec = input_spec(model, &settings.architecture);
+        let splits = match loaded.take() {
+            Some(splits) if *splits.train.spec() == spec => splits,
+            _ => DataSource {
+                path: None,
+                synthetic_train: scale.synthetic_train,
+                seed,
+                spec,
+            }
+            .load()?,
+        };
+        let splits = loaded.insert(splits);
         settings.epochs = epochs;
         let started = Instant::now();
         let command = format!("fer demo --seed {seed} --epochs {epochs}");
-        let trained = train(ctx, &splits, &settings, results, &command)?;
+        let trained = train(ctx, splits, &settings, results, &command)?;
         let params = trained
             .model
             .as_ref()

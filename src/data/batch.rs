@@ -3,9 +3,9 @@
 
 use crate::rng::Rng;
 
-use super::classes::{IMAGE_PIXELS, IMAGE_SIDE};
 use super::dataset::Dataset;
 use super::derive_seed;
+use super::image_spec::ImageSpec;
 
 const SHUFFLE_PURPOSE: u64 = 1;
 const FLIP_PURPOSE: u64 = 2;
@@ -17,17 +17,27 @@ pub fn shuffled_indices(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     indices
 }
 
-/// The faces at `indices` as a `[B, 1, 48, 48]` tensor with pixels mapped to
-/// `(x / 255 − 0.5) / 0.5`, i.e. into [−1, 1].
+/// The images at `indices` as a `[B, channels, height, width]` tensor, channel `c`'s bytes
+/// mapped to `(x / 255 − mean_c) / std_c` by the dataset's spec.
 pub fn to_normalized_f32(dataset: &Dataset, indices: &[usize]) -> Vec<f32> {
-    let mut batch = Vec::with_capacity(indices.len() * IMAGE_PIXELS);
+    let spec = dataset.spec();
+    // x · (1 / (255 std)) − mean / std: for the study's mean and std of 0.5 this is exactly
+    // x · (2 / 255) − 1, in the same f32 operations, so its batches keep their bits.
+    let tables: Vec<[f32; 256]> = spec
+        .mean
+        .iter()
+        .zip(&spec.std)
+        .map(|(&mean, &std)| {
+            let (scale, offset) = (1.0 / (255.0 * std), -mean / std);
+            std::array::from_fn(|x| x as f32 * scale + offset)
+        })
+        .collect();
+    let plane = spec.height * spec.width;
+    let mut batch = Vec::with_capacity(indices.len() * dataset.image_len());
     for &index in indices {
-        batch.extend(
-            dataset
-                .image(index)
-                .iter()
-                .map(|&pixel| pixel as f32 * (2.0 / 255.0) - 1.0),
-        );
+        for (bytes, table) in dataset.image(index).chunks_exact(plane).zip(&tables) {
+            batch.extend(bytes.iter().map(|&x| table[x as usize]));
+        }
     }
     batch
 }
@@ -40,14 +50,21 @@ pub fn labels_u32(dataset: &Dataset, indices: &[usize]) -> Vec<u32> {
         .collect()
 }
 
-/// Mirrors each 48 × 48 image of a `[B, 1, 48, 48]` batch left to right with probability ½,
-/// chosen by `(seed, step)`. Faces are nearly symmetric, so a mirrored face keeps its label.
-pub fn flip_horizontally_at_random(batch: &[f32], seed: u64, step: u64) -> Vec<f32> {
+/// Mirrors each image of a `[B, channels, height, width]` batch of `spec`'s images left to right
+/// with probability ½, chosen by `(seed, step)`. Faces are nearly symmetric, so a mirrored face
+/// keeps its label.
+pub fn flip_horizontally_at_random(
+    batch: &[f32],
+    spec: &ImageSpec,
+    seed: u64,
+    step: u64,
+) -> Vec<f32> {
     let mut rng = Rng::new(derive_seed(seed, FLIP_PURPOSE, step));
     let mut flipped = batch.to_vec();
-    for image in flipped.chunks_exact_mut(IMAGE_PIXELS) {
+    let image_len = spec.shape().iter().product();
+    for image in flipped.chunks_exact_mut(image_len) {
         if rng.next_u64() & 1 == 1 {
-            for row in image.chunks_exact_mut(IMAGE_SIDE) {
+            for row in image.chunks_exact_mut(spec.width) {
                 row.reverse();
             }
         }

@@ -1,37 +1,40 @@
-//! The decode cache: a class-folder dataset's decoded pixels in one binary file, reused while
-//! the source files are unchanged.
+//! The decode cache: a class-folder dataset's pixels decoded at one image spec in one binary
+//! file, reused while the source files are unchanged. Each spec's size and channels have their
+//! own file (`faces-3x222x222.bin`), so caches for several models' specs live side by side;
+//! normalisation is applied to batches, not stored, so specs differing only in it share one.
 //!
 //! Layout (little-endian): magic, version, source fingerprint, skipped and resized counts, the
 //! skipped examples, then per split its image count (`u64::MAX` for an absent test split), then
 //! per present split its labels and pixels, and last a checksum of everything before it.
 //!
 //! The fingerprint hashes every image file's path relative to the root, size and modification
-//! time. Scanning already reads these, and a stat is tiny next to a JPEG decode, so the precise
-//! key costs almost nothing, and unlike count + total size + newest time it also notices a file
-//! moved between class folders (a label change) or replaced by one with an older time.
+//! time (the spec is in the file's name). Scanning already reads these, and a stat is tiny next
+//! to a JPEG decode, so the precise key costs almost nothing, and unlike count + total size +
+//! newest time it also notices a file moved between class folders (a label change) or replaced
+//! by one with an older time.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::classes::{IMAGE_PIXELS, NUM_CLASSES};
 use super::dataset::{CacheStatus, Dataset, LoadReport, Splits};
 use super::error::DataError;
 use super::folder::{self, FolderLayout};
+use super::image_spec::ImageSpec;
 
 const MAGIC: &[u8; 8] = b"FERFACES";
 /// Bump when the layout, the decoding or the resize filter changes, so old caches are rebuilt.
-const VERSION: u32 = 1;
+/// 2: keyed by the spec, colour to grey by PIL's luma weights.
+const VERSION: u32 = 2;
 const ABSENT_SPLIT: u64 = u64::MAX;
 const CACHE_DIR: &str = ".fer-cache";
-const CACHE_FILE: &str = "faces.bin";
 
-/// Loads the dataset from a valid cache, or decodes it and writes a new cache.
-pub(crate) fn load_or_decode(layout: &FolderLayout) -> Result<Splits, DataError> {
+/// Loads the dataset at `spec` from a valid cache, or decodes it and writes a new cache.
+pub(crate) fn load_or_decode(layout: &FolderLayout, spec: &ImageSpec) -> Result<Splits, DataError> {
     let fingerprint = fingerprint(layout);
-    let candidates = cache_paths(&layout.root);
+    let candidates = cache_paths(&layout.root, spec);
     let mut warnings = Vec::new();
     for path in &candidates {
-        match read(path, fingerprint) {
+        match read(path, fingerprint, layout, spec) {
             Ok(Some(mut splits)) => {
                 splits.report.cache = CacheStatus::Hit(path.clone());
                 return Ok(splits);
@@ -43,7 +46,7 @@ pub(crate) fn load_or_decode(layout: &FolderLayout) -> Result<Splits, DataError>
             )),
         }
     }
-    let mut splits = folder::decode(layout)?;
+    let mut splits = folder::decode(layout, spec)?;
     let mut write_errors = Vec::new();
     for path in &candidates {
         match write(path, fingerprint, &splits) {
@@ -70,18 +73,20 @@ pub(crate) fn load_or_decode(layout: &FolderLayout) -> Result<Splits, DataError>
 /// derived from the root's absolute path. The root is passed over when its permissions mark it
 /// read-only (checked by mode, since a root user could write there anyway, e.g. into a shared
 /// copy) or when it lies inside a git work tree, so a cache never lands in a repository.
-fn cache_paths(root: &Path) -> Vec<PathBuf> {
+fn cache_paths(root: &Path, spec: &ImageSpec) -> Vec<PathBuf> {
+    let [channels, height, width] = spec.shape();
+    let file = format!("faces-{channels}x{height}x{width}.bin");
     let absolute = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let root_hash = hash_bytes(absolute.to_string_lossy().as_bytes());
     let in_temp = std::env::temp_dir()
         .join("fer-cache")
-        .join(format!("{root_hash:016x}-{CACHE_FILE}"));
+        .join(format!("{root_hash:016x}-{file}"));
     let read_only = fs::metadata(root).is_ok_and(|metadata| metadata.permissions().readonly());
     let in_repository = absolute.ancestors().any(|dir| dir.join(".git").exists());
     if read_only || in_repository {
         vec![in_temp]
     } else {
-        vec![root.join(CACHE_DIR).join(CACHE_FILE), in_temp]
+        vec![root.join(CACHE_DIR).join(file), in_temp]
     }
 }
 
@@ -131,8 +136,13 @@ fn write(path: &Path, fingerprint: u64, splits: &Splits) -> std::io::Result<()> 
 }
 
 /// `Ok(None)` when there is no cache or it belongs to other source files or another version;
-/// `Err` with the reason when the file is damaged.
-fn read(path: &Path, fingerprint: u64) -> Result<Option<Splits>, String> {
+/// `Err` with the reason when the file is damaged (one of another spec has the wrong length).
+fn read(
+    path: &Path,
+    fingerprint: u64,
+    layout: &FolderLayout,
+    spec: &ImageSpec,
+) -> Result<Option<Splits>, String> {
     let Ok(bytes) = fs::read(path) else {
         return Ok(None);
     };
@@ -157,6 +167,8 @@ fn read(path: &Path, fingerprint: u64) -> Result<Option<Splits>, String> {
         std::str::from_utf8(reader.take(examples_len)?).map_err(|error| error.to_string())?;
     report.skipped_examples = examples.lines().map(str::to_owned).collect();
     let counts = [reader.u64()?, reader.u64()?, reader.u64()?];
+    let image_len: usize = spec.shape().iter().product();
+    let classes = layout.class_names.len();
     let mut datasets = Vec::new();
     for count in counts {
         if count == ABSENT_SPLIT {
@@ -167,13 +179,18 @@ fn read(path: &Path, fingerprint: u64) -> Result<Option<Splits>, String> {
         let labels = reader.take(count)?.to_vec();
         let images = reader.take(
             count
-                .checked_mul(IMAGE_PIXELS)
+                .checked_mul(image_len)
                 .ok_or("image count overflows")?,
         )?;
-        if labels.iter().any(|&label| label as usize >= NUM_CLASSES) {
+        if labels.iter().any(|&label| label as usize >= classes) {
             return Err("it holds a label that is not a class index".into());
         }
-        datasets.push(Some(Dataset::new(images.to_vec(), labels)));
+        datasets.push(Some(Dataset::new(
+            spec.clone(),
+            layout.class_names.clone(),
+            images.to_vec(),
+            labels,
+        )));
     }
     if reader.bytes.len() != 8 {
         return Err("its length does not match its counts".into());

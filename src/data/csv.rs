@@ -1,11 +1,16 @@
-//! The FER2013 CSV: a header naming `emotion`, `pixels` and `Usage`, then one face per row.
+//! The FER2013 CSV: a header naming `emotion`, `pixels` and `Usage`, then one 48 × 48 grey face
+//! per row in FER2013's seven classes. Faces are brought to the spec asked for.
 
 use std::fs;
 use std::path::Path;
 
-use super::classes::{class_from_csv_label, IMAGE_PIXELS};
+use image::{DynamicImage, GrayImage};
+
+use super::convert::to_spec;
 use super::dataset::{require_images, Dataset, LoadReport, Split, Splits};
 use super::error::DataError;
+use super::fer2013::{self, class_from_csv_label};
+use super::image_spec::ImageSpec;
 use super::parallel::map_chunks;
 
 /// Where the three columns sit in a row, found by name in the header.
@@ -16,8 +21,9 @@ struct Columns {
     usage: usize,
 }
 
-/// Reads the whole CSV; rows that don't parse are skipped and counted with their line numbers.
-pub(crate) fn load(path: &Path) -> Result<Splits, DataError> {
+/// Reads the whole CSV at `spec`; rows that don't parse are skipped and counted with their line
+/// numbers.
+pub(crate) fn load(path: &Path, spec: &ImageSpec) -> Result<Splits, DataError> {
     let text = fs::read_to_string(path).map_err(|error| DataError::io(path, error))?;
     let mut lines = text.lines().enumerate();
     let header = lines.next().map(|(_, line)| line).unwrap_or_default();
@@ -35,10 +41,12 @@ pub(crate) fn load(path: &Path) -> Result<Splits, DataError> {
         let mut report = LoadReport::default();
         for &(line_number, line) in chunk {
             match parse_row(line, &columns) {
-                Ok((split, label, pixels)) => {
+                Ok((split, label, face)) => {
+                    let (image, was_resized) = to_spec(DynamicImage::ImageLuma8(face), spec);
                     let (images, labels) = &mut per_split[split as usize];
-                    images.extend_from_slice(&pixels);
+                    images.extend_from_slice(&image);
                     labels.push(label);
+                    report.resized += usize::from(was_resized);
                 }
                 Err(reason) => report.record_skip(|| format!("line {line_number}: {reason}")),
             }
@@ -47,14 +55,16 @@ pub(crate) fn load(path: &Path) -> Result<Splits, DataError> {
     });
 
     let mut report = LoadReport::default();
-    let mut parts: [Vec<Dataset>; 3] = Default::default();
+    let mut joined: [(Vec<u8>, Vec<u8>); 3] = Default::default();
     for (per_split, chunk_report) in chunks {
         report.absorb(chunk_report);
-        for (split_parts, (images, labels)) in parts.iter_mut().zip(per_split) {
-            split_parts.push(Dataset::new(images, labels));
+        for ((images, labels), (part_images, part_labels)) in joined.iter_mut().zip(per_split) {
+            images.extend_from_slice(&part_images);
+            labels.extend_from_slice(&part_labels);
         }
     }
-    let [train, val, test] = parts.map(Dataset::concat);
+    let [train, val, test] = joined
+        .map(|(images, labels)| Dataset::new(spec.clone(), fer2013::class_names(), images, labels));
     Ok(Splits {
         train: require_images(train, Split::Train, path)?,
         val: require_images(val, Split::Val, path)?,
@@ -79,7 +89,7 @@ fn parse_header(header: &str) -> Result<Columns, String> {
     })
 }
 
-fn parse_row(line: &str, columns: &Columns) -> Result<(Split, u8, Vec<u8>), String> {
+fn parse_row(line: &str, columns: &Columns) -> Result<(Split, u8, GrayImage), String> {
     let fields: Vec<&str> = line.split(',').map(unquote).collect();
     if fields.len() != columns.count {
         return Err(format!(
@@ -104,20 +114,23 @@ fn parse_row(line: &str, columns: &Columns) -> Result<(Split, u8, Vec<u8>), Stri
     .find(|(name, _)| name.eq_ignore_ascii_case(usage))
     .map(|(_, split)| split)
     .ok_or_else(|| format!("Usage {usage:?} is not Training, PublicTest or PrivateTest"))?;
-    let mut pixels = Vec::with_capacity(IMAGE_PIXELS);
+    let mut pixels = Vec::with_capacity(fer2013::PIXELS);
     for value in fields[columns.pixels].split_ascii_whitespace() {
         let value = value
             .parse::<u8>()
             .map_err(|_| format!("pixel value {value:?} is not a number from 0 to 255"))?;
         pixels.push(value);
     }
-    if pixels.len() != IMAGE_PIXELS {
+    if pixels.len() != fer2013::PIXELS {
         return Err(format!(
-            "expected {IMAGE_PIXELS} pixel values, found {}",
+            "expected {} pixel values, found {}",
+            fer2013::PIXELS,
             pixels.len()
         ));
     }
-    Ok((split, label, pixels))
+    let side = fer2013::SIDE as u32;
+    let face = GrayImage::from_raw(side, side, pixels).ok_or("the pixels do not fill a face")?;
+    Ok((split, label, face))
 }
 
 fn unquote(field: &str) -> &str {

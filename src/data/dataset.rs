@@ -1,35 +1,55 @@
-//! In-memory datasets: one contiguous `u8` tensor of faces plus one label per face.
+//! In-memory datasets: one contiguous `u8` tensor of images at an [`ImageSpec`], a label per
+//! image, and the names the labels index.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use super::classes::{CLASS_NAMES, IMAGE_PIXELS, NUM_CLASSES};
 use super::error::DataError;
+use super::image_spec::ImageSpec;
 
-/// Faces as one contiguous `n × 48 × 48` row-major `u8` buffer, with a class index per face.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+/// Images as one contiguous `n × channels × height × width` `u8` buffer (the spec's shape), with
+/// a class index per image into the class names.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
+    spec: ImageSpec,
+    class_names: Vec<String>,
     images: Vec<u8>,
     labels: Vec<u8>,
 }
 
 impl Dataset {
-    /// Builds a dataset from its parts.
+    /// Builds a dataset from its parts; batches normalise its images by `spec`'s mean and std.
     ///
     /// # Panics
-    /// If `images` does not hold exactly 48 × 48 bytes per label, or a label is not a class index.
-    /// Loaders build these, so a mismatch is a bug, not bad input.
-    pub fn new(images: Vec<u8>, labels: Vec<u8>) -> Self {
+    /// If [`ImageSpec::check`] refuses `spec`, `images` does not hold exactly one image of its
+    /// shape per label, or a label does not index `class_names`. Loaders check the spec and
+    /// build these, so a mismatch is a bug, not bad input.
+    pub fn new(
+        spec: ImageSpec,
+        class_names: Vec<String>,
+        images: Vec<u8>,
+        labels: Vec<u8>,
+    ) -> Self {
+        if let Err(reason) = spec.check() {
+            panic!("a dataset's spec is checked: {reason}");
+        }
         assert_eq!(
             images.len(),
-            labels.len() * IMAGE_PIXELS,
-            "one 48×48 image per label"
+            labels.len() * spec.shape().iter().product::<usize>(),
+            "one image of the spec's shape per label"
         );
         assert!(
-            labels.iter().all(|&label| (label as usize) < NUM_CLASSES),
+            labels
+                .iter()
+                .all(|&label| (label as usize) < class_names.len()),
             "labels are class indices"
         );
-        Dataset { images, labels }
+        Dataset {
+            spec,
+            class_names,
+            images,
+            labels,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -40,42 +60,48 @@ impl Dataset {
         self.labels.is_empty()
     }
 
-    /// The 48 × 48 row-major pixels of face `index`.
-    pub fn image(&self, index: usize) -> &[u8] {
-        &self.images[index * IMAGE_PIXELS..(index + 1) * IMAGE_PIXELS]
+    /// What each image is: its shape and the normalisation batches apply.
+    pub fn spec(&self) -> &ImageSpec {
+        &self.spec
     }
 
-    /// All faces, back to back.
+    /// Bytes per image: channels × height × width.
+    pub fn image_len(&self) -> usize {
+        self.spec.shape().iter().product()
+    }
+
+    /// The `[channels, height, width]` bytes of image `index` (channel planes, rows in order).
+    pub fn image(&self, index: usize) -> &[u8] {
+        let len = self.image_len();
+        &self.images[index * len..(index + 1) * len]
+    }
+
+    /// All images, back to back.
     pub fn images(&self) -> &[u8] {
         &self.images
     }
 
-    /// Class index per face.
+    /// Class index per image.
     pub fn labels(&self) -> &[u8] {
         &self.labels
     }
 
     /// Class names, indexed by label.
-    pub fn class_names(&self) -> &'static [&'static str; NUM_CLASSES] {
-        &CLASS_NAMES
+    pub fn class_names(&self) -> &[String] {
+        &self.class_names
     }
 
-    pub fn class_counts(&self) -> [usize; NUM_CLASSES] {
-        let mut counts = [0; NUM_CLASSES];
+    pub fn class_count(&self) -> usize {
+        self.class_names.len()
+    }
+
+    /// Images per class, indexed by label.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.class_count()];
         for &label in &self.labels {
             counts[label as usize] += 1;
         }
         counts
-    }
-
-    /// Joins datasets back to back, keeping their order.
-    pub(crate) fn concat(parts: Vec<Dataset>) -> Dataset {
-        let mut joined = Dataset::default();
-        for part in parts {
-            joined.images.extend_from_slice(&part.images);
-            joined.labels.extend_from_slice(&part.labels);
-        }
-        joined
     }
 
     /// One line: the total, then each class's count and share, e.g.
@@ -83,7 +109,7 @@ impl Dataset {
     pub fn summary(&self) -> String {
         let total = self.len();
         let mut line = format!("{total} images:");
-        for (index, (name, count)) in CLASS_NAMES.iter().zip(self.class_counts()).enumerate() {
+        for (index, (name, count)) in self.class_names.iter().zip(self.class_counts()).enumerate() {
             let share = 100.0 * count as f64 / total.max(1) as f64;
             let separator = if index == 0 { " " } else { ", " };
             let _ = write!(line, "{separator}{name} {count} ({share:.1}%)");
@@ -93,7 +119,7 @@ impl Dataset {
 }
 
 /// The splits of a dataset and what happened while loading them.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Splits {
     pub train: Dataset,
     pub val: Dataset,
@@ -109,7 +135,7 @@ pub struct LoadReport {
     pub skipped: usize,
     /// Up to [`MAX_SKIPPED_EXAMPLES`] of them, as `path: reason` or `line N: reason`.
     pub skipped_examples: Vec<String>,
-    /// Images that were not 48 × 48 and were resized.
+    /// Images that were not the spec's size and were resized.
     pub resized: usize,
     pub cache: CacheStatus,
     /// Problems that did not stop loading, such as a cache that could not be written.

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use super::classes::CLASS_NAMES;
+/// Labels are bytes, so a dataset has at most 256 classes.
+pub const MAX_CLASSES: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -16,14 +17,25 @@ pub enum DataError {
     MissingValSplit(PathBuf),
     #[error("{0} has both val/ and validation/ folders; keep one")]
     AmbiguousValSplit(PathBuf),
-    #[error("unknown class folder {path}: expected one of {}", CLASS_NAMES.join(", "))]
-    UnknownClassFolder { path: PathBuf },
+    #[error(
+        "class folders {first:?} and {second:?} in {root} differ only in case: rename one, so \
+         each class has one name"
+    )]
+    ClassNameCase {
+        root: PathBuf,
+        first: String,
+        second: String,
+    },
+    #[error("{root} has {count} class folders; a dataset holds at most {MAX_CLASSES} classes")]
+    TooManyClasses { root: PathBuf, count: usize },
     #[error("class folder {0} holds no files")]
     EmptyClassFolder(PathBuf),
     #[error("the {split} split in {path} has no readable images")]
     EmptySplit { split: &'static str, path: PathBuf },
     #[error("{path} is not a FER2013 CSV: {reason}")]
     CsvHeader { path: PathBuf, reason: String },
+    #[error("cannot load images at this spec: {0}")]
+    Spec(String),
     #[error("cannot read {path}: {reason}")]
     Io {
         path: PathBuf,

@@ -1,20 +1,27 @@
 //! The Kaggle class-folder layout: `<root>/{train,val|validation,test}/<class>/<image file>`.
+//!
+//! Any folder names are classes and any number of them, as torchvision's `ImageFolder` and
+//! Keras's `image_dataset_from_directory` read them: the classes are the folder names of all
+//! splits together, sorted, and a label indexes that list. A split may lack a class.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use image::imageops::{self, FilterType};
 use image::{ImageReader, Limits};
 
-use super::classes::{class_index, IMAGE_PIXELS, IMAGE_SIDE};
+use super::convert::to_spec;
 use super::dataset::{require_images, Dataset, LoadReport, Split, Splits};
-use super::error::DataError;
+use super::error::{DataError, MAX_CLASSES};
+use super::image_spec::ImageSpec;
 use super::parallel::map_chunks;
 
 /// The image files of a class-folder dataset, found but not yet decoded.
 pub(crate) struct FolderLayout {
     pub root: PathBuf,
+    /// Sorted; an [`ImageFile`]'s label indexes this.
+    pub class_names: Vec<String>,
     /// Train and val always; test only when a `test/` folder exists.
     pub splits: Vec<SplitFiles>,
 }
@@ -53,26 +60,35 @@ pub(crate) fn scan(root: &Path) -> Result<FolderLayout, DataError> {
     if test.is_dir() {
         split_dirs.push((Split::Test, test));
     }
+    let class_dirs = split_dirs
+        .iter()
+        .map(|(_, dir)| class_folders(dir))
+        .collect::<Result<Vec<_>, DataError>>()?;
+    let class_names = class_set(root, class_dirs.iter().flatten().map(|(name, _)| name))?;
     let splits = split_dirs
         .into_iter()
-        .map(|(split, dir)| {
-            let files = scan_split(&dir)?;
+        .zip(&class_dirs)
+        .map(|((split, dir), classes)| {
+            let files = scan_split(classes, &class_names)?;
             Ok(SplitFiles { split, dir, files })
         })
         .collect::<Result<_, DataError>>()?;
     Ok(FolderLayout {
         root: root.to_path_buf(),
+        class_names,
         splits,
     })
 }
 
-/// Decodes every image of every split, skipping (and counting) files that can't be decoded.
-pub(crate) fn decode(layout: &FolderLayout) -> Result<Splits, DataError> {
+/// Decodes every image of every split at `spec`, skipping (and counting) files that can't be
+/// decoded.
+pub(crate) fn decode(layout: &FolderLayout, spec: &ImageSpec) -> Result<Splits, DataError> {
     let mut report = LoadReport::default();
     let mut decoded = Vec::with_capacity(layout.splits.len());
     for split_files in &layout.splits {
-        let (dataset, split_report) = decode_split(&split_files.files);
+        let (images, labels, split_report) = decode_split(&split_files.files, spec);
         report.absorb(split_report);
+        let dataset = Dataset::new(spec.clone(), layout.class_names.clone(), images, labels);
         decoded.push(require_images(
             dataset,
             split_files.split,
@@ -80,29 +96,73 @@ pub(crate) fn decode(layout: &FolderLayout) -> Result<Splits, DataError> {
         )?);
     }
     let mut decoded = decoded.into_iter();
-    Ok(Splits {
-        train: decoded.next().unwrap_or_default(),
-        val: decoded.next().unwrap_or_default(),
-        test: decoded.next(),
-        report,
-    })
+    match (decoded.next(), decoded.next()) {
+        (Some(train), Some(val)) => Ok(Splits {
+            train,
+            val,
+            test: decoded.next(),
+            report,
+        }),
+        _ => unreachable!("scan always lists the train and val splits"),
+    }
 }
 
-fn scan_split(dir: &Path) -> Result<Vec<ImageFile>, DataError> {
-    let mut files = Vec::new();
-    for class_dir in visible_entries(dir)? {
-        if !class_dir.is_dir() {
-            continue; // Stray files beside the class folders (notes, archives) are not images.
+/// The class folders of a split directory, as (name, path), sorted by name. Stray files beside
+/// them (notes, archives) are not classes.
+fn class_folders(split_dir: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
+    Ok(visible_entries(split_dir)?
+        .into_iter()
+        .filter(|path| path.is_dir())
+        .map(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            (name.into_owned(), path)
+        })
+        .collect())
+}
+
+/// Every split's class names together, sorted (by code point, as Python's `sorted`); names
+/// that differ only in case would be two classes to a program and one to a person, so they are
+/// refused.
+fn class_set<'a>(
+    root: &Path,
+    names: impl Iterator<Item = &'a String>,
+) -> Result<Vec<String>, DataError> {
+    let class_names: Vec<String> = names
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut by_folded_case: HashMap<String, &String> = HashMap::new();
+    for name in &class_names {
+        if let Some(first) = by_folded_case.insert(name.to_lowercase(), name) {
+            return Err(DataError::ClassNameCase {
+                root: root.to_path_buf(),
+                first: first.clone(),
+                second: name.clone(),
+            });
         }
-        let name = class_dir
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or_default();
-        let label = class_index(name).ok_or_else(|| DataError::UnknownClassFolder {
-            path: class_dir.clone(),
-        })?;
+    }
+    if class_names.len() > MAX_CLASSES {
+        return Err(DataError::TooManyClasses {
+            root: root.to_path_buf(),
+            count: class_names.len(),
+        });
+    }
+    Ok(class_names)
+}
+
+fn scan_split(
+    classes: &[(String, PathBuf)],
+    class_names: &[String],
+) -> Result<Vec<ImageFile>, DataError> {
+    let mut files = Vec::new();
+    for (name, class_dir) in classes {
+        // class_set took every name, and refused more than a byte of labels.
+        let label = class_names
+            .binary_search(name)
+            .map_or(0, |index| index as u8);
         let before = files.len();
-        for path in visible_entries(&class_dir)? {
+        for path in visible_entries(class_dir)? {
             // fs::metadata follows symlinks, so linked image files count like real ones.
             let metadata = fs::metadata(&path).map_err(|error| DataError::io(&path, error))?;
             if !metadata.is_file() {
@@ -121,7 +181,7 @@ fn scan_split(dir: &Path) -> Result<Vec<ImageFile>, DataError> {
             });
         }
         if files.len() == before {
-            return Err(DataError::EmptyClassFolder(class_dir));
+            return Err(DataError::EmptyClassFolder(class_dir.clone()));
         }
     }
     files.sort_by(|a, b| (a.label, &a.path).cmp(&(b.label, &b.path)));
@@ -142,40 +202,40 @@ fn visible_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(paths)
 }
 
-fn decode_split(files: &[ImageFile]) -> (Dataset, LoadReport) {
+fn decode_split(files: &[ImageFile], spec: &ImageSpec) -> (Vec<u8>, Vec<u8>, LoadReport) {
     let chunks = map_chunks(files, |chunk| {
-        let mut images = Vec::with_capacity(chunk.len() * IMAGE_PIXELS);
+        let mut images = Vec::new();
         let mut labels = Vec::with_capacity(chunk.len());
         let mut report = LoadReport::default();
         for file in chunk {
-            match decode_face(&file.path) {
-                Ok((face, was_resized)) => {
-                    images.extend_from_slice(&face);
+            match decode_image(&file.path, spec) {
+                Ok((image, was_resized)) => {
+                    images.extend_from_slice(&image);
                     labels.push(file.label);
                     report.resized += usize::from(was_resized);
                 }
                 Err(reason) => report.record_skip(|| format!("{}: {reason}", file.path.display())),
             }
         }
-        (Dataset::new(images, labels), report)
+        (images, labels, report)
     });
-    let mut report = LoadReport::default();
-    let mut parts = Vec::with_capacity(chunks.len());
-    for (part, part_report) in chunks {
-        parts.push(part);
+    let (mut images, mut labels, mut report) = (Vec::new(), Vec::new(), LoadReport::default());
+    for (part_images, part_labels, part_report) in chunks {
+        images.extend_from_slice(&part_images);
+        labels.extend_from_slice(&part_labels);
         report.absorb(part_report);
     }
-    (Dataset::concat(parts), report)
+    (images, labels, report)
 }
 
-/// The largest image a face file may be. A photo of a face is far smaller; a header claiming
-/// more (a damaged or hostile file) is refused before anything is allocated.
+/// The largest image a file may be. A photo of a face is far smaller; a header claiming more
+/// (a damaged or hostile file) is refused before anything is allocated.
 const MAX_IMAGE_SIDE: u32 = 16_384;
 const MAX_DECODE_BYTES: u64 = 256 << 20;
 
-/// Decodes any format the `image` crate reads (sniffed from the bytes, not the extension) to
-/// 8-bit luma, resized to 48 × 48 with a triangle (bilinear) filter when it isn't already.
-fn decode_face(path: &Path) -> Result<(Vec<u8>, bool), String> {
+/// Decodes any format the `image` crate reads (sniffed from the bytes, not the extension) and
+/// brings it to `spec` (see [`to_spec`]).
+fn decode_image(path: &Path, spec: &ImageSpec) -> Result<(Vec<u8>, bool), String> {
     let mut reader = ImageReader::open(path)
         .map_err(|error| error.to_string())?
         .with_guessed_format()
@@ -186,11 +246,5 @@ fn decode_face(path: &Path) -> Result<(Vec<u8>, bool), String> {
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
     let decoded = reader.decode().map_err(|error| error.to_string())?;
-    let gray = decoded.into_luma8();
-    let side = IMAGE_SIDE as u32;
-    if gray.dimensions() == (side, side) {
-        return Ok((gray.into_raw(), false));
-    }
-    let resized = imageops::resize(&gray, side, side, FilterType::Triangle);
-    Ok((resized.into_raw(), true))
+    Ok(to_spec(decoded, spec))
 }

@@ -1,15 +1,16 @@
 //! Datasets: the Kaggle class-folder layout, the FER2013 CSV, synthetic faces, and the decode cache.
 //!
-//! [`load`] turns a path into [`Splits`]: a directory is read as class folders (through the
-//! decode cache), a file as the FER2013 CSV. Loaders print nothing; what they skipped or cached
+//! [`load`] turns a path into [`Splits`] of images at an [`ImageSpec`] (a model's input): a
+//! directory is read as class folders (through the decode cache), a file as the FER2013 CSV. Loaders print nothing; what they skipped or cached
 //! is in [`Splits::report`] for the caller to show.
 
 pub mod batch;
 mod cache;
-pub mod classes;
+mod convert;
 mod csv;
 mod dataset;
 mod error;
+pub mod fer2013;
 mod folder;
 mod image_spec;
 mod parallel;
@@ -17,9 +18,8 @@ pub mod synthetic;
 
 use std::path::Path;
 
-pub use classes::{CLASS_NAMES, IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
 pub use dataset::{CacheStatus, Dataset, LoadReport, Splits, MAX_SKIPPED_EXAMPLES};
-pub use error::DataError;
+pub use error::{DataError, MAX_CLASSES};
 pub use image_spec::ImageSpec;
 
 /// How [`load_with_options`] treats the decode cache.
@@ -35,28 +35,31 @@ impl Default for LoadOptions {
     }
 }
 
-/// Loads a class-folder dataset directory or a FER2013 CSV file, using the decode cache.
-pub fn load(path: impl AsRef<Path>) -> Result<Splits, DataError> {
-    load_with_options(path, LoadOptions::default())
+/// Loads a class-folder dataset directory or a FER2013 CSV file at `spec`, using the decode
+/// cache.
+pub fn load(path: impl AsRef<Path>, spec: &ImageSpec) -> Result<Splits, DataError> {
+    load_with_options(path, spec, LoadOptions::default())
 }
 
 pub fn load_with_options(
     path: impl AsRef<Path>,
+    spec: &ImageSpec,
     options: LoadOptions,
 ) -> Result<Splits, DataError> {
+    spec.check().map_err(DataError::Spec)?;
     let path = path.as_ref();
     let metadata = std::fs::metadata(path).map_err(|error| match error.kind() {
         std::io::ErrorKind::NotFound => DataError::MissingRoot(path.to_path_buf()),
         _ => DataError::io(path, error),
     })?;
     if metadata.is_file() {
-        return csv::load(path);
+        return csv::load(path, spec);
     }
     let layout = folder::scan(path)?;
     if options.use_cache {
-        cache::load_or_decode(&layout)
+        cache::load_or_decode(&layout, spec)
     } else {
-        folder::decode(&layout)
+        folder::decode(&layout, spec)
     }
 }
 

@@ -1,16 +1,24 @@
-//! Synthetic FER-like faces: 48 × 48 grayscale cartoons whose mouth, brows and eyes depend on
-//! the expression, drawn under random identity, pose, lighting and noise, with FER2013's class
-//! imbalance and some label noise. The expression cues are a few pixels against shifts of up to
+//! Synthetic FER-like faces: 48 × 48 grey cartoons, as FER2013's faces, whose mouth, brows and
+//! eyes depend on the expression, drawn under random identity, pose, lighting and noise, with
+//! FER2013's seven classes, class imbalance and some label noise, then brought to the spec asked
+//! for as a loaded image would be. The expression cues are a few pixels against shifts of up to
 //! ±4 pixels and large lighting changes, so a linear model on raw pixels does clearly worse than
 //! a small CNN, as on the real data.
 
+use image::{DynamicImage, GrayImage};
+
 use crate::rng::Rng;
 
-use super::classes::{IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
+use super::convert::to_spec;
 use super::dataset::{Dataset, LoadReport, Splits};
 use super::derive_seed;
+use super::error::DataError;
+use super::fer2013::{self, CLASS_NAMES};
+use super::image_spec::ImageSpec;
 
-/// FER2013's train split per class, in [`CLASS_NAMES`](super::CLASS_NAMES) order.
+const NUM_CLASSES: usize = CLASS_NAMES.len();
+
+/// FER2013's train split per class, in [`CLASS_NAMES`] order.
 pub const FER2013_TRAIN_COUNTS: [usize; NUM_CLASSES] = [3995, 436, 4097, 7215, 4965, 4830, 3171];
 
 /// Share of faces drawn with another class's expression than their label, like FER2013's
@@ -35,16 +43,18 @@ impl Default for SplitSizes {
     }
 }
 
-/// Generates every split; the same seed and sizes give the same images. Each split has its own
-/// stream, so changing one split's size leaves the others unchanged.
-pub fn generate(seed: u64, sizes: SplitSizes) -> Splits {
-    let split = |index, total| generate_split(&mut Rng::new(derive_seed(seed, index, 0)), total);
-    Splits {
+/// Generates every split at `spec`; the same seed and sizes give the same faces at every spec.
+/// Each split has its own stream, so changing one split's size leaves the others unchanged.
+pub fn generate(seed: u64, sizes: SplitSizes, spec: &ImageSpec) -> Result<Splits, DataError> {
+    spec.check().map_err(DataError::Spec)?;
+    let split =
+        |index, total| generate_split(&mut Rng::new(derive_seed(seed, index, 0)), total, spec);
+    Ok(Splits {
         train: split(0, sizes.train),
         val: split(1, sizes.val),
         test: (sizes.test > 0).then(|| split(2, sizes.test)),
         report: LoadReport::default(),
-    }
+    })
 }
 
 /// `total` split over the classes in FER2013's train proportions, rounded by largest remainder
@@ -62,14 +72,14 @@ pub fn fer2013_class_counts(total: usize) -> [usize; NUM_CLASSES] {
     counts
 }
 
-fn generate_split(rng: &mut Rng, total: usize) -> Dataset {
+fn generate_split(rng: &mut Rng, total: usize, spec: &ImageSpec) -> Dataset {
     let mut labels: Vec<u8> = fer2013_class_counts(total)
         .iter()
         .enumerate()
         .flat_map(|(class, &count)| std::iter::repeat_n(class as u8, count))
         .collect();
     rng.shuffle(&mut labels);
-    let mut images = Vec::with_capacity(total * IMAGE_PIXELS);
+    let mut images = Vec::new();
     for &label in &labels {
         let drawn = if rng.next_f32() < LABEL_NOISE {
             // Any class but the label's: shift by 1..=6 around the circle of classes.
@@ -77,9 +87,10 @@ fn generate_split(rng: &mut Rng, total: usize) -> Dataset {
         } else {
             label as usize
         };
-        images.extend_from_slice(&Face::random(rng, &EXPRESSIONS[drawn]).render(rng));
+        let face = Face::random(rng, &EXPRESSIONS[drawn]).render(rng);
+        images.extend_from_slice(&to_spec(DynamicImage::ImageLuma8(face), spec).0);
     }
-    Dataset::new(images, labels)
+    Dataset::new(spec.clone(), fer2013::class_names(), images, labels)
 }
 
 /// What an expression does to the face, in face pixels (y points down).
@@ -189,8 +200,8 @@ impl Face {
             mouth_open: (expression.mouth_open + 0.5 * normal(rng)).max(0.0),
             mouth_tilt: side * (expression.mouth_asymmetry + 0.5 * normal(rng)),
             centre: (
-                IMAGE_SIDE as f32 / 2.0 + rng.uniform(-4.0, 4.0),
-                IMAGE_SIDE as f32 / 2.0 + rng.uniform(-3.0, 4.0),
+                fer2013::SIDE as f32 / 2.0 + rng.uniform(-4.0, 4.0),
+                fer2013::SIDE as f32 / 2.0 + rng.uniform(-3.0, 4.0),
             ),
             rotation: rng.uniform(-0.2, 0.2),
             scale: rng.uniform(0.85, 1.12),
@@ -208,25 +219,25 @@ impl Face {
         }
     }
 
-    fn render(&self, rng: &mut Rng) -> Vec<u8> {
+    fn render(&self, rng: &mut Rng) -> GrayImage {
         let (sin, cos) = self.rotation.sin_cos();
-        let mut pixels = Vec::with_capacity(IMAGE_PIXELS);
-        for row in 0..IMAGE_SIDE {
-            for column in 0..IMAGE_SIDE {
-                // Pixel centre, relative to the face centre, rotated and scaled into face units.
-                let dx = column as f32 + 0.5 - self.centre.0;
-                let dy = row as f32 + 0.5 - self.centre.1;
-                let u = (cos * dx + sin * dy) / self.scale;
-                let v = (-sin * dx + cos * dy) / self.scale;
-                let lit = self.shade(u, v) * self.gain
-                    + self.offset
-                    + self.gradient.0 * dx
-                    + self.gradient.1 * dy
-                    + self.noise * normal(rng);
-                pixels.push(lit.round().clamp(0.0, 255.0) as u8);
-            }
+        let side = fer2013::SIDE as u32;
+        let mut image = GrayImage::new(side, side);
+        // Rows top to bottom, each left to right: the order the noise is drawn in.
+        for (column, row, pixel) in image.enumerate_pixels_mut() {
+            // Pixel centre, relative to the face centre, rotated and scaled into face units.
+            let dx = column as f32 + 0.5 - self.centre.0;
+            let dy = row as f32 + 0.5 - self.centre.1;
+            let u = (cos * dx + sin * dy) / self.scale;
+            let v = (-sin * dx + cos * dy) / self.scale;
+            let lit = self.shade(u, v) * self.gain
+                + self.offset
+                + self.gradient.0 * dx
+                + self.gradient.1 * dy
+                + self.noise * normal(rng);
+            pixel.0[0] = lit.round().clamp(0.0, 255.0) as u8;
         }
-        pixels
+        image
     }
 
     /// The tone at face point (u, v), layer over layer, each edge anti-aliased by its distance.

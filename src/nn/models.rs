@@ -18,9 +18,8 @@ mod resnet;
 mod roglenet;
 mod unet;
 
-/// 48×48 grayscale faces.
-pub const SAMPLE_SHAPE: [usize; 3] = [1, 48, 48];
-pub const CLASSES: usize = 7;
+/// The study's models classify FER2013's seven expressions.
+pub const CLASSES: usize = crate::data::fer2013::CLASS_NAMES.len();
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -208,7 +207,7 @@ fn max_pool(kernel: usize) -> OpSpec {
 /// A GPU model's graph as a model file would spell it; `None` for the baseline, which has no
 /// nodes.
 pub fn spec(kind: ModelKind, arch: &Architecture) -> Option<ModelSpec> {
-    let pixels: usize = SAMPLE_SHAPE.iter().product();
+    let pixels: usize = ImageSpec::study_grey().shape().iter().product();
     let mut nodes = Nodes::default();
     match kind {
         ModelKind::Baseline => return None,
@@ -251,8 +250,7 @@ pub fn spec(kind: ModelKind, arch: &Architecture) -> Option<ModelSpec> {
 /// Names follow an `nn.Sequential` of the same layers: `network.0` is the first conv, ...
 fn cnn(arch: &Architecture) -> Nodes {
     let mut ops = Vec::new();
-    let mut channels = SAMPLE_SHAPE[0];
-    let mut side = SAMPLE_SHAPE[1];
+    let [mut channels, mut side, _] = ImageSpec::study_grey().shape();
     let p = arch.cnn_dropout;
     for (block, &out) in arch.cnn_channels.iter().enumerate() {
         let (kernel_size, padding) = if block == 0 { (5, 2) } else { (3, 1) };

@@ -24,7 +24,7 @@ use crate::gpu::{AdapterSummary, Cost, GpuContext, GpuTimer, TimingSource};
 use crate::nn::models::{build, Architecture, ModelKind};
 use crate::train::optimizer::{Optimizer, OptimizerSettings};
 use crate::train::runner::{EpochSettings, Runner};
-use crate::train::session::TrainError;
+use crate::train::session::{input_spec, TrainError};
 
 /// What to profile and for how long.
 #[derive(Clone, Debug)]
@@ -104,7 +104,12 @@ pub fn run(
         readback_every: warmup_steps,
     };
     runner.train_epoch(
-        &generate(settings.seed, sizes).train,
+        &generate(
+            settings.seed,
+            sizes,
+            &input_spec(settings.model, &settings.architecture),
+        )?
+        .train,
         &mut optimizer,
         0,
         &warmup,

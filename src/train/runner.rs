@@ -27,6 +27,22 @@ use super::optimizer::Optimizer;
 pub enum RunError {
     #[error("the training loss became {value} by step {step}: lower the learning rate")]
     Diverged { step: u64, value: f32 },
+    #[error("model `{model}` predicts {outputs} classes, but the dataset has {classes}")]
+    ClassCount {
+        model: String,
+        outputs: usize,
+        classes: usize,
+    },
+    #[error(
+        "model `{model}` reads {} images, but the dataset's are {}: load it at the model's spec",
+        shape_text(expects),
+        shape_text(found)
+    )]
+    ImageShape {
+        model: String,
+        expects: Vec<usize>,
+        found: Vec<usize>,
+    },
     #[error(transparent)]
     Graph(#[from] GraphError),
     #[error(transparent)]
@@ -135,17 +151,39 @@ impl<'a> Runner<'a> {
         Ok(&self.batches[&size])
     }
 
+    /// Refuses a dataset whose images or classes are not the model's.
+    fn check_fits(&self, data: &Dataset) -> Result<(), RunError> {
+        let model = &self.model.name;
+        let shape = data.spec().shape();
+        if self.model.sample_shape != shape {
+            return Err(RunError::ImageShape {
+                model: model.clone(),
+                expects: self.model.sample_shape.clone(),
+                found: shape.to_vec(),
+            });
+        }
+        if data.class_count() != self.classes {
+            return Err(RunError::ClassCount {
+                model: model.clone(),
+                outputs: self.classes,
+                classes: data.class_count(),
+            });
+        }
+        Ok(())
+    }
+
     fn upload(
         &mut self,
         data: &Dataset,
         indices: &[usize],
         flip_seed: Option<u64>,
     ) -> Result<&Batch, RunError> {
+        self.check_fits(data)?;
         let (ctx, step) = (self.ctx, self.steps);
         let batch = self.batch(indices.len())?;
         let mut images = to_normalized_f32(data, indices);
         if let Some(seed) = flip_seed {
-            images = flip_horizontally_at_random(&images, seed, step);
+            images = flip_horizontally_at_random(&images, data.spec(), seed, step);
         }
         batch.plan.input().write(ctx, &images);
         batch.labels.write(ctx, &labels_u32(data, indices));
@@ -284,6 +322,15 @@ impl<'a> Runner<'a> {
             logits: all_logits.read(self.ctx)?,
         })
     }
+}
+
+/// `[1, 48, 48]` as `1×48×48`.
+fn shape_text(shape: &[usize]) -> String {
+    shape
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join("×")
 }
 
 /// One training step's dispatches, each phase in recording order.

@@ -6,10 +6,10 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::data::{Dataset, NUM_CLASSES};
+use crate::data::{Dataset, ImageSpec};
 use crate::gpu::GpuContext;
 use crate::graph::Model;
-use crate::nn::models::{build, Architecture, ModelKind};
+use crate::nn::models::{build, spec, Architecture, ModelKind};
 use crate::report::{EpochRecord, History};
 
 use super::checkpoint::batch_norm_layers;
@@ -71,6 +71,8 @@ pub enum TrainError {
         remedy: String,
     },
     #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
     Optimizer(#[from] OptimizerError),
@@ -89,7 +91,14 @@ pub struct Trained {
     pub history: History,
     pub val: Totals,
     pub val_predictions: Vec<usize>,
-    pub val_probabilities: Vec<[f32; NUM_CLASSES]>,
+    /// One row per validation image, one probability per class.
+    pub val_probabilities: Vec<Vec<f32>>,
+}
+
+/// The images `model` reads: its spec's input. The baseline reads none (it counts labels), so
+/// any spec serves it, and it gets the study's, the smallest to load.
+pub fn input_spec(model: ModelKind, architecture: &Architecture) -> ImageSpec {
+    spec(model, architecture).map_or_else(ImageSpec::study_grey, |spec| spec.input)
 }
 
 /// Trains `settings.model` on `train`, validating on `val` after every epoch; `on_epoch` sees
@@ -144,9 +153,9 @@ pub fn train(
         Some(evaluation) => evaluation,
         None => runner.evaluate(val, settings.epoch.batch_size)?,
     };
-    let probabilities = softmax_rows(&evaluation.logits);
+    let probabilities = softmax_rows(&evaluation.logits, val.class_count());
     Ok(Trained {
-        val_predictions: probabilities.iter().map(argmax).collect(),
+        val_predictions: probabilities.iter().map(|row| argmax(row)).collect(),
         val_probabilities: probabilities,
         val: evaluation.totals,
         history,
@@ -206,7 +215,7 @@ fn baseline(train: &Dataset, val: &Dataset, on_epoch: &mut impl FnMut(&EpochReco
     on_epoch(&record);
     let mut history = History::new();
     history.push(record);
-    let mut certain = [0.0; NUM_CLASSES];
+    let mut certain = vec![0.0; train.class_count()];
     certain[majority] = 1.0;
     Trained {
         model: None,
@@ -229,20 +238,20 @@ fn argmax_counts(counts: &[usize]) -> usize {
         .unwrap_or(0)
 }
 
-/// Index of the largest value, the first on ties (torch.argmax's rule).
-pub fn argmax(row: &[f32; NUM_CLASSES]) -> usize {
-    (0..NUM_CLASSES).fold(0, |best, c| if row[c] > row[best] { c } else { best })
+/// Index of the largest value, the first on ties (torch.argmax's rule); 0 for an empty row.
+pub fn argmax(row: &[f32]) -> usize {
+    (0..row.len()).fold(0, |best, c| if row[c] > row[best] { c } else { best })
 }
 
-/// Softmax of each row of `[n, NUM_CLASSES]` logits, in f64 for the exponentials.
-pub fn softmax_rows(logits: &[f32]) -> Vec<[f32; NUM_CLASSES]> {
+/// Softmax of each row of `[n, classes]` logits, in f64 for the exponentials.
+pub fn softmax_rows(logits: &[f32], classes: usize) -> Vec<Vec<f32>> {
     logits
-        .chunks_exact(NUM_CLASSES)
+        .chunks_exact(classes.max(1))
         .map(|row| {
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
             let exps: Vec<f64> = row.iter().map(|&x| (x as f64 - max).exp()).collect();
             let total: f64 = exps.iter().sum();
-            std::array::from_fn(|c| (exps[c] / total) as f32)
+            exps.iter().map(|&e| (e / total) as f32).collect()
         })
         .collect()
 }
