@@ -8,11 +8,15 @@ same class probabilities for every image of a split.
              --data DIR --split val --predictions fer.csv
 
 Needs torch, safetensors, pillow and numpy. Reads class folders (DIR/<split>/<class>/*); the
-order of images must match fer's (sorted by class, then file name).
+order of images must match fer's (sorted by class, then file name). The model's input spec
+(channels, size, per-channel mean and std) is the one `fer models --show MODEL` prints, so the
+images reach both sides alike (grey → three equal channels for the RGB models).
 """
 import argparse
 import csv
+import json
 import pathlib
+import subprocess
 import sys
 
 import numpy as np
@@ -20,24 +24,37 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from fer_models import CLASSES, cnn_model, mlp_model, softmax_model
+from fer_models import CLASSES, TWINS
 
 
-def load_split(root, split):
+def input_spec(fer, model):
+    """The input a fer model reads, from the model file fer prints for it."""
+    shown = subprocess.run([fer, "models", "--show", model], check=True, capture_output=True,
+                           text=True).stdout
+    return json.loads(shown)["input"]
+
+
+def load_split(root, split, spec):
+    mode = "L" if spec["channels"] == 1 else "RGB"
+    size = (spec["width"], spec["height"])
     images, labels = [], []
     for label, name in enumerate(CLASSES):
         folder = next((d for d in (root / split).iterdir() if d.name.lower() == name), None)
         for path in sorted(folder.iterdir(), key=lambda p: p.name) if folder else []:
-            image = Image.open(path).convert("L").resize((48, 48), Image.BILINEAR)
-            images.append(np.asarray(image, dtype=np.float32))
+            image = Image.open(path).convert(mode).resize(size, Image.BILINEAR)
+            images.append(np.asarray(image, dtype=np.float32).reshape(size[1], size[0], -1))
             labels.append(label)
-    x = torch.from_numpy(np.stack(images)).unsqueeze(1) / 255.0
-    return (x - 0.5) / 0.5, torch.tensor(labels)
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2) / 255.0
+    mean = torch.tensor(spec["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(spec["std"]).view(1, -1, 1, 1)
+    return (x - mean) / std, torch.tensor(labels)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=["softmax", "mlp", "cnn"], required=True)
+    parser.add_argument("--model", choices=sorted(TWINS), required=True)
+    parser.add_argument("--fer", default="target/release/fer",
+                        help="the fer binary that prints the model's input spec")
     parser.add_argument("--checkpoint", type=pathlib.Path, required=True)
     parser.add_argument("--data", type=pathlib.Path, required=True)
     parser.add_argument("--split", default="val")
@@ -47,13 +64,13 @@ def main():
 
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
-    model = {"softmax": softmax_model, "mlp": mlp_model, "cnn": cnn_model}[args.model]()
+    model = TWINS[args.model].build()
     state = load_file(str(args.checkpoint))
     # strict: fer writes every tensor of the state_dict, num_batches_tracked included.
     model.load_state_dict(state, strict=True)
     model.eval()
 
-    x, labels = load_split(args.data, args.split)
+    x, labels = load_split(args.data, args.split, input_spec(args.fer, args.model))
     with torch.no_grad():
         probabilities = torch.cat([torch.softmax(model(b), 1) for b in x.split(256)])
     with open(args.predictions) as f:
