@@ -16,7 +16,7 @@ mod plan;
 pub use cpu::CpuStep;
 pub use error::GraphError;
 pub use fusion::{Block, BlockIo, Fusion, Unit};
-pub use join::{cpu_sum, sum, Join, JoinIo};
+pub use join::{Join, JoinIo};
 pub use layer::{
     layer_as, CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels, StepHook,
 };

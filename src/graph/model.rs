@@ -68,7 +68,7 @@ impl Value {
     }
 
     /// The value at position `index` (see [`Value::index`]).
-    pub fn from_index(index: usize) -> Value {
+    pub(super) fn from_index(index: usize) -> Value {
         Value(index)
     }
 

@@ -221,19 +221,17 @@ impl Block for Normalised<'_> {
             ..BatchNormFusion::default()
         };
         match self.after_relu {
-            AfterRelu::Nothing => members.push(self.batch_norm.record_fused(
-                ctx,
-                &batch_norm_io(io.output, io.grad_output),
-                fusion,
-            )?),
-            AfterRelu::Dropout(p) => members.push(self.batch_norm.record_fused(
-                ctx,
-                &batch_norm_io(io.output, io.grad_output),
-                BatchNormFusion {
-                    dropout: Some(p),
-                    ..fusion
-                },
-            )?),
+            AfterRelu::Nothing | AfterRelu::Dropout(_) => {
+                let dropout = match self.after_relu {
+                    AfterRelu::Dropout(p) => Some(p),
+                    _ => None,
+                };
+                members.push(self.batch_norm.record_fused(
+                    ctx,
+                    &batch_norm_io(io.output, io.grad_output),
+                    BatchNormFusion { dropout, ..fusion },
+                )?);
+            }
             AfterRelu::MaxPool(pool, dropout) => {
                 // Batch norm's output (evaluation writes it; training only where it cannot
                 // defer it) and its gradient, which the pool writes with the ReLU's applied.
