@@ -10,9 +10,9 @@ use cli::options;
 use fer::bench;
 use fer::gpu::{BackendChoice, GpuContext, GpuOptions, TimingSource};
 use fer::kernels::matmul::MatmulVariant;
-use fer::nn::models::{spec, Architecture, ModelKind};
+use fer::nn::models::{spec, Architecture, ModelChoice, ModelKind};
 use fer::train::optimizer::OptimizerKind;
-use fer::train::session::{input_spec, TrainSettings};
+use fer::train::session::TrainSettings;
 
 /// fer: train facial-expression models on any GPU (Vulkan, Metal, DX12, GL) through wgpu.
 #[derive(Parser)]
@@ -153,10 +153,27 @@ impl ArchArgs {
     }
 }
 
+/// Which model: a built-in one, or a model file.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct ModelArgs {
+    #[arg(long, value_enum)]
+    model: Option<ModelKind>,
+    /// A model file (JSON, as `fer models --show NAME` prints one) instead of a built-in model.
+    #[arg(long)]
+    model_file: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    fn choice(&self) -> anyhow::Result<ModelChoice> {
+        cli::train::model_choice(self.model, self.model_file.as_deref())
+    }
+}
+
 #[derive(Args)]
 struct TrainArgs {
-    #[arg(long, value_enum)]
-    model: ModelKind,
+    #[command(flatten)]
+    model: ModelArgs,
     #[command(flatten)]
     data: DataArgs,
     #[command(flatten)]
@@ -201,8 +218,8 @@ struct TrainArgs {
 
 #[derive(Args)]
 struct EvalArgs {
-    #[arg(long, value_enum)]
-    model: ModelKind,
+    #[command(flatten)]
+    model: ModelArgs,
     #[arg(long)]
     checkpoint: PathBuf,
     #[command(flatten)]
@@ -331,7 +348,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Train(args) => {
-            let _locks = cli::train::lock_results(&args.results, &[args.model])?;
+            let model = args.model.choice()?;
+            let _locks = cli::train::lock_results(&args.results, &[model.name()])?;
             let command = std::env::args().collect::<Vec<_>>().join(" ");
             let ctx = open_gpu(&options)?;
             let architecture = args.architecture.architecture()?;
@@ -339,10 +357,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 path: args.data.data,
                 synthetic_train: args.data.synthetic_train,
                 seed: args.seed,
-                spec: input_spec(args.model, &architecture),
+                spec: model.input(&architecture),
             }
             .load()?;
-            let mut settings = TrainSettings::study(args.model, args.seed);
+            let mut settings = TrainSettings::study(model, args.seed);
             settings.architecture = architecture;
             settings.optimizer.kind = args.optimizer.unwrap_or(settings.optimizer.kind);
             settings.optimizer.lr = args.lr.unwrap_or(settings.optimizer.lr);
@@ -361,25 +379,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             results,
         } => {
-            let _locks = cli::train::lock_results(&results, &ModelKind::STUDY)?;
+            let names = ModelKind::STUDY.map(ModelKind::name);
+            let _locks = cli::train::lock_results(&results, &names)?;
             let ctx = open_gpu(&options)?;
             cli::train::demo(&ctx, seed, epochs, &results)?;
         }
         Command::Eval(args) => {
+            let model = args.model.choice()?;
             let ctx = open_gpu(&options)?;
             let architecture = args.architecture.architecture()?;
             let splits = cli::train::DataSource {
                 path: args.data.data,
                 synthetic_train: args.data.synthetic_train,
                 seed: args.seed,
-                spec: input_spec(args.model, &architecture),
+                spec: model.input(&architecture),
             }
             .load()?;
             cli::train::eval(
                 &ctx,
                 &splits,
                 &cli::train::EvalRequest {
-                    model: args.model,
+                    model: &model,
                     architecture: &architecture,
                     checkpoint: &args.checkpoint,
                     split: &args.split,

@@ -242,3 +242,85 @@ fn fer_models_lists_and_shows_the_built_ins() {
         spec(ModelKind::Resnet, &Architecture::default())
     );
 }
+
+/// A model file trains and evaluates like a built-in model: `fer models --show mlp`, renamed,
+/// trains into `results/<its name>/`, and `fer eval --model-file` reads its checkpoint back
+/// to the same validation accuracy. A broken file is one sentence naming the file and node.
+#[test]
+fn a_model_file_trains_and_evaluates() {
+    let dir = std::env::temp_dir().join(format!("fer-model-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    let file = dir.join("tiny.json");
+    let shown =
+        fer(&["models", "--show", "mlp"]).replace("\"name\": \"mlp\"", "\"name\": \"tiny\"");
+    std::fs::write(&file, shown).expect("write the model file");
+    let (file, results) = (file.to_str().unwrap(), dir.join("results"));
+    let common = ["--synthetic-train", "64", "--seed", "3"];
+    let trained = fer(&[
+        &[
+            "train",
+            "--model-file",
+            file,
+            "--epochs",
+            "1",
+            "--quiet",
+            "--results",
+        ],
+        &[results.to_str().unwrap()][..],
+        &common,
+    ]
+    .concat());
+    let checkpoint = results.join("tiny/model.safetensors");
+    assert!(checkpoint.exists(), "{trained}");
+    let evaluated = fer(&[
+        &[
+            "eval",
+            "--model-file",
+            file,
+            "--split",
+            "val",
+            "--checkpoint",
+        ],
+        &[checkpoint.to_str().unwrap()][..],
+        &common,
+    ]
+    .concat());
+    let accuracy = |text: &str, prefix: &str| {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .expect(prefix)
+            .to_string();
+        line.split_whitespace()
+            .nth(1)
+            .expect("a number")
+            .to_string()
+    };
+    assert_eq!(
+        accuracy(&trained, "accuracy:"),
+        accuracy(&evaluated, "accuracy:")
+    );
+    std::fs::write(dir.join("bad.json"), shown_with_bad_input()).expect("write");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fer"))
+        .args([
+            "train",
+            "--model-file",
+            dir.join("bad.json").to_str().unwrap(),
+        ])
+        .output()
+        .expect("fer runs");
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        error.contains("bad.json") && error.contains("node `fc1`: reads `nowhere`"),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn shown_with_bad_input() -> String {
+    fer(&["models", "--show", "mlp"]).replace(
+        "{\"name\":\"fc1\",",
+        "{\"name\":\"fc1\",\"inputs\":[\"nowhere\"],",
+    )
+}

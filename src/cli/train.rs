@@ -10,7 +10,8 @@ use serde_json::json;
 use fer::data::{self, synthetic, CacheStatus, Dataset, ImageSpec, Splits};
 use fer::fsutil::FolderLock;
 use fer::gpu::GpuContext;
-use fer::nn::models::{build, Architecture, ModelKind};
+use fer::nn::models::{Architecture, ModelChoice, ModelKind};
+use fer::nn::spec::ModelSpec;
 use fer::report::{write_results, ConfusionMatrix, RunMetrics};
 use fer::train::checkpoint;
 use fer::train::runner::Runner;
@@ -80,11 +81,26 @@ impl DataSource {
 /// Locks `results/<model>/` for each model a command will write, before it loads anything, so
 /// a second run aimed at the same folder is refused at once rather than overwriting the first's
 /// files. The locks are released when the returned values drop.
-pub fn lock_results(results: &Path, models: &[ModelKind]) -> anyhow::Result<Vec<FolderLock>> {
+pub fn lock_results(results: &Path, models: &[&str]) -> anyhow::Result<Vec<FolderLock>> {
     models
         .iter()
-        .map(|model| Ok(FolderLock::acquire(&results.join(model.name()))?))
+        .map(|model| Ok(FolderLock::acquire(&results.join(model))?))
         .collect()
+}
+
+/// The model `--model` or `--model-file` names (clap lets exactly one through).
+pub fn model_choice(kind: Option<ModelKind>, file: Option<&Path>) -> anyhow::Result<ModelChoice> {
+    match (kind, file) {
+        (Some(kind), _) => Ok(kind.into()),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read model file {}", path.display()))?;
+            let spec = ModelSpec::parse(&text)
+                .with_context(|| format!("model file {}", path.display()))?;
+            Ok(ModelChoice::File(spec))
+        }
+        (None, None) => bail!("name a model: --model NAME or --model-file FILE"),
+    }
 }
 
 /// One line per epoch, for people and for grep. A model without a loss (the baseline's
@@ -119,7 +135,7 @@ pub fn train(
 ) -> anyhow::Result<Trained> {
     let started = Instant::now();
     // The baseline only counts classes: one pass, whatever --epochs says.
-    let epochs = if settings.model == ModelKind::Baseline {
+    let epochs = if settings.model == ModelKind::Baseline.into() {
         1
     } else {
         settings.epochs
@@ -174,7 +190,7 @@ fn confusion(data: &Dataset, predictions: &[usize]) -> anyhow::Result<ConfusionM
 
 /// What `fer eval` needs besides the GPU and the data.
 pub struct EvalRequest<'a> {
-    pub model: ModelKind,
+    pub model: &'a ModelChoice,
     pub architecture: &'a Architecture,
     pub checkpoint: &'a Path,
     pub split: &'a str,
@@ -194,7 +210,7 @@ pub fn eval(ctx: &GpuContext, splits: &Splits, request: &EvalRequest) -> anyhow:
             .context("this dataset has no test split (a test/ folder or PrivateTest rows)")?,
         other => bail!("unknown split `{other}`: expected train, val or test"),
     };
-    let Some(model) = build(ctx, request.model, request.architecture, 0)? else {
+    let Some(model) = request.model.build(ctx, request.architecture, 0)? else {
         bail!(
             "the baseline has no checkpoint to evaluate; `fer train --model baseline` reports it"
         );

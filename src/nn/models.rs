@@ -292,12 +292,80 @@ pub fn build(
     arch: &Architecture,
     seed: u64,
 ) -> Result<Option<Model>, GraphError> {
-    let Some(spec) = spec(kind, arch) else {
-        return Ok(None);
-    };
+    spec(kind, arch)
+        .map(|spec| build_spec(ctx, &spec, seed))
+        .transpose()
+}
+
+/// Builds the model a (checked) spec describes, its tensors initialised from `seed`.
+fn build_spec(ctx: &GpuContext, spec: &ModelSpec, seed: u64) -> Result<Model, GraphError> {
     let graph = spec.graph().map_err(|error| match error {
         SpecError::Graph(error) => error,
-        other => unreachable!("a built-in model's spec is well formed: {other}"),
+        other => unreachable!("a parsed or built-in spec is well formed: {other}"),
     })?;
-    Model::new(ctx, &spec.name, &spec.input.shape(), graph, seed).map(Some)
+    Model::new(ctx, &spec.name, &spec.input.shape(), graph, seed)
+}
+
+/// What to train or evaluate: a built-in model, or a graph from a model file.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelChoice {
+    BuiltIn(ModelKind),
+    File(ModelSpec),
+}
+
+impl From<ModelKind> for ModelChoice {
+    fn from(kind: ModelKind) -> Self {
+        ModelChoice::BuiltIn(kind)
+    }
+}
+
+impl ModelChoice {
+    /// Its name, which also names its results folder.
+    pub fn name(&self) -> &str {
+        match self {
+            ModelChoice::BuiltIn(kind) => kind.name(),
+            ModelChoice::File(spec) => &spec.name,
+        }
+    }
+
+    /// Its graph as a model file spells it; `None` for the baseline.
+    pub fn spec(&self, arch: &Architecture) -> Option<ModelSpec> {
+        match self {
+            ModelChoice::BuiltIn(kind) => spec(*kind, arch),
+            ModelChoice::File(spec) => Some(spec.clone()),
+        }
+    }
+
+    /// The images it reads. The baseline reads none (it counts labels), so any spec serves
+    /// it, and it gets the study's, the smallest to load.
+    pub fn input(&self, arch: &Architecture) -> ImageSpec {
+        self.spec(arch)
+            .map_or_else(ImageSpec::study_grey, |spec| spec.input)
+    }
+
+    /// Builds it with its tensors initialised from `seed`; `None` for the baseline.
+    pub fn build(
+        &self,
+        ctx: &GpuContext,
+        arch: &Architecture,
+        seed: u64,
+    ) -> Result<Option<Model>, GraphError> {
+        self.spec(arch)
+            .map(|spec| build_spec(ctx, &spec, seed))
+            .transpose()
+    }
+}
+
+/// A built-in model as its name, a model file's as the file.
+impl Serialize for ModelChoice {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ModelChoice::BuiltIn(kind) => kind.serialize(serializer),
+            ModelChoice::File(spec) => {
+                let file: serde_json::Value =
+                    serde_json::from_str(&spec.to_json()).map_err(serde::ser::Error::custom)?;
+                file.serialize(serializer)
+            }
+        }
+    }
 }

@@ -33,11 +33,15 @@ impl OptimizerSettings {
     /// six-architecture study's basic CNN, Adam at 0.001 otherwise; no momentum or weight
     /// decay.
     pub fn study(model: ModelKind) -> Self {
-        let (kind, lr) = match model {
-            ModelKind::Softmax => (OptimizerKind::Sgd, 0.01),
-            ModelKind::BasicCnn => (OptimizerKind::Adam, 1e-4),
-            _ => (OptimizerKind::Adam, 1e-3),
-        };
+        match model {
+            ModelKind::Softmax => Self::plain(OptimizerKind::Sgd, 0.01),
+            ModelKind::BasicCnn => Self::plain(OptimizerKind::Adam, 1e-4),
+            _ => Self::plain(OptimizerKind::Adam, 1e-3),
+        }
+    }
+
+    /// `kind` at `lr`, no momentum or weight decay.
+    pub fn plain(kind: OptimizerKind, lr: f64) -> Self {
         OptimizerSettings {
             kind,
             lr,

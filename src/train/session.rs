@@ -9,17 +9,17 @@ use serde::Serialize;
 use crate::data::{Dataset, ImageSpec};
 use crate::gpu::GpuContext;
 use crate::graph::Model;
-use crate::nn::models::{build, spec, Architecture, ModelKind};
+use crate::nn::models::{Architecture, ModelChoice, ModelKind};
 use crate::report::{EpochRecord, History};
 
 use super::checkpoint::batch_norm_layers;
-use super::optimizer::{Optimizer, OptimizerError, OptimizerSettings};
+use super::optimizer::{Optimizer, OptimizerError, OptimizerKind, OptimizerSettings};
 use super::runner::{EpochSettings, RunError, Runner, Totals};
 
 /// Everything that defines a run; the defaults are the study's.
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainSettings {
-    pub model: ModelKind,
+    pub model: ModelChoice,
     pub architecture: Architecture,
     pub optimizer: OptimizerSettings,
     pub epochs: usize,
@@ -33,11 +33,17 @@ pub struct TrainSettings {
 impl TrainSettings {
     /// The study's recipe for `model`: 10 epochs at batch 64, SGD lr 0.01 for softmax and Adam
     /// lr 1e-3 otherwise, no augmentation or smoothing.
-    pub fn study(model: ModelKind, seed: u64) -> Self {
+    /// A model file's model trains as the mlp and cnn do: Adam at lr 1e-3.
+    pub fn study(model: impl Into<ModelChoice>, seed: u64) -> Self {
+        let model = model.into();
+        let optimizer = match &model {
+            ModelChoice::BuiltIn(kind) => OptimizerSettings::study(*kind),
+            ModelChoice::File(_) => OptimizerSettings::plain(OptimizerKind::Adam, 1e-3),
+        };
         TrainSettings {
             model,
             architecture: Architecture::default(),
-            optimizer: OptimizerSettings::study(model),
+            optimizer,
             epochs: 10,
             epoch: EpochSettings {
                 batch_size: 64,
@@ -95,10 +101,9 @@ pub struct Trained {
     pub val_probabilities: Vec<Vec<f32>>,
 }
 
-/// The images `model` reads: its spec's input. The baseline reads none (it counts labels), so
-/// any spec serves it, and it gets the study's, the smallest to load.
+/// The images the built-in `model` reads ([`ModelChoice::input`]).
 pub fn input_spec(model: ModelKind, architecture: &Architecture) -> ImageSpec {
-    spec(model, architecture).map_or_else(ImageSpec::study_grey, |spec| spec.input)
+    ModelChoice::from(model).input(architecture)
 }
 
 /// Trains `settings.model` on `train`, validating on `val` after every epoch; `on_epoch` sees
@@ -113,12 +118,9 @@ pub fn train(
     if train.is_empty() {
         return Err(TrainError::NoTrainingData);
     }
-    let Some(model) = build(
-        ctx,
-        settings.model,
-        &settings.architecture,
-        settings.epoch.seed,
-    )?
+    let Some(model) = settings
+        .model
+        .build(ctx, &settings.architecture, settings.epoch.seed)?
     else {
         return Ok(baseline(train, val, &mut on_epoch));
     };
