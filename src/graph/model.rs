@@ -72,11 +72,6 @@ impl Value {
         Value(index)
     }
 
-    /// The value before this one: the output of the node before, or the input.
-    fn previous(self) -> Value {
-        Value(self.0 - 1)
-    }
-
     /// The node that computes it; `None` for the input.
     pub fn producer(self) -> Option<usize> {
         self.0.checked_sub(1)
@@ -185,6 +180,7 @@ impl Graph {
     }
 }
 
+/// A node of a built model: its graph node and its tensors.
 pub struct Node {
     /// State-dict prefix, e.g. `network.0` or `layer0.0.conv1.0`.
     pub name: String,
@@ -275,31 +271,6 @@ impl Model {
             }
         }
         consumers
-    }
-
-    /// `Sequential(...)`-style listing, one node a line; a node that does not read the one
-    /// before it names its inputs.
-    pub fn describe(&self) -> String {
-        let name_of = |value: &Value| match value.producer() {
-            Some(node) => self.nodes[node].name.clone(),
-            None => "input".to_string(),
-        };
-        self.nodes
-            .iter()
-            .enumerate()
-            .map(|(i, node)| {
-                let follows = node.inputs == [Value::of_node(i).previous()];
-                let inputs = if follows {
-                    String::new()
-                } else {
-                    let names: Vec<String> = node.inputs.iter().map(name_of).collect();
-                    format!(" ← {}", names.join(", "))
-                };
-                let unused = if self.live[i] { "" } else { "  (unused)" };
-                format!("  ({}): {}{inputs}{unused}", node.name, node.op.kind())
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
     }
 }
 
