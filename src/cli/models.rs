@@ -39,11 +39,7 @@ pub fn summarize(spec: &ModelSpec, batch: usize) -> Result<ModelSummary, GraphEr
     let shapes = graph.shapes(&input, batch)?;
     let tensors = graph.tensors();
     let bytes = |values: usize| values as u64 * 4;
-    let trainable: usize = tensors
-        .iter()
-        .filter(|(_, t)| t.trainable)
-        .map(|(_, t)| t.len())
-        .sum();
+    let trainable = graph.parameter_count();
     let values: usize = shapes[1..]
         .iter()
         .map(|s| s.iter().product::<usize>())
@@ -52,7 +48,7 @@ pub fn summarize(spec: &ModelSpec, batch: usize) -> Result<ModelSummary, GraphEr
         name: spec.name.clone(),
         input,
         classes: shapes.last().expect("an output")[1],
-        parameters: graph.parameter_count(),
+        parameters: trainable,
         flops_per_image: graph.flops_per_sample(&input)?,
         memory: Memory {
             batch,
