@@ -214,6 +214,33 @@ struct TrainArgs {
     /// Hide the progress bars.
     #[arg(long)]
     quiet: bool,
+    /// Read the running loss back (progress, NaN check) every this many steps.
+    #[arg(long, default_value_t = 20)]
+    #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
+    readback_every: usize,
+    /// Print the run's memory and step FLOPs against the adapter's limits, without training.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl TrainArgs {
+    /// The run these options ask for: the model's study recipe with every option applied.
+    fn settings(&self) -> anyhow::Result<TrainSettings> {
+        let mut settings = TrainSettings::study(self.model.choice()?, self.seed);
+        settings.architecture = self.architecture.architecture()?;
+        settings.optimizer.kind = self.optimizer.unwrap_or(settings.optimizer.kind);
+        settings.optimizer.lr = self.lr.unwrap_or(settings.optimizer.lr);
+        settings.optimizer.momentum = self.momentum;
+        settings.optimizer.nesterov = self.nesterov;
+        settings.optimizer.weight_decay = self.weight_decay;
+        settings.epochs = self.epochs;
+        settings.epoch.batch_size = self.batch_size;
+        settings.epoch.flip = self.flip;
+        settings.epoch.readback_every = self.readback_every;
+        settings.label_smoothing = self.label_smoothing;
+        settings.progress = !self.quiet;
+        Ok(settings)
+    }
 }
 
 #[derive(Args)]
@@ -348,30 +375,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Train(args) => {
-            let model = args.model.choice()?;
-            let _locks = cli::train::lock_results(&args.results, &[model.name()])?;
+            let settings = args.settings()?;
+            if args.dry_run {
+                let ctx = open_gpu(&options)?;
+                return cli::dry_run::dry_run(
+                    ctx.summary(),
+                    &cli::dry_run::DryRun {
+                        model: &settings.model,
+                        architecture: &settings.architecture,
+                        batch: settings.epoch.batch_size,
+                        optimizer: &settings.optimizer,
+                    },
+                );
+            }
+            let _locks = cli::train::lock_results(&args.results, &[settings.model.name()])?;
             let command = std::env::args().collect::<Vec<_>>().join(" ");
             let ctx = open_gpu(&options)?;
-            let architecture = args.architecture.architecture()?;
             let splits = cli::train::DataSource {
                 path: args.data.data,
                 synthetic_train: args.data.synthetic_train,
                 seed: args.seed,
-                spec: model.input(&architecture),
+                spec: settings.model.input(&settings.architecture),
             }
             .load()?;
-            let mut settings = TrainSettings::study(model, args.seed);
-            settings.architecture = architecture;
-            settings.optimizer.kind = args.optimizer.unwrap_or(settings.optimizer.kind);
-            settings.optimizer.lr = args.lr.unwrap_or(settings.optimizer.lr);
-            settings.optimizer.momentum = args.momentum;
-            settings.optimizer.nesterov = args.nesterov;
-            settings.optimizer.weight_decay = args.weight_decay;
-            settings.epochs = args.epochs;
-            settings.epoch.batch_size = args.batch_size;
-            settings.epoch.flip = args.flip;
-            settings.label_smoothing = args.label_smoothing;
-            settings.progress = !args.quiet;
             cli::train::train(&ctx, &splits, &settings, &args.results, &command)?;
         }
         Command::Demo {
@@ -417,7 +443,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let summaries = cli::models::built_in()
                 .iter()
-                .map(|spec| cli::models::summarize(spec, batch))
+                .map(|spec| cli::models::summarize(spec, batch, cli::models::ADAM_STATES))
                 .collect::<Result<Vec<_>, _>>()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&summaries)?);

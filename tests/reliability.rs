@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use fer::data::fer2013::PIXELS as IMAGE_PIXELS;
 use fer::data::{load, load_with_options, CacheStatus, ImageSpec, LoadOptions};
 use fer::fsutil::{FolderLock, LockError, LOCK_FILE};
-use fer::gpu::{GpuContext, GpuOptions};
+use fer::gpu::{GpuBuffer, GpuContext, GpuError, GpuOptions};
 use fer::graph::Model;
 use fer::nn::models::{build, Architecture, ModelKind};
 use fer::train::checkpoint;
@@ -104,6 +104,7 @@ fn nonsense_options_are_refused_by_name_before_any_work() {
         train("--cnn-channels", "8,-8,8,8"),
         train("--cnn-hidden", "x,64"),
         train("--synthetic-train", "3"),
+        train("--readback-every", "0"),
         vec![
             "eval",
             "--model",
@@ -186,6 +187,246 @@ fn batch_norm_models_refuse_batches_of_one_image() {
     // The softmax has no batch norm: one image a step is a slow but sound recipe.
     let out = run("softmax", "1", "8");
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A learning rate no model survives: the loss becomes infinite or NaN within a few steps,
+/// and the run stops at the next readback saying where, with the last finite loss.
+#[test]
+fn a_diverging_run_stops_with_its_step_and_last_finite_loss() {
+    let results = TempDir::new("diverged");
+    let out = fer(&[
+        "train",
+        "--model",
+        "softmax",
+        "--lr",
+        "1e38",
+        "--epochs",
+        "2",
+        "--synthetic-train",
+        "64",
+        "--batch-size",
+        "8",
+        "--readback-every",
+        "1",
+        "--results",
+        &results.0.to_string_lossy(),
+        "--quiet",
+    ]);
+    let text = stderr(&out);
+    assert!(!out.status.success(), "{text}");
+    let error = text
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_default();
+    assert!(
+        error.contains("the training loss became")
+            && error.contains("by step")
+            && error.contains("the last finite loss was")
+            && error.contains("no checkpoint was written"),
+        "{text}"
+    );
+    assert!(
+        !results.0.join("softmax").join("model.safetensors").exists(),
+        "a diverged run saved its model"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dry runs and device faults
+
+/// `fer train --dry-run` prints the figures `fer models` lists for the same batch (with the
+/// run's optimizer), and trains nothing.
+#[test]
+fn a_dry_run_prints_the_plan_from_the_models_figures_and_trains_nothing() {
+    let results = TempDir::new("dry-run");
+    let results_arg = results.0.to_string_lossy().into_owned();
+    let out = fer(&[
+        "train",
+        "--model",
+        "mlp",
+        "--batch-size",
+        "32",
+        "--dry-run",
+        "--results",
+        &results_arg,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = String::from_utf8_lossy(&out.stdout).into_owned();
+    let listed: serde_json::Value =
+        serde_json::from_slice(&fer(&["models", "--json", "--batch", "32"]).stdout).unwrap();
+    let mlp = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|model| model["name"] == "mlp")
+        .expect("fer models lists the mlp");
+    for (line, figure) in [
+        ("weights", "weights"),
+        ("gradients", "gradients"),
+        ("optimizer state", "optimizer"),
+        ("activations", "activations"),
+        ("scratch", "scratch"),
+    ] {
+        let mib = mlp["memory"][figure].as_f64().unwrap() / (1 << 20) as f64;
+        let expected = format!("  {line:<16} {mib:>9.1} MiB");
+        assert!(plan.contains(&expected), "no `{expected}` in\n{plan}");
+    }
+    assert!(plan.contains("GFLOP") && plan.contains("fits"), "{plan}");
+    assert!(
+        fs::read_dir(&results.0).unwrap().next().is_none(),
+        "a dry run wrote results"
+    );
+}
+
+/// A dry run at a batch whose activations cannot be bound on this adapter refuses in one
+/// sentence naming the node and the option to change.
+#[test]
+fn a_dry_run_refuses_a_batch_the_adapter_cannot_bind() {
+    // One image more than the resnet's largest output, as `fer models` gives it, can bind.
+    let listed: serde_json::Value =
+        serde_json::from_slice(&fer(&["models", "--json", "--batch", "1"]).stdout).unwrap();
+    let resnet = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|model| model["name"] == "resnet")
+        .expect("fer models lists the resnet");
+    let per_image = resnet["memory"]["largest_output"]["bytes"]
+        .as_u64()
+        .unwrap();
+    let limit = gpu().summary().max_storage_binding_bytes;
+    let batch = (limit / per_image + 1).to_string();
+    let out = fer(&[
+        "train",
+        "--model",
+        "resnet",
+        "--batch-size",
+        &batch,
+        "--dry-run",
+    ]);
+    let text = stderr(&out);
+    assert!(!out.status.success(), "{text}");
+    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{text}");
+    assert!(
+        errors[0].contains("does not fit") && errors[0].contains("--batch-size"),
+        "{text}"
+    );
+}
+
+/// A model file whose first layer's output, at the batch asked for, is more than this adapter
+/// can bind: `fer train` refuses in one sentence naming the layer and the batch size, before
+/// allocating it.
+#[test]
+fn a_train_with_a_batch_too_large_for_the_adapter_says_so_in_one_sentence() {
+    let dir = TempDir::new("too-large");
+    let batch = 8;
+    let limit = gpu().summary().max_storage_binding_bytes;
+    let channels = limit / (batch * 48 * 48 * 4) + 1;
+    let model = dir.0.join("wide.json");
+    fs::write(
+        &model,
+        format!(
+            r#"{{"name": "wide",
+                "input": {{"channels": 1, "height": 48, "width": 48, "mean": [0.5], "std": [0.5]}},
+                "nodes": [
+                  {{"name": "wide", "op": "conv2d", "in_channels": 1, "out_channels": {channels},
+                    "kernel_size": 1}},
+                  {{"name": "gap", "op": "global_avg_pool"}},
+                  {{"name": "fc", "op": "linear", "in_features": {channels}, "out_features": 7}}
+                ]}}"#
+        ),
+    )
+    .unwrap();
+    let out = fer(&[
+        "train",
+        "--model-file",
+        &model.to_string_lossy(),
+        "--synthetic-train",
+        &batch.to_string(),
+        "--batch-size",
+        &batch.to_string(),
+        "--epochs",
+        "1",
+        "--results",
+        &dir.0.join("results").to_string_lossy(),
+        "--quiet",
+    ]);
+    let text = stderr(&out);
+    assert!(!out.status.success(), "{text}");
+    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{text}");
+    assert!(
+        errors[0].contains("layer `wide`") && errors[0].contains("smaller batch size"),
+        "{text}"
+    );
+}
+
+/// A buffer over the adapter's largest is an error naming it and its size with what to try,
+/// whether it is allocated inside a guard or outside one (then the next wait reports it);
+/// never wgpu's panic.
+#[test]
+fn an_allocation_over_the_adapters_limits_is_an_error_naming_the_buffer() {
+    let ctx = gpu();
+    let limit = ctx.summary().max_buffer_bytes;
+    let len = (limit / 4 + 1) as usize;
+    // Its size as the error gives it: 16-byte padded, in MiB rounded up.
+    let mib = (len as u64 * 4).div_ceil(16) * 16;
+    let mib = format!("{} MiB", mib.div_ceil(1 << 20));
+    let says = |error: &GpuError| {
+        let text = error.to_string();
+        assert!(
+            text.contains("`oversized test buffer`")
+                && text.contains(&mib)
+                && text.contains("--batch-size")
+                && !text.contains('\n'),
+            "{text} (expected {mib})"
+        );
+    };
+    let guarded = ctx.guard("allocating a test buffer", || {
+        Ok::<_, GpuError>(GpuBuffer::zeros(&ctx, "oversized test buffer", len))
+    });
+    says(&guarded.err().expect("an oversized buffer is refused"));
+    ctx.wait().expect("the guard took the fault");
+
+    let unguarded = GpuBuffer::zeros(&ctx, "oversized test buffer", len);
+    says(&ctx.wait().expect_err("the next wait reports the fault"));
+    drop(unguarded);
+    // The device still works.
+    let small = GpuBuffer::from_slice(&ctx, "small", &[1.0f32, 2.0, 3.0]);
+    assert_eq!(small.read::<f32>(&ctx).unwrap(), [1.0, 2.0, 3.0]);
+}
+
+/// A validation error inside a guard comes back as an error saying what was being done.
+#[test]
+fn a_validation_error_is_an_error_saying_what_was_being_done() {
+    let ctx = gpu();
+    let error = ctx
+        .guard("building a test plan", || {
+            // Mapping for reading excludes storage use: wgpu refuses the buffer.
+            let _ = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("map and storage"),
+                size: 16,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            });
+            Ok::<_, GpuError>(())
+        })
+        .expect_err("wgpu refuses the usage");
+    let text = error.to_string();
+    assert!(
+        matches!(error, GpuError::Validation { .. }) && text.contains("`building a test plan`"),
+        "{text}"
+    );
+}
+
+/// A lost device is an error at the next wait, not a panic.
+#[test]
+fn a_lost_device_is_an_error_at_the_next_wait() {
+    let ctx = gpu();
+    ctx.device.destroy();
+    let error = ctx.wait().expect_err("a destroyed device is lost");
+    assert!(error.to_string().contains("device was lost"), "{error}");
 }
 
 // ---------------------------------------------------------------------------------------------

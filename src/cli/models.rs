@@ -1,6 +1,7 @@
 //! `fer models`: the built-in models with their size and cost, or one of them as a model file.
 
 use fer::graph::GraphError;
+use fer::kernels::softmax_ce::ROW_STATS;
 use fer::nn::models::{spec, Architecture, ModelKind};
 use fer::nn::spec::ModelSpec;
 use serde::Serialize;
@@ -15,8 +16,9 @@ pub struct ModelSummary {
     pub parameters: usize,
     /// Forward FLOPs per image (2 per multiply-add of convolutions and products).
     pub flops_per_image: f64,
-    /// Bytes at `batch` images: every tensor, the trainable ones' gradients, Adam's two moments,
-    /// and each node output with its gradient (an upper bound: fused blocks keep fewer).
+    /// Bytes at `batch` images: every tensor, the trainable ones' gradients, the optimizer's
+    /// state, each node output with its gradient (an upper bound: fused blocks keep fewer),
+    /// and the batch's images, labels and loss records.
     pub memory: Memory,
 }
 
@@ -27,10 +29,34 @@ pub struct Memory {
     pub gradients: u64,
     pub optimizer: u64,
     pub activations: u64,
+    pub scratch: u64,
+    /// The largest node output, which must fit one binding.
+    pub largest_output: LargestOutput,
 }
 
-/// The summary of a built-in model's spec.
-pub fn summarize(spec: &ModelSpec, batch: usize) -> Result<ModelSummary, GraphError> {
+#[derive(Serialize)]
+pub struct LargestOutput {
+    pub node: String,
+    pub bytes: u64,
+}
+
+impl Memory {
+    pub fn total(&self) -> u64 {
+        self.weights + self.gradients + self.optimizer + self.activations + self.scratch
+    }
+}
+
+/// Tensors of optimizer state per trainable tensor: Adam's two moments, the optimizer `fer
+/// models` counts (the study's for every model but the softmax).
+pub const ADAM_STATES: u64 = 2;
+
+/// The summary of a model's spec, with `optimizer_states` tensors of optimizer state per
+/// trainable tensor.
+pub fn summarize(
+    spec: &ModelSpec,
+    batch: usize,
+    optimizer_states: u64,
+) -> Result<ModelSummary, GraphError> {
     let graph = spec.graph().map_err(|error| GraphError::Structure {
         node: spec.name.clone(),
         why: error.to_string(),
@@ -40,10 +66,18 @@ pub fn summarize(spec: &ModelSpec, batch: usize) -> Result<ModelSummary, GraphEr
     let tensors = graph.tensors();
     let bytes = |values: usize| values as u64 * 4;
     let trainable = graph.parameter_count();
-    let values: usize = shapes[1..]
+    let values = |shape: &Vec<usize>| shape.iter().product::<usize>();
+    let outputs: Vec<(&str, usize)> = spec
+        .nodes
         .iter()
-        .map(|s| s.iter().product::<usize>())
-        .sum();
+        .zip(&shapes[1..])
+        .map(|(node, shape)| (node.name.as_str(), values(shape)))
+        .collect();
+    let (largest, largest_values) = outputs
+        .iter()
+        .copied()
+        .max_by_key(|&(_, values)| values)
+        .unwrap_or(("input", values(&shapes[0])));
     Ok(ModelSummary {
         name: spec.name.clone(),
         input,
@@ -54,8 +88,13 @@ pub fn summarize(spec: &ModelSpec, batch: usize) -> Result<ModelSummary, GraphEr
             batch,
             weights: bytes(tensors.iter().map(|(_, t)| t.len()).sum()),
             gradients: bytes(trainable),
-            optimizer: 2 * bytes(trainable),
-            activations: 2 * bytes(values),
+            optimizer: optimizer_states * bytes(trainable),
+            activations: 2 * bytes(outputs.iter().map(|&(_, values)| values).sum()),
+            scratch: bytes(values(&shapes[0]) + batch * (1 + ROW_STATS)),
+            largest_output: LargestOutput {
+                node: largest.to_string(),
+                bytes: bytes(largest_values),
+            },
         },
     })
 }

@@ -1,8 +1,7 @@
 use bytemuck::Pod;
-use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
-use super::error::GpuError;
+use super::error::{innermost_cause, GpuError};
 
 /// A storage buffer of 4-byte elements (f32 or u32), or a view of `len` elements inside one
 /// (see [`GpuBuffer::view`]). The allocation is rounded up to 16 bytes so kernels may view any
@@ -59,15 +58,13 @@ impl GpuBuffer {
             4,
             "GpuBuffer holds 4-byte elements"
         );
-        let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
-        bytes.resize(padded_bytes(data.len()) as usize, 0);
-        let buffer = ctx
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: &bytes,
-                usage: USAGE,
-            });
+        let size = padded_bytes(data.len());
+        let (buffer, allocated) = allocate(ctx, label, size);
+        if allocated {
+            // The 16-byte tail past the data stays zero, as wgpu creates it.
+            ctx.queue
+                .write_buffer(&buffer, 0, bytemuck::cast_slice::<T, u8>(data));
+        }
         GpuBuffer {
             buffer,
             offset: 0,
@@ -77,12 +74,7 @@ impl GpuBuffer {
 
     /// A buffer of `len` zeros (wgpu zero-initialises new buffers).
     pub fn zeros(ctx: &GpuContext, label: &str, len: usize) -> Self {
-        let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: padded_bytes(len),
-            usage: USAGE,
-            mapped_at_creation: false,
-        });
+        let (buffer, _) = allocate(ctx, label, padded_bytes(len));
         GpuBuffer {
             buffer,
             offset: 0,
@@ -163,6 +155,33 @@ impl GpuBuffer {
         let bytes = map_read(ctx, &staging, bytes)?;
         Ok(bytemuck::allocation::pod_collect_to_vec(&bytes))
     }
+}
+
+/// Creates a zeroed buffer of `bytes` inside its own error scopes, and says whether it
+/// could. One over the adapter's limits or past its memory is kept as a fault naming `label`
+/// and its size, which the next [`GpuContext::wait`] or [`GpuContext::guard`] returns; the
+/// buffer is then an invalid one, whose later uses wgpu refuses without effect.
+fn allocate(ctx: &GpuContext, label: &str, bytes: u64) -> (wgpu::Buffer, bool) {
+    let out_of_memory = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes,
+        usage: USAGE,
+        mapped_at_creation: false,
+    });
+    let invalid = pollster::block_on(validation.pop());
+    let exhausted = pollster::block_on(out_of_memory.pop());
+    let Some(error) = exhausted.or(invalid) else {
+        return (buffer, true);
+    };
+    ctx.record_fault(GpuError::Allocation {
+        label: label.to_string(),
+        bytes,
+        limit: ctx.summary().max_buffer_bytes,
+        cause: innermost_cause(&error),
+    });
+    (buffer, false)
 }
 
 /// Maps the first `bytes` of a MAP_READ buffer whose copy is already submitted, waits for the

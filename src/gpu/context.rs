@@ -1,8 +1,9 @@
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use super::error::GpuError;
+use super::error::{innermost_cause, GpuError};
 use super::pipeline::PipelineCache;
 use super::tuning::Tuning;
 
@@ -169,6 +170,46 @@ pub struct GpuContext {
     summary: AdapterSummary,
     pub(super) pipelines: PipelineCache,
     pub(super) tuning: Tuning,
+    faults: Faults,
+}
+
+/// The first fault the device reported outside an error scope (wgpu's default would panic),
+/// a buffer that could not be allocated, or the device's loss; kept until fer next waits for
+/// the GPU or leaves a [`GpuContext::guard`], which return it as an error.
+#[derive(Clone, Default)]
+pub(super) struct Faults(Arc<Mutex<Option<GpuError>>>);
+
+impl Faults {
+    /// Keeps `fault` unless an earlier one is kept: the first explains the rest.
+    pub(super) fn record(&self, fault: GpuError) {
+        let mut first = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        first.get_or_insert(fault);
+    }
+
+    fn take(&self) -> Option<GpuError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+}
+
+/// A wgpu error outside any scope, as fer's: an out-of-memory or a validation error.
+fn uncaptured(error: wgpu::Error) -> GpuError {
+    let what = "running GPU work".to_string();
+    match error {
+        wgpu::Error::OutOfMemory { .. } => GpuError::OutOfMemory {
+            what,
+            cause: innermost_cause(&error),
+        },
+        _ => GpuError::Validation {
+            what,
+            message: innermost_cause(&error),
+        },
+    }
 }
 
 impl GpuContext {
@@ -255,12 +296,23 @@ impl GpuContext {
             max_storage_buffers_per_stage: limits.max_storage_buffers_per_shader_stage,
             storage_offset_alignment: limits.min_storage_buffer_offset_alignment,
         };
+        let faults = Faults::default();
+        let sink = faults.clone();
+        device.on_uncaptured_error(Arc::new(move |error| sink.record(uncaptured(error))));
+        let sink = faults.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            sink.record(GpuError::DeviceLost {
+                what: "running GPU work".into(),
+                reason: format!("{reason:?}: {message}"),
+            })
+        });
         Ok(GpuContext {
             device,
             queue,
             summary,
             pipelines: PipelineCache::default(),
             tuning,
+            faults,
         })
     }
 
@@ -268,10 +320,55 @@ impl GpuContext {
         &self.summary
     }
 
-    /// Blocks until every submitted command has finished.
+    /// Blocks until every submitted command has finished; the first fault the device
+    /// reported since the last check (a failed allocation, an error, its loss) is the error.
     pub fn wait(&self) -> Result<(), GpuError> {
-        self.device.poll(wgpu::PollType::wait_indefinitely())?;
+        let polled = self.device.poll(wgpu::PollType::wait_indefinitely());
+        if let Some(fault) = self.faults.take() {
+            return Err(fault);
+        }
+        polled?;
         Ok(())
+    }
+
+    /// Runs `work` (allocating buffers, building a plan) inside wgpu error scopes, so that an
+    /// out-of-memory or validation error it causes comes back as an error saying `what` was
+    /// being done (`"building the plan for batch 64"`), or naming the buffer that could not
+    /// be allocated, instead of reaching wgpu's default handler.
+    pub fn guard<T, E: From<GpuError>>(
+        &self,
+        what: &str,
+        work: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let out_of_memory = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let result = work();
+        // Popped innermost first; on native the futures are ready at once.
+        let invalid = pollster::block_on(validation.pop());
+        let exhausted = pollster::block_on(out_of_memory.pop());
+        if let Some(fault) = self.faults.take() {
+            return Err(fault.into());
+        }
+        if let Some(error) = exhausted {
+            return Err(GpuError::OutOfMemory {
+                what: what.to_string(),
+                cause: innermost_cause(&error),
+            }
+            .into());
+        }
+        if let Some(error) = invalid {
+            return Err(GpuError::Validation {
+                what: what.to_string(),
+                message: innermost_cause(&error),
+            }
+            .into());
+        }
+        result
+    }
+
+    /// Keeps `fault` for the next [`GpuContext::wait`] or [`GpuContext::guard`] to return.
+    pub(super) fn record_fault(&self, fault: GpuError) {
+        self.faults.record(fault);
     }
 }
 

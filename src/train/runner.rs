@@ -25,8 +25,19 @@ use super::optimizer::Optimizer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("the training loss became {value} by step {step}: lower the learning rate")]
-    Diverged { step: u64, value: f32 },
+    #[error(
+        "the training loss became {value} by step {step} ({}): lower the learning rate; no \
+         checkpoint was written (fer saves the model only when a run finishes)",
+        last_finite.map_or("no finite loss was read before".to_string(), |(step, loss)| {
+            format!("the last finite loss was {loss:.4}, read at step {step}")
+        })
+    )]
+    Diverged {
+        step: u64,
+        value: f32,
+        /// The step and value of the last finite loss read back, if one was.
+        last_finite: Option<(u64, f64)>,
+    },
     #[error("model `{model}` predicts {outputs} classes, but the dataset has {classes}")]
     ClassCount {
         model: String,
@@ -93,6 +104,8 @@ pub struct Runner<'a> {
     stats: GpuBuffer,
     batches: HashMap<usize, Batch>,
     steps: u64,
+    /// The step and value of the last finite training loss read back.
+    last_finite_loss: Option<(u64, f64)>,
 }
 
 impl<'a> Runner<'a> {
@@ -113,13 +126,15 @@ impl<'a> Runner<'a> {
             stats: GpuBuffer::zeros(ctx, "loss stats", ROW_STATS),
             batches: HashMap::new(),
             steps: 0,
+            last_finite_loss: None,
         })
     }
 
     /// The plan for `size` images, built on first use (the last, partial batch gets its own).
     fn batch(&mut self, size: usize) -> Result<&Batch, RunError> {
         if !self.batches.contains_key(&size) {
-            let plan = self.model.plan(self.ctx, size)?;
+            let what = format!("building model `{}` for batches of {size}", self.model.name);
+            let plan = self.ctx.guard(&what, || self.model.plan(self.ctx, size))?;
             let labels = GpuBuffer::zeros(self.ctx, "labels", size);
             let records = GpuBuffer::zeros(self.ctx, "loss records", size * ROW_STATS);
             let ce = CrossEntropy {
@@ -280,8 +295,10 @@ impl<'a> Runner<'a> {
                     return Err(RunError::Diverged {
                         step: self.steps,
                         value: totals.loss as f32,
+                        last_finite: self.last_finite_loss,
                     });
                 }
+                self.last_finite_loss = Some((self.steps, totals.loss));
                 progress.set_message(format!(
                     "loss {:.4} acc {:.4}",
                     totals.loss, totals.accuracy
