@@ -1,6 +1,7 @@
 //! What the commands do beyond parsing: load data, run the library, print for people and
 //! write for scripts.
 
+pub mod export;
 pub mod models;
 pub mod options;
 pub mod profile;
