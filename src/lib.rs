@@ -9,6 +9,7 @@ pub mod gpu;
 pub mod graph;
 pub mod kernels;
 pub mod nn;
+pub mod onnx;
 pub mod profile;
 pub mod reference;
 pub mod report;

@@ -56,6 +56,8 @@ enum Command {
     Train(TrainArgs),
     /// Evaluate a checkpoint on a split of a dataset.
     Eval(EvalArgs),
+    /// Write a checkpoint's model as an ONNX file (for ONNX Runtime, browsers, phones).
+    Export(ExportArgs),
     /// Train all four models on synthetic faces and compare them (scaled down on a CPU adapter).
     Demo {
         #[arg(long, default_value_t = 10)]
@@ -241,6 +243,22 @@ impl TrainArgs {
         settings.progress = !self.quiet;
         Ok(settings)
     }
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[arg(long)]
+    checkpoint: PathBuf,
+    #[command(flatten)]
+    architecture: ArchArgs,
+    /// The ONNX file to write.
+    #[arg(long)]
+    onnx: PathBuf,
+    /// The class names in output order, recorded in the file's metadata (`classes`).
+    #[arg(long, value_delimiter = ',')]
+    classes: Option<Vec<String>>,
 }
 
 #[derive(Args)]
@@ -434,6 +452,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )?;
         }
+        Command::Export(args) => cli::export::export(
+            &args.model.choice()?,
+            &args.architecture.architecture()?,
+            &args.checkpoint,
+            &args.onnx,
+            args.classes.as_deref(),
+        )?,
         Command::Models { show, batch, json } => {
             if let Some(kind) = show {
                 let spec = spec(kind, &Architecture::default())

@@ -2,6 +2,7 @@
 //! write for scripts.
 
 pub mod dry_run;
+pub mod export;
 pub mod models;
 pub mod options;
 pub mod profile;
