@@ -102,7 +102,7 @@ impl RunLength {
 pub struct ScheduleState {
     /// The lr the schedule scales: the optimizer's, then the switched-to SGD's.
     pub base_lr: f64,
-    /// The lr of the latest step.
+    /// The lr of the latest step scheduled: between epochs, the coming epoch's last.
     pub lr: f64,
     /// Plateau's best value so far (none before the first epoch).
     pub best: Option<f64>,
