@@ -11,7 +11,9 @@ use fer::bench;
 use fer::gpu::{BackendChoice, GpuContext, GpuOptions, TimingSource};
 use fer::kernels::matmul::MatmulVariant;
 use fer::nn::models::{spec, Architecture, ModelChoice, ModelKind};
+use fer::train::early_stopping::EarlyStopping;
 use fer::train::optimizer::OptimizerKind;
+use fer::train::schedule::{OptimizerSwitch, Schedule};
 use fer::train::session::TrainSettings;
 
 /// fer: train facial-expression models on any GPU (Vulkan, Metal, DX12, GL) through wgpu.
@@ -207,6 +209,22 @@ struct TrainArgs {
     /// Flip training images horizontally at random.
     #[arg(long)]
     flip: bool,
+    /// A learning-rate schedule with PyTorch's semantics: step:step_size=10,gamma=0.1,
+    /// multistep:milestones=30,60,gamma=0.1, exponential:gamma=0.95,
+    /// cosine:warmup=2,start_factor=0.33,eta_min=0 (per step), onecycle:max_lr=0.01 (per step;
+    /// pct_start, div_factor, final_div_factor, three_phase, anneal=cos|linear), or
+    /// plateau:factor=0.1,patience=10 (monitor=val_loss|val_acc, mode, threshold,
+    /// threshold_mode=rel|abs, cooldown, min_lr, eps).
+    #[arg(long, value_parser = Schedule::parse, allow_hyphen_values = true)]
+    schedule: Option<Schedule>,
+    /// From this epoch on, train with a fresh SGD optimizer: EPOCH[:lr=0.01,momentum=0.9,
+    /// nesterov,weight_decay=..] (Keras's SGD defaults; weight decay: the run's).
+    #[arg(long, value_parser = OptimizerSwitch::parse, allow_hyphen_values = true)]
+    switch_to_sgd: Option<OptimizerSwitch>,
+    /// Stop when val_loss or val_acc stops improving, and end with the best epoch's weights:
+    /// val_loss:patience=10,min_delta=0 (restore=false keeps the last epoch's).
+    #[arg(long, value_parser = EarlyStopping::parse, allow_hyphen_values = true)]
+    early_stopping: Option<EarlyStopping>,
     /// Fixes initialisation, shuffling, dropout, augmentation and the synthetic data.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -240,6 +258,9 @@ impl TrainArgs {
         settings.epoch.flip = self.flip;
         settings.epoch.readback_every = self.readback_every;
         settings.label_smoothing = self.label_smoothing;
+        settings.schedule = self.schedule.clone();
+        settings.switch_to_sgd = self.switch_to_sgd.clone();
+        settings.early_stopping = self.early_stopping.clone();
         settings.progress = !self.quiet;
         Ok(settings)
     }

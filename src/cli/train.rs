@@ -15,7 +15,7 @@ use fer::nn::spec::ModelSpec;
 use fer::report::{write_results, ConfusionMatrix, RunMetrics};
 use fer::train::checkpoint;
 use fer::train::runner::Runner;
-use fer::train::session::{self, input_spec, softmax_rows, TrainSettings, Trained};
+use fer::train::session::{self, input_spec, softmax_rows, EpochEvents, TrainSettings, Trained};
 
 /// Where the images come from (a dataset path, or the built-in synthetic faces) and the spec
 /// they are read at: the model's input.
@@ -103,9 +103,15 @@ pub fn model_choice(kind: Option<ModelKind>, file: Option<&Path>) -> anyhow::Res
     }
 }
 
-/// One line per epoch, for people and for grep. A model without a loss (the baseline's
-/// certain guesses) shows `n/a`.
-pub fn epoch_line(record: &fer::report::EpochRecord, epochs: usize) -> String {
+/// One line per epoch, for people and for grep, with what the callbacks did (as Keras's
+/// verbose callbacks say it): the lr's change, a new best, the switch of optimizer, and on a
+/// line of its own why training stopped and which weights it kept. A model without a loss (the
+/// baseline's certain guesses) shows `n/a`.
+pub fn epoch_line(
+    record: &fer::report::EpochRecord,
+    events: &EpochEvents,
+    epochs: usize,
+) -> String {
     let loss = |value: f64| {
         if value.is_finite() {
             format!("{value:.4}")
@@ -113,7 +119,7 @@ pub fn epoch_line(record: &fer::report::EpochRecord, epochs: usize) -> String {
             "n/a".to_string()
         }
     };
-    format!(
+    let mut line = format!(
         "epoch {}/{}  train_loss {}  train_acc {:.4}  val_loss {}  val_acc {:.4}  ({:.1} s)",
         record.epoch,
         epochs,
@@ -122,7 +128,50 @@ pub fn epoch_line(record: &fer::report::EpochRecord, epochs: usize) -> String {
         loss(record.val_loss),
         record.val_acc,
         record.seconds
-    )
+    );
+    if let Some((from, to)) = events.lr_change {
+        let _ = write!(line, "  lr {from:.3e} → {to:.3e}");
+    }
+    if let Some(improved) = &events.improved {
+        if let Some(previous) = improved.previous {
+            let name = improved.monitor.name();
+            let _ = write!(
+                line,
+                "  {name} improved from {previous:.4} to {:.4}",
+                improved.best
+            );
+        }
+    }
+    if let Some(sgd) = &events.switch {
+        let _ = write!(
+            line,
+            "  switching to a fresh SGD (lr {}, momentum {}{})",
+            sgd.lr,
+            sgd.momentum,
+            if sgd.nesterov { ", nesterov" } else { "" }
+        );
+    }
+    let restored = events.restored.map(|restored| {
+        format!(
+            "restored epoch {}'s weights ({} {:.4})",
+            restored.epoch,
+            restored.monitor.name(),
+            restored.best
+        )
+    });
+    match (&events.stop, restored) {
+        (Some(stop), Some(restored)) => {
+            let _ = write!(line, "\n{stop}; {restored}");
+        }
+        (Some(stop), None) => {
+            let _ = write!(line, "\n{stop}");
+        }
+        (None, Some(restored)) => {
+            let _ = write!(line, "\n{restored}, the best of the run");
+        }
+        (None, None) => {}
+    }
+    line
 }
 
 /// Trains, prints the epochs and the final report, writes `results/<model>/`.
@@ -148,9 +197,16 @@ pub fn train(
         settings.epoch.batch_size,
         ctx.summary().name
     );
-    let trained = session::train(ctx, &splits.train, &splits.val, settings, |record| {
-        println!("{}", epoch_line(record, epochs));
+    // Each new best is written as it lands, so it survives a run stopped by hand.
+    let best = results.join(settings.model.name()).join("best.safetensors");
+    let mut best_written = Ok(());
+    let trained = session::train(ctx, &splits.train, &splits.val, settings, |end| {
+        println!("{}", epoch_line(end.record, end.events, epochs));
+        if let (Some(model), Some(_), Ok(())) = (end.model, &end.events.improved, &best_written) {
+            best_written = checkpoint::save(ctx, model, end.steps, &best);
+        }
     })?;
+    best_written?;
     let seconds = started.elapsed().as_secs_f64();
     let confusion = confusion(&splits.val, &trained.val_predictions)?;
     let run = json!({
@@ -159,6 +215,7 @@ pub fn train(
         "settings": settings,
         "wall_seconds": seconds,
         "val_loss": trained.val.loss,
+        "training_state": trained.state,
         "train_images": splits.train.len(),
         "val_images": splits.val.len(),
     });

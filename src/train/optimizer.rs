@@ -89,6 +89,8 @@ pub struct Optimizer {
     group: Group,
     updates: Vec<Dispatch>,
     lr: f64,
+    /// The lr of each coming step, set by a schedule (see [`Optimizer::set_lr`]).
+    scheduled_lrs: std::collections::VecDeque<f64>,
     step: u32,
 }
 
@@ -142,6 +144,7 @@ impl Optimizer {
             group,
             updates,
             lr: settings.lr,
+            scheduled_lrs: Default::default(),
             step: 0,
         })
     }
@@ -151,9 +154,16 @@ impl Optimizer {
         self.step as u64
     }
 
+    /// Sets the lr of the coming steps, one value per step; the last holds for the steps after
+    /// them (a single value sets the lr until the next call).
+    pub fn set_lr(&mut self, per_step: impl IntoIterator<Item = f64>) {
+        self.scheduled_lrs = per_step.into_iter().collect();
+    }
+
     /// Advances the step number the next recorded update uses.
     pub fn prepare_step(&mut self, ctx: &GpuContext) {
         self.step += 1;
+        self.lr = self.scheduled_lrs.pop_front().unwrap_or(self.lr);
         match &self.group {
             Group::Sgd(group) => group.set_step(ctx, self.step, self.lr),
             Group::Adam(group) => group.set_step(ctx, self.step, self.lr),

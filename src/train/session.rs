@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, ImageSpec};
 use crate::gpu::GpuContext;
@@ -13,8 +13,10 @@ use crate::nn::models::{Architecture, ModelChoice, ModelKind};
 use crate::report::{EpochRecord, History};
 
 use super::checkpoint::batch_norm_layers;
+use super::early_stopping::{EarlyStopping, EarlyStoppingState, Monitor, Verdict, WeightCopy};
 use super::optimizer::{Optimizer, OptimizerError, OptimizerKind, OptimizerSettings};
 use super::runner::{EpochSettings, RunError, Runner, Totals};
+use super::schedule::{OptimizerSwitch, RunLength, Schedule, ScheduleState};
 
 /// Everything that defines a run; the defaults are the study's.
 #[derive(Clone, Debug, Serialize)]
@@ -25,6 +27,10 @@ pub struct TrainSettings {
     pub epochs: usize,
     pub epoch: EpochSettings,
     pub label_smoothing: f32,
+    /// A learning-rate schedule; none keeps the optimizer's lr.
+    pub schedule: Option<Schedule>,
+    pub switch_to_sgd: Option<OptimizerSwitch>,
+    pub early_stopping: Option<EarlyStopping>,
     /// Show progress bars on stderr.
     #[serde(skip)]
     pub progress: bool,
@@ -52,6 +58,9 @@ impl TrainSettings {
                 readback_every: 20,
             },
             label_smoothing: 0.0,
+            schedule: None,
+            switch_to_sgd: None,
+            early_stopping: None,
             progress: true,
         }
     }
@@ -67,6 +76,9 @@ pub enum TrainError {
     NoGpuModel(ModelKind),
     #[error("batch sizes must be positive")]
     EmptyBatch,
+    /// A schedule, optimizer switch or early stopping that does not fit the run.
+    #[error("{0}")]
+    Callbacks(String),
     #[error(
         "model `{model}` has batch norms ({layer}, ...), which cannot train on a batch of one \
          image (its variance is 0, as PyTorch refuses too): {remedy}"
@@ -88,12 +100,65 @@ pub enum TrainError {
     Gpu(#[from] crate::gpu::GpuError),
 }
 
+/// Where a run stands between epochs: the schedule's and early stopping's counters, which a
+/// checkpoint of the run carries to resume it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingState {
+    /// Epochs finished.
+    pub epoch: usize,
+    /// Training steps taken, across optimizers.
+    pub step: u64,
+    pub schedule: ScheduleState,
+    pub early_stopping: EarlyStoppingState,
+}
+
+/// What the callbacks made of an epoch, for its line (as Keras callbacks report).
+#[derive(Clone, Debug, Default)]
+pub struct EpochEvents {
+    /// The scheduled lr moved from this epoch's first step to the next epoch's: (from, to).
+    pub lr_change: Option<(f64, f64)>,
+    /// The watched value beat its best: `best.safetensors` now holds this epoch.
+    pub improved: Option<Improvement>,
+    /// The optimizer the next epoch starts afresh with.
+    pub switch: Option<OptimizerSettings>,
+    /// Why training stops after this epoch.
+    pub stop: Option<String>,
+    /// The earlier, best epoch whose weights the model ends with.
+    pub restored: Option<Restored>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Restored {
+    pub epoch: usize,
+    pub monitor: Monitor,
+    pub best: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Improvement {
+    pub monitor: Monitor,
+    /// The best before this epoch; none at the first.
+    pub previous: Option<f64>,
+    pub best: f64,
+}
+
+/// An epoch as it ends: its record, its events, and the model as it stands (to checkpoint an
+/// improvement; none for the baseline) after `steps` training steps.
+pub struct EpochEnd<'a> {
+    pub record: &'a EpochRecord,
+    pub events: &'a EpochEvents,
+    pub model: Option<&'a Model>,
+    pub steps: u64,
+}
+
 /// A finished run: the model (none for the baseline), its history, and the final validation
 /// predictions with their probabilities.
 pub struct Trained {
     pub model: Option<Model>,
     /// Training steps taken (batches the model learned from).
     pub steps: u64,
+    /// The schedule's and early stopping's counters at the end.
+    pub state: TrainingState,
     pub history: History,
     pub val: Totals,
     pub val_predictions: Vec<usize>,
@@ -106,29 +171,51 @@ pub fn input_spec(model: ModelKind, architecture: &Architecture) -> ImageSpec {
     ModelChoice::from(model).input(architecture)
 }
 
-/// Trains `settings.model` on `train`, validating on `val` after every epoch; `on_epoch` sees
-/// each epoch's record as it lands.
+/// Trains `settings.model` on `train`, validating on `val` after every epoch, with the
+/// settings' schedule, optimizer switch and early stopping; `on_epoch` sees each epoch as it
+/// ends.
 pub fn train(
     ctx: &GpuContext,
     train: &Dataset,
     val: &Dataset,
     settings: &TrainSettings,
-    mut on_epoch: impl FnMut(&EpochRecord),
+    mut on_epoch: impl FnMut(&EpochEnd),
 ) -> Result<Trained, TrainError> {
     if train.is_empty() {
         return Err(TrainError::NoTrainingData);
     }
+    check_callbacks(settings)?;
     let Some(model) = settings
         .model
         .build(ctx, &settings.architecture, settings.epoch.seed)?
     else {
-        return Ok(baseline(train, val, &mut on_epoch));
+        return Ok(baseline(train, val, settings, &mut on_epoch));
     };
     refuse_lone_image_batches(&model, train.len(), settings.epoch.batch_size)?;
     let mut optimizer = Optimizer::new(ctx, &model, &settings.optimizer)?;
     let mut runner = Runner::new(ctx, &model, settings.label_smoothing)?;
+    let run = RunLength {
+        epochs: settings.epochs,
+        steps_per_epoch: train.len().div_ceil(settings.epoch.batch_size.max(1)),
+    };
+    let watch = settings
+        .early_stopping
+        .clone()
+        .unwrap_or_else(EarlyStopping::best_checkpoint_only);
+    let best_weights = watch
+        .restore_best_weights
+        .then(|| WeightCopy::new(ctx, &model));
+    let mut state = TrainingState {
+        epoch: 0,
+        step: 0,
+        schedule: ScheduleState::new(settings.optimizer.lr),
+        early_stopping: EarlyStoppingState::default(),
+    };
+    let mut steps_before_switch = 0;
+    let mut lrs = scheduled_lrs(settings, &mut state.schedule, 0, run);
     let mut history = History::new();
     let mut last_val = None;
+    let mut restored = None;
     for epoch in 1..=settings.epochs {
         let started = Instant::now();
         let bar = progress_bar(
@@ -136,6 +223,10 @@ pub fn train(
             train.len(),
             &format!("epoch {epoch}/{}", settings.epochs),
         );
+        let first_lr = lrs.as_ref().and_then(|lrs| lrs.first().copied());
+        if let Some(lrs) = lrs.take() {
+            optimizer.set_lr(lrs);
+        }
         let fit = runner.train_epoch(train, &mut optimizer, epoch as u64, &settings.epoch, &bar)?;
         bar.finish_and_clear();
         let evaluation = runner.evaluate(val, settings.epoch.batch_size)?;
@@ -147,9 +238,71 @@ pub fn train(
             val_acc: evaluation.totals.accuracy,
             seconds: started.elapsed().as_secs_f64(),
         };
-        on_epoch(&record);
+        state.epoch = epoch;
+        state.step = steps_before_switch + optimizer.steps();
+        let mut events = EpochEvents::default();
+        let value = watch.monitor.value(&record);
+        match watch.update(&mut state.early_stopping, epoch, value) {
+            Verdict::Improved { previous } => {
+                if let Some(copy) = &best_weights {
+                    copy.take(ctx, &model);
+                }
+                events.improved = Some(Improvement {
+                    monitor: watch.monitor,
+                    previous,
+                    best: value,
+                });
+            }
+            Verdict::Stop => events.stop = Some(watch.reason()),
+            Verdict::NotImproved => {}
+        }
+        if let Some(schedule) = &settings.schedule {
+            schedule.end_epoch(&mut state.schedule, &record);
+        }
+        let last = epoch == settings.epochs || events.stop.is_some();
+        if last {
+            let best = &state.early_stopping;
+            restored = best
+                .best_epoch
+                .zip(best.best)
+                .filter(|&(best_epoch, _)| best_weights.is_some() && best_epoch != epoch)
+                .map(|(epoch, best)| Restored {
+                    epoch,
+                    monitor: watch.monitor,
+                    best,
+                });
+            events.restored = restored;
+        } else {
+            if let Some(switch) = settings
+                .switch_to_sgd
+                .as_ref()
+                .filter(|s| s.epoch == epoch + 1)
+            {
+                let sgd = switch.settings(&settings.optimizer);
+                steps_before_switch += optimizer.steps();
+                optimizer = Optimizer::new(ctx, &model, &sgd)?;
+                state.schedule.rebase(sgd.lr);
+                events.switch = Some(sgd);
+            }
+            lrs = scheduled_lrs(settings, &mut state.schedule, epoch, run);
+            let next_lr = lrs.as_ref().and_then(|lrs| lrs.first().copied());
+            events.lr_change = first_lr.zip(next_lr).filter(|(from, to)| from != to);
+        }
+        on_epoch(&EpochEnd {
+            record: &record,
+            events: &events,
+            model: Some(&model),
+            steps: state.step,
+        });
         history.push(record);
         last_val = Some(evaluation);
+        if last {
+            break;
+        }
+    }
+    if let (Some(copy), Some(_)) = (&best_weights, restored) {
+        copy.restore(ctx, &model)?;
+        last_val = None;
     }
     let evaluation = match last_val {
         Some(evaluation) => evaluation,
@@ -162,8 +315,45 @@ pub fn train(
         val: evaluation.totals,
         history,
         model: Some(model),
-        steps: optimizer.steps(),
+        steps: state.step,
+        state,
     })
+}
+
+/// The schedule's lr for each step of `epoch` (from 0); none without a schedule.
+fn scheduled_lrs(
+    settings: &TrainSettings,
+    state: &mut ScheduleState,
+    epoch: usize,
+    run: RunLength,
+) -> Option<Vec<f64>> {
+    let schedule = settings.schedule.as_ref()?;
+    Some(schedule.epoch_lrs(state, epoch, run))
+}
+
+/// Refuses a schedule or optimizer switch that does not fit the run's epochs.
+fn check_callbacks(settings: &TrainSettings) -> Result<(), TrainError> {
+    if let Some(schedule) = &settings.schedule {
+        schedule
+            .check(settings.epochs)
+            .map_err(TrainError::Callbacks)?;
+    }
+    if let Some(switch) = &settings.switch_to_sgd {
+        if switch.epoch > settings.epochs {
+            return Err(TrainError::Callbacks(format!(
+                "the switch to SGD at epoch {} comes after the last of the {} epochs",
+                switch.epoch, settings.epochs
+            )));
+        }
+        if let Some(Schedule::Onecycle(_)) = settings.schedule {
+            return Err(TrainError::Callbacks(
+                "the onecycle schedule sets every step's lr from its max_lr, so it cannot \
+                 follow a switch to SGD: drop one of the two"
+                    .to_string(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A batch norm in training normalises each batch by its own statistics, which one image
@@ -195,7 +385,12 @@ fn refuse_lone_image_batches(
 
 /// The majority-class baseline: predicts the most frequent training class (ties: the lowest
 /// index), with probability 1.
-fn baseline(train: &Dataset, val: &Dataset, on_epoch: &mut impl FnMut(&EpochRecord)) -> Trained {
+fn baseline(
+    train: &Dataset,
+    val: &Dataset,
+    settings: &TrainSettings,
+    on_epoch: &mut impl FnMut(&EpochEnd),
+) -> Trained {
     let counts = train.class_counts();
     let majority = argmax_counts(&counts);
     let accuracy_on = |data: &Dataset| {
@@ -214,7 +409,12 @@ fn baseline(train: &Dataset, val: &Dataset, on_epoch: &mut impl FnMut(&EpochReco
         val_acc: accuracy_on(val),
         seconds: 0.0,
     };
-    on_epoch(&record);
+    on_epoch(&EpochEnd {
+        record: &record,
+        events: &EpochEvents::default(),
+        model: None,
+        steps: 0,
+    });
     let mut history = History::new();
     history.push(record);
     let mut certain = vec![0.0; train.class_count()];
@@ -222,6 +422,12 @@ fn baseline(train: &Dataset, val: &Dataset, on_epoch: &mut impl FnMut(&EpochReco
     Trained {
         model: None,
         steps: 0,
+        state: TrainingState {
+            epoch: 1,
+            step: 0,
+            schedule: ScheduleState::new(settings.optimizer.lr),
+            early_stopping: EarlyStoppingState::default(),
+        },
         val: Totals {
             loss: f64::NAN,
             accuracy: accuracy_on(val),
