@@ -13,7 +13,8 @@ use crate::nn::models::{Architecture, ModelChoice, ModelKind};
 use crate::report::{EpochRecord, History};
 
 use super::checkpoint::batch_norm_layers;
-use super::optimizer::{Optimizer, OptimizerError, OptimizerKind, OptimizerSettings};
+use super::loss::{ClassWeights, Loss, LossError, LossKind};
+use super::optimizer::{L2Penalty, Optimizer, OptimizerError, OptimizerKind, OptimizerSettings};
 use super::runner::{EpochSettings, RunError, Runner, Totals};
 
 /// Everything that defines a run; the defaults are the study's.
@@ -22,9 +23,14 @@ pub struct TrainSettings {
     pub model: ModelChoice,
     pub architecture: Architecture,
     pub optimizer: OptimizerSettings,
+    /// Keras-style L2 penalties on chosen tensors (coupled weight decay 2λ on them).
+    pub l2: Vec<L2Penalty>,
     pub epochs: usize,
     pub epoch: EpochSettings,
     pub label_smoothing: f32,
+    pub loss: LossKind,
+    /// Weights of the training loss per class (the validation loss stays unweighted).
+    pub class_weights: Option<ClassWeights>,
     /// Show progress bars on stderr.
     #[serde(skip)]
     pub progress: bool,
@@ -44,6 +50,7 @@ impl TrainSettings {
             model,
             architecture: Architecture::default(),
             optimizer,
+            l2: Vec::new(),
             epochs: 10,
             epoch: EpochSettings {
                 batch_size: 64,
@@ -52,6 +59,8 @@ impl TrainSettings {
                 readback_every: 20,
             },
             label_smoothing: 0.0,
+            loss: LossKind::CrossEntropy,
+            class_weights: None,
             progress: true,
         }
     }
@@ -82,6 +91,8 @@ pub enum TrainError {
     Run(#[from] RunError),
     #[error(transparent)]
     Optimizer(#[from] OptimizerError),
+    #[error(transparent)]
+    Loss(#[from] LossError),
     #[error(transparent)]
     Graph(#[from] crate::graph::GraphError),
     #[error(transparent)]
@@ -125,8 +136,14 @@ pub fn train(
         return Ok(baseline(train, val, &mut on_epoch));
     };
     refuse_lone_image_batches(&model, train.len(), settings.epoch.batch_size)?;
-    let mut optimizer = Optimizer::new(ctx, &model, &settings.optimizer)?;
-    let mut runner = Runner::new(ctx, &model, settings.label_smoothing)?;
+    let mut optimizer = Optimizer::with_l2(ctx, &model, &settings.optimizer, &settings.l2)?;
+    let loss = Loss::new(
+        settings.loss,
+        settings.label_smoothing,
+        settings.class_weights.as_ref(),
+        train,
+    )?;
+    let mut runner = Runner::with_loss(ctx, &model, loss)?;
     let mut history = History::new();
     let mut last_val = None;
     for epoch in 1..=settings.epochs {
