@@ -1,7 +1,8 @@
 //! softmax_ce: forward records, the accumulating reduction and backward against the twin, with
-//! and without class weights and label smoothing, on 1 row, 1 class (degenerate: loss 0), row
-//! counts that are not multiples of the workgroup (64), C = 7 and C = 10, and ±1e4 logits;
-//! the fused training kernel bit for bit against those three.
+//! and without class weights and label smoothing, and the focal loss, on 1 row, 1 class
+//! (degenerate: loss 0), row counts that are not multiples of the workgroup (64), C = 7, 10
+//! and 13, and ±1e4 logits; the fused training kernel bit for bit against those three; the
+//! twins against PyTorch's values.
 //!
 //! Tolerances, from WGSL's accuracy rules (exp: 3 + 2|x| ulp, log: 2^-21 absolute near 1 and
 //! 3 ulp elsewhere, + − × ÷ correctly rounded) and s = Σ_c exp(x_c − max) ∈ [1, C]:
@@ -16,6 +17,17 @@
 //!   bounded by 2·that weight; Σ_j w[y_j] (B terms), the division and `scale` add γ_{B+2}.
 //!
 //! The weight and correct columns are copies and comparisons, so they must match exactly.
+//!
+//! The focal loss (γ > 0) adds, per row, q = 1 − p_y = Σ_{c≠y} e_c / s and its power M = q^γ:
+//! * each e_c = exp(x_c − max) is off by (3 + 3|x_c − max|)·u relatively, so with D the largest
+//!   |x_c − max| of a term above f32's normal range (e^−88), q and every p_c are off by
+//!   δ = (3 + 3D + 5C + 8)·u (the exps, s, the sum over c ≠ y and the division); below e^−88
+//!   a flushed term adds at most C·2^−126 to q;
+//! * pow(q, γ) is exp2(γ·log2 q): log2 is off by 3 ulp or 2^−21 = 8u absolute, the exp2 of
+//!   t = γ·log2 q by (3 + 2|t|) ulp, so δM = γ·δ + γ·ln2·(3|log2 q| + 8)·u + (3 + 2|t|)·u;
+//! * l = w·M·N is off by l·(δM + 4u) + w·M·(5C + 24)·u (N = −log p_y as above);
+//! * the gradient w·F·h_c/rows, F = M·(1 + γ·p·N/q), h_c = p_c or −q, is off by
+//!   |g_c|·(δM + 3δ + 16u + γ_{rows+2}) plus the error of N/q: |ΔN|/q·γ·p·w·M·|h_c|/rows.
 
 use fer::gpu::{Dispatch, GpuBuffer};
 use fer::kernels::reduce::{channel_sum, ChannelSumShape};
@@ -116,6 +128,56 @@ fn backward_dispatch(
         .expect("backward builds")
 }
 
+/// Row i's focal-loss quantities in f64, and the f32 kernel's error bounds on them (see the
+/// top of the file).
+struct FocalRow {
+    /// p_y and M = q^γ.
+    hit: f64,
+    modulation: f64,
+    /// Relative error bound of the exps, q and every p_c: δ.
+    delta: f64,
+    /// Relative error bound of M: δM.
+    delta_modulation: f64,
+    /// Absolute error bound of N.
+    nll_error: f64,
+}
+
+impl FocalRow {
+    fn new(problem: &Problem, i: usize) -> Self {
+        let (c, g) = (problem.ce.classes, problem.ce.focal_gamma as f64);
+        let row: Vec<f64> = problem.logits[i * c..(i + 1) * c]
+            .iter()
+            .map(|&x| x as f64)
+            .collect();
+        let label = problem.labels[i] as usize;
+        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = row.iter().map(|x| (x - max).exp()).sum();
+        let hit = (row[label] - max).exp() / s;
+        let miss: f64 = (0..c)
+            .filter(|&k| k != label)
+            .map(|k| (row[k] - max).exp() / s)
+            .sum();
+        let nll = (max - row[label]) + s.ln();
+        let spread = row.iter().map(|x| max - x).filter(|&d| d < 88.0);
+        let d = spread.fold(0.0, f64::max);
+        let delta = (3.0 + 3.0 * d + (5 * c + 8) as f64) * U;
+        let log2_miss = if miss > 0.0 { miss.log2().abs() } else { 0.0 };
+        let t = g * log2_miss;
+        let delta_modulation = g * delta
+            + g * std::f64::consts::LN_2 * (3.0 * log2_miss + 8.0) * U
+            + (3.0 + 2.0 * t) * U;
+        // A term flushed below f32's normal range moves q by up to C·2^−126.
+        let flushed = c as f64 * f64::powi(2.0, -126);
+        FocalRow {
+            hit,
+            modulation: miss.powf(g),
+            delta,
+            delta_modulation: delta_modulation + g * flushed / miss.max(flushed),
+            nll_error: 2.0 * U * nll + (5 * c + 24) as f64 * U,
+        }
+    }
+}
+
 fn check_records(problem: &Problem, got: &[f32]) {
     let want = twin::row_stats(
         &problem.ce,
@@ -128,12 +190,14 @@ fn check_records(problem: &Problem, got: &[f32]) {
         .flat_map(|i| {
             let loss = want[i * ROW_STATS] as f64;
             let log_s_error = (5 * c + 24) as f64 * U;
-            [
-                gamma(c + 4) * loss + problem.row_weight(i) * log_s_error,
-                0.0,
-                0.0,
-                0.0,
-            ]
+            let loss_tolerance = if problem.ce.is_focal() {
+                let row = FocalRow::new(problem, i);
+                let w = problem.class_weight(problem.labels[i] as usize);
+                loss * (row.delta_modulation + 4.0 * U) + w * row.modulation * log_s_error
+            } else {
+                gamma(c + 4) * loss + problem.row_weight(i) * log_s_error
+            };
+            [loss_tolerance, 0.0, 0.0, 0.0]
         })
         .collect();
     assert_within(
@@ -155,6 +219,11 @@ fn check_dlogits(problem: &Problem, scale: f32, got: &[f32]) {
         scale,
         &mut want,
     );
+    if ce.is_focal() {
+        let tolerance = focal_dlogits_tolerance(problem, scale, &want);
+        let what = format!("dlogits {} scale={scale}", problem.name());
+        return assert_within(&what, got, &want, &tolerance);
+    }
     let batch_weight: f64 = problem
         .labels
         .iter()
@@ -176,6 +245,25 @@ fn check_dlogits(problem: &Problem, scale: f32, got: &[f32]) {
         &want,
         &tolerance,
     );
+}
+
+fn focal_dlogits_tolerance(problem: &Problem, scale: f32, want: &[f32]) -> Vec<f64> {
+    let ce = &problem.ce;
+    let g = ce.focal_gamma as f64;
+    (0..ce.rows)
+        .flat_map(|i| {
+            let row = FocalRow::new(problem, i);
+            let w = problem.class_weight(problem.labels[i] as usize);
+            let relative = row.delta_modulation + 3.0 * row.delta + 16.0 * U + gamma(ce.rows + 2);
+            // N/q's error, carried by γ·p·M·w·|h_c|·scale/rows with |h_c| ≤ q.
+            let ratio = row.nll_error * g * row.hit * w * row.modulation * scale.abs() as f64
+                / ce.rows as f64;
+            (0..ce.classes).map(move |c| {
+                let k = i * ce.classes + c;
+                want[k].abs() as f64 * relative + ratio
+            })
+        })
+        .collect()
 }
 
 /// Forward and backward of one problem, each against its twin.
@@ -234,9 +322,12 @@ fn forward_and_backward_match_twin() {
 #[test]
 fn train_is_forward_accumulate_backward_bit_for_bit() {
     for (seed, &(rows, classes)) in SHAPES.iter().enumerate() {
-        for (weighted, label_smoothing) in [(false, 0.0), (true, 0.1)] {
+        for (weighted, label_smoothing, focal_gamma) in
+            [(false, 0.0, 0.0), (true, 0.1, 0.0), (true, 0.0, 2.0)]
+        {
             let ce = CrossEntropy {
                 label_smoothing,
+                focal_gamma,
                 ..CrossEntropy::new(rows, classes)
             };
             let problem = Problem::random(ce, weighted, 4.0, seed as u64 * 10 + 3);
@@ -305,6 +396,89 @@ fn backward_applies_loss_scale() {
         ..CrossEntropy::new(67, 7)
     };
     check(&Problem::random(ce, true, 4.0, 7), 1024.0);
+}
+
+/// (rows, classes) of the focal-loss checks: one row, ragged workgroups, one class (q = 0: a
+/// loss and gradient of 0), the 7 emotions, and 13 classes.
+const FOCAL_SHAPES: &[(usize, usize)] = &[(1, 1), (67, 1), (1, 7), (67, 7), (1, 13), (67, 13)];
+
+fn focal(rows: usize, classes: usize, focal_gamma: f32) -> CrossEntropy {
+    CrossEntropy {
+        focal_gamma,
+        ..CrossEntropy::new(rows, classes)
+    }
+}
+
+/// The focal loss against its twin, with and without α, at γ below 1 (where q^(γ−1) is
+/// unbounded), 2 (the paper's) and 3.5, on ordinary logits and on ±1e4 (p_y of exactly 0 or 1).
+#[test]
+fn focal_forward_and_backward_match_twin() {
+    for spread in [4.0, 1e4] {
+        for (seed, &(rows, classes)) in FOCAL_SHAPES.iter().enumerate() {
+            for focal_gamma in [0.5, 2.0, 3.5] {
+                for weighted in [false, true] {
+                    let ce = focal(rows, classes, focal_gamma);
+                    check(&Problem::random(ce, weighted, spread, seed as u64), 0.5);
+                }
+            }
+        }
+    }
+}
+
+/// The twins against PyTorch (float64, these inputs exact in f32): `F.cross_entropy(x, y,
+/// weight=w, label_smoothing=0.25)`, and the focal loss `(w[y] * (1 - p)**g * -logp).mean()`
+/// at g = 2 and 0.5, values and autograd gradients.
+#[test]
+fn twins_match_pytorch() {
+    let logits = [
+        1.5, -0.25, 0.75, 2.0, -1.0, 0.125, 0.25, -3.0, 0.375, 1.125, -2.0, 4.0, 0.5, 0.0, 0.3125,
+    ];
+    let labels = [3, 0, 2];
+    let weight = [0.5, 2.0, 1.0, 1.5, 3.0];
+    #[rustfmt::skip]
+    let cases: [(CrossEntropy, f64, [f64; 15]); 3] = [
+        (
+            CrossEntropy { label_smoothing: 0.25, ..CrossEntropy::new(3, 5) },
+            2.372406292832409,
+            [0.14219712172870755, -0.0071750625478124675, 0.05443888547352582,
+             -0.15181723685104342, -0.037643707803377516, -0.0915277144441294,
+             0.014038639040469399, -0.014829855964446245, 0.028679477214098994,
+             0.06363945415400725, -0.007450280244431589, 0.3229157089123305,
+             -0.2559088777441406, -0.018475071187771017, -0.04108147973598735],
+        ),
+        (
+            focal(3, 5, 2.0),
+            1.4323119380723641,
+            [0.09182813844349633, 0.01595733773703978, 0.04337654120117901,
+             -0.1586997299994847, 0.007537712617769584, -0.1671582668533126,
+             0.036570915735921215, 0.0014180082873410027, 0.04144027659339638,
+             0.08772906623665397, 0.0008750601912699003, 0.3530244771975379,
+             -0.3692032010896283, 0.006465868843234277, 0.008837794857586137],
+        ),
+        (
+            focal(3, 5, 0.5),
+            1.708606940341836,
+            [0.1421459846931598, 0.024701268305776992, 0.06714500877548495,
+             -0.2456603147323525, 0.011668052957930762, -0.1503789197553141,
+             0.03289992715500248, 0.0012756686131565813, 0.03728050156170233,
+             0.07892282242545268, 0.0007960737414508697, 0.32115906904477187,
+             -0.335877436294442, 0.005882233534466089, 0.008040059973753092],
+        ),
+    ];
+    for (ce, loss, grad) in cases {
+        let got = twin::loss(&ce, &logits, &labels, Some(&weight));
+        // Both in f64 from the same f32 inputs: only summation order differs.
+        assert!(
+            (got - loss).abs() <= 1e-12 * loss,
+            "{ce:?}: loss {got}, PyTorch {loss}"
+        );
+        let mut dlogits = vec![0.0; ce.logits_len()];
+        twin::backward(&ce, &logits, &labels, Some(&weight), 1.0, &mut dlogits);
+        let want: Vec<f32> = grad.iter().map(|&g| g as f32).collect();
+        // The twin rounds each f64 gradient to f32 once: u relative, and PyTorch's within it.
+        let tolerance: Vec<f64> = grad.iter().map(|g| 2.0 * U * g.abs()).collect();
+        assert_within(&format!("dlogits {ce:?}"), &dlogits, &want, &tolerance);
+    }
 }
 
 /// Logits of ±1e4: a naive exp overflows, log-sum-exp from the row max does not.
@@ -436,13 +610,16 @@ fn correct_count_breaks_ties_toward_first_max() {
     assert_eq!(twin_correct, want_correct);
 }
 
-/// The backward twin is the gradient of the loss twin, for every weight/smoothing combination.
+/// The backward twin is the gradient of the loss twin, for every weight/smoothing combination
+/// and for the focal loss.
 #[test]
 fn backward_twin_is_gradient_of_loss_twin() {
+    let losses = [(0.0, 0.0), (0.15, 0.0), (0.0, 0.5), (0.0, 2.0)];
     for weighted in [false, true] {
-        for label_smoothing in [0.0, 0.15] {
+        for (label_smoothing, focal_gamma) in losses {
             let ce = CrossEntropy {
                 label_smoothing,
+                focal_gamma,
                 ..CrossEntropy::new(6, 7)
             };
             let problem = Problem::random(ce, weighted, 3.0, 5);

@@ -1,12 +1,15 @@
 // Fused softmax cross-entropy over logits [rows, classes] and u32 labels [rows], as
 // torch.nn.functional.cross_entropy(reduction="mean") with an optional class weight (WEIGHTED)
-// and label smoothing ε. The formulas are in src/reference/softmax_ce.rs, the twin.
+// and label smoothing ε; or, with GAMMA > 0, the multi-class focal loss
+// α[y]·(1 − p_y)^γ·(−log p_y) averaged over rows, the class weight as α (no smoothing). The
+// formulas are in src/reference/softmax_ce.rs, the twin.
 //
-//   softmax_ce_forward     one invocation per row: the row's record [l_i, w[y_i], correct, 1]
+//   softmax_ce_forward     one invocation per row: the row's record [l_i, w_i, correct, 1], w_i
+//                          its share of the mean's divisor (w[y_i], or 1 for the focal loss)
 //   softmax_ce_accumulate  one workgroup: stats += Σ_i records, [loss_sum, weight_sum,
 //                          correct_count, rows]; a fixed-order tree, so deterministic
 //   softmax_ce_backward    one invocation per row: dlogits of this batch's mean loss. Every
-//                          workgroup sums Σ_j w[y_j] from the labels itself (the same fixed order
+//                          workgroup sums Σ_j w_j from the labels itself (the same fixed order
 //                          everywhere), so a step needs no readback and no other pass's output.
 //   softmax_ce_train       the three above in one dispatch for a training step: one workgroup
 //                          walks the rows as accumulate does, adding each row's record straight
@@ -27,6 +30,8 @@ struct Params {
 }
 
 override WEIGHTED: bool = false;
+// γ of the focal loss; 0 (the default) compiles to plain cross-entropy.
+override GAMMA: f32 = 0.0;
 override SUM_DLOGITS: bool = false;
 
 const WG: u32 = 64u;
@@ -72,6 +77,26 @@ fn row_softmax(base: u32) -> RowSoftmax {
     return RowSoftmax(m, s, argmax);
 }
 
+// 1 − p_label as Σ_{c ≠ label} p_c: a confident row's small miss probability keeps its digits,
+// which 1 − p would cancel away.
+fn miss_probability(base: u32, label: u32, row: RowSoftmax) -> f32 {
+    var miss = 0.0;
+    for (var c = 0u; c < p.classes; c++) {
+        if c != label {
+            miss += exp(logits[base + c] - row.max);
+        }
+    }
+    return miss / row.sum;
+}
+
+// (1 − p_y)^γ, 0 at a certain row (pow's exp2(γ·log2 0) is not defined everywhere).
+fn focal_modulation(miss: f32) -> f32 {
+    if miss > 0.0 {
+        return pow(miss, GAMMA);
+    }
+    return 0.0;
+}
+
 var<workgroup> partial: array<vec4<f32>, WG>;
 
 // The workgroup's total of `value`, returned to every invocation; from uniform control flow.
@@ -90,11 +115,20 @@ fn workgroup_total(value: vec4<f32>, lid: u32) -> vec4<f32> {
     return total;
 }
 
-// Σ_j w[y_j] over the batch, the divisor of the mean loss, in a fixed order.
+// A row's share of the mean's divisor: w[y] for cross-entropy (PyTorch's weighted mean), 1 for
+// the focal loss (a mean over rows).
+fn divisor_weight(label: u32) -> f32 {
+    if GAMMA > 0.0 {
+        return 1.0;
+    }
+    return class_weight(label);
+}
+
+// Σ_j of the rows' divisor weights, the divisor of the mean loss, in a fixed order.
 fn batch_weight(lid: u32) -> f32 {
     var own = 0.0;
     for (var j = lid; j < p.rows; j += WG) {
-        own += class_weight(labels[j]);
+        own += divisor_weight(labels[j]);
     }
     return workgroup_total(vec4<f32>(own, 0.0, 0.0, 0.0), lid).x;
 }
@@ -104,12 +138,19 @@ fn batch_weight(lid: u32) -> f32 {
 
 @group(0) @binding(4) var<storage, read_write> records: array<vec4<f32>>;
 
-// Row i's record [l_i, w[y_i], correct, 1].
+// Row i's record [l_i, divisor_weight(y_i), correct, 1].
 fn row_record(i: u32) -> vec4<f32> {
     let base = i * p.classes;
     let label = labels[i];
     let row = row_softmax(base);
     let log_sum = log(row.sum);
+    let correct = select(0.0, 1.0, row.argmax == label);
+    if GAMMA > 0.0 {
+        let nll = (row.max - logits[base + label]) + log_sum;
+        let miss = miss_probability(base, label, row);
+        let loss = class_weight(label) * focal_modulation(miss) * nll;
+        return vec4<f32>(loss, 1.0, correct, 1.0);
+    }
     var smoothed = 0.0;
     for (var c = 0u; c < p.classes; c++) {
         smoothed += class_weight(c) * ((row.max - logits[base + c]) + log_sum);
@@ -118,7 +159,7 @@ fn row_record(i: u32) -> vec4<f32> {
     let nll = (row.max - logits[base + label]) + log_sum;
     let eps = p.label_smoothing;
     let loss = (1.0 - eps) * w_label * nll + eps / f32(p.classes) * smoothed;
-    return vec4<f32>(loss, w_label, select(0.0, 1.0, row.argmax == label), 1.0);
+    return vec4<f32>(loss, w_label, correct, 1.0);
 }
 
 @compute @workgroup_size(WG)
@@ -157,11 +198,31 @@ fn softmax_ce_accumulate(@builtin(local_invocation_index) lid: u32) {
 
 @group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
 
-// Writes row i's dlogits, given the batch's Σ_j w[y_j].
+// Writes row i's focal-loss dlogits, α·F·(p_c − [c = y])·factor with
+// F = (1 − p)^γ·(1 + γ·p·(−log p)/(1 − p)), and −(1 − p) itself at the label.
+fn focal_row_gradient(base: u32, label: u32, row: RowSoftmax, factor: f32) {
+    let nll = (row.max - logits[base + label]) + log(row.sum);
+    let miss = miss_probability(base, label, row);
+    let hit = exp(logits[base + label] - row.max) / row.sum;
+    // −log p / (1 − p) → 1 as p → 1; at miss = 0 the modulation is 0 and this only stays finite.
+    let ratio = select(1.0, nll / miss, miss > 0.0);
+    let modulation = focal_modulation(miss) * (1.0 + GAMMA * hit * ratio);
+    let scaled = factor * class_weight(label) * modulation;
+    for (var c = 0u; c < p.classes; c++) {
+        let prob = exp(logits[base + c] - row.max) / row.sum;
+        dlogits[base + c] = scaled * select(prob, -miss, c == label);
+    }
+}
+
+// Writes row i's dlogits, given the batch's divisor (Σ_j w[y_j], or rows for the focal loss).
 fn row_gradient(i: u32, batch_weight: f32) {
     let base = i * p.classes;
     let label = labels[i];
     let row = row_softmax(base);
+    if GAMMA > 0.0 {
+        focal_row_gradient(base, label, row, p.scale / batch_weight);
+        return;
+    }
     var weight_total = 0.0;
     for (var c = 0u; c < p.classes; c++) {
         weight_total += class_weight(c);

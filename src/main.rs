@@ -12,7 +12,8 @@ use fer::gpu::{BackendChoice, GpuContext, GpuOptions, TimingSource};
 use fer::kernels::matmul::MatmulVariant;
 use fer::nn::models::{spec, Architecture, ModelChoice, ModelKind};
 use fer::train::early_stopping::EarlyStopping;
-use fer::train::optimizer::OptimizerKind;
+use fer::train::loss::{ClassWeights, LossKind};
+use fer::train::optimizer::{L2Penalty, OptimizerKind};
 use fer::train::schedule::{OptimizerSwitch, Schedule};
 use fer::train::session::TrainSettings;
 
@@ -203,9 +204,25 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0.0)]
     #[arg(value_parser = options::non_negative::<f64>, allow_hyphen_values = true)]
     weight_decay: f64,
+    /// Keras's kernel_regularizer=l2(λ) on chosen tensors: `dense=λ` (every Linear weight),
+    /// `conv=λ` (every Conv2d weight) or `NAME_PATTERN=λ` (state_dict names, `*` for any
+    /// characters, e.g. `classifier.*.weight=1e-4`); comma-separated or repeated. Adds 2λ·w to
+    /// those gradients (coupled weight decay 2λ), beside --weight-decay on every tensor.
+    #[arg(long, value_delimiter = ',')]
+    l2: Vec<L2Penalty>,
     #[arg(long, default_value_t = 0.0)]
     #[arg(value_parser = options::fraction::<f32>, allow_hyphen_values = true)]
     label_smoothing: f32,
+    /// `ce` (cross-entropy), or `focal:gamma=G`: the multi-class focal loss
+    /// α·(1 − p)^γ·(−log p) of the true class's p, averaged over images, with the class weights
+    /// as α (`focal` alone is γ = 2; no label smoothing).
+    #[arg(long, default_value = "ce")]
+    loss: LossKind,
+    /// Weigh the training loss per class: `balanced` (n_images / (n_classes · n_images_of_class)
+    /// on the training split, as sklearn and Keras), or one weight per class in the dataset's
+    /// class order, e.g. `1,9,1,1,1,1,1`. The validation loss stays unweighted.
+    #[arg(long)]
+    class_weights: Option<ClassWeights>,
     /// Flip training images horizontally at random.
     #[arg(long)]
     flip: bool,
@@ -261,6 +278,9 @@ impl TrainArgs {
         settings.schedule = self.schedule.clone();
         settings.switch_to_sgd = self.switch_to_sgd.clone();
         settings.early_stopping = self.early_stopping.clone();
+        settings.l2 = self.l2.clone();
+        settings.loss = self.loss.clone();
+        settings.class_weights = self.class_weights.clone();
         settings.progress = !self.quiet;
         Ok(settings)
     }

@@ -1,4 +1,4 @@
-//! Host side of `shaders/softmax_ce.wgsl`: fused softmax cross-entropy forward, the
+//! Host side of `shaders/softmax_ce.wgsl`: fused softmax cross-entropy (or focal loss) forward, the
 //! accumulating reduction into a stats buffer, and backward, and [`softmax_ce_train`], all
 //! three in one dispatch for a training step, which needs no readback; the stats buffer is read
 //! once per epoch (zero it with [`fill`](crate::kernels::elementwise::fill)).
@@ -35,7 +35,7 @@ const FORWARD_FLOPS_PER_LOGIT: f64 = 4.0;
 const BACKWARD_FLOPS_PER_LOGIT: f64 = 6.0;
 
 /// A kernel reading the logits, labels and class weight and writing `outputs` (bound after
-/// them), over `workgroups`, with `constants` besides WEIGHTED.
+/// them), over `workgroups`, with `constants` besides WEIGHTED and GAMMA.
 #[allow(clippy::too_many_arguments)] // one launch of any of the four entries, spelled out
 fn loss_kernel(
     ctx: &GpuContext,
@@ -66,6 +66,11 @@ fn loss_kernel(
         "{entry}: weight shorter than {} classes",
         ce.classes
     );
+    assert!(
+        !(ce.is_focal() && ce.label_smoothing != 0.0),
+        "{entry}: {ce:?} is a focal loss, which has no label smoothing"
+    );
+    let focal = ce.is_focal().then_some(("GAMMA", ce.focal_gamma as f64));
     // The uniform, logits, labels, weight.
     let mut bindings = vec![
         Binding::Uniform,
@@ -80,6 +85,8 @@ fn loss_kernel(
         bindings: &bindings,
         constants: &[
             &[("WEIGHTED", if weight.is_some() { 1.0 } else { 0.0 })],
+            // Cross-entropy leaves GAMMA at its default: the pipeline it always had.
+            focal.as_slice(),
             constants,
         ]
         .concat(),
@@ -126,7 +133,7 @@ fn per_row_cost(
     }
 }
 
-/// Writes each row's record `[l_i, w[y_i], correct, 1]` into `records` (`[rows, ROW_STATS]`);
+/// Writes each row's record `[l_i, w_i, correct, 1]` into `records` (`[rows, ROW_STATS]`);
 /// see [`crate::reference::softmax_ce`] for `l_i`. `correct` is `argmax == label`, ties going
 /// to the first maximum as `torch.argmax`.
 pub fn softmax_ce_forward(
@@ -184,7 +191,7 @@ pub fn softmax_ce_accumulate(
 
 /// Writes `scale · ∂loss/∂logits` of this batch's mean loss into `dlogits` (`[rows, classes]`),
 /// as [`crate::reference::softmax_ce::backward`]. Needs only the inputs: the divisor
-/// `Σ_j w[y_j]` is summed inside the kernel, so it may be recorded right after the forward.
+/// `Σ_j w_j` is summed inside the kernel, so it may be recorded right after the forward.
 pub fn softmax_ce_backward(
     ctx: &GpuContext,
     ce: &CrossEntropy,

@@ -10,31 +10,52 @@
 //! loss = Σ_i l_i / Σ_i w[y_i]          (w ≡ 1 without a weight, so the divisor is `rows`)
 //! ```
 //!
+//! With a focal γ > 0 the loss is instead the multi-class softmax form of the focal loss
+//! (Lin et al. 2017) that FER repositories use, `α[y]·(1 − p_y)^γ·(−log p_y)` per row with the
+//! class weight as α, averaged over the rows as the common PyTorch `FocalLoss` module
+//! (`(weight[y] * (1 - pt)**gamma * ce).mean()`) and Keras's `CategoricalFocalCrossentropy`
+//! do; torchvision's `sigmoid_focal_loss` is the binary form. Label smoothing is not defined
+//! for it:
+//!
+//! ```text
+//! l_i = w[y_i]·(1 − p_{i,y_i})^γ·(−log p_{i,y_i})
+//! loss = Σ_i l_i / rows
+//! ```
+//!
 //! The GPU splits this into a per-row pass, a reduction that accumulates across steps and a
 //! backward pass; each function here is the twin of one of them.
 
 /// The per-row record the forward pass writes, `ROW_STATS` f32 values per row:
-/// `[l_i, w[y_i], 1 if argmax == label else 0, 1]`. Summing records gives the stats buffer's
+/// `[l_i, w_i, 1 if argmax == label else 0, 1]`, `w_i` the row's share of the mean's divisor
+/// (`w[y_i]`, or 1 for the focal loss). Summing records gives the stats buffer's
 /// `[loss_sum, weight_sum, correct_count, rows]`.
 pub const ROW_STATS: usize = 4;
 
-/// What one loss evaluation covers: `rows` samples of `classes` logits, label smoothing ε.
+/// What one loss evaluation covers: `rows` samples of `classes` logits, label smoothing ε,
+/// focal γ.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CrossEntropy {
     pub rows: usize,
     pub classes: usize,
     /// ε in [0, 1]: the target puts 1 − ε + ε/C on the label and ε/C on every class.
     pub label_smoothing: f32,
+    /// γ ≥ 0 of the focal loss; 0 is plain cross-entropy. A focal loss has no label smoothing.
+    pub focal_gamma: f32,
 }
 
 impl CrossEntropy {
-    /// No label smoothing.
+    /// Plain cross-entropy, no label smoothing.
     pub fn new(rows: usize, classes: usize) -> Self {
         CrossEntropy {
             rows,
             classes,
             label_smoothing: 0.0,
+            focal_gamma: 0.0,
         }
+    }
+
+    pub fn is_focal(&self) -> bool {
+        self.focal_gamma > 0.0
     }
 
     pub fn logits_len(&self) -> usize {
@@ -80,9 +101,17 @@ impl RowSoftmax {
     fn p(&self, x: f32) -> f64 {
         (x as f64 - self.max).exp() / self.sum
     }
+
+    /// 1 − p_label, summed over the other classes.
+    fn miss(&self, row: &[f32], label: usize) -> f64 {
+        (0..row.len())
+            .filter(|&c| c != label)
+            .map(|c| self.p(row[c]))
+            .sum()
+    }
 }
 
-/// Row i's `(l_i, w[y_i], correct)` in f64.
+/// Row i's `(l_i, w_i, correct)` in f64, `w_i` its share of the mean's divisor.
 fn row_terms(
     ce: &CrossEntropy,
     logits: &[f32],
@@ -97,17 +126,27 @@ fn row_terms(
         "label {label} of row {i} is out of range"
     );
     let softmax = RowSoftmax::new(row);
+    let w_label = class_weight(weight, label);
+    let correct = softmax.argmax == label;
+    if ce.is_focal() {
+        let miss = softmax.miss(row, label);
+        let loss = w_label * miss.powf(ce.focal_gamma as f64) * softmax.neg_log_p(row[label]);
+        return (loss, 1.0, correct);
+    }
     let eps = ce.label_smoothing as f64;
     let smooth: f64 = (0..ce.classes)
         .map(|c| class_weight(weight, c) * softmax.neg_log_p(row[c]))
         .sum();
-    let w_label = class_weight(weight, label);
     let loss =
         (1.0 - eps) * w_label * softmax.neg_log_p(row[label]) + eps / ce.classes as f64 * smooth;
-    (loss, w_label, softmax.argmax == label)
+    (loss, w_label, correct)
 }
 
 fn check_lengths(ce: &CrossEntropy, logits: &[f32], labels: &[u32], weight: Option<&[f32]>) {
+    assert!(
+        !(ce.is_focal() && ce.label_smoothing != 0.0),
+        "{ce:?}: a focal loss has no label smoothing"
+    );
     assert_eq!(logits.len(), ce.logits_len(), "logits length for {ce:?}");
     assert_eq!(labels.len(), ce.rows, "labels length for {ce:?}");
     assert!(
@@ -148,7 +187,7 @@ pub fn accumulate(row_stats: &[f32], stats: &mut [f32]) {
     }
 }
 
-/// The mean loss, in f64: `Σ_i l_i / Σ_i w[y_i]` (PyTorch's value).
+/// The mean loss, in f64: `Σ_i l_i / Σ_i w_i` (PyTorch's value; `Σ_i l_i / rows` for focal).
 pub fn loss(ce: &CrossEntropy, logits: &[f32], labels: &[u32], weight: Option<&[f32]>) -> f64 {
     check_lengths(ce, logits, labels, weight);
     let (mut loss_sum, mut weight_sum) = (0.0, 0.0);
@@ -161,7 +200,9 @@ pub fn loss(ce: &CrossEntropy, logits: &[f32], labels: &[u32], weight: Option<&[
 }
 
 /// `scale · ∂loss/∂logits` of the mean [`loss`]: for row i and class c,
-/// `[(1 − ε)·w[y_i]·(p_c − [c = y_i]) + (ε/C)·(W·p_c − w[c])] / Σ_j w[y_j]`, `W = Σ_k w[k]`.
+/// `[(1 − ε)·w[y_i]·(p_c − [c = y_i]) + (ε/C)·(W·p_c − w[c])] / Σ_j w[y_j]`, `W = Σ_k w[k]`;
+/// for the focal loss, with p = p_{y_i} and q = 1 − p,
+/// `w[y_i]·F·(p_c − [c = y_i]) / rows`, `F = q^γ − γ·p·q^(γ−1)·log p` (0 at q = 0).
 pub fn backward(
     ce: &CrossEntropy,
     logits: &[f32],
@@ -174,16 +215,36 @@ pub fn backward(
     assert_eq!(dlogits.len(), ce.logits_len(), "dlogits length for {ce:?}");
     let eps = ce.label_smoothing as f64;
     let weight_total: f64 = (0..ce.classes).map(|c| class_weight(weight, c)).sum();
-    let batch_weight: f64 = labels
-        .iter()
-        .map(|&y| class_weight(weight, y as usize))
-        .sum();
+    let batch_weight: f64 = if ce.is_focal() {
+        ce.rows as f64
+    } else {
+        labels
+            .iter()
+            .map(|&y| class_weight(weight, y as usize))
+            .sum()
+    };
     let factor = scale as f64 / batch_weight;
     for i in 0..ce.rows {
         let row = &logits[i * ce.classes..(i + 1) * ce.classes];
         let label = labels[i] as usize;
         let softmax = RowSoftmax::new(row);
         let w_label = class_weight(weight, label);
+        if ce.is_focal() {
+            let gamma = ce.focal_gamma as f64;
+            let (miss, hit) = (softmax.miss(row, label), softmax.p(row[label]));
+            let modulation = if miss > 0.0 {
+                miss.powf(gamma)
+                    + gamma * hit * miss.powf(gamma - 1.0) * softmax.neg_log_p(row[label])
+            } else {
+                0.0
+            };
+            for c in 0..ce.classes {
+                // p_c − [c = y], as −q at the label, which keeps a confident row's digits.
+                let hard = if c == label { -miss } else { softmax.p(row[c]) };
+                dlogits[i * ce.classes + c] = (factor * w_label * modulation * hard) as f32;
+            }
+            continue;
+        }
         for c in 0..ce.classes {
             let p = softmax.p(row[c]);
             let hard = (1.0 - eps) * w_label * (p - (c == label) as u8 as f64);

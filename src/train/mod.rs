@@ -1,7 +1,8 @@
-//! Training: the loop, optimizers, schedules, early stopping, checkpoints.
+//! Training: the loop, the loss, optimizers, schedules, early stopping, checkpoints.
 
 pub mod checkpoint;
 pub mod early_stopping;
+pub mod loss;
 pub mod optimizer;
 mod option_text;
 pub mod runner;

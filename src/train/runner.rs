@@ -16,11 +16,11 @@ use crate::data::Dataset;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError};
 use crate::graph::{GraphError, Model, Plan};
 use crate::kernels::softmax_ce::{
-    softmax_ce_accumulate, softmax_ce_forward, softmax_ce_train, CrossEntropy, SoftmaxCeInputs,
-    ROW_STATS,
+    softmax_ce_accumulate, softmax_ce_forward, softmax_ce_train, SoftmaxCeInputs, ROW_STATS,
 };
 use crate::rng::Rng;
 
+use super::loss::Loss;
 use super::optimizer::Optimizer;
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +88,7 @@ pub struct Evaluation {
 struct Batch {
     plan: Plan,
     labels: GpuBuffer,
-    /// Evaluation's loss: records, then their sums.
+    /// Evaluation's loss (unweighted): records, then their sums.
     loss_forward: Dispatch,
     loss_accumulate: Dispatch,
     /// A training step's loss, sums and gradient in one dispatch.
@@ -98,7 +98,9 @@ struct Batch {
 pub struct Runner<'a> {
     ctx: &'a GpuContext,
     model: &'a Model,
-    label_smoothing: f32,
+    loss: Loss,
+    /// The loss's class weights, for training steps only (evaluation's loss is unweighted).
+    class_weight: Option<GpuBuffer>,
     classes: usize,
     /// [loss_sum, weight_sum, correct, rows], accumulated on the GPU.
     stats: GpuBuffer,
@@ -109,19 +111,37 @@ pub struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
+    /// A runner whose loss is unweighted cross-entropy with label smoothing ε.
     pub fn new(
         ctx: &'a GpuContext,
         model: &'a Model,
         label_smoothing: f32,
     ) -> Result<Self, RunError> {
+        Self::with_loss(ctx, model, Loss::cross_entropy(label_smoothing))
+    }
+
+    /// A runner training with `loss` (its class weights, if any, one per model output).
+    pub fn with_loss(ctx: &'a GpuContext, model: &'a Model, loss: Loss) -> Result<Self, RunError> {
         let classes = *model.shapes(1)?[..]
             .last()
             .and_then(|s| s.last())
             .unwrap_or(&0);
+        if let Some(weights) = loss.class_weights.as_ref().filter(|w| w.len() != classes) {
+            return Err(RunError::ClassCount {
+                model: model.name.clone(),
+                outputs: classes,
+                classes: weights.len(),
+            });
+        }
+        let class_weight = loss
+            .class_weights
+            .as_ref()
+            .map(|weights| GpuBuffer::from_slice(ctx, "class weights", weights));
         Ok(Runner {
             ctx,
             model,
-            label_smoothing,
+            loss,
+            class_weight,
             classes,
             stats: GpuBuffer::zeros(ctx, "loss stats", ROW_STATS),
             batches: HashMap::new(),
@@ -137,23 +157,24 @@ impl<'a> Runner<'a> {
             let plan = self.ctx.guard(&what, || self.model.plan(self.ctx, size))?;
             let labels = GpuBuffer::zeros(self.ctx, "labels", size);
             let records = GpuBuffer::zeros(self.ctx, "loss records", size * ROW_STATS);
-            let ce = CrossEntropy {
-                label_smoothing: self.label_smoothing,
-                ..CrossEntropy::new(size, self.classes)
-            };
-            let inputs = SoftmaxCeInputs {
+            let ce = self.loss.over(size, self.classes);
+            let unweighted = SoftmaxCeInputs {
                 logits: plan.logits(),
                 labels: &labels,
                 weight: None,
             };
+            let weighted = SoftmaxCeInputs {
+                weight: self.class_weight.as_ref(),
+                ..unweighted
+            };
             let batch = Batch {
-                loss_forward: softmax_ce_forward(self.ctx, &ce, &inputs, &records)?,
+                loss_forward: softmax_ce_forward(self.ctx, &ce, &unweighted, &records)?,
                 loss_accumulate: softmax_ce_accumulate(self.ctx, size, &records, &self.stats)?,
                 loss_train: softmax_ce_train(
                     self.ctx,
                     &ce,
                     1.0,
-                    &inputs,
+                    &weighted,
                     plan.grad_logits(),
                     &self.stats,
                     plan.grad_logits_sum(),

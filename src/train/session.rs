@@ -14,7 +14,8 @@ use crate::report::{EpochRecord, History};
 
 use super::checkpoint::batch_norm_layers;
 use super::early_stopping::{EarlyStopping, EarlyStoppingState, Monitor, Verdict, WeightCopy};
-use super::optimizer::{Optimizer, OptimizerError, OptimizerKind, OptimizerSettings};
+use super::loss::{ClassWeights, Loss, LossError, LossKind};
+use super::optimizer::{L2Penalty, Optimizer, OptimizerError, OptimizerKind, OptimizerSettings};
 use super::runner::{EpochSettings, RunError, Runner, Totals};
 use super::schedule::{OptimizerSwitch, RunLength, Schedule, ScheduleState};
 
@@ -24,6 +25,8 @@ pub struct TrainSettings {
     pub model: ModelChoice,
     pub architecture: Architecture,
     pub optimizer: OptimizerSettings,
+    /// Keras-style L2 penalties on chosen tensors (coupled weight decay 2λ on them).
+    pub l2: Vec<L2Penalty>,
     pub epochs: usize,
     pub epoch: EpochSettings,
     pub label_smoothing: f32,
@@ -31,6 +34,9 @@ pub struct TrainSettings {
     pub schedule: Option<Schedule>,
     pub switch_to_sgd: Option<OptimizerSwitch>,
     pub early_stopping: Option<EarlyStopping>,
+    pub loss: LossKind,
+    /// Weights of the training loss per class (the validation loss stays unweighted).
+    pub class_weights: Option<ClassWeights>,
     /// Show progress bars on stderr.
     #[serde(skip)]
     pub progress: bool,
@@ -50,6 +56,7 @@ impl TrainSettings {
             model,
             architecture: Architecture::default(),
             optimizer,
+            l2: Vec::new(),
             epochs: 10,
             epoch: EpochSettings {
                 batch_size: 64,
@@ -61,6 +68,8 @@ impl TrainSettings {
             schedule: None,
             switch_to_sgd: None,
             early_stopping: None,
+            loss: LossKind::CrossEntropy,
+            class_weights: None,
             progress: true,
         }
     }
@@ -94,6 +103,8 @@ pub enum TrainError {
     Run(#[from] RunError),
     #[error(transparent)]
     Optimizer(#[from] OptimizerError),
+    #[error(transparent)]
+    Loss(#[from] LossError),
     #[error(transparent)]
     Graph(#[from] crate::graph::GraphError),
     #[error(transparent)]
@@ -192,8 +203,14 @@ pub fn train(
         return Ok(baseline(train, val, settings, &mut on_epoch));
     };
     refuse_lone_image_batches(&model, train.len(), settings.epoch.batch_size)?;
-    let mut optimizer = Optimizer::new(ctx, &model, &settings.optimizer)?;
-    let mut runner = Runner::new(ctx, &model, settings.label_smoothing)?;
+    let mut optimizer = Optimizer::with_l2(ctx, &model, &settings.optimizer, &settings.l2)?;
+    let loss = Loss::new(
+        settings.loss,
+        settings.label_smoothing,
+        settings.class_weights.as_ref(),
+        train,
+    )?;
+    let mut runner = Runner::with_loss(ctx, &model, loss)?;
     let run = RunLength {
         epochs: settings.epochs,
         steps_per_epoch: train.len().div_ceil(settings.epoch.batch_size.max(1)),
@@ -280,7 +297,7 @@ pub fn train(
             {
                 let sgd = switch.settings(&settings.optimizer);
                 steps_before_switch += optimizer.steps();
-                optimizer = Optimizer::new(ctx, &model, &sgd)?;
+                optimizer = Optimizer::with_l2(ctx, &model, &sgd, &settings.l2)?;
                 state.schedule.rebase(sgd.lr);
                 events.switch = Some(sgd);
             }
