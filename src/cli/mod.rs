@@ -3,5 +3,6 @@
 
 pub mod models;
 pub mod options;
+pub mod predict;
 pub mod profile;
 pub mod train;
