@@ -98,7 +98,7 @@ pub fn predict(
         false => Some(FaceDetector::new().context("the embedded face detector model is damaged")?),
     };
 
-    let progress = progress_bar(true, files.len(), "faces");
+    let progress = progress_bar(true, files.len(), "reading");
     let mut boxes: Vec<(PathBuf, Vec<FaceBox>)> = Vec::new();
     let mut crops = Vec::new();
     let mut skipped = Vec::new();

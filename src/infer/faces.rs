@@ -11,7 +11,7 @@ use rustface::{Detector, ImageData};
 const MODEL: &[u8] = include_bytes!("../../assets/seeta_fd_frontal_v1.0.bin");
 
 /// The smallest face the cascade looks for, in pixels (its window; rustface refuses less).
-pub const MIN_FACE: u32 = 20;
+const MIN_FACE: u32 = 20;
 
 /// A face's box in the image's pixels, inside the image.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -73,10 +73,11 @@ impl FaceDetector {
         Ok(FaceDetector { detector })
     }
 
-    /// The faces in `image`, largest first; none in an image smaller than the smallest face.
+    /// The faces in `image`, largest first.
     pub fn detect(&mut self, image: &DynamicImage) -> Vec<FaceBox> {
         let (width, height) = image.dimensions();
-        if width < MIN_FACE || height < MIN_FACE {
+        // rustface panics on an image without pixels.
+        if width == 0 || height == 0 {
             return Vec::new();
         }
         let grey: GrayImage = image.to_luma8();
