@@ -7,6 +7,7 @@ pub mod data;
 pub mod fsutil;
 pub mod gpu;
 pub mod graph;
+pub mod infer;
 pub mod kernels;
 pub mod nn;
 pub mod onnx;

@@ -56,11 +56,13 @@ enum Command {
         json: bool,
     },
     /// Train one of the study's models and write results/<model>/.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Evaluate a checkpoint on a split of a dataset.
     Eval(EvalArgs),
     /// Write a checkpoint's model as an ONNX file (for ONNX Runtime, browsers, phones).
     Export(ExportArgs),
+    /// Find the faces in photos and classify each with a checkpoint.
+    Predict(PredictArgs),
     /// Train all four models on synthetic faces and compare them (scaled down on a CPU adapter).
     Demo {
         #[arg(long, default_value_t = 10)]
@@ -158,9 +160,10 @@ impl ArchArgs {
     }
 }
 
-/// Which model: a built-in one, or a model file.
+/// Which model: a built-in one, or a model file (eval and predict read it from a
+/// self-describing checkpoint when neither is given).
 #[derive(Args)]
-#[group(required = true, multiple = false)]
+#[group(multiple = false)]
 struct ModelArgs {
     #[arg(long, value_enum)]
     model: Option<ModelKind>,
@@ -172,6 +175,14 @@ struct ModelArgs {
 impl ModelArgs {
     fn choice(&self) -> anyhow::Result<ModelChoice> {
         cli::train::model_choice(self.model, self.model_file.as_deref())
+    }
+
+    /// The model named, if one is.
+    fn named(&self) -> anyhow::Result<Option<ModelChoice>> {
+        if self.model.is_none() && self.model_file.is_none() {
+            return Ok(None);
+        }
+        self.choice().map(Some)
     }
 }
 
@@ -279,7 +290,7 @@ impl TrainArgs {
         settings.switch_to_sgd = self.switch_to_sgd.clone();
         settings.early_stopping = self.early_stopping.clone();
         settings.l2 = self.l2.clone();
-        settings.loss = self.loss.clone();
+        settings.loss = self.loss;
         settings.class_weights = self.class_weights.clone();
         settings.progress = !self.quiet;
         Ok(settings)
@@ -297,9 +308,6 @@ struct ExportArgs {
     /// The ONNX file to write.
     #[arg(long)]
     onnx: PathBuf,
-    /// The class names in output order, recorded in the file's metadata (`classes`).
-    #[arg(long, value_delimiter = ',')]
-    classes: Option<Vec<String>>,
 }
 
 #[derive(Args)]
@@ -315,14 +323,41 @@ struct EvalArgs {
     /// Synthetic data is drawn from this seed (use the training run's).
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long, default_value = "val", value_parser = ["train", "val", "test"])]
-    split: String,
+    #[arg(long, value_enum, default_value_t = SplitArg::Val)]
+    split: SplitArg,
     #[arg(long, default_value_t = 64)]
     #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
     batch_size: usize,
     /// Write each image's prediction and class probabilities to this CSV file.
     #[arg(long)]
     predictions: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    architecture: ArchArgs,
+    #[command(flatten)]
+    request: cli::predict::PredictRequest,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SplitArg {
+    Train,
+    Val,
+    Test,
+}
+
+impl From<SplitArg> for fer::data::Split {
+    fn from(split: SplitArg) -> Self {
+        match split {
+            SplitArg::Train => Self::Train,
+            SplitArg::Val => Self::Val,
+            SplitArg::Test => Self::Test,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -470,36 +505,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cli::train::demo(&ctx, seed, epochs, &results)?;
         }
         Command::Eval(args) => {
-            let model = args.model.choice()?;
+            let model = args.model.named()?;
             let ctx = open_gpu(&options)?;
             let architecture = args.architecture.architecture()?;
-            let splits = cli::train::DataSource {
-                path: args.data.data,
-                synthetic_train: args.data.synthetic_train,
-                seed: args.seed,
-                spec: model.input(&architecture),
-            }
-            .load()?;
             cli::train::eval(
                 &ctx,
-                &splits,
                 &cli::train::EvalRequest {
-                    model: &model,
+                    model: model.as_ref(),
                     architecture: &architecture,
                     checkpoint: &args.checkpoint,
-                    split: &args.split,
+                    data: args.data.data.as_deref(),
+                    synthetic_train: args.data.synthetic_train,
+                    seed: args.seed,
+                    split: args.split.into(),
                     batch_size: args.batch_size,
                     predictions: args.predictions.as_deref(),
                 },
             )?;
         }
         Command::Export(args) => cli::export::export(
-            &args.model.choice()?,
+            args.model.named()?.as_ref(),
             &args.architecture.architecture()?,
             &args.checkpoint,
             &args.onnx,
-            args.classes.as_deref(),
         )?,
+        Command::Predict(args) => {
+            let model = args.model.named()?;
+            let architecture = args.architecture.architecture()?;
+            let ctx = open_gpu(&options)?;
+            cli::predict::predict(&ctx, model.as_ref(), &architecture, &args.request)?;
+        }
         Command::Models { show, batch, json } => {
             if let Some(kind) = show {
                 let spec = spec(kind, &Architecture::default())

@@ -246,7 +246,7 @@ fn train_then_eval_reproduces_the_validation_numbers() {
         1 + 24,
         "a header and one row per validation image"
     );
-    assert!(csv.starts_with("index,true,predicted,p_angry,"));
+    assert!(csv.starts_with("index,path,true,predicted,p_angry,"));
 }
 
 #[test]

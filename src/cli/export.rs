@@ -3,17 +3,20 @@
 use std::path::Path;
 
 use anyhow::Context;
+use fer::infer::classifier;
 use fer::nn::models::{Architecture, ModelChoice};
 
-/// Writes `checkpoint`'s model as ONNX to `onnx`, with `classes` as its metadata when known.
+/// Writes `checkpoint`'s model as ONNX to `onnx`: the model the checkpoint describes (or, for
+/// one without a description, `asked` at `architecture`), its class names in the metadata.
 pub fn export(
-    model: &ModelChoice,
+    asked: Option<&ModelChoice>,
     architecture: &Architecture,
     checkpoint: &Path,
     onnx: &Path,
-    classes: Option<&[String]>,
 ) -> anyhow::Result<()> {
-    let spec = model.spec(architecture).with_context(|| {
+    let (description, _) = classifier::resolve(checkpoint, asked, architecture)?;
+    let model = &description.model;
+    let spec = model.spec(&description.architecture).with_context(|| {
         format!(
             "the {} model has no graph to export (it counts labels)",
             model.name()
@@ -21,6 +24,7 @@ pub fn export(
     })?;
     let bytes = std::fs::read(checkpoint)
         .with_context(|| format!("cannot read checkpoint {}", checkpoint.display()))?;
+    let classes = (!description.classes.is_empty()).then_some(&description.classes[..]);
     let file = fer::onnx::export(&spec, &bytes, classes)
         .with_context(|| format!("cannot export {}", checkpoint.display()))?;
     fer::fsutil::write_atomically(onnx, &file)

@@ -5,5 +5,6 @@ pub mod dry_run;
 pub mod export;
 pub mod models;
 pub mod options;
+pub mod predict;
 pub mod profile;
 pub mod train;

@@ -7,14 +7,14 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use serde_json::json;
 
-use fer::data::{self, synthetic, CacheStatus, Dataset, ImageSpec, Splits};
+use fer::data::{self, synthetic, CacheStatus, Dataset, ImageSpec, Split, Splits};
 use fer::fsutil::FolderLock;
 use fer::gpu::GpuContext;
+use fer::infer::Classifier;
 use fer::nn::models::{Architecture, ModelChoice, ModelKind};
 use fer::nn::spec::ModelSpec;
 use fer::report::{write_results, ConfusionMatrix, RunMetrics};
 use fer::train::checkpoint;
-use fer::train::runner::Runner;
 use fer::train::session::{self, input_spec, softmax_rows, EpochEvents, TrainSettings, Trained};
 
 /// Where the images come from (a dataset path, or the built-in synthetic faces) and the spec
@@ -228,10 +228,17 @@ pub fn train(
     println!("\n{}", metrics.text());
     let directory = write_results(results, &metrics)?;
     if let Some(model) = &trained.model {
-        checkpoint::save(
+        let description = checkpoint::Description {
+            model: settings.model.clone(),
+            architecture: settings.architecture.clone(),
+            input: splits.train.spec().clone(),
+            classes: splits.train.class_names().to_vec(),
+        };
+        checkpoint::save_described(
             ctx,
             model,
             trained.steps,
+            &description,
             &directory.join("model.safetensors"),
         )?;
     }
@@ -245,44 +252,49 @@ fn confusion(data: &Dataset, predictions: &[usize]) -> anyhow::Result<ConfusionM
     Ok(ConfusionMatrix::from_labels(&truth, predictions, &names)?)
 }
 
-/// What `fer eval` needs besides the GPU and the data.
+/// What `fer eval` needs besides the GPU.
 pub struct EvalRequest<'a> {
-    pub model: &'a ModelChoice,
+    /// The model the command line names; a self-describing checkpoint needs none.
+    pub model: Option<&'a ModelChoice>,
     pub architecture: &'a Architecture,
     pub checkpoint: &'a Path,
-    pub split: &'a str,
+    /// A dataset folder or CSV; `None` for the synthetic faces.
+    pub data: Option<&'a Path>,
+    pub synthetic_train: usize,
+    pub seed: u64,
+    pub split: Split,
     pub batch_size: usize,
     pub predictions: Option<&'a Path>,
 }
 
 /// Evaluates a checkpoint on one split; prints the report, optionally writes per-image
-/// predictions with class probabilities as CSV.
-pub fn eval(ctx: &GpuContext, splits: &Splits, request: &EvalRequest) -> anyhow::Result<f64> {
-    let data = match request.split {
-        "train" => &splits.train,
-        "val" => &splits.val,
-        "test" => splits
-            .test
-            .as_ref()
-            .context("this dataset has no test split (a test/ folder or PrivateTest rows)")?,
-        other => bail!("unknown split `{other}`: expected train, val or test"),
+/// predictions with class probabilities as CSV, each row naming its image.
+pub fn eval(ctx: &GpuContext, request: &EvalRequest) -> anyhow::Result<f64> {
+    let classifier =
+        Classifier::open(ctx, request.checkpoint, request.model, request.architecture)?;
+    let description = &classifier.description;
+    let (data, sources) = eval_split(request, &description.input)?;
+    // A described checkpoint names its classes; the data's are matched to them by name.
+    let data = if classifier.self_described {
+        with_classes(data, &description.classes).with_context(|| {
+            format!(
+                "checkpoint {} predicts {:?}",
+                request.checkpoint.display(),
+                description.classes
+            )
+        })?
+    } else {
+        data
     };
-    let Some(model) = request.model.build(ctx, request.architecture, 0)? else {
-        bail!(
-            "the baseline has no checkpoint to evaluate; `fer train --model baseline` reports it"
-        );
-    };
-    checkpoint::load(ctx, &model, request.checkpoint)?;
-    let mut runner = Runner::new(ctx, &model, 0.0)?;
-    let evaluation = runner.evaluate(data, request.batch_size)?;
+    let evaluation = classifier.evaluate(ctx, &data, request.batch_size)?;
     let probabilities = softmax_rows(&evaluation.logits, data.class_count());
     let predictions: Vec<usize> = probabilities
         .iter()
         .map(|row| session::argmax(row))
         .collect();
-    let confusion = confusion(data, &predictions)?;
+    let confusion = confusion(&data, &predictions)?;
     let metrics = RunMetrics::new(
-        request.model.name(),
+        description.model.name(),
         confusion,
         Default::default(),
         json!({}),
@@ -295,11 +307,12 @@ pub fn eval(ctx: &GpuContext, splits: &Splits, request: &EvalRequest) -> anyhow:
     if let Some(path) = request.predictions {
         let names = data.class_names();
         let columns: Vec<String> = names.iter().map(|c| format!("p_{c}")).collect();
-        let mut csv = format!("index,true,predicted,{}\n", columns.join(","));
+        let mut csv = format!("index,path,true,predicted,{}\n", columns.join(","));
         for (i, row) in probabilities.iter().enumerate() {
             let _ = write!(
                 csv,
-                "{i},{},{}",
+                "{i},{},{},{}",
+                csv_field(&sources[i]),
                 names[data.labels()[i] as usize],
                 names[predictions[i]]
             );
@@ -313,6 +326,79 @@ pub fn eval(ctx: &GpuContext, splits: &Splits, request: &EvalRequest) -> anyhow:
         println!("wrote {}", path.display());
     }
     Ok(evaluation.totals.accuracy)
+}
+
+/// The split `fer eval` asked for at `spec`, with each image's source: only that split of a
+/// dataset on disk (the others need not exist), or of the synthetic faces (`synthetic:INDEX`).
+fn eval_split(request: &EvalRequest, spec: &ImageSpec) -> anyhow::Result<(Dataset, Vec<String>)> {
+    let Some(path) = request.data else {
+        let splits = DataSource {
+            path: None,
+            synthetic_train: request.synthetic_train,
+            seed: request.seed,
+            spec: spec.clone(),
+        }
+        .load()?;
+        let data = match request.split {
+            Split::Train => splits.train,
+            Split::Val => splits.val,
+            Split::Test => splits
+                .test
+                .context("the synthetic faces have no test split")?,
+        };
+        let sources = (0..data.len()).map(|i| format!("synthetic:{i}")).collect();
+        return Ok((data, sources));
+    };
+    let loaded = data::load_split(path, request.split, spec)?;
+    eprintln!(
+        "data: {} split of {}: {}",
+        request.split.name(),
+        path.display(),
+        loaded.data.summary()
+    );
+    let report = &loaded.report;
+    if report.skipped > 0 {
+        eprintln!(
+            "  skipped {} unreadable items, e.g. {}",
+            report.skipped,
+            report.skipped_examples.join("; ")
+        );
+    }
+    Ok((loaded.data, loaded.sources))
+}
+
+/// `data` relabelled by `classes` (a checkpoint's), which must name each of its classes.
+fn with_classes(data: Dataset, classes: &[String]) -> anyhow::Result<Dataset> {
+    if data.class_names() == classes {
+        return Ok(data);
+    }
+    let index: Vec<u8> = data
+        .class_names()
+        .iter()
+        .map(|name| {
+            classes
+                .iter()
+                .position(|class| class == name)
+                .map(|i| i as u8)
+                .with_context(|| format!("the data has class `{name}`, which it does not"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let labels = data.labels().iter().map(|&l| index[l as usize]).collect();
+    Ok(Dataset::new(
+        data.spec().clone(),
+        classes.to_vec(),
+        data.images().to_vec(),
+        labels,
+    ))
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+pub fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
 }
 
 /// How `fer demo` sizes itself: full size on a real GPU; on a software adapter a smaller

@@ -9,7 +9,7 @@ use super::image_spec::ImageSpec;
 
 /// `image` as `spec`'s `[channels, height, width]` bytes (channel planes, each row-major), and
 /// whether it had to be resized. `spec` is one that [`ImageSpec::check`] accepts.
-pub(crate) fn to_spec(image: DynamicImage, spec: &ImageSpec) -> (Vec<u8>, bool) {
+pub fn to_spec(image: DynamicImage, spec: &ImageSpec) -> (Vec<u8>, bool) {
     let size = (spec.width as u32, spec.height as u32);
     let resized = (image.width(), image.height()) != size;
     let bytes = if spec.channels == 1 {

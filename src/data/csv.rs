@@ -7,7 +7,7 @@ use std::path::Path;
 use image::{DynamicImage, GrayImage};
 
 use super::convert::to_spec;
-use super::dataset::{require_images, Dataset, LoadReport, Split, Splits};
+use super::dataset::{require_images, Dataset, LoadReport, SourcedSplit, Split, Splits};
 use super::error::DataError;
 use super::fer2013::{self, class_from_csv_label};
 use super::image_spec::ImageSpec;
@@ -21,9 +21,70 @@ struct Columns {
     usage: usize,
 }
 
+/// One split's rows: the images at the spec, their labels and their line numbers in the file.
+#[derive(Default)]
+struct Rows {
+    images: Vec<u8>,
+    labels: Vec<u8>,
+    lines: Vec<usize>,
+}
+
+impl Rows {
+    fn append(&mut self, other: Rows) {
+        self.images.extend_from_slice(&other.images);
+        self.labels.extend_from_slice(&other.labels);
+        self.lines.extend_from_slice(&other.lines);
+    }
+
+    fn dataset(self, spec: &ImageSpec) -> Dataset {
+        Dataset::new(
+            spec.clone(),
+            fer2013::class_names(),
+            self.images,
+            self.labels,
+        )
+    }
+}
+
 /// Reads the whole CSV at `spec`; rows that don't parse are skipped and counted with their line
 /// numbers.
 pub(crate) fn load(path: &Path, spec: &ImageSpec) -> Result<Splits, DataError> {
+    let ([train, val, test], report) = read(path, spec)?;
+    let test = test.dataset(spec);
+    Ok(Splits {
+        train: require_images(train.dataset(spec), Split::Train, path)?,
+        val: require_images(val.dataset(spec), Split::Val, path)?,
+        test: (!test.is_empty()).then_some(test),
+        report,
+    })
+}
+
+/// One split of the CSV, each image named `csv:LINE`.
+pub(crate) fn load_split(
+    path: &Path,
+    split: Split,
+    spec: &ImageSpec,
+) -> Result<SourcedSplit, DataError> {
+    let ([train, val, test], report) = read(path, spec)?;
+    let rows = match split {
+        Split::Train => train,
+        Split::Val => val,
+        Split::Test => test,
+    };
+    let sources = rows
+        .lines
+        .iter()
+        .map(|line| format!("csv:{line}"))
+        .collect();
+    Ok(SourcedSplit {
+        data: require_images(rows.dataset(spec), split, path)?,
+        sources,
+        report,
+    })
+}
+
+/// Every row that parses, by split: train, val, test.
+fn read(path: &Path, spec: &ImageSpec) -> Result<([Rows; 3], LoadReport), DataError> {
     let text = fs::read_to_string(path).map_err(|error| DataError::io(path, error))?;
     let mut lines = text.lines().enumerate();
     let header = lines.next().map(|(_, line)| line).unwrap_or_default();
@@ -37,15 +98,16 @@ pub(crate) fn load(path: &Path, spec: &ImageSpec) -> Result<Splits, DataError> {
         .collect();
 
     let chunks = map_chunks(&rows, |chunk| {
-        let mut per_split: [(Vec<u8>, Vec<u8>); 3] = Default::default();
+        let mut per_split: [Rows; 3] = Default::default();
         let mut report = LoadReport::default();
         for &(line_number, line) in chunk {
             match parse_row(line, &columns) {
                 Ok((split, label, face)) => {
                     let (image, was_resized) = to_spec(DynamicImage::ImageLuma8(face), spec);
-                    let (images, labels) = &mut per_split[split as usize];
-                    images.extend_from_slice(&image);
-                    labels.push(label);
+                    let rows = &mut per_split[split as usize];
+                    rows.images.extend_from_slice(&image);
+                    rows.labels.push(label);
+                    rows.lines.push(line_number);
                     report.resized += usize::from(was_resized);
                 }
                 Err(reason) => report.record_skip(|| format!("line {line_number}: {reason}")),
@@ -55,22 +117,14 @@ pub(crate) fn load(path: &Path, spec: &ImageSpec) -> Result<Splits, DataError> {
     });
 
     let mut report = LoadReport::default();
-    let mut joined: [(Vec<u8>, Vec<u8>); 3] = Default::default();
+    let mut joined: [Rows; 3] = Default::default();
     for (per_split, chunk_report) in chunks {
         report.absorb(chunk_report);
-        for ((images, labels), (part_images, part_labels)) in joined.iter_mut().zip(per_split) {
-            images.extend_from_slice(&part_images);
-            labels.extend_from_slice(&part_labels);
+        for (rows, part) in joined.iter_mut().zip(per_split) {
+            rows.append(part);
         }
     }
-    let [train, val, test] = joined
-        .map(|(images, labels)| Dataset::new(spec.clone(), fer2013::class_names(), images, labels));
-    Ok(Splits {
-        train: require_images(train, Split::Train, path)?,
-        val: require_images(val, Split::Val, path)?,
-        test: (!test.is_empty()).then_some(test),
-        report,
-    })
+    Ok((joined, report))
 }
 
 fn parse_header(header: &str) -> Result<Columns, String> {

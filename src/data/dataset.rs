@@ -128,6 +128,16 @@ pub struct Splits {
     pub report: LoadReport,
 }
 
+/// One split of a dataset, each image with where it came from, so a report's row leads a person
+/// back to the file.
+#[derive(Clone, Debug)]
+pub struct SourcedSplit {
+    pub data: Dataset,
+    /// Per image: its file's path, or `csv:LINE` for a row of a CSV (the file's line number).
+    pub sources: Vec<String>,
+    pub report: LoadReport,
+}
+
 /// What loading skipped, changed or cached, for the caller to print; loaders print nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoadReport {
@@ -180,14 +190,14 @@ pub enum CacheStatus {
 
 /// The three splits, named as errors and reports name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Split {
+pub enum Split {
     Train,
     Val,
     Test,
 }
 
 impl Split {
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Split::Train => "train",
             Split::Val => "val",

@@ -15,6 +15,8 @@ pub enum DataError {
     MissingTrainSplit(PathBuf),
     #[error("no validation split in {0}: expected a val/ or validation/ folder of class folders")]
     MissingValSplit(PathBuf),
+    #[error("no {split} split in {path}: expected a {split}/ folder of class folders")]
+    MissingSplit { split: &'static str, path: PathBuf },
     #[error("{0} has both val/ and validation/ folders; keep one")]
     AmbiguousValSplit(PathBuf),
     #[error(

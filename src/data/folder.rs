@@ -9,10 +9,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use image::{ImageReader, Limits};
+use image::{DynamicImage, ImageReader, Limits};
 
 use super::convert::to_spec;
-use super::dataset::{require_images, Dataset, LoadReport, Split, Splits};
+use super::dataset::{require_images, Dataset, LoadReport, SourcedSplit, Split, Splits};
 use super::error::{DataError, MAX_CLASSES};
 use super::image_spec::ImageSpec;
 use super::parallel::map_chunks;
@@ -47,14 +47,7 @@ pub(crate) fn scan(root: &Path) -> Result<FolderLayout, DataError> {
     if !train.is_dir() {
         return Err(DataError::MissingTrainSplit(root.to_path_buf()));
     }
-    let val = match (root.join("val"), root.join("validation")) {
-        (val, validation) if val.is_dir() && validation.is_dir() => {
-            return Err(DataError::AmbiguousValSplit(root.to_path_buf()))
-        }
-        (val, _) if val.is_dir() => val,
-        (_, validation) if validation.is_dir() => validation,
-        _ => return Err(DataError::MissingValSplit(root.to_path_buf())),
-    };
+    let val = val_dir(root)?;
     let mut split_dirs = vec![(Split::Train, train), (Split::Val, val)];
     let test = root.join("test");
     if test.is_dir() {
@@ -80,13 +73,57 @@ pub(crate) fn scan(root: &Path) -> Result<FolderLayout, DataError> {
     })
 }
 
+/// `val/` or `validation/` (one of them).
+fn val_dir(root: &Path) -> Result<PathBuf, DataError> {
+    match (root.join("val"), root.join("validation")) {
+        (val, validation) if val.is_dir() && validation.is_dir() => {
+            Err(DataError::AmbiguousValSplit(root.to_path_buf()))
+        }
+        (val, _) if val.is_dir() => Ok(val),
+        (_, validation) if validation.is_dir() => Ok(validation),
+        _ => Err(DataError::MissingValSplit(root.to_path_buf())),
+    }
+}
+
+/// Decodes one split of `root` at `spec`, uncached, with each kept image's path; the root needs
+/// no other split. Its classes are the split's own folders.
+pub(crate) fn load_split(
+    root: &Path,
+    split: Split,
+    spec: &ImageSpec,
+) -> Result<SourcedSplit, DataError> {
+    let dir = match split {
+        Split::Val => val_dir(root)?,
+        Split::Train | Split::Test => root.join(split.name()),
+    };
+    if !dir.is_dir() {
+        return Err(DataError::MissingSplit {
+            split: split.name(),
+            path: root.to_path_buf(),
+        });
+    }
+    let classes = class_folders(&dir)?;
+    let class_names = class_set(root, classes.iter().map(|(name, _)| name))?;
+    let files = scan_split(&classes, &class_names)?;
+    let (images, labels, paths, report) = decode_split(&files, spec);
+    let data = Dataset::new(spec.clone(), class_names, images, labels);
+    Ok(SourcedSplit {
+        data: require_images(data, split, &dir)?,
+        sources: paths
+            .iter()
+            .map(|path| path.display().to_string())
+            .collect(),
+        report,
+    })
+}
+
 /// Decodes every image of every split at `spec`, skipping (and counting) files that can't be
 /// decoded.
 pub(crate) fn decode(layout: &FolderLayout, spec: &ImageSpec) -> Result<Splits, DataError> {
     let mut report = LoadReport::default();
     let mut decoded = Vec::with_capacity(layout.splits.len());
     for split_files in &layout.splits {
-        let (images, labels, split_report) = decode_split(&split_files.files, spec);
+        let (images, labels, _, split_report) = decode_split(&split_files.files, spec);
         report.absorb(split_report);
         let dataset = Dataset::new(spec.clone(), layout.class_names.clone(), images, labels);
         decoded.push(require_images(
@@ -202,30 +239,38 @@ fn visible_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(paths)
 }
 
-fn decode_split(files: &[ImageFile], spec: &ImageSpec) -> (Vec<u8>, Vec<u8>, LoadReport) {
+/// The images that decoded, their labels and paths, and what was skipped.
+fn decode_split(
+    files: &[ImageFile],
+    spec: &ImageSpec,
+) -> (Vec<u8>, Vec<u8>, Vec<PathBuf>, LoadReport) {
     let chunks = map_chunks(files, |chunk| {
         let mut images = Vec::new();
         let mut labels = Vec::with_capacity(chunk.len());
+        let mut paths = Vec::with_capacity(chunk.len());
         let mut report = LoadReport::default();
         for file in chunk {
-            match decode_image(&file.path, spec) {
+            match open_image(&file.path).map(|decoded| to_spec(decoded, spec)) {
                 Ok((image, was_resized)) => {
                     images.extend_from_slice(&image);
                     labels.push(file.label);
+                    paths.push(file.path.clone());
                     report.resized += usize::from(was_resized);
                 }
                 Err(reason) => report.record_skip(|| format!("{}: {reason}", file.path.display())),
             }
         }
-        (images, labels, report)
+        (images, labels, paths, report)
     });
-    let (mut images, mut labels, mut report) = (Vec::new(), Vec::new(), LoadReport::default());
-    for (part_images, part_labels, part_report) in chunks {
+    let (mut images, mut labels, mut paths) = (Vec::new(), Vec::new(), Vec::new());
+    let mut report = LoadReport::default();
+    for (part_images, part_labels, part_paths, part_report) in chunks {
         images.extend_from_slice(&part_images);
         labels.extend_from_slice(&part_labels);
+        paths.extend(part_paths);
         report.absorb(part_report);
     }
-    (images, labels, report)
+    (images, labels, paths, report)
 }
 
 /// The largest image a file may be. A photo of a face is far smaller; a header claiming more
@@ -233,9 +278,9 @@ fn decode_split(files: &[ImageFile], spec: &ImageSpec) -> (Vec<u8>, Vec<u8>, Loa
 const MAX_IMAGE_SIDE: u32 = 16_384;
 const MAX_DECODE_BYTES: u64 = 256 << 20;
 
-/// Decodes any format the `image` crate reads (sniffed from the bytes, not the extension) and
-/// brings it to `spec` (see [`to_spec`]).
-fn decode_image(path: &Path, spec: &ImageSpec) -> Result<(Vec<u8>, bool), String> {
+/// Decodes any format the `image` crate reads (sniffed from the bytes, not the extension),
+/// within the size limits above; the error is the reason, without the path.
+pub fn open_image(path: &Path) -> Result<DynamicImage, String> {
     let mut reader = ImageReader::open(path)
         .map_err(|error| error.to_string())?
         .with_guessed_format()
@@ -245,6 +290,5 @@ fn decode_image(path: &Path, spec: &ImageSpec) -> Result<(Vec<u8>, bool), String
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
-    let decoded = reader.decode().map_err(|error| error.to_string())?;
-    Ok(to_spec(decoded, spec))
+    reader.decode().map_err(|error| error.to_string())
 }

@@ -18,8 +18,12 @@ pub mod synthetic;
 
 use std::path::Path;
 
-pub use dataset::{CacheStatus, Dataset, LoadReport, Splits, MAX_SKIPPED_EXAMPLES};
+pub use convert::to_spec;
+pub use dataset::{
+    CacheStatus, Dataset, LoadReport, SourcedSplit, Split, Splits, MAX_SKIPPED_EXAMPLES,
+};
 pub use error::{DataError, MAX_CLASSES};
+pub use folder::open_image;
 pub use image_spec::ImageSpec;
 
 /// How [`load_with_options`] treats the decode cache.
@@ -60,6 +64,25 @@ pub fn load_with_options(
         cache::load_or_decode(&layout, spec)
     } else {
         folder::decode(&layout, spec)
+    }
+}
+
+/// Loads only `split` of a class-folder dataset (`<root>/<split>/<class>/`, the other splits
+/// may be absent) or of a FER2013 CSV, uncached, naming where each image came from.
+pub fn load_split(
+    path: impl AsRef<Path>,
+    split: Split,
+    spec: &ImageSpec,
+) -> Result<SourcedSplit, DataError> {
+    spec.check().map_err(DataError::Spec)?;
+    let path = path.as_ref();
+    if !path.exists() {
+        return Err(DataError::MissingRoot(path.to_path_buf()));
+    }
+    if path.is_file() {
+        csv::load_split(path, split, spec)
+    } else {
+        folder::load_split(path, split, spec)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The study's models, layer for layer, with PyTorch's state_dict names.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::ImageSpec;
 use crate::gpu::GpuContext;
@@ -96,7 +96,7 @@ impl ModelKind {
 }
 
 /// Architecture knobs; the defaults are the study's.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Architecture {
     pub mlp_hidden: [usize; 2],
     pub mlp_dropout: f32,

@@ -239,7 +239,7 @@ impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for DrawE
 }
 
 /// Registers the embedded font once per process; plotters keeps it in a global table.
-fn ensure_font_registered() -> Result<(), PlotError> {
+pub(crate) fn ensure_font_registered() -> Result<(), PlotError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let registered = *REGISTERED.get_or_init(|| {
         plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())

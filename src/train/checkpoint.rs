@@ -3,15 +3,38 @@
 //! `strict=True`): every parameter and running statistic as F32, and each batch norm's
 //! `num_batches_tracked` as the I64 scalar PyTorch keeps. fer's batch norms use a fixed
 //! momentum, so that count is written for PyTorch and read back only to be checked.
+//!
+//! A checkpoint describes itself in the safetensors `__metadata__` (string to string, JSON
+//! where a value has structure), so `fer eval` and `fer predict` need nothing else:
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `fer_format` | [`FORMAT_VERSION`] |
+//! | `fer_model` | the model's name: a built-in model's (`cnn`), or a model file's |
+//! | `fer_architecture` | a built-in model's knobs, JSON ([`Architecture`]) |
+//! | `fer_model_file` | a model file's graph, as `fer models --show` prints one |
+//! | `fer_input` | the images it reads, JSON ([`ImageSpec`]) |
+//! | `fer_classes` | the class names its outputs index, in order, a JSON list |
+//!
+//! Checkpoints from before this (only `fer_model`) have no description and load with the
+//! model named on the command line.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use clap::ValueEnum;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use thiserror::Error;
 
+use crate::data::ImageSpec;
 use crate::gpu::{GpuContext, GpuError};
 use crate::graph::Model;
+use crate::nn::models::{Architecture, ModelChoice, ModelKind};
+use crate::nn::spec::ModelSpec;
+
+/// The version of the `__metadata__` layout this fer writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
 
 /// Why a checkpoint could not be saved or loaded: one sentence naming the file, the reason
 /// included (never also a `source()`, which would print it twice).
@@ -62,8 +85,87 @@ pub enum CheckpointError {
         dtype: Dtype,
         shape: Vec<usize>,
     },
+    #[error("checkpoint {path} describes itself badly: {message}")]
+    Description { path: PathBuf, message: String },
     #[error(transparent)]
     Gpu(#[from] GpuError),
+}
+
+/// What a checkpoint says about itself: the model, the images it reads and the classes its
+/// outputs name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Description {
+    pub model: ModelChoice,
+    /// A built-in model's knobs (a model file's graph has its sizes in it).
+    pub architecture: Architecture,
+    pub input: ImageSpec,
+    pub classes: Vec<String>,
+}
+
+impl Description {
+    fn metadata(&self) -> HashMap<String, String> {
+        fn json(value: &impl serde::Serialize) -> String {
+            serde_json::to_string(value).expect("specs, names and sizes serialise")
+        }
+        let mut entries = HashMap::from([
+            ("fer_format".to_string(), FORMAT_VERSION.to_string()),
+            ("fer_model".to_string(), self.model.name().to_string()),
+            ("fer_input".to_string(), json(&self.input)),
+            ("fer_classes".to_string(), json(&self.classes)),
+        ]);
+        match &self.model {
+            ModelChoice::BuiltIn(_) => {
+                entries.insert("fer_architecture".into(), json(&self.architecture));
+            }
+            ModelChoice::File(spec) => {
+                entries.insert("fer_model_file".into(), spec.to_json());
+            }
+        }
+        entries
+    }
+
+    /// The description in `metadata`; `None` when it has none (an older checkpoint).
+    fn from_metadata(metadata: &HashMap<String, String>) -> Result<Option<Self>, String> {
+        let Some(format) = metadata.get("fer_format") else {
+            return Ok(None);
+        };
+        if format.parse::<u32>() != Ok(FORMAT_VERSION) {
+            return Err(format!(
+                "its format is `{format}`; this fer reads format {FORMAT_VERSION} (a newer fer \
+                 wrote it?)"
+            ));
+        }
+        let get = |key: &str| {
+            metadata
+                .get(key)
+                .ok_or_else(|| format!("it has no `{key}` entry"))
+        };
+        fn parse<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Result<T, String> {
+            serde_json::from_str(text).map_err(|error| format!("`{key}` is not valid: {error}"))
+        }
+        let name = get("fer_model")?;
+        let (model, architecture) = match metadata.get("fer_model_file") {
+            Some(graph) => {
+                let spec = ModelSpec::parse(graph)
+                    .map_err(|error| format!("its model graph is not valid: {error}"))?;
+                (ModelChoice::File(spec), Architecture::default())
+            }
+            None => {
+                let kind = ModelKind::from_str(name, false)
+                    .map_err(|_| format!("`{name}` is not a built-in model of this fer"))?;
+                let architecture = parse("fer_architecture", get("fer_architecture")?)?;
+                (ModelChoice::BuiltIn(kind), architecture)
+            }
+        };
+        let input: ImageSpec = parse("fer_input", get("fer_input")?)?;
+        input.check()?;
+        Ok(Some(Description {
+            model,
+            architecture,
+            input,
+            classes: parse("fer_classes", get("fer_classes")?)?,
+        }))
+    }
 }
 
 /// The names of `model`'s batch norm layers, found by their running means as a `state_dict()`
@@ -83,11 +185,35 @@ fn batches_tracked_names(model: &Model) -> Vec<String> {
 }
 
 /// Writes every tensor of `model` (parameters and running statistics), and `steps` as each
-/// batch norm's `num_batches_tracked`, to `path`, atomically.
+/// batch norm's `num_batches_tracked`, to `path`, atomically, with `description` in its
+/// metadata.
+pub fn save_described(
+    ctx: &GpuContext,
+    model: &Model,
+    steps: u64,
+    description: &Description,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    write(ctx, model, steps, description.metadata(), path)
+}
+
+/// [`save_described`] without a description, as fer wrote checkpoints before it had one: only
+/// the model's name.
 pub fn save(
     ctx: &GpuContext,
     model: &Model,
     steps: u64,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    let metadata = HashMap::from([("fer_model".to_string(), model.name.clone())]);
+    write(ctx, model, steps, metadata, path)
+}
+
+fn write(
+    ctx: &GpuContext,
+    model: &Model,
+    steps: u64,
+    metadata: HashMap<String, String>,
     path: &Path,
 ) -> Result<(), CheckpointError> {
     let mut tensors = Vec::new();
@@ -112,7 +238,6 @@ pub fn save(
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| format_error(path, error))?;
-    let metadata = HashMap::from([("fer_model".to_string(), model.name.clone())]);
     let bytes = safetensors::tensor::serialize(views, Some(metadata))
         .map_err(|error| format_error(path, error))?;
     crate::fsutil::write_atomically(path, &bytes).map_err(|reason| CheckpointError::Write {
@@ -187,6 +312,40 @@ pub fn load(ctx: &GpuContext, model: &Model, path: &Path) -> Result<(), Checkpoi
     ctx.queue.submit([]);
     ctx.wait()?;
     Ok(())
+}
+
+/// The largest header safetensors itself reads.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// What the checkpoint at `path` says about itself, reading only its header; `None` for a
+/// checkpoint written without a description.
+pub fn describe(path: &Path) -> Result<Option<Description>, CheckpointError> {
+    let read_error = |reason| CheckpointError::Read {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let mut length = [0u8; 8];
+    file.read_exact(&mut length).map_err(read_error)?;
+    let length = u64::from_le_bytes(length);
+    if length > MAX_HEADER_BYTES {
+        return Err(format_error(path, format!("a header of {length} bytes")));
+    }
+    let mut header = Vec::with_capacity(length as usize);
+    file.take(length)
+        .read_to_end(&mut header)
+        .map_err(read_error)?;
+    #[derive(serde::Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__", default)]
+        metadata: HashMap<String, String>,
+    }
+    let header: Header =
+        serde_json::from_slice(&header).map_err(|error| format_error(path, error))?;
+    Description::from_metadata(&header.metadata).map_err(|message| CheckpointError::Description {
+        path: path.to_path_buf(),
+        message,
+    })
 }
 
 fn format_error(path: &Path, error: impl std::fmt::Display) -> CheckpointError {
