@@ -11,6 +11,7 @@ use fer::bench;
 use fer::gpu::{BackendChoice, GpuContext, GpuOptions, TimingSource};
 use fer::kernels::matmul::MatmulVariant;
 use fer::nn::models::{spec, Architecture, ModelChoice, ModelKind};
+use fer::train::augmentation::Augmentation;
 use fer::train::optimizer::OptimizerKind;
 use fer::train::session::TrainSettings;
 
@@ -98,6 +99,9 @@ struct ProfileArgs {
     /// Also write a Chrome / Perfetto trace of the profiled steps to this file.
     #[arg(long)]
     trace: Option<PathBuf>,
+    /// Profile the step with this augmentation, as `fer train --augment` takes it.
+    #[arg(long, allow_hyphen_values = true)]
+    augment: Option<Augmentation>,
 }
 
 #[derive(Args)]
@@ -202,7 +206,12 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0.0)]
     #[arg(value_parser = options::fraction::<f32>, allow_hyphen_values = true)]
     label_smoothing: f32,
-    /// Flip training images horizontally at random.
+    /// Augment each training batch on the GPU, e.g. rotate=20,shift=0.2,shear=0.2,zoom=0.2,
+    /// flip,crop=4,resized_crop=0.8,brightness=0.2,contrast=0.2,saturation=0.2,hue=0.05,
+    /// erase=0.5 (fill=nearest|constant|reflect for the border).
+    #[arg(long, allow_hyphen_values = true)]
+    augment: Option<Augmentation>,
+    /// Flip training images horizontally at random (short for --augment flip).
     #[arg(long)]
     flip: bool,
     /// Fixes initialisation, shuffling, dropout, augmentation and the synthetic data.
@@ -353,11 +362,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let command = std::env::args().collect::<Vec<_>>().join(" ");
             let ctx = open_gpu(&options)?;
             let architecture = args.architecture.architecture()?;
+            let mut augment = args.augment.unwrap_or_default();
+            if args.flip && augment.flip == 0.0 {
+                augment.flip = 0.5;
+            }
+            let spec = model.input(&architecture);
+            augment
+                .check(&spec)
+                .map_err(|reason| anyhow::anyhow!("--augment {augment}: {reason}"))?;
             let splits = cli::train::DataSource {
                 path: args.data.data,
                 synthetic_train: args.data.synthetic_train,
                 seed: args.seed,
-                spec: model.input(&architecture),
+                spec,
             }
             .load()?;
             let mut settings = TrainSettings::study(model, args.seed);
@@ -369,7 +386,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             settings.optimizer.weight_decay = args.weight_decay;
             settings.epochs = args.epochs;
             settings.epoch.batch_size = args.batch_size;
-            settings.epoch.flip = args.flip;
+            settings.epoch.augment = augment;
             settings.label_smoothing = args.label_smoothing;
             settings.progress = !args.quiet;
             cli::train::train(&ctx, &splits, &settings, &args.results, &command)?;
@@ -438,6 +455,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     seed: args.seed,
                     json: args.json,
                     trace: args.trace,
+                    augment: args.augment.unwrap_or_default(),
                 },
             )?;
         }

@@ -12,7 +12,7 @@ use fer::fsutil::FolderLock;
 use fer::gpu::GpuContext;
 use fer::nn::models::{Architecture, ModelChoice, ModelKind};
 use fer::nn::spec::ModelSpec;
-use fer::report::{write_results, ConfusionMatrix, RunMetrics};
+use fer::report::{write_augmentations, write_results, ConfusionMatrix, RunMetrics};
 use fer::train::checkpoint;
 use fer::train::runner::Runner;
 use fer::train::session::{self, input_spec, softmax_rows, TrainSettings, Trained};
@@ -148,6 +148,9 @@ pub fn train(
         settings.epoch.batch_size,
         ctx.summary().name
     );
+    if !settings.epoch.augment.is_none() {
+        eprintln!("augmentation on the GPU: {}", settings.epoch.augment);
+    }
     let trained = session::train(ctx, &splits.train, &splits.val, settings, |record| {
         println!("{}", epoch_line(record, epochs));
     })?;
@@ -170,6 +173,10 @@ pub fn train(
     );
     println!("\n{}", metrics.text());
     let directory = write_results(results, &metrics)?;
+    if let Some(batch) = &trained.augmented {
+        let caption = format!("--augment {}", settings.epoch.augment);
+        write_augmentations(&directory, batch, splits.train.spec(), &caption)?;
+    }
     if let Some(model) = &trained.model {
         checkpoint::save(
             ctx,

@@ -1,5 +1,6 @@
-//! Training: the loop, optimizers, checkpoints.
+//! Training: the loop, augmentation, optimizers, checkpoints.
 
+pub mod augmentation;
 pub mod checkpoint;
 pub mod optimizer;
 pub mod runner;

@@ -6,6 +6,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
+use crate::data::batch::shuffled_indices;
 use crate::data::{Dataset, ImageSpec};
 use crate::gpu::GpuContext;
 use crate::graph::Model;
@@ -48,7 +49,7 @@ impl TrainSettings {
             epoch: EpochSettings {
                 batch_size: 64,
                 seed,
-                flip: false,
+                augment: Default::default(),
                 readback_every: 20,
             },
             label_smoothing: 0.0,
@@ -99,6 +100,8 @@ pub struct Trained {
     pub val_predictions: Vec<usize>,
     /// One row per validation image, one probability per class.
     pub val_probabilities: Vec<Vec<f32>>,
+    /// With augmentation, the first training batch as augmented (`[images, c, h, w]`).
+    pub augmented: Option<Vec<f32>>,
 }
 
 /// The images the built-in `model` reads ([`ModelChoice::input`]).
@@ -127,6 +130,7 @@ pub fn train(
     refuse_lone_image_batches(&model, train.len(), settings.epoch.batch_size)?;
     let mut optimizer = Optimizer::new(ctx, &model, &settings.optimizer)?;
     let mut runner = Runner::new(ctx, &model, settings.label_smoothing)?;
+    let augmented = first_batch_augmented(&mut runner, train, &settings.epoch)?;
     let mut history = History::new();
     let mut last_val = None;
     for epoch in 1..=settings.epochs {
@@ -163,7 +167,23 @@ pub fn train(
         history,
         model: Some(model),
         steps: optimizer.steps(),
+        augmented,
     })
+}
+
+/// The first step's batch as its augmentation leaves it (none without augmentation): the
+/// first images of epoch 1's shuffle, drawn with step 0's parameters.
+fn first_batch_augmented(
+    runner: &mut Runner,
+    train: &Dataset,
+    settings: &EpochSettings,
+) -> Result<Option<Vec<f32>>, RunError> {
+    if settings.augment.is_none() {
+        return Ok(None);
+    }
+    let order = shuffled_indices(train.len(), settings.seed, 1);
+    let first = &order[..settings.batch_size.min(order.len())];
+    runner.augmented_batch(train, first, settings, 0).map(Some)
 }
 
 /// A batch norm in training normalises each batch by its own statistics, which one image
@@ -229,6 +249,7 @@ fn baseline(train: &Dataset, val: &Dataset, on_epoch: &mut impl FnMut(&EpochReco
         history,
         val_predictions: vec![majority; val.len()],
         val_probabilities: vec![certain; val.len()],
+        augmented: None,
     }
 }
 
