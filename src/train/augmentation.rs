@@ -94,10 +94,9 @@ impl Augmentation {
 
     /// Why this augmentation cannot apply to images of `spec`, as a sentence.
     pub fn check(&self, spec: &ImageSpec) -> Result<(), String> {
-        if let Some(jitter) = self.jitter() {
-            jitter.validate(spec.channels).map_err(|_| {
-                "saturation and hue need RGB images, but the model reads grey ones".to_string()
-            })?;
+        self.validate()?;
+        if spec.channels == 1 && (self.saturation > 0.0 || self.hue > 0.0) {
+            return Err("saturation and hue need RGB images, but the model reads grey ones".into());
         }
         if self.fill == FillMode::Constant && self.uses_fill() {
             let blacks = black(spec);
@@ -170,56 +169,83 @@ impl Augmentation {
         })
     }
 
-    /// Sets `key` from `value` (`None` for a bare key), or says why not.
-    fn set(&mut self, key: &str, value: Option<&str>) -> Result<(), String> {
-        let number = |low: f64, high: f64, default: Option<f64>| -> Result<f64, String> {
-            let text = match (value, default) {
-                (Some(text), _) => text,
-                (None, Some(default)) => return Ok(default),
-                (None, None) => return Err(format!("`{key}` needs a value, as in {key}=0.2")),
-            };
-            match text.trim().parse::<f64>() {
-                Ok(v) if v.is_finite() && (low..=high).contains(&v) => Ok(v),
-                _ => Err(format!(
-                    "`{key}={text}` is out of range: {key} takes a number from {low} to {high}"
-                )),
+    /// The numeric keys in the order they apply: each with its value and the values it takes
+    /// (0 is off).
+    fn numbers(&self) -> [(&'static str, f64, (f64, f64)); 12] {
+        [
+            ("resized_crop", self.resized_crop, (0.0, 1.0)),
+            ("crop", self.crop as f64, (0.0, 64.0)),
+            ("rotate", self.rotate, (0.0, 180.0)),
+            ("shift", self.shift, (0.0, 1.0)),
+            ("shear", self.shear, (0.0, 89.0)),
+            ("zoom", self.zoom, (0.0, 0.9)),
+            ("flip", self.flip, (0.0, 1.0)),
+            ("brightness", self.brightness, (0.0, 5.0)),
+            ("contrast", self.contrast, (0.0, 5.0)),
+            ("saturation", self.saturation, (0.0, 5.0)),
+            ("hue", self.hue, (0.0, 0.5)),
+            ("erase", self.erase, (0.0, 1.0)),
+        ]
+    }
+
+    /// The first value out of its range, as a sentence naming it (parsed and deserialised
+    /// augmentations alike pass here).
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, value, (low, high)) in self.numbers() {
+            // NaN is in no range.
+            if !(low..=high).contains(&value) {
+                return Err(format!(
+                    "`{key}={value}` is out of range: {key} takes a number from {low} to {high}"
+                ));
             }
+        }
+        Ok(())
+    }
+
+    /// Sets `key` from `value` (`None` for a bare key), or says why not; ranges are
+    /// [`Augmentation::validate`]'s.
+    fn set(&mut self, key: &str, value: Option<&str>) -> Result<(), String> {
+        if key == "fill" {
+            self.fill = match value {
+                Some("nearest") => FillMode::Nearest,
+                Some("constant") => FillMode::Constant,
+                Some("reflect") => FillMode::Reflect,
+                _ => {
+                    return Err(format!(
+                        "`fill={}` is not a fill mode: nearest, constant or reflect",
+                        value.unwrap_or("")
+                    ))
+                }
+            };
+            return Ok(());
+        }
+        if !self.numbers().iter().any(|(name, ..)| *name == key) {
+            return Err(format!("unknown augmentation `{key}`: the keys are {KEYS}"));
+        }
+        let number = match (value, key) {
+            (Some(text), _) => text
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("`{key}={text}` is not a number"))?,
+            (None, "flip" | "erase") => 0.5,
+            (None, _) => return Err(format!("`{key}` needs a value, as in {key}=4")),
         };
         match key {
-            "rotate" => self.rotate = number(0.0, 180.0, None)?,
-            "shift" => self.shift = number(0.0, 1.0, None)?,
-            "shear" => self.shear = number(0.0, 89.0, None)?,
-            "zoom" => self.zoom = number(0.0, 0.9, None)?,
-            "flip" => self.flip = number(0.0, 1.0, Some(0.5))?,
-            "resized_crop" => self.resized_crop = number(0.01, 1.0, None)?,
-            "brightness" => self.brightness = number(0.0, 5.0, None)?,
-            "contrast" => self.contrast = number(0.0, 5.0, None)?,
-            "saturation" => self.saturation = number(0.0, 5.0, None)?,
-            "hue" => self.hue = number(0.0, 0.5, None)?,
-            "erase" => self.erase = number(0.0, 1.0, Some(0.5))?,
-            "crop" => {
-                let text = value.ok_or("`crop` needs a padding in pixels, as in crop=4")?;
-                self.crop = text
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|&p| p <= 64)
-                    .ok_or_else(|| format!("`crop={text}` is not a padding of 0 to 64 pixels"))?;
-            }
-            "fill" => {
-                self.fill = match value {
-                    Some("nearest") => FillMode::Nearest,
-                    Some("constant") => FillMode::Constant,
-                    Some("reflect") => FillMode::Reflect,
-                    _ => {
-                        return Err(format!(
-                            "`fill={}` is not a fill mode: nearest, constant or reflect",
-                            value.unwrap_or("")
-                        ))
-                    }
-                }
-            }
-            _ => return Err(format!("unknown augmentation `{key}`: the keys are {KEYS}")),
+            "resized_crop" => self.resized_crop = number,
+            "crop" if number.fract() == 0.0 && number >= 0.0 => self.crop = number as usize,
+            "crop" => return Err(format!("`crop={number}` is not a whole number of pixels")),
+            "rotate" => self.rotate = number,
+            "shift" => self.shift = number,
+            "shear" => self.shear = number,
+            "zoom" => self.zoom = number,
+            "flip" => self.flip = number,
+            "brightness" => self.brightness = number,
+            "contrast" => self.contrast = number,
+            "saturation" => self.saturation = number,
+            "hue" => self.hue = number,
+            // numbers() holds the key, and erase is the one left.
+            _ => self.erase = number,
         }
         Ok(())
     }
@@ -242,6 +268,7 @@ impl FromStr for Augmentation {
             };
             augmentation.set(key, value)?;
         }
+        augmentation.validate()?;
         Ok(augmentation)
     }
 }
@@ -249,24 +276,11 @@ impl FromStr for Augmentation {
 /// The `--augment` spelling, keys that are off left out (`none` for no augmentation).
 impl fmt::Display for Augmentation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let numbers = [
-            ("resized_crop", self.resized_crop),
-            ("crop", self.crop as f64),
-            ("rotate", self.rotate),
-            ("shift", self.shift),
-            ("shear", self.shear),
-            ("zoom", self.zoom),
-            ("flip", self.flip),
-            ("brightness", self.brightness),
-            ("contrast", self.contrast),
-            ("saturation", self.saturation),
-            ("hue", self.hue),
-            ("erase", self.erase),
-        ];
-        let mut items: Vec<String> = numbers
+        let mut items: Vec<String> = self
+            .numbers()
             .iter()
-            .filter(|(_, value)| *value != 0.0)
-            .map(|(key, value)| format!("{key}={value}"))
+            .filter(|(_, value, _)| *value != 0.0)
+            .map(|(key, value, _)| format!("{key}={value}"))
             .collect();
         if self.fill != FillMode::Nearest && self.uses_fill() {
             items.push(format!("fill={:?}", self.fill).to_lowercase());
@@ -593,14 +607,17 @@ mod tests {
         for (text, names) in [
             ("rotation=20", "unknown augmentation `rotation`"),
             ("rotate", "`rotate` needs a value"),
-            ("rotate=abc", "`rotate=abc` is out of range"),
+            ("rotate=abc", "`rotate=abc` is not a number"),
             ("rotate=200", "`rotate=200` is out of range"),
             ("flip=1.5", "`flip=1.5` is out of range"),
             ("zoom=1", "`zoom=1` is out of range"),
             ("hue=0.6", "`hue=0.6` is out of range"),
-            ("shift=NaN", "`shift=NaN` is out of range"),
-            ("crop=-1", "`crop=-1` is not a padding"),
-            ("crop", "`crop` needs a padding"),
+            ("shift=NaN", "`shift=NaN` is not a number"),
+            ("crop=-1", "`crop=-1` is not a whole number"),
+            ("crop=2.5", "`crop=2.5` is not a whole number"),
+            ("crop=65", "`crop=65` is out of range"),
+            ("crop", "`crop` needs a value"),
+            ("flip=0.5,rotation=1", "unknown augmentation `rotation`"),
             ("fill=wrap", "`fill=wrap` is not a fill mode"),
         ] {
             let error = text.parse::<Augmentation>().unwrap_err();
@@ -621,6 +638,10 @@ mod tests {
         let few: Augmentation = serde_json::from_str(r#"{"flip": 0.5, "crop": 4}"#).unwrap();
         assert_eq!(few, "flip,crop=4".parse().unwrap());
         assert!(serde_json::from_str::<Augmentation>(r#"{"flop": 0.5}"#).is_err());
+        // A file's values are held to the same ranges when the augmentation is checked.
+        let wild: Augmentation = serde_json::from_str(r#"{"rotate": 500}"#).unwrap();
+        let error = wild.check(&ImageSpec::study_grey()).unwrap_err();
+        assert!(error.starts_with("`rotate=500` is out of range"), "{error}");
     }
 
     #[test]
