@@ -11,6 +11,7 @@ use fer::bench;
 use fer::gpu::{BackendChoice, GpuContext, GpuOptions, TimingSource};
 use fer::kernels::matmul::MatmulVariant;
 use fer::nn::models::{spec, Architecture, ModelChoice, ModelKind};
+use fer::train::augmentation::Augmentation;
 use fer::train::early_stopping::EarlyStopping;
 use fer::train::loss::{ClassWeights, LossKind};
 use fer::train::optimizer::{L2Penalty, OptimizerKind};
@@ -105,6 +106,9 @@ struct ProfileArgs {
     /// Also write a Chrome / Perfetto trace of the profiled steps to this file.
     #[arg(long)]
     trace: Option<PathBuf>,
+    /// Profile the step with this augmentation, as `fer train --augment` takes it.
+    #[arg(long, allow_hyphen_values = true)]
+    augment: Option<Augmentation>,
 }
 
 #[derive(Args)]
@@ -234,7 +238,12 @@ struct TrainArgs {
     /// class order, e.g. `1,9,1,1,1,1,1`. The validation loss stays unweighted.
     #[arg(long)]
     class_weights: Option<ClassWeights>,
-    /// Flip training images horizontally at random.
+    /// Augment each training batch on the GPU, e.g. rotate=20,shift=0.2,shear=0.2,zoom=0.2,
+    /// flip,crop=4,resized_crop=0.8,brightness=0.2,contrast=0.2,saturation=0.2,hue=0.05,
+    /// erase=0.5 (fill=nearest|constant|reflect for the border).
+    #[arg(long, allow_hyphen_values = true)]
+    augment: Option<Augmentation>,
+    /// Flip training images horizontally at random (short for --augment flip).
     #[arg(long)]
     flip: bool,
     /// A learning-rate schedule with PyTorch's semantics: step:step_size=10,gamma=0.1,
@@ -283,7 +292,14 @@ impl TrainArgs {
         settings.optimizer.weight_decay = self.weight_decay;
         settings.epochs = self.epochs;
         settings.epoch.batch_size = self.batch_size;
-        settings.epoch.flip = self.flip;
+        let mut augment = self.augment.clone().unwrap_or_default();
+        if self.flip && augment.flip == 0.0 {
+            augment.flip = 0.5;
+        }
+        augment
+            .check(&settings.model.input(&settings.architecture))
+            .map_err(|reason| anyhow::anyhow!("--augment {augment}: {reason}"))?;
+        settings.epoch.augment = augment;
         settings.epoch.readback_every = self.readback_every;
         settings.label_smoothing = self.label_smoothing;
         settings.schedule = self.schedule.clone();
@@ -565,6 +581,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     seed: args.seed,
                     json: args.json,
                     trace: args.trace,
+                    augment: args.augment.unwrap_or_default(),
                 },
             )?;
         }

@@ -207,6 +207,10 @@ fn train_then_eval_reproduces_the_validation_numbers() {
     ] {
         assert!(dir.join(file).is_file(), "no {file} in {}", dir.display());
     }
+    assert!(
+        !dir.join("augmentations.png").exists(),
+        "no augmentation, no picture of it"
+    );
     let metrics: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).expect("metrics.json"))
             .expect("valid JSON");
@@ -371,4 +375,70 @@ fn the_dataset_names_the_classes_and_a_model_of_another_count_is_refused() {
     );
     assert!(!text.contains("panicked"), "{text}");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// `--augment` (with `--flip` as its shorthand) trains on augmented batches, records the
+/// augmentation in the settings and draws the first batch; a bad key, and saturation for a
+/// grey model, are one sentence each before any data is loaded.
+#[test]
+fn training_with_augmentation_records_and_draws_it() {
+    let results = std::env::temp_dir().join(format!("fer-cli-augment-{}", std::process::id()));
+    let out = fer(&[
+        "train",
+        "--model",
+        "mlp",
+        "--synthetic-train",
+        "40",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--augment",
+        "rotate=10,crop=2,erase=0.5",
+        "--flip",
+        "--results",
+        &results.to_string_lossy(),
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = results.join("mlp");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).expect("metrics.json"))
+            .expect("valid JSON");
+    let augment = &metrics["run"]["settings"]["epoch"]["augment"];
+    assert_eq!(augment["rotate"], 10.0, "{augment}");
+    assert_eq!(augment["flip"], 0.5, "{augment}");
+    let png = std::fs::read(dir.join("augmentations.png")).expect("augmentations.png");
+    let picture = image::load_from_memory(&png).expect("a PNG").to_rgb8();
+    // Two rows of eight 96-pixel faces under the caption.
+    assert!(picture.width() >= 8 * 96 && picture.height() >= 2 * 96);
+
+    for (augment, model, says) in [
+        ("rotation=10", "mlp", "unknown augmentation `rotation`"),
+        (
+            "saturation=0.2",
+            "cnn",
+            "saturation and hue need RGB images",
+        ),
+    ] {
+        let out = fer(&[
+            "train",
+            "--model",
+            model,
+            "--augment",
+            augment,
+            "--data",
+            "/no/such/folder",
+        ]);
+        assert!(!out.status.success());
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            text.contains(says) && !text.contains("/no/such/folder") && !text.contains("panicked"),
+            "{text}"
+        );
+    }
 }

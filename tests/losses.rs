@@ -63,7 +63,7 @@ fn class_weights_weigh_training_and_not_evaluation() {
         let epoch = EpochSettings {
             batch_size: train.len(),
             seed: 1,
-            flip: false,
+            augment: Default::default(),
             readback_every: 1,
         };
         let fit = runner

@@ -44,6 +44,7 @@ fn profile_tiny_cnn(ctx: &GpuContext) -> Profile {
         warmup_steps: 1,
         steps: 2,
         seed: 1,
+        augment: Default::default(),
     };
     profile::run(ctx, &settings, None).expect("the profile runs")
 }
@@ -258,4 +259,41 @@ fn the_typical_step_takes_each_dispatch_at_its_median() {
         .collect();
     assert_eq!(got, [("a", 2.0), ("b", 5.0)]);
     assert!(profile::typical_step(&[]).is_empty());
+}
+
+/// With `augment`, the step starts with the augmentation's kernels, each profiled on its own
+/// (two geometric samplings, the jitter, the erasing), and the table states their share.
+#[test]
+fn augmentation_is_profiled_as_its_own_kernels() {
+    let ctx = gpu();
+    let settings = ProfileSettings {
+        model: ModelKind::Cnn,
+        architecture: tiny_cnn(),
+        optimizer: adam(),
+        batch: BATCH,
+        warmup_steps: 1,
+        steps: 1,
+        seed: 1,
+        augment: "crop=2,flip,brightness=0.2,erase=0.5".parse().unwrap(),
+    };
+    let profile = profile::run(&ctx, &settings, None).expect("the profile runs");
+    let calls = |label: &str| {
+        profile
+            .kernels
+            .iter()
+            .find(|k| k.label == label)
+            .map_or(0.0, |k| k.calls_per_step)
+    };
+    assert_eq!(calls("augment::sample"), 2.0);
+    assert_eq!(calls("augment::color_jitter"), 1.0);
+    assert_eq!(calls("augment::erase"), 1.0);
+    assert_eq!(
+        profile.timeline[0][0].label, "augment::sample",
+        "the step starts with the augmentation"
+    );
+    let table = profile::table(&profile);
+    assert!(
+        table.contains("augmentation (crop=2,flip=0.5,brightness=0.2,erase=0.5): "),
+        "{table}"
+    );
 }

@@ -1,9 +1,11 @@
 //! Reporting layer: metrics against hand-computed and scikit-learn numbers, text layout, JSON
 //! round-trips, PNG plots and the results directory.
 
+use fer::data::ImageSpec;
 use fer::report::{
-    confusion_png, curves_png, write_atomically, write_results, ClassificationReport,
-    ConfusionMatrix, EpochRecord, History, MetricsError, ReportError, RunMetrics,
+    augmentations_png, confusion_png, curves_png, write_atomically, write_results,
+    ClassificationReport, ConfusionMatrix, EpochRecord, History, MetricsError, ReportError,
+    RunMetrics,
 };
 use std::fs;
 use std::path::PathBuf;
@@ -398,4 +400,40 @@ fn model_names_that_escape_the_results_root_are_rejected() {
     }
     assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
     fs::remove_dir_all(&root).unwrap();
+}
+
+/// Each image of the batch drawn whole, at its pixel values: ten uniformly coloured RGB images
+/// (a full row of eight and two more) normalised by ImageNet's mean and std come back as their
+/// colours, each over at least its enlarged area; a grey image comes back grey.
+#[test]
+fn the_augmentation_grid_shows_each_image_at_its_pixel_values() {
+    let spec = ImageSpec::imagenet_rgb(6, 4);
+    let colour = |image: usize| [10 * image as u8, 255 - 20 * image as u8, 128];
+    let mut batch = Vec::new();
+    for image in 0..10 {
+        for c in 0..3 {
+            let value = (colour(image)[c] as f32 / 255.0 - spec.mean[c]) / spec.std[c];
+            batch.extend([value; 24]);
+        }
+    }
+    let caption = "--augment crop=4,rotate=20,shift=0.1,shear=10,zoom=0.2,flip=0.5,\
+                   brightness=0.3,contrast=0.3,saturation=0.2,hue=0.05,erase=0.5";
+    let png = augmentations_png(&batch, &spec, caption).unwrap();
+    let image = decode_png(&png).to_rgb8();
+    // 96 / 6: each image is drawn 16 times larger, 64×96 pixels.
+    for i in 0..10 {
+        let count = image.pixels().filter(|p| p.0 == colour(i)).count();
+        assert!(count >= 64 * 96, "image {i}: {count} pixels of its colour");
+    }
+
+    let grey = ImageSpec::study_grey();
+    let png = augmentations_png(&vec![0.2; 48 * 48], &grey, "--augment flip=0.5").unwrap();
+    let image = decode_png(&png).to_rgb8();
+    // (0.2·0.5 + 0.5)·255 = 153.
+    let count = image.pixels().filter(|p| p.0 == [153; 3]).count();
+    // Antialiased caption text may hold a few pixels of that grey too.
+    assert!(
+        (96 * 96..96 * 96 + 500).contains(&count),
+        "one grey face drawn twice as large: {count} pixels of its grey"
+    );
 }

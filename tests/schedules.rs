@@ -408,7 +408,7 @@ fn softmax_after_one_epoch(built_lr: f64, scheduled: Option<Vec<f64>>) -> Vec<f3
     let epoch = EpochSettings {
         batch_size: 8,
         seed: 1,
-        flip: false,
+        augment: Default::default(),
         readback_every: 10,
     };
     let mut runner = Runner::new(&ctx, &model, 0.0).unwrap();

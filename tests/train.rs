@@ -2,12 +2,14 @@
 
 use std::path::PathBuf;
 
+use fer::data::batch::to_normalized_f32;
 use fer::data::synthetic::{generate, SplitSizes};
 use fer::data::{fer2013, Dataset, ImageSpec};
 use fer::gpu::{GpuContext, GpuOptions};
 use fer::graph::Model;
 use fer::nn::models::{build, spec, Architecture, ModelKind};
 use fer::nn::spec::OpSpec;
+use fer::train::augmentation::{Augmentation, Augmenter};
 use fer::train::checkpoint::{self, CheckpointError};
 use fer::train::optimizer::{Optimizer, OptimizerKind, OptimizerSettings};
 use fer::train::runner::{EpochSettings, RunError, Runner};
@@ -45,7 +47,7 @@ fn epochs(batch_size: usize) -> EpochSettings {
     EpochSettings {
         batch_size,
         seed: 3,
-        flip: false,
+        augment: Default::default(),
         readback_every: 1,
     }
 }
@@ -409,4 +411,74 @@ fn a_model_is_refused_data_of_another_class_count_or_shape() {
         matches!(error, RunError::ImageShape { .. }) && error.to_string().contains("3×48×48"),
         "{error}"
     );
+}
+
+/// Training step `step`'s batch of `data`'s images 0..5 under `augment`, read back from the
+/// GPU, for a run seeded `seed`.
+fn augmented_batch(
+    runner: &mut Runner,
+    data: &Dataset,
+    augment: &Augmentation,
+    seed: u64,
+    step: u64,
+) -> Vec<f32> {
+    let settings = EpochSettings {
+        seed,
+        augment: augment.clone(),
+        ..epochs(5)
+    };
+    runner
+        .augmented_batch(data, &[0, 1, 2, 3, 4], &settings, step)
+        .unwrap()
+}
+
+/// The augmented batch in the model's input equals the twins' pipeline: bit for bit with an
+/// even number of out-of-place stages (crop and flip move by whole pixels, so every bilinear
+/// weight is 0 or 1; erasing copies), and within roundoff with an odd one, where brightness
+/// maps each value x to ((x·std + mean)·b clamped − mean)/std: five f32 roundings of values
+/// below 2 in magnitude, divided by std ½, so under 5·4u per value. The same run seed and
+/// step give the same batch, another step or seed another; no augmentation uploads the batch
+/// as it is.
+#[test]
+fn augmentation_is_the_twins_pipeline_seeded_per_run_and_step() {
+    let ctx = gpu();
+    let model = tiny_cnn(&ctx, 1);
+    let (train, _) = faces(12);
+    let mut runner = Runner::new(&ctx, &model, 0.0).unwrap();
+    let plain = to_normalized_f32(&train, &[0, 1, 2, 3, 4]);
+    let none = Augmentation::default();
+    assert_eq!(augmented_batch(&mut runner, &train, &none, 3, 0), plain);
+
+    for (text, tolerance) in [
+        ("crop=3,flip,erase=1", 0.0),
+        (
+            "crop=3,flip,brightness=0.4,erase=1",
+            20.0 / (1u64 << 24) as f64,
+        ),
+    ] {
+        let augment: Augmentation = text.parse().unwrap();
+        let got = augmented_batch(&mut runner, &train, &augment, 3, 7);
+        let twin = Augmenter::new(&augment, train.spec())
+            .unwrap()
+            .expect("an augmentation");
+        let want = twin.augment_on_cpu(&plain, 3, 7);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() as f64 <= tolerance,
+                "{text}: value {i} is {g}, the twins say {w}"
+            );
+        }
+        assert_ne!(got, plain, "{text} changed nothing");
+
+        let mut again = Runner::new(&ctx, &model, 0.0).unwrap();
+        assert_eq!(augmented_batch(&mut again, &train, &augment, 3, 7), got);
+        for (seed, step) in [(3, 8), (4, 7)] {
+            let other = augmented_batch(&mut runner, &train, &augment, seed, step);
+            let changed = other.iter().zip(&got).filter(|(a, b)| a != b).count();
+            assert!(
+                changed > got.len() / 4,
+                "{text}: seed {seed} step {step} changed only {changed} values"
+            );
+        }
+    }
 }

@@ -9,6 +9,7 @@ use fer::gpu::GpuContext;
 use fer::nn::models::{Architecture, ModelKind};
 use fer::profile::{self, PeakFigures, ProfileSettings};
 
+use fer::train::augmentation::Augmentation;
 use fer::train::optimizer::OptimizerSettings;
 
 use super::train::DemoScale;
@@ -23,6 +24,7 @@ pub struct ProfileRequest {
     pub seed: u64,
     pub json: bool,
     pub trace: Option<PathBuf>,
+    pub augment: Augmentation,
 }
 
 pub fn profile(ctx: &GpuContext, request: &ProfileRequest) -> anyhow::Result<()> {
@@ -43,6 +45,7 @@ pub fn profile(ctx: &GpuContext, request: &ProfileRequest) -> anyhow::Result<()>
         warmup_steps: request.warmup,
         steps: request.steps,
         seed: request.seed,
+        augment: request.augment.clone(),
     };
     // Rates are stated as a fraction of what this adapter attains (`fer bench peak`); the
     // better of its two bandwidth kernels is the memory roof.

@@ -13,7 +13,7 @@ use fer::gpu::GpuContext;
 use fer::infer::Classifier;
 use fer::nn::models::{Architecture, ModelChoice, ModelKind};
 use fer::nn::spec::ModelSpec;
-use fer::report::{write_results, ConfusionMatrix, RunMetrics};
+use fer::report::{write_augmentations, write_results, ConfusionMatrix, RunMetrics};
 use fer::train::checkpoint;
 use fer::train::session::{self, input_spec, softmax_rows, EpochEvents, TrainSettings, Trained};
 
@@ -197,6 +197,9 @@ pub fn train(
         settings.epoch.batch_size,
         ctx.summary().name
     );
+    if !settings.epoch.augment.is_none() {
+        eprintln!("augmentation on the GPU: {}", settings.epoch.augment);
+    }
     // Each new best is written as it lands, so it survives a run stopped by hand.
     let best = results.join(settings.model.name()).join("best.safetensors");
     let mut best_written = Ok(());
@@ -227,6 +230,10 @@ pub fn train(
     );
     println!("\n{}", metrics.text());
     let directory = write_results(results, &metrics)?;
+    if let Some(batch) = &trained.augmented {
+        let caption = format!("--augment {}", settings.epoch.augment);
+        write_augmentations(&directory, batch, splits.train.spec(), &caption)?;
+    }
     if let Some(model) = &trained.model {
         let description = checkpoint::Description {
             model: settings.model.clone(),

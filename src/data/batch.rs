@@ -1,14 +1,14 @@
 //! Turning a dataset into training batches: epoch shuffles, normalized `f32` tensors, labels,
-//! and random horizontal flips. Every function is pure: the same seed gives the same result.
+//! and the seed of each step's augmentation (which runs on the GPU, `train::augmentation`).
+//! Every function is pure: the same seed gives the same result.
 
 use crate::rng::Rng;
 
 use super::dataset::Dataset;
 use super::derive_seed;
-use super::image_spec::ImageSpec;
 
 const SHUFFLE_PURPOSE: u64 = 1;
-const FLIP_PURPOSE: u64 = 2;
+const AUGMENTATION_PURPOSE: u64 = 2;
 
 /// A permutation of `0..n`, different for each epoch and fixed by `(seed, epoch)`.
 pub fn shuffled_indices(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
@@ -50,24 +50,7 @@ pub fn labels_u32(dataset: &Dataset, indices: &[usize]) -> Vec<u32> {
         .collect()
 }
 
-/// Mirrors each image of a `[B, channels, height, width]` batch of `spec`'s images left to right
-/// with probability ½, chosen by `(seed, step)`. Faces are nearly symmetric, so a mirrored face
-/// keeps its label.
-pub fn flip_horizontally_at_random(
-    batch: &[f32],
-    spec: &ImageSpec,
-    seed: u64,
-    step: u64,
-) -> Vec<f32> {
-    let mut rng = Rng::new(derive_seed(seed, FLIP_PURPOSE, step));
-    let mut flipped = batch.to_vec();
-    let image_len = spec.shape().iter().product();
-    for image in flipped.chunks_exact_mut(image_len) {
-        if rng.next_u64() & 1 == 1 {
-            for row in image.chunks_exact_mut(spec.width) {
-                row.reverse();
-            }
-        }
-    }
-    flipped
+/// The seed of training step `step`'s augmentation in a run seeded `seed`.
+pub fn augmentation_seed(seed: u64, step: u64) -> u64 {
+    derive_seed(seed, AUGMENTATION_PURPOSE, step)
 }

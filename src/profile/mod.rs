@@ -1,7 +1,7 @@
 //! `fer profile`: where a training step's GPU time goes, kernel by kernel.
 //!
-//! Each profiled step runs its dispatches in recording order (forward, loss, backward,
-//! optimizer), each in its own compute pass between timestamp writes, so data dependencies hold
+//! Each profiled step runs its dispatches in recording order (augmentation when asked for,
+//! forward, loss, backward, optimizer), each in its own compute pass between timestamp writes, so data dependencies hold
 //! and every kernel gets its own GPU time. The same steps are then run as training runs them,
 //! one pass and one submit, and timed by the wall clock: the gap between the two is what
 //! submitting, waiting and the driver add on top of the kernels. Both are medians over the
@@ -22,6 +22,7 @@ use crate::bench::{median, wall_seconds};
 use crate::data::synthetic::{generate, SplitSizes};
 use crate::gpu::{AdapterSummary, Cost, GpuContext, GpuTimer, TimingSource};
 use crate::nn::models::{build, Architecture, ModelKind};
+use crate::train::augmentation::Augmentation;
 use crate::train::optimizer::{Optimizer, OptimizerSettings};
 use crate::train::runner::{EpochSettings, Runner};
 use crate::train::session::{input_spec, TrainError};
@@ -37,6 +38,8 @@ pub struct ProfileSettings {
     pub warmup_steps: usize,
     pub steps: usize,
     pub seed: u64,
+    /// The training batches' augmentation (its kernels are profiled with the step's).
+    pub augment: Augmentation,
 }
 
 /// One dispatch of one profiled step, as the GPU ran it.
@@ -65,6 +68,7 @@ pub struct Profile {
     pub model: ModelKind,
     pub architecture: Architecture,
     pub batch: usize,
+    pub augment: Augmentation,
     pub warmup_steps: usize,
     pub steps: usize,
     pub timing: TimingSource,
@@ -100,7 +104,7 @@ pub fn run(
     let warmup = EpochSettings {
         batch_size: batch,
         seed: settings.seed,
-        flip: false,
+        augment: settings.augment.clone(),
         readback_every: warmup_steps,
     };
     runner.train_epoch(
@@ -153,6 +157,7 @@ pub fn run(
         model: settings.model,
         architecture: settings.architecture.clone(),
         batch,
+        augment: settings.augment.clone(),
         warmup_steps,
         steps,
         timing: timer.source(),

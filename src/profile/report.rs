@@ -64,6 +64,21 @@ pub fn table(profile: &Profile) -> String {
          submit, median) → overhead {:.2}×",
         step.gpu_ms, step.wall_ms, step.overhead
     );
+    if !profile.augment.is_none() {
+        let augment_ms: f64 = profile
+            .kernels
+            .iter()
+            .filter(|k| k.label.starts_with("augment::"))
+            .map(|k| k.ms_per_step)
+            .sum();
+        let _ = writeln!(
+            out,
+            "augmentation ({}): {augment_ms:.3} ms of the step's {:.2} ms GPU ({:.1}%)",
+            profile.augment,
+            step.gpu_ms,
+            100.0 * augment_ms / step.gpu_ms
+        );
+    }
     if profile.peak.is_none() {
         let _ = writeln!(out, "(%peak: no peak figures for this adapter)");
     }

@@ -9,5 +9,7 @@ pub mod run_report;
 pub use confusion::{ConfusionMatrix, MetricsError};
 pub use history::{EpochRecord, History};
 pub use metrics::{ClassScores, ClassificationReport, Scores};
-pub use plot::{confusion_png, curves_png, PlotError};
-pub use run_report::{write_atomically, write_results, ReportError, RunMetrics};
+pub use plot::{augmentations_png, confusion_png, curves_png, PlotError};
+pub use run_report::{
+    write_atomically, write_augmentations, write_results, ReportError, RunMetrics,
+};

@@ -1,10 +1,12 @@
-//! PNG plots drawn in memory: training curves and the confusion matrix as a heat map.
+//! PNG plots drawn in memory: training curves, the confusion matrix as a heat map, and a grid
+//! of augmented training images.
 //!
 //! Text is rasterised from DejaVu Sans embedded in the binary, so plotting works on machines
 //! with no font packages installed.
 
 use super::confusion::ConfusionMatrix;
 use super::history::{EpochRecord, History};
+use crate::data::ImageSpec;
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 use plotters::coord::Shift;
@@ -29,6 +31,13 @@ pub enum PlotError {
 
 const CURVES_SIZE: (u32, u32) = (1400, 560);
 const CONFUSION_SIZE: (u32, u32) = (900, 820);
+/// The augmentation grid: at most 8×8 images, each drawn about 96 pixels wide.
+const GRID_COLUMNS: usize = 8;
+const GRID_ROWS: usize = 8;
+const GRID_TILE: usize = 96;
+const GRID_GAP: usize = 4;
+/// Characters of the caption per line (font 16 on an 804-pixel-wide grid).
+const GRID_CAPTION_CHARS: usize = 90;
 const TRAIN_COLOUR: RGBColor = RGBColor(31, 119, 180);
 const VAL_COLOUR: RGBColor = RGBColor(255, 127, 14);
 
@@ -124,6 +133,66 @@ pub fn confusion_png(confusion: &ConfusionMatrix) -> Result<Vec<u8>, PlotError> 
                         .color(&text_colour)
                         .pos(Pos::new(HPos::Center, VPos::Center)),
                 )])?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The first images of a normalised `[images, c, h, w]` batch of `spec`'s images, brought back
+/// to pixel values (x·std + mean, clamped to [0, 1]) and laid out row by row under `caption`
+/// (wrapped after commas), each enlarged by a whole factor (nearest pixel) so that small faces
+/// stay visible.
+pub fn augmentations_png(
+    batch: &[f32],
+    spec: &ImageSpec,
+    caption: &str,
+) -> Result<Vec<u8>, PlotError> {
+    const PLOT: &str = "augmented images";
+    let [channels, height, width] = spec.shape();
+    let image_len = channels * height * width;
+    let images = (batch.len() / image_len.max(1)).min(GRID_COLUMNS * GRID_ROWS);
+    let rows = images.div_ceil(GRID_COLUMNS).max(1);
+    let zoom = (GRID_TILE / height.max(width)).max(1);
+    let (tile_w, tile_h) = (width * zoom + GRID_GAP, height * zoom + GRID_GAP);
+    let mut lines = vec![String::new()];
+    for item in caption.split_inclusive(',') {
+        let line = lines.last_mut().expect("one line at least");
+        if !line.is_empty() && line.len() + item.len() > GRID_CAPTION_CHARS {
+            lines.push(item.to_string());
+        } else {
+            line.push_str(item);
+        }
+    }
+    let header = 40 + 22 * lines.len();
+    let size = (
+        (GRID_GAP + GRID_COLUMNS * tile_w) as u32,
+        (header + GRID_GAP + rows * tile_h) as u32,
+    );
+    let pixel = |image: usize, channel: usize, row: usize, column: usize| -> u8 {
+        let c = channel.min(channels - 1);
+        let x = batch[image * image_len + (c * height + row) * width + column];
+        ((x * spec.std[c] + spec.mean[c]).clamp(0.0, 1.0) * 255.0).round() as u8
+    };
+    render(PLOT, size, |root| {
+        let title = "The first training batch, augmented";
+        root.draw_text(title, &font(24), (GRID_GAP as i32, 8))?;
+        for (i, line) in lines.iter().enumerate() {
+            root.draw_text(line, &font(16), (GRID_GAP as i32, 38 + 22 * i as i32))?;
+        }
+        for image in 0..images {
+            let left = GRID_GAP + (image % GRID_COLUMNS) * tile_w;
+            let top = header + GRID_GAP + (image / GRID_COLUMNS) * tile_h;
+            for y in 0..height * zoom {
+                for x in 0..width * zoom {
+                    let (row, column) = (y / zoom, x / zoom);
+                    let colour = RGBColor(
+                        pixel(image, 0, row, column),
+                        pixel(image, 1, row, column),
+                        pixel(image, 2, row, column),
+                    );
+                    root.draw_pixel(((left + x) as i32, (top + y) as i32), &colour)?;
+                }
             }
         }
         Ok(())

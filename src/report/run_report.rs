@@ -1,10 +1,12 @@
-//! One run's results directory: `results/<model>/` with metrics.json, report.txt, curves.png and
-//! confusion.png, each written atomically so a reader never sees half a file.
+//! One run's results directory: `results/<model>/` with metrics.json, report.txt, curves.png,
+//! confusion.png and, for a run with augmentation, augmentations.png, each written atomically
+//! so a reader never sees half a file.
 
 use super::confusion::ConfusionMatrix;
 use super::history::History;
 use super::metrics::ClassificationReport;
 use super::plot::{self, PlotError};
+use crate::data::ImageSpec;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io;
@@ -78,6 +80,7 @@ pub const METRICS_FILE: &str = "metrics.json";
 pub const REPORT_FILE: &str = "report.txt";
 pub const CURVES_FILE: &str = "curves.png";
 pub const CONFUSION_FILE: &str = "confusion.png";
+pub const AUGMENTATIONS_FILE: &str = "augmentations.png";
 
 /// Writes `results_root/<model>/` and returns that directory. Files already there are replaced.
 pub fn write_results(results_root: &Path, metrics: &RunMetrics) -> Result<PathBuf, ReportError> {
@@ -113,6 +116,24 @@ pub fn write_results(results_root: &Path, metrics: &RunMetrics) -> Result<PathBu
     write_atomically(&confusion_path, &confusion)?;
 
     Ok(directory)
+}
+
+/// Writes `directory/augmentations.png`, [`plot::augmentations_png`] of an augmented batch,
+/// and returns its path.
+pub fn write_augmentations(
+    directory: &Path,
+    batch: &[f32],
+    spec: &ImageSpec,
+    caption: &str,
+) -> Result<PathBuf, ReportError> {
+    let path = directory.join(AUGMENTATIONS_FILE);
+    let png =
+        plot::augmentations_png(batch, spec, caption).map_err(|reason| ReportError::Plot {
+            path: path.clone(),
+            reason,
+        })?;
+    write_atomically(&path, &png)?;
+    Ok(path)
 }
 
 /// The model name becomes a directory name, so it must not climb out of or nest inside the

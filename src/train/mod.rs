@@ -1,5 +1,7 @@
-//! Training: the loop, the loss, optimizers, schedules, early stopping, checkpoints.
+//! Training: the loop, augmentation, the loss, optimizers, schedules, early stopping,
+//! checkpoints.
 
+pub mod augmentation;
 pub mod checkpoint;
 pub mod early_stopping;
 pub mod loss;

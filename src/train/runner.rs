@@ -1,17 +1,16 @@
 //! Runs a model over a dataset on the GPU: training epochs and evaluation passes.
 //!
-//! A training step writes the batch, then records forward → loss → backward → optimizer update
-//! into one compute pass and submits it; nothing is read back. Loss sums and correct counts
-//! accumulate on the GPU and are read every `readback_every` steps (progress, NaN check) and
-//! at the end of the epoch. At most two steps are in flight.
+//! A training step writes the batch and its augmentation's parameters, then records
+//! augmentation → forward → loss → backward → optimizer update into one compute pass and
+//! submits it; nothing is read back. Loss sums and correct counts accumulate on the GPU and are
+//! read every `readback_every` steps (progress, NaN check) and at the end of the epoch. At most
+//! two steps are in flight.
 
 use std::collections::HashMap;
 
 use indicatif::ProgressBar;
 
-use crate::data::batch::{
-    flip_horizontally_at_random, labels_u32, shuffled_indices, to_normalized_f32,
-};
+use crate::data::batch::{labels_u32, shuffled_indices, to_normalized_f32};
 use crate::data::Dataset;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError};
 use crate::graph::{GraphError, Model, Plan};
@@ -20,6 +19,7 @@ use crate::kernels::softmax_ce::{
 };
 use crate::rng::Rng;
 
+use super::augmentation::{Augmentation, Augmenter};
 use super::loss::Loss;
 use super::optimizer::Optimizer;
 
@@ -54,6 +54,14 @@ pub enum RunError {
         expects: Vec<usize>,
         found: Vec<usize>,
     },
+    #[error("model `{model}` cannot take the augmentation {augmentation}: {reason}")]
+    Augmentation {
+        model: String,
+        augmentation: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Augment(#[from] crate::kernels::augment::AugmentError),
     #[error(transparent)]
     Graph(#[from] GraphError),
     #[error(transparent)]
@@ -65,8 +73,8 @@ pub enum RunError {
 pub struct EpochSettings {
     pub batch_size: usize,
     pub seed: u64,
-    /// Random horizontal flips of training images.
-    pub flip: bool,
+    /// What each training batch goes through on the GPU (never evaluation's).
+    pub augment: Augmentation,
     /// Read the running loss back every this many steps.
     pub readback_every: usize,
 }
@@ -105,6 +113,8 @@ pub struct Runner<'a> {
     /// [loss_sum, weight_sum, correct, rows], accumulated on the GPU.
     stats: GpuBuffer,
     batches: HashMap<usize, Batch>,
+    /// The training batches' augmentation, from the last epoch's settings.
+    augmenter: Option<(Augmentation, Augmenter)>,
     steps: u64,
     /// The step and value of the last finite training loss read back.
     last_finite_loss: Option<(u64, f64)>,
@@ -145,6 +155,7 @@ impl<'a> Runner<'a> {
             classes,
             stats: GpuBuffer::zeros(ctx, "loss stats", ROW_STATS),
             batches: HashMap::new(),
+            augmenter: None,
             steps: 0,
             last_finite_loss: None,
         })
@@ -208,22 +219,69 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
+    /// Writes the images and labels at `indices` as the batch of their size; with
+    /// `augment_seed`, where the augmentation reads them, with the parameters of step `step` of
+    /// a run of that seed.
     fn upload(
         &mut self,
         data: &Dataset,
         indices: &[usize],
-        flip_seed: Option<u64>,
+        augment_seed: Option<u64>,
+        step: u64,
     ) -> Result<&Batch, RunError> {
         self.check_fits(data)?;
-        let (ctx, step) = (self.ctx, self.steps);
-        let batch = self.batch(indices.len())?;
-        let mut images = to_normalized_f32(data, indices);
-        if let Some(seed) = flip_seed {
-            images = flip_horizontally_at_random(&images, data.spec(), seed, step);
+        let ctx = self.ctx;
+        let size = indices.len();
+        self.batch(size)?;
+        let images = to_normalized_f32(data, indices);
+        let batch = &self.batches[&size];
+        match (augment_seed, &mut self.augmenter) {
+            (Some(seed), Some((_, augmenter))) => {
+                augmenter.write_batch(ctx, size, batch.plan.input(), &images, (seed, step))?
+            }
+            _ => batch.plan.input().write(ctx, &images),
         }
-        batch.plan.input().write(ctx, &images);
         batch.labels.write(ctx, &labels_u32(data, indices));
         Ok(batch)
+    }
+
+    /// Makes `augmentation` the training batches' (for images of `data`'s spec).
+    fn use_augmentation(
+        &mut self,
+        augmentation: &Augmentation,
+        data: &Dataset,
+    ) -> Result<(), RunError> {
+        if self.augmenter.as_ref().map(|(a, _)| a) == Some(augmentation) {
+            return Ok(());
+        }
+        let refused = |reason| RunError::Augmentation {
+            model: self.model.name.clone(),
+            augmentation: augmentation.to_string(),
+            reason,
+        };
+        self.augmenter = Augmenter::new(augmentation, data.spec())
+            .map_err(refused)?
+            .map(|augmenter| (augmentation.clone(), augmenter));
+        Ok(())
+    }
+
+    /// The batch at `indices` as training step `step` of a run with `settings` sees it, after
+    /// its augmentation, read back (row-major `[images, channels, height, width]`).
+    pub fn augmented_batch(
+        &mut self,
+        data: &Dataset,
+        indices: &[usize],
+        settings: &EpochSettings,
+        step: u64,
+    ) -> Result<Vec<f32>, RunError> {
+        self.check_fits(data)?;
+        self.use_augmentation(&settings.augment, data)?;
+        self.upload(data, indices, Some(settings.seed), step)?;
+        let size = indices.len();
+        if let Some((_, augmenter)) = &self.augmenter {
+            self.ctx.run(augmenter.dispatches(size))?;
+        }
+        Ok(self.batches[&size].plan.input().read(self.ctx)?)
     }
 
     fn read_totals(&self) -> Result<Totals, RunError> {
@@ -242,25 +300,44 @@ impl<'a> Runner<'a> {
         batch_size: usize,
         optimizer: &'b Optimizer,
     ) -> Result<StepPhases<'b>, RunError> {
-        let batch = self.batch(batch_size)?;
+        self.batch(batch_size)?;
+        Ok(self.phases(batch_size, optimizer))
+    }
+
+    /// [`Runner::step_phases`] of a batch size already built.
+    fn phases<'b>(&'b self, batch_size: usize, optimizer: &'b Optimizer) -> StepPhases<'b> {
+        let batch = &self.batches[&batch_size];
         let mut backward = vec![&batch.loss_train];
         backward.extend(batch.plan.backward_dispatches());
-        Ok(StepPhases {
+        StepPhases {
             forward: batch.plan.forward_dispatches(true),
             backward,
             optimizer: optimizer.dispatches(),
-        })
+        }
     }
 
-    /// Every dispatch of one training step at `batch_size`, in recording order: forward, loss
-    /// (one dispatch: its value accumulated and its gradient), backward, optimizer. For
-    /// profiling and benchmarks.
+    /// Every dispatch of one training step at `batch_size`, in recording order: the
+    /// augmentation of the last training epoch's settings (if any), forward, loss (one
+    /// dispatch: its value accumulated and its gradient), backward, optimizer. For profiling
+    /// and benchmarks.
     pub fn step_dispatches<'b>(
         &'b mut self,
         batch_size: usize,
         optimizer: &'b Optimizer,
     ) -> Result<Vec<&'b Dispatch>, RunError> {
-        Ok(self.step_phases(batch_size, optimizer)?.in_order())
+        let ctx = self.ctx;
+        self.batch(batch_size)?;
+        if let Some((_, augmenter)) = &mut self.augmenter {
+            augmenter.prepare(ctx, batch_size, self.batches[&batch_size].plan.input())?;
+        }
+        let augmentation = self
+            .augmenter
+            .as_ref()
+            .map_or(&[][..], |(_, a)| a.dispatches(batch_size));
+        Ok(augmentation
+            .iter()
+            .chain(self.phases(batch_size, optimizer).in_order())
+            .collect())
     }
 
     /// The inference forward pass at `batch_size` (dropout off, batch norm on running
@@ -272,7 +349,7 @@ impl<'a> Runner<'a> {
     /// Uploads the images and labels at `indices` as the batch of their size, for benchmarks
     /// that then run [`Runner::step_phases`] or [`Runner::inference_dispatches`] on it.
     pub fn load_batch(&mut self, data: &Dataset, indices: &[usize]) -> Result<(), RunError> {
-        self.upload(data, indices, None)?;
+        self.upload(data, indices, None, 0)?;
         Ok(())
     }
 
@@ -285,16 +362,17 @@ impl<'a> Runner<'a> {
         settings: &EpochSettings,
         progress: &ProgressBar,
     ) -> Result<Totals, RunError> {
+        self.check_fits(data)?;
+        self.use_augmentation(&settings.augment, data)?;
         self.stats.write(self.ctx, &[0.0f32; ROW_STATS]);
         let order = shuffled_indices(data.len(), settings.seed, epoch);
         let chunks: Vec<&[usize]> = order.chunks(settings.batch_size).collect();
         let mut in_flight = InFlight::default();
         for (i, indices) in chunks.iter().enumerate() {
-            let flip = settings.flip.then_some(settings.seed);
             // Distinct per run and per step; each dropout layer mixes in its index.
             let step_seed = Rng::new(settings.seed ^ 0x5EED).next_u64() ^ self.steps;
             let ctx = self.ctx;
-            self.upload(data, indices, flip)?
+            self.upload(data, indices, Some(settings.seed), self.steps)?
                 .plan
                 .prepare_step(ctx, step_seed);
             optimizer.prepare_step(ctx);
@@ -338,7 +416,7 @@ impl<'a> Runner<'a> {
         for (i, indices) in order.chunks(batch_size).enumerate() {
             let ctx = self.ctx;
             let row_bytes = (self.classes * 4) as u64;
-            let batch = self.upload(data, indices, None)?;
+            let batch = self.upload(data, indices, None, 0)?;
             let mut encoder = ctx.device.create_command_encoder(&Default::default());
             {
                 let mut pass = encoder.begin_compute_pass(&Default::default());

@@ -6,6 +6,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use crate::data::batch::shuffled_indices;
 use crate::data::{Dataset, ImageSpec};
 use crate::gpu::GpuContext;
 use crate::graph::Model;
@@ -61,7 +62,7 @@ impl TrainSettings {
             epoch: EpochSettings {
                 batch_size: 64,
                 seed,
-                flip: false,
+                augment: Default::default(),
                 readback_every: 20,
             },
             label_smoothing: 0.0,
@@ -175,6 +176,8 @@ pub struct Trained {
     pub val_predictions: Vec<usize>,
     /// One row per validation image, one probability per class.
     pub val_probabilities: Vec<Vec<f32>>,
+    /// With augmentation, the first training batch as augmented (`[images, c, h, w]`).
+    pub augmented: Option<Vec<f32>>,
 }
 
 /// The images the built-in `model` reads ([`ModelChoice::input`]).
@@ -230,6 +233,7 @@ pub fn train(
     };
     let mut steps_before_switch = 0;
     let mut lrs = scheduled_lrs(settings, &mut state.schedule, 0, run);
+    let augmented = first_batch_augmented(&mut runner, train, &settings.epoch)?;
     let mut history = History::new();
     let mut last_val = None;
     let mut restored = None;
@@ -334,6 +338,7 @@ pub fn train(
         model: Some(model),
         steps: state.step,
         state,
+        augmented,
     })
 }
 
@@ -371,6 +376,21 @@ fn check_callbacks(settings: &TrainSettings) -> Result<(), TrainError> {
         }
     }
     Ok(())
+}
+
+/// The first step's batch as its augmentation leaves it (none without augmentation): the
+/// first images of epoch 1's shuffle, drawn with step 0's parameters.
+fn first_batch_augmented(
+    runner: &mut Runner,
+    train: &Dataset,
+    settings: &EpochSettings,
+) -> Result<Option<Vec<f32>>, RunError> {
+    if settings.augment.is_none() {
+        return Ok(None);
+    }
+    let order = shuffled_indices(train.len(), settings.seed, 1);
+    let first = &order[..settings.batch_size.min(order.len())];
+    runner.augmented_batch(train, first, settings, 0).map(Some)
 }
 
 /// A batch norm in training normalises each batch by its own statistics, which one image
@@ -452,6 +472,7 @@ fn baseline(
         history,
         val_predictions: vec![majority; val.len()],
         val_probabilities: vec![certain; val.len()],
+        augmented: None,
     }
 }
 
