@@ -112,7 +112,7 @@ impl Optimizer {
         let mut updates = Vec::new();
         if let Some(flat) = model.params.trainable() {
             let state = |name: &str| GpuBuffer::zeros(ctx, name, flat.len);
-            updates.push(match &group {
+            updates.extend(match &group {
                 Group::Sgd(group) => {
                     let momentum =
                         (group.config().momentum != 0.0).then(|| state("momentum buffers"));
@@ -160,7 +160,8 @@ impl Optimizer {
         }
     }
 
-    /// The update dispatches: one for all trainable tensors, none without any (for profiling).
+    /// The update dispatches: one for all trainable tensors (one per binding-sized chunk of
+    /// larger storage), none without any (for profiling).
     pub fn dispatches(&self) -> &[Dispatch] {
         &self.updates
     }
