@@ -273,3 +273,39 @@ fn roglenet_plans_with_its_largest_weight_over_one_binding() {
         flat.len.div_ceil(binding).max(1)
     );
 }
+
+/// RogleNet's evaluation forward at batch 1 on the real limits, its `fc.0` in blocks of rows,
+/// against the CPU graph. Slow (the twin's 2.5 GFLOP in f64 loops, 293 MiB read back):
+/// `cargo test --release --test binding -- --ignored`. Tolerance: as in tests/graph.rs, f32
+/// sums of up to 147,456 terms against f64, bounded relative to the logits' magnitude by
+/// 5e-5 there; the blocks change no sum of the forward.
+#[test]
+#[ignore]
+fn roglenet_logits_match_the_cpu_graph_with_its_largest_weight_split() {
+    let ctx = unsplit();
+    let model = build(&ctx, ModelKind::Roglenet, &Architecture::default(), 0)
+        .expect("roglenet builds")
+        .expect("a GPU model");
+    let plan = model.plan(&ctx, 1).expect("roglenet plans");
+    let input = Rng::new(4).uniform_vec(plan.input().len(), -1.0, 1.0);
+    plan.input().write(&ctx, &input);
+    let mut encoder = ctx.device.create_command_encoder(&Default::default());
+    plan.record_forward(&mut encoder.begin_compute_pass(&Default::default()), false);
+    ctx.queue.submit([encoder.finish()]);
+    let gpu: Vec<f32> = plan.logits().read(&ctx).expect("readback");
+    let mut params: Vec<Vec<f32>> = model
+        .params
+        .iter()
+        .map(|p| p.value.read(&ctx).expect("readback"))
+        .collect();
+    let cpu = model
+        .cpu_forward(&mut params, &input, false, 0)
+        .expect("the CPU forward runs");
+    let bound = 5e-5 * magnitude(&cpu);
+    for (class, (g, c)) in gpu.iter().zip(&cpu).enumerate() {
+        assert!(
+            (g - c).abs() as f64 <= bound,
+            "logit {class}: GPU {g}, CPU {c}, bound {bound:.2e}"
+        );
+    }
+}
