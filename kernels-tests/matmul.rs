@@ -1,5 +1,6 @@
 //! matmul: every variant × transpose × epilogue against the twin, on shapes that are not
-//! multiples of any tile (and K = 1, M = 1, N = 1), batched and broadcast.
+//! multiples of any tile (and K = 1, M = 1, N = 1), batched and broadcast, packed and with
+//! strided rows.
 //!
 //! Tolerance: each output is a K-term dot product plus at most two more terms (old C, bias),
 //! so |gpu − exact| ≤ γ_{K+2}·Σ|terms| in any summation order, and the f64 twin is exact to
@@ -154,6 +155,57 @@ fn epilogues_and_batches(variant: MatmulVariant) {
         ..MatmulShape::new(6, 5, 4)
     };
     check(variant, both, Epilogue::default(), false);
+}
+
+/// Rows of A and C further apart than the product is wide (lda, ldc): blocks of columns of
+/// wider matrices, as a Linear split into blocks of outputs reads dy and writes y. A stride that
+/// is a multiple of 4 takes the vec4 loads, an odd one the scalar path; the gaps hold values the
+/// kernel must neither read (random A) nor write (C's old values are compared too). Batch 2,
+/// so the batch strides count the gaps; accumulate and bias, so the epilogue finds its element.
+fn strided_rows(variant: MatmulVariant) {
+    for (m, n, k) in [(3usize, 5, 7), (33, 65, 17), (9, 300, 6)] {
+        for trans_a in [false, true] {
+            for trans_b in [false, true] {
+                let stored_row = if trans_a { m } else { k };
+                let aligned = stored_row.next_multiple_of(4) + 4;
+                for (lda, ldc) in [(Some(aligned), None), (Some(stored_row + 3), Some(n + 5))] {
+                    let shape = MatmulShape {
+                        batch: 2,
+                        trans_a,
+                        trans_b,
+                        lda,
+                        ldc,
+                        ..MatmulShape::new(m, n, k)
+                    };
+                    let accumulate = Epilogue {
+                        accumulate: true,
+                        ..Epilogue::default()
+                    };
+                    check(variant, shape, accumulate, true);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn naive_strided_rows() {
+    strided_rows(MatmulVariant::Naive);
+}
+
+#[test]
+fn register_strided_rows() {
+    strided_rows(MatmulVariant::Register);
+}
+
+#[test]
+fn workgroup_strided_rows() {
+    strided_rows(MatmulVariant::Workgroup);
+}
+
+#[test]
+fn strip_strided_rows() {
+    strided_rows(MatmulVariant::Strip);
 }
 
 #[test]

@@ -95,7 +95,7 @@ fn check_sgd(config: SgdConfig, n: usize) {
     let gpu_grad = zeros(n);
     let gpu_buffer = buffer.as_ref().map(|_| zeros(n));
     let group = SgdGroup::new(gpu(), config);
-    let dispatch = sgd(
+    let updates = sgd(
         gpu(),
         &group,
         SgdBuffers {
@@ -111,7 +111,7 @@ fn check_sgd(config: SgdConfig, n: usize) {
         let grad = random(seed + 1000 + step as u64, n);
         gpu_grad.write(gpu(), &grad);
         group.set_step(gpu(), step, lr);
-        run(&[&dispatch]);
+        run(&updates.iter().collect::<Vec<_>>());
 
         let (tol_param, tol_buffer) =
             sgd_tolerances(&config, lr, step, &param, &grad, buffer.as_deref());
@@ -205,7 +205,7 @@ fn first_momentum_step_is_plain_sgd() {
         let gpu_param = upload(&param);
         let gpu_buffer = (config.momentum != 0.0).then(|| zeros(n));
         let group = SgdGroup::new(gpu(), config);
-        let dispatch = sgd(
+        let updates = sgd(
             gpu(),
             &group,
             SgdBuffers {
@@ -216,7 +216,7 @@ fn first_momentum_step_is_plain_sgd() {
         )
         .expect("sgd kernel builds");
         group.set_step(gpu(), 1, lr);
-        run(&[&dispatch]);
+        run(&updates.iter().collect::<Vec<_>>());
         (read(&gpu_param), gpu_buffer.as_ref().map(read))
     };
     let (plain, _) = step_once(SgdConfig {
@@ -319,7 +319,7 @@ fn check_adam(config: AdamConfig, n: usize) {
     let gpu_exp_avg = zeros(n);
     let gpu_exp_avg_sq = zeros(n);
     let group = AdamGroup::new(gpu(), config);
-    let dispatch = adam(
+    let updates = adam(
         gpu(),
         &group,
         AdamBuffers {
@@ -336,7 +336,7 @@ fn check_adam(config: AdamConfig, n: usize) {
         let grad = grads_away_from_zero(seed + 1000 + step as u64, n);
         gpu_grad.write(gpu(), &grad);
         group.set_step(gpu(), step, lr);
-        run(&[&dispatch]);
+        run(&updates.iter().collect::<Vec<_>>());
 
         let mut want = state.clone();
         adam_step(
@@ -424,7 +424,7 @@ fn first_adam_step_moves_each_parameter_by_lr() {
     for config in [AdamConfig::default(), AdamConfig::adamw()] {
         let gpu_param = upload(&param);
         let group = AdamGroup::new(gpu(), config);
-        let dispatch = adam(
+        let updates = adam(
             gpu(),
             &group,
             AdamBuffers {
@@ -436,7 +436,7 @@ fn first_adam_step_moves_each_parameter_by_lr() {
         )
         .expect("adam kernel builds");
         group.set_step(gpu(), 1, lr);
-        run(&[&dispatch]);
+        run(&updates.iter().collect::<Vec<_>>());
         let decay = if config.decoupled {
             1.0 - lr * config.weight_decay
         } else {

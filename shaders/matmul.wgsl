@@ -2,6 +2,8 @@
 //
 // op(A) is M×K and op(B) is K×N; TRANS_A / TRANS_B read the stored transpose in place, so
 // backward passes never copy. A batch stride of 0 broadcasts an operand (shared weights).
+// A's and C's rows are lda and ldc apart (BLAS's leading dimensions): packed, or wider to read
+// or write a block of columns of a wider matrix (a Linear split into blocks of outputs).
 // The epilogue adds C's old value (ACCUMULATE), a bias (BIAS; per column, or per row with
 // BIAS_ROWS), then clamps (RELU).
 //
@@ -25,9 +27,9 @@ struct Params {
     // 1 when every 4-run along the operand's contiguous axis is 16-byte aligned.
     vec4_a: u32,
     vec4_b: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    lda: u32,
+    ldc: u32,
+    _pad: u32,
 }
 
 override TRANS_A: bool = false;
@@ -45,9 +47,9 @@ override ACCUMULATE: bool = false;
 
 fn a_index(batch: u32, m: u32, k: u32) -> u32 {
     if TRANS_A {
-        return batch * p.stride_a + k * p.m + m;
+        return batch * p.stride_a + k * p.lda + m;
     }
-    return batch * p.stride_a + m * p.k + k;
+    return batch * p.stride_a + m * p.lda + k;
 }
 
 fn b_index(batch: u32, k: u32, n: u32) -> u32 {
@@ -79,7 +81,7 @@ fn store_c(batch: u32, m: u32, n: u32, value: f32) {
     if m >= p.m || n >= p.n {
         return;
     }
-    let i = batch * p.stride_c + m * p.n + n;
+    let i = batch * p.stride_c + m * p.ldc + n;
     var v = value;
     if ACCUMULATE {
         v += c[i];
@@ -121,7 +123,7 @@ fn load_a_block(batch: u32, m0: u32, k0: u32) -> array<vec4<f32>, 4> {
         // Stored K×M: a vec4 runs along m, so load columns and transpose in registers.
         if p.vec4_a == 1u && m0 + 4u <= p.m && k0 + 4u <= p.k {
             let base = a_index(batch, m0, k0) >> 2u;
-            let step = p.m >> 2u;
+            let step = p.lda >> 2u;
             let t = transpose(mat4x4<f32>(a[base], a[base + step], a[base + 2u * step], a[base + 3u * step]));
             rows = array<vec4<f32>, 4>(t[0], t[1], t[2], t[3]);
             return rows;
@@ -130,7 +132,7 @@ fn load_a_block(batch: u32, m0: u32, k0: u32) -> array<vec4<f32>, 4> {
         // Stored M×K: a vec4 runs along k.
         if p.vec4_a == 1u && m0 + 4u <= p.m && k0 + 4u <= p.k {
             let base = a_index(batch, m0, k0) >> 2u;
-            let step = p.k >> 2u;
+            let step = p.lda >> 2u;
             rows = array<vec4<f32>, 4>(a[base], a[base + step], a[base + 2u * step], a[base + 3u * step]);
             return rows;
         }

@@ -75,7 +75,6 @@ pub fn dry_run(adapter: &AdapterSummary, request: &DryRun) -> anyhow::Result<()>
             format!("  {what:<16} {}  {note}", mib(bytes)).trim_end()
         );
     }
-    let binding = bind_limit(adapter);
     println!(
         "  limits           {} MiB per buffer, {} MiB per binding",
         adapter.max_buffer_bytes >> 20,
@@ -94,7 +93,7 @@ pub fn dry_run(adapter: &AdapterSummary, request: &DryRun) -> anyhow::Result<()>
         STEP_PER_FORWARD * forward / 1e9,
         forward / 1e9
     );
-    if let Some(reason) = misfit(memory, binding) {
+    if let Some(reason) = misfit(memory, adapter) {
         bail!(
             "model `{name}` does not fit {} at batch {}: {reason}",
             adapter.name,
@@ -112,19 +111,21 @@ fn bind_limit(adapter: &AdapterSummary) -> u64 {
         .min(adapter.max_buffer_bytes)
 }
 
-/// Why the plan cannot be allocated within `limit` bytes per binding, if it cannot: the
-/// optimizer binds all trainable tensors as one buffer, and each kernel a node's output.
-fn misfit(memory: &Memory, limit: u64) -> Option<String> {
+/// Why the plan cannot be allocated on `adapter`, if it cannot: the trainable tensors live in
+/// one buffer (each kernel binds a tensor's slice, and a Linear weight over one binding is split
+/// into blocks of rows), and each kernel binds a node's output whole.
+fn misfit(memory: &Memory, adapter: &AdapterSummary) -> Option<String> {
     let mib = |bytes: u64| bytes.div_ceil(1 << 20);
-    if memory.gradients > limit {
+    if memory.gradients > adapter.max_buffer_bytes {
         return Some(format!(
             "its trainable tensors need {} MiB in one buffer, over the {} MiB this adapter can \
-             bind: use a smaller model or another adapter (--adapter NAME, or FER_BACKEND)",
+             allocate: use a smaller model or another adapter (--adapter NAME, or FER_BACKEND)",
             mib(memory.gradients),
-            limit >> 20
+            adapter.max_buffer_bytes >> 20
         ));
     }
     let largest = &memory.largest_output;
+    let limit = bind_limit(adapter);
     (largest.bytes > limit).then(|| {
         format!(
             "node `{}` outputs {} MiB, over the {} MiB this adapter can bind: use a smaller \

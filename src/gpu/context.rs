@@ -91,6 +91,18 @@ pub struct AdapterSummary {
 }
 
 impl AdapterSummary {
+    /// The most elements one storage binding holds (a binding rounds up to whole vec4s, see
+    /// [`GpuBuffer::binding`](super::GpuBuffer::binding)).
+    pub fn max_binding_len(&self) -> usize {
+        (self.max_storage_binding_bytes / 16 * 4) as usize
+    }
+
+    /// The element offsets a bound view may start at are multiples of this: the
+    /// storage-offset alignment, and at least a vec4 (kernels read storage as vec4s).
+    pub fn view_alignment(&self) -> usize {
+        (self.storage_offset_alignment as usize / 4).max(4)
+    }
+
     /// A software rasteriser such as lavapipe or WARP: slow, so demos and benches scale down.
     pub fn is_software(&self) -> bool {
         self.device_type == "Cpu"
@@ -318,6 +330,18 @@ impl GpuContext {
 
     pub fn summary(&self) -> &AdapterSummary {
         &self.summary
+    }
+
+    /// A testing knob: fer plans as if the adapter bound at most `storage_binding_bytes` at
+    /// once and allocated at most `buffer_bytes` in one buffer, so that a small model takes
+    /// the paths of tensors too large for the real limits (split products, chunked updates,
+    /// the errors where nothing splits). It never raises a limit.
+    pub fn with_lower_limits(mut self, storage_binding_bytes: u64, buffer_bytes: u64) -> Self {
+        let summary = &mut self.summary;
+        summary.max_storage_binding_bytes =
+            storage_binding_bytes.min(summary.max_storage_binding_bytes);
+        summary.max_buffer_bytes = buffer_bytes.min(summary.max_buffer_bytes);
+        self
     }
 
     /// Blocks until every submitted command has finished; the first fault the device

@@ -99,11 +99,23 @@ impl ParameterPlan {
     }
 
     /// Puts every tensor on the GPU: the trainable ones as views of the flat buffers, which
-    /// the optimizer binds whole, so they must fit one binding.
+    /// must fit one buffer (the optimizer updates them in binding-sized chunks; each layer
+    /// binds only its own tensors' views, see [`super::Model::plan`] for their limits).
     pub fn upload(self, ctx: &GpuContext) -> Result<ParameterStore, GraphError> {
-        // Each view starts on the adapter's storage-offset alignment (and a vec4 boundary).
         let adapter = ctx.summary();
-        let align = (adapter.storage_offset_alignment as usize / 4).max(4);
+        let limit = adapter.max_buffer_bytes;
+        let bytes = |values: usize| values as u64 * 4;
+        let largest = self.tensors.iter().max_by_key(|(_, spec, _)| spec.len());
+        if let Some((name, spec, _)) = largest.filter(|(_, spec, _)| bytes(spec.len()) > limit) {
+            return Err(GraphError::TensorTooLarge {
+                tensor: name.clone(),
+                shape: spec.shape.clone(),
+                bytes: bytes(spec.len()),
+                limit,
+            });
+        }
+        // Each view starts on the adapter's storage-offset alignment (and a vec4 boundary).
+        let align = adapter.view_alignment();
         let mut offsets = Vec::new();
         let mut len = 0;
         for (_, spec, _) in &self.tensors {
@@ -112,22 +124,14 @@ impl ParameterPlan {
                 len = (len + spec.len()).div_ceil(align) * align;
             }
         }
-        let limit = adapter
-            .max_storage_binding_bytes
-            .min(adapter.max_buffer_bytes);
-        if (len * 4) as u64 > limit {
-            let (name, spec, _) = self
-                .tensors
-                .iter()
-                .max_by_key(|(_, spec, _)| spec.len())
-                .expect("a tensor");
-            let mib = |values: usize| (values as u64 * 4).div_ceil(1 << 20);
+        if bytes(len) > limit {
+            let (name, spec, _) = largest.expect("storage over a limit holds tensors");
             return Err(GraphError::ParametersTooLarge {
-                mib: mib(len),
-                limit_mib: limit >> 20,
+                bytes: bytes(len),
+                limit,
                 largest: name.clone(),
                 shape: spec.shape.clone(),
-                largest_mib: mib(spec.len()),
+                largest_bytes: bytes(spec.len()),
             });
         }
         let trainable = (len > 0).then(|| {

@@ -1,10 +1,11 @@
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError};
+use crate::nn::Linear;
 use crate::rng::Rng;
 
-use super::error::GraphError;
+use super::error::{GraphError, Size};
 use super::fusion::{BlockIo, Fusion, Unit};
 use super::join::{sum, JoinIo};
-use super::layer::{LayerIo, LayerKernels, StepHook};
+use super::layer::{layer_as, LayerIo, LayerKernels, StepHook};
 use super::model::{Model, Op, Value};
 
 impl Model {
@@ -67,16 +68,18 @@ impl Model {
         })
     }
 
-    /// Refuses here, with the node named, what the device would refuse with a panic.
+    /// Refuses here, with the node named, what the device would refuse with a panic: a value
+    /// or a tensor over one storage binding, except a Linear's weight, which its products bind
+    /// in blocks of rows ([`Linear::weight_row_blocks`]).
     fn check_binding_sizes(
         &self,
         ctx: &GpuContext,
         shapes: &[Vec<usize>],
     ) -> Result<(), GraphError> {
         let adapter = ctx.summary();
-        let limit = adapter
-            .max_storage_binding_bytes
-            .min(adapter.max_buffer_bytes);
+        let limit = adapter.max_storage_binding_bytes;
+        let fits = |len: usize| len <= adapter.max_binding_len();
+        let bytes = |len: usize| len as u64 * 4;
         let producers = std::iter::once(("input".to_string(), "the batch of images".to_string()))
             .chain(
                 self.nodes
@@ -84,14 +87,41 @@ impl Model {
                     .map(|node| (node.name.clone(), node.op.kind())),
             );
         for ((layer, kind), shape) in producers.zip(shapes) {
-            let bytes = (shape.iter().product::<usize>() * 4) as u64;
-            if bytes > limit {
+            let len = shape.iter().product();
+            if !fits(len) {
                 return Err(GraphError::TooLarge {
                     layer,
                     kind,
                     shape: shape.clone(),
-                    mib: bytes.div_ceil(1 << 20),
-                    limit_mib: limit >> 20,
+                    bytes: bytes(len),
+                    limit,
+                });
+            }
+        }
+        let live_nodes = self.nodes.iter().zip(&self.live).filter(|(_, live)| **live);
+        for (node, _) in live_nodes {
+            let linear = node.op.layer().and_then(layer_as::<Linear>);
+            for &p in &node.params {
+                let param = self.params.get(p);
+                let len = param.spec.len();
+                if fits(len) {
+                    continue;
+                }
+                let piece = match linear {
+                    Some(linear) if linear.weight_row_blocks(adapter).is_some() => continue,
+                    Some(linear) => {
+                        let rows = adapter.view_alignment();
+                        let block = Size(bytes(rows * linear.inputs));
+                        format!("in blocks of at least {rows} rows, {block} each")
+                    }
+                    None => format!("whole, {}", Size(bytes(len))),
+                };
+                return Err(GraphError::TensorUnbindable {
+                    layer: node.name.clone(),
+                    kind: node.op.kind(),
+                    tensor: format!("`{}` {:?}", param.name, param.spec.shape),
+                    piece,
+                    limit,
                 });
             }
         }

@@ -141,7 +141,9 @@ struct Params {
     stride_c: u32,
     vec4_a: u32,
     vec4_b: u32,
-    _pad: [u32; 3],
+    lda: u32,
+    ldc: u32,
+    _pad: u32,
 }
 
 /// The buffers of one product: `c = epilogue(op(a) · op(b) + bias)`.
@@ -202,18 +204,14 @@ pub fn matmul(
             ("ACCUMULATE", flag(epilogue.accumulate)),
         ],
     })?;
-    let stride_a = if shape.broadcast_a {
-        0
-    } else {
-        shape.m * shape.k
-    };
+    let stride_a = shape.a_batch_stride();
     let stride_b = if shape.broadcast_b {
         0
     } else {
         shape.k * shape.n
     };
     // vec4 loads run along the stored rows' contiguous axis; rows and batches must stay aligned.
-    let row_a = if shape.trans_a { shape.m } else { shape.k };
+    let row_a = shape.a_row_stride();
     let row_b = if shape.trans_b { shape.k } else { shape.n };
     let params = Params {
         m: shape.m as u32,
@@ -222,18 +220,23 @@ pub fn matmul(
         batch: shape.batch as u32,
         stride_a: stride_a as u32,
         stride_b: stride_b as u32,
-        stride_c: (shape.m * shape.n) as u32,
+        stride_c: shape.c_batch_stride() as u32,
         vec4_a: (row_a % 4 == 0 && stride_a % 4 == 0) as u32,
         vec4_b: (row_b % 4 == 0 && stride_b % 4 == 0) as u32,
-        _pad: [0; 3],
+        lda: row_a as u32,
+        ldc: shape.c_row_stride() as u32,
+        _pad: 0,
     };
-    // Accumulating reads C as well as writing it.
+    // Accumulating reads C as well as writing it. Strided rows move only their elements.
     let c_passes = if epilogue.accumulate { 2 } else { 1 };
+    let a_matrices = if shape.broadcast_a { 1 } else { shape.batch };
+    let moved = a_matrices * shape.m * shape.k
+        + shape.b_len()
+        + c_passes * shape.batch * shape.m * shape.n
+        + bias.map_or(0, |_| bias_len);
     let cost = Cost {
         flops: shape.flops(),
-        bytes: Cost::words(
-            shape.a_len() + shape.b_len() + c_passes * shape.c_len() + bias.map_or(0, |_| bias_len),
-        ),
+        bytes: Cost::words(moved),
     };
     let bias = GpuBuffer::or_placeholder(ctx, bias, "no bias");
     let (tile_m, tile_n) = variant.tile();

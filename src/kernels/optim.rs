@@ -1,5 +1,9 @@
 //! Host side of `shaders/optim.wgsl`: SGD and Adam / AdamW updates of one flat parameter tensor.
 //!
+//! A tensor larger than one storage binding is updated in several dispatches, each over a
+//! binding-sized chunk (see [`binding_chunks`]); the update is elementwise, so the result is
+//! the same to the bit. Anything that fits one binding takes one dispatch.
+//!
 //! A *group* (as in PyTorch's param_groups) owns the config and a 16-byte storage buffer of the
 //! per-step scalars (lr, step, bias corrections). Every dispatch of the group binds that buffer,
 //! and [`SgdGroup::set_step`] / [`AdamGroup::set_step`] rewrite it with `queue.write_buffer`, so
@@ -8,7 +12,11 @@
 //! `capturable=False`) and rounded once to f32: an f32 `pow` on the GPU would lose ~1e-4 of
 //! 1 − β2^t to cancellation at β2 = 0.999, and WGSL's `pow` has no accuracy guarantee at all.
 
-use crate::gpu::{Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec, QuadGrid};
+use std::ops::Range;
+
+use crate::gpu::{
+    AdapterSummary, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec, QuadGrid,
+};
 pub use crate::reference::optim::{AdamConfig, SgdConfig};
 use crate::shaders;
 
@@ -18,6 +26,23 @@ fn flag(on: bool) -> f64 {
     } else {
         0.0
     }
+}
+
+/// The ranges of a tensor of `n` elements that one update binds: all of it when it fits one
+/// storage binding, else chunks as long as a binding holds, each starting on the adapter's
+/// view alignment.
+fn binding_chunks(adapter: &AdapterSummary, n: usize) -> Vec<Range<usize>> {
+    let binding = adapter.max_binding_len();
+    let align = adapter.view_alignment();
+    let chunk = if n <= binding {
+        n.max(1)
+    } else {
+        (binding / align * align).max(align)
+    };
+    (0..n)
+        .step_by(chunk)
+        .map(|start| start..n.min(start + chunk))
+        .collect()
 }
 
 /// Writes a 16-byte hyper struct; it lands before the next submit.
@@ -91,8 +116,13 @@ pub struct SgdBuffers<'a> {
     pub momentum_buffer: Option<&'a GpuBuffer>,
 }
 
-/// One SGD update of `param` in place (`torch.optim.SGD`, see `reference::optim::sgd_step`).
-pub fn sgd(ctx: &GpuContext, group: &SgdGroup, buffers: SgdBuffers) -> Result<Dispatch, GpuError> {
+/// One SGD update of `param` in place (`torch.optim.SGD`, see `reference::optim::sgd_step`):
+/// one dispatch, or one per binding-sized chunk of a larger tensor.
+pub fn sgd(
+    ctx: &GpuContext,
+    group: &SgdGroup,
+    buffers: SgdBuffers,
+) -> Result<Vec<Dispatch>, GpuError> {
     let SgdBuffers {
         param,
         grad,
@@ -110,38 +140,47 @@ pub fn sgd(ctx: &GpuContext, group: &SgdGroup, buffers: SgdBuffers) -> Result<Di
         momentum_buffer.is_none_or(|buffer| buffer.len() == n),
         "sgd: momentum buffer length differs from param"
     );
-    let grid = QuadGrid::new(ctx.summary(), n);
-    let kernel = ctx.kernel(&KernelSpec {
-        shader: &shaders::OPTIM,
-        entry: "sgd_step",
-        bindings: &[
-            Binding::Uniform,
-            Binding::ReadOnly,
-            Binding::ReadWrite,
-            Binding::ReadOnly,
-            Binding::ReadWrite,
-        ],
-        constants: &[
-            ("MOMENTUM", flag(momentum_buffer.is_some())),
-            ("NESTEROV", flag(config.nesterov)),
-            grid.constant(),
-        ],
-    })?;
-    let params = SgdParams {
-        n: n as u32,
-        momentum: config.momentum as f32,
-        one_minus_dampening: (1.0 - config.dampening) as f32,
-        weight_decay: config.weight_decay as f32,
-    };
-    let momentum_buffer = GpuBuffer::or_placeholder(ctx, momentum_buffer, "no momentum buffer");
-    Ok(Dispatch::new(
-        ctx,
-        &kernel,
-        &params,
-        &[&group.hyper, param, grad, &momentum_buffer],
-        grid.workgroups,
-    )
-    .with_cost(sgd_cost(n, config)))
+    binding_chunks(ctx.summary(), n)
+        .into_iter()
+        .map(|chunk| {
+            let len = chunk.len();
+            let view = |buffer: &GpuBuffer| buffer.view(chunk.start, len);
+            let momentum_chunk = momentum_buffer.map(view);
+            let momentum_chunk =
+                GpuBuffer::or_placeholder(ctx, momentum_chunk.as_ref(), "no momentum buffer");
+            let grid = QuadGrid::new(ctx.summary(), len);
+            let kernel = ctx.kernel(&KernelSpec {
+                shader: &shaders::OPTIM,
+                entry: "sgd_step",
+                bindings: &[
+                    Binding::Uniform,
+                    Binding::ReadOnly,
+                    Binding::ReadWrite,
+                    Binding::ReadOnly,
+                    Binding::ReadWrite,
+                ],
+                constants: &[
+                    ("MOMENTUM", flag(momentum_buffer.is_some())),
+                    ("NESTEROV", flag(config.nesterov)),
+                    grid.constant(),
+                ],
+            })?;
+            let params = SgdParams {
+                n: len as u32,
+                momentum: config.momentum as f32,
+                one_minus_dampening: (1.0 - config.dampening) as f32,
+                weight_decay: config.weight_decay as f32,
+            };
+            Ok(Dispatch::new(
+                ctx,
+                &kernel,
+                &params,
+                &[&group.hyper, &view(param), &view(grad), &momentum_chunk],
+                grid.workgroups,
+            )
+            .with_cost(sgd_cost(len, config)))
+        })
+        .collect()
 }
 
 /// Per element: weight decay 2, momentum 3 (+2 for Nesterov), the step 2; the parameter (and
@@ -237,12 +276,13 @@ pub struct AdamBuffers<'a> {
 }
 
 /// One Adam or AdamW update of `param` in place (`torch.optim.Adam` / `AdamW`, see
-/// `reference::optim::adam_step`).
+/// `reference::optim::adam_step`): one dispatch, or one per binding-sized chunk of a larger
+/// tensor.
 pub fn adam(
     ctx: &GpuContext,
     group: &AdamGroup,
     buffers: AdamBuffers,
-) -> Result<Dispatch, GpuError> {
+) -> Result<Vec<Dispatch>, GpuError> {
     let AdamBuffers {
         param,
         grad,
@@ -255,45 +295,59 @@ pub fn adam(
         grad.len() == n && exp_avg.len() == n && exp_avg_sq.len() == n,
         "adam: param, grad and moment lengths differ"
     );
-    let grid = QuadGrid::new(ctx.summary(), n);
-    let kernel = ctx.kernel(&KernelSpec {
-        shader: &shaders::OPTIM,
-        entry: "adam_step",
-        bindings: &[
-            Binding::Uniform,
-            Binding::ReadOnly,
-            Binding::ReadWrite,
-            Binding::ReadOnly,
-            Binding::ReadWrite,
-            Binding::ReadWrite,
-        ],
-        constants: &[("DECOUPLED", flag(config.decoupled)), grid.constant()],
-    })?;
     let (beta1, beta2) = config.betas;
-    let params = AdamParams {
-        n: n as u32,
-        one_minus_beta1: (1.0 - beta1) as f32,
-        beta2: beta2 as f32,
-        one_minus_beta2: (1.0 - beta2) as f32,
-        eps: config.eps as f32,
-        weight_decay: if config.decoupled {
-            0.0
-        } else {
-            config.weight_decay as f32
-        },
-        _pad: [0; 2],
-    };
-    Ok(Dispatch::new(
-        ctx,
-        &kernel,
-        &params,
-        &[&group.hyper, param, grad, exp_avg, exp_avg_sq],
-        grid.workgroups,
-    )
-    .with_cost(Cost {
-        // Weight decay 2, first moment 3, second moment 4, the step 6.
-        flops: 15.0 * n as f64,
-        // param, grad, exp_avg, exp_avg_sq read; param and both moments written.
-        bytes: Cost::words(7 * n),
-    }))
+    binding_chunks(ctx.summary(), n)
+        .into_iter()
+        .map(|chunk| {
+            let len = chunk.len();
+            let view = |buffer: &GpuBuffer| buffer.view(chunk.start, len);
+            let grid = QuadGrid::new(ctx.summary(), len);
+            let kernel = ctx.kernel(&KernelSpec {
+                shader: &shaders::OPTIM,
+                entry: "adam_step",
+                bindings: &[
+                    Binding::Uniform,
+                    Binding::ReadOnly,
+                    Binding::ReadWrite,
+                    Binding::ReadOnly,
+                    Binding::ReadWrite,
+                    Binding::ReadWrite,
+                ],
+                constants: &[("DECOUPLED", flag(config.decoupled)), grid.constant()],
+            })?;
+            let params = AdamParams {
+                n: len as u32,
+                one_minus_beta1: (1.0 - beta1) as f32,
+                beta2: beta2 as f32,
+                one_minus_beta2: (1.0 - beta2) as f32,
+                eps: config.eps as f32,
+                weight_decay: if config.decoupled {
+                    0.0
+                } else {
+                    config.weight_decay as f32
+                },
+                _pad: [0; 2],
+            };
+            let buffers = [param, grad, exp_avg, exp_avg_sq].map(view);
+            Ok(Dispatch::new(
+                ctx,
+                &kernel,
+                &params,
+                &[
+                    &group.hyper,
+                    &buffers[0],
+                    &buffers[1],
+                    &buffers[2],
+                    &buffers[3],
+                ],
+                grid.workgroups,
+            )
+            .with_cost(Cost {
+                // Weight decay 2, first moment 3, second moment 4, the step 6.
+                flops: 15.0 * len as f64,
+                // param, grad, exp_avg, exp_avg_sq read; param and both moments written.
+                bytes: Cost::words(7 * len),
+            }))
+        })
+        .collect()
 }

@@ -1,4 +1,6 @@
-use crate::gpu::{GpuContext, GpuError};
+use std::ops::Range;
+
+use crate::gpu::{AdapterSummary, GpuBuffer, GpuContext, GpuError};
 use crate::graph::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels, ParamSpec};
 use crate::kernels::matmul::{matmul, Epilogue, MatmulOperands, MatmulShape, MatmulVariant};
 use crate::kernels::reduce::{channel_sum, ChannelSumShape};
@@ -7,46 +9,79 @@ use crate::reference;
 use super::BiasGradient;
 
 /// `y = x·Wᵀ + b` on [batch, inputs], as torch.nn.Linear.
+///
+/// A weight larger than one storage binding is recorded in blocks of whole rows (output
+/// features; each block contiguous in the [outputs, inputs] weight): a block's forward writes
+/// its columns of y, its grad-weight reads its columns of dy into its rows of dW, and the
+/// blocks' grad-inputs add up into dx. Each output is computed as without blocks, so the
+/// forward and the weight gradient are the same; dx sums its terms block by block.
 pub struct Linear {
     pub inputs: usize,
     pub outputs: usize,
 }
 
-/// The products and sum of one Linear at one batch size, shared by the GPU record and the
-/// CPU twin.
-struct LinearShapes {
-    /// y = x·Wᵀ (+ b).
+/// The products of one Linear at one batch size over `rows` rows of its weight (all of them,
+/// or one block).
+struct LinearProducts {
+    /// y[:, rows] = x·W[rows]ᵀ (+ b[rows]).
     forward: MatmulShape,
-    /// dW = dyᵀ·x.
+    /// dW[rows] = dy[:, rows]ᵀ·x.
     grad_weight: MatmulShape,
-    /// db = Σ_batch dy.
-    grad_bias: ChannelSumShape,
-    /// dx = dy·W.
+    /// dx (+)= dy[:, rows]·W[rows].
     grad_input: MatmulShape,
 }
 
 impl Linear {
-    fn shapes(&self, batch: usize) -> LinearShapes {
-        LinearShapes {
+    fn products(&self, batch: usize, rows: usize) -> LinearProducts {
+        // y's and dy's rows are `outputs` apart, however many columns a block covers.
+        let row_stride = Some(self.outputs);
+        LinearProducts {
             forward: MatmulShape {
                 trans_b: true,
-                ..MatmulShape::new(batch, self.outputs, self.inputs)
+                ldc: row_stride,
+                ..MatmulShape::new(batch, rows, self.inputs)
             },
             grad_weight: MatmulShape {
                 trans_a: true,
-                ..MatmulShape::new(self.outputs, self.inputs, batch)
+                lda: row_stride,
+                ..MatmulShape::new(rows, self.inputs, batch)
             },
-            grad_bias: ChannelSumShape {
-                outer: batch,
-                channels: self.outputs,
-                inner: 1,
+            grad_input: MatmulShape {
+                lda: row_stride,
+                ..MatmulShape::new(batch, self.inputs, rows)
             },
-            grad_input: MatmulShape::new(batch, self.inputs, self.outputs),
         }
     }
-}
 
-impl Linear {
+    /// db = Σ_batch dy.
+    fn grad_bias(&self, batch: usize) -> ChannelSumShape {
+        ChannelSumShape {
+            outer: batch,
+            channels: self.outputs,
+            inner: 1,
+        }
+    }
+
+    /// The blocks of weight rows its products bind at once: one block when the weight fits one
+    /// storage binding, else as many rows as a binding holds, each block starting on a row
+    /// that keeps its views of the weight, the bias, y and dy on the adapter's alignment.
+    /// `None` when even that many rows are over the limit.
+    pub fn weight_row_blocks(&self, adapter: &AdapterSummary) -> Option<Vec<Range<usize>>> {
+        let binding = adapter.max_binding_len();
+        let align = adapter.view_alignment();
+        let rows = if self.outputs * self.inputs <= binding {
+            self.outputs.max(1)
+        } else {
+            binding / self.inputs / align * align
+        };
+        (rows > 0).then(|| {
+            (0..self.outputs)
+                .step_by(rows)
+                .map(|start| start..self.outputs.min(start + rows))
+                .collect()
+        })
+    }
+
     /// Records the layer with its bias gradient reduced here or written by another kernel.
     pub(crate) fn record_with(
         &self,
@@ -54,52 +89,79 @@ impl Linear {
         io: &LayerIo,
         bias_gradient: BiasGradient,
     ) -> Result<LayerKernels, GpuError> {
-        let shapes = self.shapes(io.input_shape[0]);
+        let batch = io.input_shape[0];
         let (weight, bias) = (io.params[0], io.params[1]);
-        let product = |shape: &MatmulShape, operands| {
+        let blocks = self
+            .weight_row_blocks(ctx.summary())
+            .expect("the plan refuses a Linear whose weight does not split");
+        let product = |shape: &MatmulShape, epilogue, operands: MatmulOperands<'_>| {
             let variant = MatmulVariant::tuned(ctx, shape)?;
-            matmul(ctx, variant, shape, Epilogue::default(), operands)
+            matmul(ctx, variant, shape, epilogue, operands)
         };
-        let forward = product(
-            &shapes.forward,
-            MatmulOperands {
-                a: io.input,
-                b: &weight.value,
-                bias: Some(&bias.value),
-                c: io.output,
-            },
-        )?;
-        let mut backward = vec![product(
-            &shapes.grad_weight,
-            MatmulOperands {
-                a: io.grad_output,
-                b: io.input,
-                bias: None,
-                c: weight.grad(),
-            },
-        )?];
+        let plain = Epilogue::default();
+        let mut forward = Vec::new();
+        let mut grad_weight = Vec::new();
+        let mut grad_input = Vec::new();
+        for (index, rows) in blocks.into_iter().enumerate() {
+            let products = self.products(batch, rows.len());
+            let weight_rows = |buffer: &GpuBuffer| {
+                buffer.view(rows.start * self.inputs, rows.len() * self.inputs)
+            };
+            // The block's columns of y or dy: from its first column to the end of its last row.
+            let columns = |buffer: &GpuBuffer| buffer.view(rows.start, products.forward.c_len());
+            let block_weight = weight_rows(&weight.value);
+            let block_grad_output = columns(io.grad_output);
+            forward.push(product(
+                &products.forward,
+                plain,
+                MatmulOperands {
+                    a: io.input,
+                    b: &block_weight,
+                    bias: Some(&bias.value.view(rows.start, rows.len())),
+                    c: &columns(io.output),
+                },
+            )?);
+            grad_weight.push(product(
+                &products.grad_weight,
+                plain,
+                MatmulOperands {
+                    a: &block_grad_output,
+                    b: io.input,
+                    bias: None,
+                    c: &weight_rows(weight.grad()),
+                },
+            )?);
+            if let Some(dx) = io.grad_input {
+                // The first block writes dx; the others add to it.
+                let epilogue = Epilogue {
+                    accumulate: index > 0,
+                    ..plain
+                };
+                grad_input.push(product(
+                    &products.grad_input,
+                    epilogue,
+                    MatmulOperands {
+                        a: &block_grad_output,
+                        b: &block_weight,
+                        bias: None,
+                        c: dx,
+                    },
+                )?);
+            }
+        }
+        let mut backward = grad_weight;
         if bias_gradient == BiasGradient::Reduced {
             backward.push(channel_sum(
                 ctx,
-                &shapes.grad_bias,
+                &self.grad_bias(batch),
                 false,
                 io.grad_output,
                 bias.grad(),
             )?);
         }
-        if let Some(grad_input) = io.grad_input {
-            backward.push(product(
-                &shapes.grad_input,
-                MatmulOperands {
-                    a: io.grad_output,
-                    b: &weight.value,
-                    bias: None,
-                    c: grad_input,
-                },
-            )?);
-        }
+        backward.extend(grad_input);
         Ok(LayerKernels {
-            forward: vec![forward],
+            forward,
             backward,
             ..Default::default()
         })
@@ -138,7 +200,7 @@ impl Layer for Linear {
         _training: bool,
         _seed: u64,
     ) -> CpuForward {
-        let shape = self.shapes(input_shape[0]).forward;
+        let shape = self.products(input_shape[0], self.outputs).forward;
         let mut output = vec![0.0; shape.c_len()];
         let (weight, bias) = (&params[0], &params[1]);
         let epilogue = Epilogue::default();
@@ -154,17 +216,22 @@ impl Layer for Linear {
         grad_output: &[f32],
         params: &[Vec<f32>],
     ) -> CpuBackward {
-        let shapes = self.shapes(input_shape[0]);
+        let batch = input_shape[0];
+        let products = self.products(batch, self.outputs);
         let product = |shape: &MatmulShape, a, b| {
             let mut c = vec![0.0; shape.c_len()];
             reference::matmul::matmul(shape, a, b, None, Epilogue::default(), &mut c);
             c
         };
         let mut grad_bias = vec![0.0; self.outputs];
-        reference::reduce::channel_sum(&shapes.grad_bias, grad_output, false, &mut grad_bias);
+        let by_output = self.grad_bias(batch);
+        reference::reduce::channel_sum(&by_output, grad_output, false, &mut grad_bias);
         CpuBackward {
-            grad_input: product(&shapes.grad_input, grad_output, &params[0]),
-            param_grads: vec![product(&shapes.grad_weight, grad_output, input), grad_bias],
+            grad_input: product(&products.grad_input, grad_output, &params[0]),
+            param_grads: vec![
+                product(&products.grad_weight, grad_output, input),
+                grad_bias,
+            ],
         }
     }
 }

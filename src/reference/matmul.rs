@@ -11,6 +11,13 @@ pub struct MatmulShape {
     /// The operand is one matrix shared by every batch entry (stride 0).
     pub broadcast_a: bool,
     pub broadcast_b: bool,
+    /// Elements from one stored row of A to the next (BLAS's leading dimension); `None`:
+    /// packed, the stored row's length (k, or m when transposed). A wider stride reads a block
+    /// of columns of a wider matrix, as a Linear split into blocks of outputs reads dy.
+    pub lda: Option<usize>,
+    /// Elements from one row of C to the next; `None`: packed (n). A wider stride writes a
+    /// block of columns of a wider matrix.
+    pub ldc: Option<usize>,
 }
 
 impl MatmulShape {
@@ -25,37 +32,72 @@ impl MatmulShape {
             trans_b: false,
             broadcast_a: false,
             broadcast_b: false,
+            lda: None,
+            ldc: None,
         }
+    }
+
+    /// A's stored rows and their length: m×k, or k×m when transposed.
+    fn a_stored(&self) -> (usize, usize) {
+        if self.trans_a {
+            (self.k, self.m)
+        } else {
+            (self.m, self.k)
+        }
+    }
+
+    /// Elements from one stored row of A to the next.
+    pub fn a_row_stride(&self) -> usize {
+        self.lda.unwrap_or(self.a_stored().1)
+    }
+
+    /// Elements from one row of C to the next.
+    pub fn c_row_stride(&self) -> usize {
+        self.ldc.unwrap_or(self.n)
+    }
+
+    /// Elements from one batch entry's A to the next (0 when broadcast).
+    pub fn a_batch_stride(&self) -> usize {
+        if self.broadcast_a {
+            0
+        } else {
+            self.a_stored().0 * self.a_row_stride()
+        }
+    }
+
+    /// Elements from one batch entry's C to the next.
+    pub fn c_batch_stride(&self) -> usize {
+        self.m * self.c_row_stride()
     }
 
     pub fn flops(&self) -> f64 {
         2.0 * (self.batch * self.m * self.n * self.k) as f64
     }
 
+    /// Elements A spans: up to the end of the last batch entry's last stored row.
     pub fn a_len(&self) -> usize {
-        self.m * self.k * if self.broadcast_a { 1 } else { self.batch }
+        let (rows, row_len) = self.a_stored();
+        let matrices = if self.broadcast_a { 1 } else { self.batch };
+        strided_len(matrices * rows, row_len, self.a_row_stride())
     }
 
     pub fn b_len(&self) -> usize {
         self.k * self.n * if self.broadcast_b { 1 } else { self.batch }
     }
 
+    /// Elements C spans: up to the end of the last row.
     pub fn c_len(&self) -> usize {
-        self.batch * self.m * self.n
+        strided_len(self.batch * self.m, self.n, self.c_row_stride())
+    }
+
+    /// The index of C[batch, m, n].
+    pub fn c_index(&self, batch: usize, m: usize, n: usize) -> usize {
+        batch * self.c_batch_stride() + m * self.c_row_stride() + n
     }
 
     pub fn a_at(&self, a: &[f32], batch: usize, m: usize, k: usize) -> f32 {
-        let base = if self.broadcast_a {
-            0
-        } else {
-            batch * self.m * self.k
-        };
-        a[base
-            + if self.trans_a {
-                k * self.m + m
-            } else {
-                m * self.k + k
-            }]
+        let (row, column) = if self.trans_a { (k, m) } else { (m, k) };
+        a[batch * self.a_batch_stride() + row * self.a_row_stride() + column]
     }
 
     pub fn b_at(&self, b: &[f32], batch: usize, k: usize, n: usize) -> f32 {
@@ -99,7 +141,7 @@ pub fn matmul(
                 for k in 0..shape.k {
                     acc += shape.a_at(a, batch, m, k) as f64 * shape.b_at(b, batch, k, n) as f64;
                 }
-                let out = &mut c[(batch * shape.m + m) * shape.n + n];
+                let out = &mut c[shape.c_index(batch, m, n)];
                 if epilogue.accumulate {
                     acc += *out as f64;
                 }
@@ -112,5 +154,13 @@ pub fn matmul(
                 *out = acc as f32;
             }
         }
+    }
+}
+
+/// Elements of `rows` rows of `row_len` elements, `stride` apart: the last row ends early.
+fn strided_len(rows: usize, row_len: usize, stride: usize) -> usize {
+    match rows {
+        0 => 0,
+        _ => (rows - 1) * stride + row_len,
     }
 }

@@ -316,7 +316,7 @@ impl Optimizer {
             let (param, grad) = (view(&flat.values), view(&flat.grads));
             optimizer
                 .updates
-                .push(match &optimizer.groups[index].group {
+                .extend(match &optimizer.groups[index].group {
                     Group::Sgd(group) => {
                         let momentum_buffer = momentum_buffers.as_ref().map(view);
                         sgd(
@@ -371,7 +371,8 @@ impl Optimizer {
     }
 
     /// The update dispatches: one per contiguous range of one group (one for all trainable
-    /// tensors without an L2 penalty), none without any tensor (for profiling).
+    /// tensors without an L2 penalty; one per binding-sized chunk of larger storage), none
+    /// without any tensor (for profiling).
     pub fn dispatches(&self) -> &[Dispatch] {
         &self.updates
     }
