@@ -134,6 +134,11 @@ struct ArchArgs {
     #[arg(long, default_value_t = Architecture::default().cnn_dropout)]
     #[arg(value_parser = options::fraction::<f32>, allow_hyphen_values = true)]
     cnn_dropout: f32,
+    /// Divide every channel count and hidden width of the source studies' models (basic_cnn
+    /// .. keras_cnn) by this: the same graph, narrower and faster.
+    #[arg(long, default_value_t = 1)]
+    #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
+    width_divisor: usize,
 }
 
 impl ArchArgs {
@@ -149,6 +154,7 @@ impl ArchArgs {
             cnn_channels: exactly(&self.cnn_channels, "cnn-channels")?,
             cnn_hidden: exactly(&self.cnn_hidden, "cnn-hidden")?,
             cnn_dropout: self.cnn_dropout,
+            width_divisor: self.width_divisor,
         })
     }
 }
