@@ -31,6 +31,11 @@ struct Cli {
     /// Don't time kernel variants on this adapter; use the usual choice for its kind.
     #[arg(long, global = true)]
     no_autotune: bool,
+    /// Seconds per model that timing kernel variants may take; shapes left over run their
+    /// usual kernel this run and are timed on a later one.
+    #[arg(long, global = true, default_value_t = 5.0, value_name = "SECONDS")]
+    #[arg(value_parser = options::non_negative::<f64>, allow_hyphen_values = true)]
+    tune_budget: f64,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,8 +69,12 @@ enum Command {
     Export(ExportArgs),
     /// Find the faces in photos and classify each with a checkpoint.
     Predict(PredictArgs),
-    /// Train all four models on synthetic faces and compare them (scaled down on a CPU adapter).
+    /// Train the study's four models (or --models all) on synthetic faces and compare them
+    /// (scaled down on a CPU adapter).
     Demo {
+        /// The four-model study's models, or all that read its 48×48 faces.
+        #[arg(long, value_enum, default_value = "study")]
+        models: cli::train::DemoModels,
         #[arg(long, default_value_t = 10)]
         #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
         epochs: usize,
@@ -145,6 +154,11 @@ struct ArchArgs {
     #[arg(long, default_value_t = Architecture::default().cnn_dropout)]
     #[arg(value_parser = options::fraction::<f32>, allow_hyphen_values = true)]
     cnn_dropout: f32,
+    /// Divide every channel count and hidden width of the source studies' models (basic_cnn
+    /// .. keras_cnn) by this: the same graph, narrower and faster.
+    #[arg(long, default_value_t = 1)]
+    #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
+    width_divisor: usize,
 }
 
 impl ArchArgs {
@@ -160,6 +174,7 @@ impl ArchArgs {
             cnn_channels: exactly(&self.cnn_channels, "cnn-channels")?,
             cnn_hidden: exactly(&self.cnn_hidden, "cnn-hidden")?,
             cnn_dropout: self.cnn_dropout,
+            width_divisor: self.width_divisor,
         })
     }
 }
@@ -475,6 +490,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     options.backend = cli.backend.or(options.backend);
     options.adapter = cli.adapter.or(options.adapter);
     options.autotune = !cli.no_autotune;
+    options.tune_budget = Some(std::time::Duration::from_secs_f64(cli.tune_budget));
     match cli.command {
         Command::Info { json } => {
             let ctx = open_gpu(&options)?;
@@ -511,14 +527,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cli::train::train(&ctx, &splits, &settings, &args.results, &command)?;
         }
         Command::Demo {
+            models,
             epochs,
             seed,
             results,
         } => {
-            let names = ModelKind::STUDY.map(ModelKind::name);
+            let names: Vec<_> = models.kinds().into_iter().map(ModelKind::name).collect();
             let _locks = cli::train::lock_results(&results, &names)?;
             let ctx = open_gpu(&options)?;
-            cli::train::demo(&ctx, seed, epochs, &results)?;
+            cli::train::demo(&ctx, models, seed, epochs, &results)?;
         }
         Command::Eval(args) => {
             let model = args.model.named()?;

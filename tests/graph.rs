@@ -64,6 +64,9 @@ struct Bench {
     labels_buffer: GpuBuffer,
     records: GpuBuffer,
     stats: GpuBuffer,
+    /// Parameter gradients are held to this many times [`TOLERANCE`]: 1 but for a model whose
+    /// backward is ill-conditioned (newnet's, see its test).
+    gradient_slack: f64,
 }
 
 /// What the GPU produced in one step.
@@ -108,6 +111,7 @@ impl Bench {
             labels_buffer: GpuBuffer::from_slice(ctx, "labels", &labels),
             records: GpuBuffer::zeros(ctx, "loss records", BATCH * ROW_STATS),
             stats: GpuBuffer::zeros(ctx, "loss stats", ROW_STATS),
+            gradient_slack: 1.0,
             model,
             plan,
             input,
@@ -246,7 +250,7 @@ impl Bench {
                     &format!("{name} d{}", param.name),
                     &gpu.grads[i],
                     &cpu.param_grads[i],
-                    layer_scale,
+                    layer_scale * self.gradient_slack,
                 );
             }
         }
@@ -646,8 +650,7 @@ fn an_inception_and_up_convolution_graph_matches_the_cpu_graph() {
 /// step against the CPU graph. Not googlenet at full width: its 7×7 branches' weight
 /// gradients (11,520-term sums that cancel heavily) sit up to 126× this file's empirical
 /// tolerance while the kernel tests hold the same layer within its rigorous bound (checked on
-/// 5×32×48×48, k7, p3); its structure (concat, a value read by several branches, unused
-/// nodes) is held by the inception test above at small widths.
+/// 5×32×48×48, k7, p3); the next test holds it at an eighth of its width.
 #[test]
 fn the_studies_smaller_models_match_the_cpu_graph() {
     for kind in [
@@ -659,4 +662,49 @@ fn the_studies_smaller_models_match_the_cpu_graph() {
         bench.check_step(1);
         bench.check_eval();
     }
+}
+
+/// The studies' larger models at an eighth of their width (`width_divisor` 8: every channel
+/// count and hidden width divided by 8): the same graphs (concats, skips, transposed convs,
+/// unused branches, keras_cnn's 222×222 input, roglenet's residual) in seconds on lavapipe and
+/// the CPU twin. Width rather than a per-element bound from Σ|terms| (which would need every
+/// internal activation of the CPU graph): narrower layers have shorter channel sums, so this
+/// file's one tolerance holds them (worst measured: googlenet's 7×7 branch weights at 0.6×),
+/// and the kernel tests hold the full-size layers.
+#[test]
+fn the_studies_larger_models_at_an_eighth_of_their_width_match_the_cpu_graph() {
+    for kind in [
+        ModelKind::Googlenet,
+        ModelKind::Unet,
+        ModelKind::KerasCnn,
+        ModelKind::Roglenet,
+    ] {
+        let bench = Bench::new(kind, &eighth());
+        bench.check_step(1);
+        bench.check_eval();
+    }
+}
+
+fn eighth() -> Architecture {
+    Architecture {
+        width_divisor: 8,
+        ..Architecture::default()
+    }
+}
+
+/// NewNet at an eighth of its width, its gradients held 1000× looser than the rest. Its
+/// backward is ill-conditioned at initialisation, in any f32 engine: the U-Net's 17 layers
+/// without normalisation leave features nearly constant over the image (PyTorch's twin at full
+/// width: channel means 15-25× their standard deviations), which the trunk's first batch norm
+/// divides by their tiny spread, forward and back. PyTorch's own f32 step on its twin differs
+/// from its f64 step by up to 300× [`TOLERANCE`] of a layer's gradient scale (190× with the
+/// U-Net's biases zeroed); fer's, over four model seeds, up to 180×. Logits, loss and running
+/// statistics keep the common tolerance; 5e-2 of a layer's scale still catches what wiring
+/// gets wrong (a gradient path lost or doubled moves it by its whole size).
+#[test]
+fn newnet_at_an_eighth_of_its_width_matches_the_cpu_graph() {
+    let mut bench = Bench::new(ModelKind::Newnet, &eighth());
+    bench.gradient_slack = 1000.0;
+    bench.check_step(1);
+    bench.check_eval();
 }

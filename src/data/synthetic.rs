@@ -4,6 +4,14 @@
 //! for as a loaded image would be. The expression cues are a few pixels against shifts of up to
 //! ±4 pixels and large lighting changes, so a linear model on raw pixels does clearly worse than
 //! a small CNN, as on the real data.
+//!
+//! The face fills the frame and the lighting varies about as much as FER2013's (per-image mean
+//! brightness spread 0.26 in normalised units; FER2013's 0.27). With a smaller face on a
+//! background anywhere from 20 to 235 it was 0.39, and that one direction of pixel space
+//! dominated: the study's softmax recipe (SGD, lr 0.01) sat at the edge of stability along it
+//! while the expression directions barely moved, and ten epochs ended below the majority
+//! baseline (0.23 vs 0.25; PyTorch's twin the same, while the recipe reaches 0.32 on 2,800
+//! FER2013 faces).
 
 use image::{DynamicImage, GrayImage};
 
@@ -184,7 +192,7 @@ impl Face {
         let side = if rng.next_u64() & 1 == 0 { 1.0 } else { -1.0 };
         let skin = rng.uniform(120.0, 200.0);
         let gradient_angle = rng.uniform(0.0, std::f32::consts::TAU);
-        let gradient_strength = rng.uniform(0.0, 1.5);
+        let gradient_strength = rng.uniform(0.0, 1.0);
         Face {
             face_radii: (rng.uniform(14.0, 17.0), rng.uniform(18.0, 21.0)),
             hairline: rng.uniform(-19.0, -12.0),
@@ -204,13 +212,13 @@ impl Face {
                 fer2013::SIDE as f32 / 2.0 + rng.uniform(-3.0, 4.0),
             ),
             rotation: rng.uniform(-0.2, 0.2),
-            scale: rng.uniform(0.85, 1.12),
-            background: rng.uniform(20.0, 235.0),
+            scale: rng.uniform(1.0, 1.25),
+            background: rng.uniform(50.0, 205.0),
             skin,
             hair: rng.uniform(10.0, 120.0),
             feature: skin - rng.uniform(60.0, 110.0),
-            gain: rng.uniform(0.6, 1.3),
-            offset: rng.uniform(-30.0, 30.0),
+            gain: rng.uniform(0.75, 1.2),
+            offset: rng.uniform(-20.0, 20.0),
             gradient: (
                 gradient_strength * gradient_angle.cos(),
                 gradient_strength * gradient_angle.sin(),

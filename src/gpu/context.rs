@@ -48,6 +48,8 @@ pub struct GpuOptions {
     pub autotune: bool,
     /// Where autotuned choices persist; default `$XDG_CACHE_HOME/fer/autotune.json`.
     pub autotune_file: Option<std::path::PathBuf>,
+    /// How long autotuning may time kernels per model; `None`: until every shape is measured.
+    pub tune_budget: Option<std::time::Duration>,
 }
 
 impl GpuOptions {
@@ -65,6 +67,7 @@ impl GpuOptions {
             adapter,
             autotune,
             autotune_file: None,
+            tune_budget: None,
         })
     }
 }
@@ -267,7 +270,11 @@ impl GpuContext {
         }
         adapters.sort_by_key(|a| preference(&a.get_info()));
         let adapter = adapters.swap_remove(0);
-        let tuning = Tuning::new(options.autotune, options.autotune_file.clone());
+        let tuning = Tuning::new(
+            options.autotune,
+            options.autotune_file.clone(),
+            options.tune_budget,
+        );
         Self::open(adapter, tuning).await
     }
 

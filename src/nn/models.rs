@@ -103,6 +103,10 @@ pub struct Architecture {
     pub cnn_channels: [usize; 4],
     pub cnn_hidden: [usize; 2],
     pub cnn_dropout: f32,
+    /// The source studies' models (basic_cnn .. keras_cnn) with every channel count and
+    /// hidden width divided by this (at least 1 each): the same graph, narrower. 1 is the
+    /// study's; the four-model study's mlp and cnn have their own knobs above.
+    pub width_divisor: usize,
 }
 
 impl Default for Architecture {
@@ -113,6 +117,7 @@ impl Default for Architecture {
             cnn_channels: [64, 128, 512, 512],
             cnn_hidden: [256, 512],
             cnn_dropout: 0.25,
+            width_divisor: 1,
         }
     }
 }
@@ -136,6 +141,18 @@ impl Architecture {
              and {:?})",
             self.cnn_channels, self.cnn_hidden, study.cnn_channels, study.cnn_hidden
         )
+    }
+}
+
+/// A built-in model's width: its channel counts and hidden widths divided by
+/// [`Architecture::width_divisor`].
+#[derive(Clone, Copy)]
+struct Width(usize);
+
+impl Width {
+    /// `channels` at this width, never below one (a divisor of 0 counts as 1).
+    fn of(self, channels: usize) -> usize {
+        (channels / self.0.max(1)).max(1)
     }
 }
 
@@ -209,6 +226,7 @@ fn max_pool(kernel: usize) -> OpSpec {
 pub fn spec(kind: ModelKind, arch: &Architecture) -> Option<ModelSpec> {
     let pixels: usize = ImageSpec::study_grey().shape().iter().product();
     let mut nodes = Nodes::default();
+    let width = Width(arch.width_divisor);
     match kind {
         ModelKind::Baseline => return None,
         ModelKind::Softmax => {
@@ -235,14 +253,14 @@ pub fn spec(kind: ModelKind, arch: &Architecture) -> Option<ModelSpec> {
             nodes.push("fc3", linear(features, CLASSES));
         }
         ModelKind::Cnn => nodes = cnn(arch),
-        ModelKind::BasicCnn => return Some(basic_cnn::spec()),
-        ModelKind::Resnet => return Some(resnet::spec()),
-        ModelKind::Googlenet => return Some(googlenet::spec()),
-        ModelKind::Unet => return Some(unet::spec()),
-        ModelKind::Newnet => return Some(newnet::spec()),
-        ModelKind::Roglenet => return Some(roglenet::spec()),
-        ModelKind::RealtimeCnn => return Some(realtime_cnn::spec()),
-        ModelKind::KerasCnn => return Some(keras_cnn::spec()),
+        ModelKind::BasicCnn => return Some(basic_cnn::spec(width)),
+        ModelKind::Resnet => return Some(resnet::spec(width)),
+        ModelKind::Googlenet => return Some(googlenet::spec(width)),
+        ModelKind::Unet => return Some(unet::spec(width)),
+        ModelKind::Newnet => return Some(newnet::spec(width)),
+        ModelKind::Roglenet => return Some(roglenet::spec(width)),
+        ModelKind::RealtimeCnn => return Some(realtime_cnn::spec(width)),
+        ModelKind::KerasCnn => return Some(keras_cnn::spec(width)),
     }
     Some(nodes.model(kind, ImageSpec::study_grey()))
 }

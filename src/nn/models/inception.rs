@@ -5,11 +5,13 @@
 //! channels and concatenates the 3×3, 5×5 and 7×7 ones (48 channels); its `branch1x1` holds
 //! parameters but is not concatenated, as in the study, so it is never run.
 
-use super::{batch_norm, conv, Nodes};
+use super::{batch_norm, conv, Nodes, Width};
 use crate::nn::spec::OpSpec;
 
-/// Channels out of an inception block.
-pub const CHANNELS: usize = 48;
+/// Channels out of an inception block: three branches of 16 (48 at full width).
+pub fn channels(width: Width) -> usize {
+    3 * width.of(16)
+}
 
 /// A BasicConv2d named `at` reading `input` (the node before where `None`); returns its output.
 pub fn basic_conv(
@@ -30,43 +32,44 @@ pub fn basic_conv(
 }
 
 /// The trunk on `input` (the node before where `None`) of `in_channels`; returns its output.
-pub fn trunk(nodes: &mut Nodes, input: Option<&str>, in_channels: usize) -> String {
-    let mut x = basic_conv(nodes, "conv1", input, (in_channels, 64), (3, 1, 1));
-    let mut channels = 64;
+pub fn trunk(nodes: &mut Nodes, input: Option<&str>, in_channels: usize, width: Width) -> String {
+    let mut channels = width.of(64);
+    let mut x = basic_conv(nodes, "conv1", input, (in_channels, channels), (3, 1, 1));
     for block in [1, 2] {
-        inception(nodes, &format!("inception{block}"), &x, channels);
+        inception(nodes, &format!("inception{block}"), &x, channels, width);
         nodes.push(format!("drop{block}"), OpSpec::Dropout { p: 0.1 });
         x = format!("drop{block}");
-        channels = CHANNELS;
+        channels = self::channels(width);
     }
     x
 }
 
 /// An inception block named `at` reading `input`; the node after it reads its concat.
-fn inception(nodes: &mut Nodes, at: &str, input: &str, in_channels: usize) {
+fn inception(nodes: &mut Nodes, at: &str, input: &str, in_channels: usize, width: Width) {
+    let (branch, reduced) = (width.of(16), width.of(32));
     basic_conv(
         nodes,
         &format!("{at}.branch1x1"),
         Some(input),
-        (in_channels, 16),
+        (in_channels, branch),
         (1, 1, 0),
     );
     let branches: Vec<String> = [3, 5, 7]
         .into_iter()
         .map(|k| {
-            let branch = format!("{at}.branch{k}x{k}");
-            let reduced = basic_conv(
+            let name = format!("{at}.branch{k}x{k}");
+            let first = basic_conv(
                 nodes,
-                &format!("{branch}.0"),
+                &format!("{name}.0"),
                 Some(input),
-                (in_channels, 32),
+                (in_channels, reduced),
                 (1, 1, 0),
             );
             basic_conv(
                 nodes,
-                &format!("{branch}.1"),
-                Some(&reduced),
-                (32, 16),
+                &format!("{name}.1"),
+                Some(&first),
+                (reduced, branch),
                 (k, 1, k / 2),
             )
         })

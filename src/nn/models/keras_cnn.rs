@@ -4,23 +4,24 @@
 //! Names follow the twin (`scripts/fer_models.py`, `KerasCnn`): `conv1`..`conv4`,
 //! `fc1`..`fc3`.
 
-use super::{conv, linear, max_pool, ModelKind, Nodes};
+use super::{conv, linear, max_pool, ModelKind, Nodes, Width};
 use crate::data::ImageSpec;
 use crate::nn::spec::{ModelSpec, OpSpec};
 
-pub fn spec() -> ModelSpec {
+pub fn spec(width: Width) -> ModelSpec {
     let mut nodes = Nodes::default();
     let mut channels = 3;
     for (i, (out, padding)) in [(32, 1), (64, 0), (64, 0), (64, 0)].into_iter().enumerate() {
-        let i = i + 1;
+        let (i, out) = (i + 1, width.of(out));
         nodes.push(format!("conv{i}"), conv(channels, out, 3, 1, padding));
         nodes.push(format!("relu{i}"), OpSpec::Relu);
         nodes.push(format!("pool{i}"), max_pool(2));
         channels = out;
     }
     nodes.push("flatten", OpSpec::Flatten);
-    let mut features = 64 * 12 * 12;
+    let mut features = channels * 12 * 12;
     for (i, out) in [(1, 128), (2, 64)] {
+        let out = width.of(out);
         nodes.push(format!("fc{i}"), linear(features, out));
         nodes.push(format!("relu_fc{i}"), OpSpec::Relu);
         features = out;

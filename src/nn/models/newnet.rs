@@ -3,16 +3,16 @@
 //! are never run), the inception trunk on its 16 channels, a 5×5/2 average pool, `conv3`
 //! (BasicConv2d 3×3/2 to 16 channels, 11×11) and `fc`.
 
-use super::inception::{basic_conv, trunk, CHANNELS};
-use super::{linear, unet, ModelKind, Nodes};
+use super::inception::{basic_conv, channels, trunk};
+use super::{linear, unet, ModelKind, Nodes, Width};
 use crate::data::ImageSpec;
 use crate::nn::spec::{ModelSpec, OpSpec};
 
-pub fn spec() -> ModelSpec {
+pub fn spec(width: Width) -> ModelSpec {
     let mut nodes = Nodes::default();
-    let features = unet::features(&mut nodes, "enc_dc.");
-    unet::head(&mut nodes, "enc_dc.");
-    trunk(&mut nodes, Some(&features), 16);
+    let (features, feature_channels) = unet::features(&mut nodes, "enc_dc.", width);
+    unet::head(&mut nodes, "enc_dc.", feature_channels);
+    trunk(&mut nodes, Some(&features), feature_channels, width);
     let average = OpSpec::AvgPool2d {
         kernel_size: 5,
         stride: 2,
@@ -20,8 +20,9 @@ pub fn spec() -> ModelSpec {
         ceil_mode: false,
     };
     nodes.push("avgpool", average);
-    basic_conv(&mut nodes, "conv3", None, (CHANNELS, 16), (3, 2, 1));
+    let out = width.of(16);
+    basic_conv(&mut nodes, "conv3", None, (channels(width), out), (3, 2, 1));
     nodes.push("flatten", OpSpec::Flatten);
-    nodes.push("fc", linear(16 * 11 * 11, 7));
+    nodes.push("fc", linear(out * 11 * 11, 7));
     nodes.model(ModelKind::Newnet, ImageSpec::imagenet_rgb(48, 48))
 }

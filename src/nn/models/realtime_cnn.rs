@@ -5,14 +5,15 @@
 //! Input x/255, 48×48 grey. Names follow the twin: `blockN.0` and `blockN.3` the convs,
 //! `blockN.1` and `blockN.4` the batch norms.
 
-use super::{batch_norm, conv, linear, max_pool, ModelKind, Nodes};
+use super::{batch_norm, conv, linear, max_pool, ModelKind, Nodes, Width};
 use crate::data::ImageSpec;
 use crate::nn::spec::{ModelSpec, OpSpec};
 
-pub fn spec() -> ModelSpec {
+pub fn spec(width: Width) -> ModelSpec {
     let mut nodes = Nodes::default();
     let mut channels = 1;
     for (block, out) in [(1, 32), (2, 64), (3, 128), (4, 256)] {
+        let out = width.of(out);
         for (at, input) in [(0, channels), (3, out)] {
             nodes.push(format!("block{block}.{at}"), conv(input, out, 3, 1, 1));
             nodes.push(format!("block{block}.{}", at + 1), batch_norm(out));
@@ -25,10 +26,11 @@ pub fn spec() -> ModelSpec {
         channels = out;
     }
     nodes.push("gap", OpSpec::GlobalAvgPool);
-    nodes.push("fc1", linear(256, 128));
+    let hidden = width.of(128);
+    nodes.push("fc1", linear(channels, hidden));
     nodes.push("relu", OpSpec::Relu);
     nodes.push("dropout", OpSpec::Dropout { p: 0.3 });
-    nodes.push("fc2", linear(128, 7));
+    nodes.push("fc2", linear(hidden, 7));
     let input = ImageSpec {
         mean: vec![0.0],
         std: vec![1.0],

@@ -5,14 +5,15 @@
 //! conv + batch norm (`downsample`, after `conv2` in the state_dict as in the twin) where the
 //! stride or the channel count changes.
 
-use super::{batch_norm, conv, linear, ModelKind, Nodes};
+use super::{batch_norm, conv, linear, ModelKind, Nodes, Width};
 use crate::data::ImageSpec;
 use crate::nn::spec::{ModelSpec, OpSpec};
 
-pub fn spec() -> ModelSpec {
+pub fn spec(width: Width) -> ModelSpec {
     let mut nodes = Nodes::default();
-    nodes.push("conv1.0", conv(3, 64, 7, 2, 3));
-    nodes.push("conv1.1", batch_norm(64));
+    let mut channels = width.of(64);
+    nodes.push("conv1.0", conv(3, channels, 7, 2, 3));
+    nodes.push("conv1.1", batch_norm(channels));
     nodes.push("conv1.2", OpSpec::Relu);
     nodes.push(
         "maxpool",
@@ -24,8 +25,8 @@ pub fn spec() -> ModelSpec {
         },
     );
     let mut input = "maxpool".to_string();
-    let mut channels = 64;
     for (layer, out, stride) in [(0, 64, 1), (1, 128, 1), (2, 256, 2)] {
+        let out = width.of(out);
         for block in 0..2 {
             let stride = if block == 0 { stride } else { 1 };
             let at = format!("layer{layer}.{block}");
@@ -43,7 +44,7 @@ pub fn spec() -> ModelSpec {
         },
     );
     nodes.push("flatten", OpSpec::Flatten);
-    nodes.push("fc", linear(256 * 2 * 2, 7));
+    nodes.push("fc", linear(channels * 2 * 2, 7));
     nodes.model(ModelKind::Resnet, ImageSpec::imagenet_rgb(48, 48))
 }
 

@@ -6,61 +6,86 @@
 //! run; the study flattens r (147,456 values) into `fc.0` (Linear 512, ReLU, dropout 0.1) and
 //! `fc.3`. `fc.0`'s weight alone is 288 MiB.
 
-use super::{conv, linear, max_pool, ModelKind, Nodes};
+use super::{conv, linear, max_pool, ModelKind, Nodes, Width};
 use crate::data::ImageSpec;
 use crate::nn::spec::{ModelSpec, OpSpec, INPUT};
 
-pub fn spec() -> ModelSpec {
+pub fn spec(width: Width) -> ModelSpec {
     let mut nodes = Nodes::default();
-    let p1 = convs(
+    let w = |channels| width.of(channels);
+    let (p1, c1) = convs(
         &mut nodes,
         "pathway1_conv",
-        INPUT,
-        &[(3, 32, 3), (32, 64, 3)],
+        (INPUT, 3),
+        &[(32, 3), (64, 3)],
+        width,
     );
-    let p2 = convs(&mut nodes, "pathway2_conv1x1", INPUT, &[(3, 16, 1)]);
     let p2 = convs(
         &mut nodes,
-        "pathway2_conv3x3",
-        &p2,
-        &[(16, 32, 3), (32, 64, 3)],
+        "pathway2_conv1x1",
+        (INPUT, 3),
+        &[(16, 1)],
+        width,
     );
-    let p3 = convs(&mut nodes, "pathway3_conv1x1", INPUT, &[(3, 32, 1)]);
+    let (p2, c2) = convs(
+        &mut nodes,
+        "pathway2_conv3x3",
+        (&p2.0, p2.1),
+        &[(32, 3), (64, 3)],
+        width,
+    );
     let p3 = convs(
         &mut nodes,
+        "pathway3_conv1x1",
+        (INPUT, 3),
+        &[(32, 1)],
+        width,
+    );
+    let (p3, c3) = convs(
+        &mut nodes,
         "pathway3_conv5x5",
-        &p3,
-        &[(32, 64, 5), (64, 128, 5)],
+        (&p3.0, p3.1),
+        &[(64, 5), (128, 5)],
+        width,
     );
     nodes.push_reading("concat", OpSpec::Concat, &[&p1, &p2, &p3]);
+    let channels = c1 + c2 + c3;
     nodes.push("pool", max_pool(2));
-    nodes.push("residual_conv1.0", conv(256, 128, 3, 1, 1));
+    nodes.push("residual_conv1.0", conv(channels, w(128), 3, 1, 1));
     nodes.push("residual_conv1.1", OpSpec::Relu);
-    nodes.push("residual_conv1.2", conv(128, 128, 3, 1, 1));
-    nodes.push("residual_conv2.0", conv(128, 128, 3, 1, 1));
+    nodes.push("residual_conv1.2", conv(w(128), w(128), 3, 1, 1));
+    nodes.push("residual_conv2.0", conv(w(128), w(128), 3, 1, 1));
     nodes.push("residual_conv2.1", OpSpec::Relu);
-    nodes.push("residual_conv2.2", conv(128, 256, 3, 1, 1));
+    nodes.push("residual_conv2.2", conv(w(128), channels, 3, 1, 1));
     nodes.push_reading("residual", OpSpec::Add, &["pool", "residual_conv2.2"]);
-    nodes.push("final_cnn.0", conv(256, 64, 3, 1, 0));
+    nodes.push("final_cnn.0", conv(channels, w(64), 3, 1, 0));
     nodes.push("final_cnn.1", OpSpec::Relu);
     nodes.push("final_cnn.2", OpSpec::Dropout { p: 0.1 });
     nodes.push_reading("flatten", OpSpec::Flatten, &["residual"]);
-    nodes.push("fc.0", linear(256 * 24 * 24, 512));
+    nodes.push("fc.0", linear(channels * 24 * 24, w(512)));
     nodes.push("fc.1", OpSpec::Relu);
     nodes.push("fc.2", OpSpec::Dropout { p: 0.1 });
-    nodes.push("fc.3", linear(512, 7));
+    nodes.push("fc.3", linear(w(512), 7));
     nodes.model(ModelKind::Roglenet, ImageSpec::imagenet_rgb(48, 48))
 }
 
-/// An nn.Sequential of 'same' convs (in, out, kernel), each followed by ReLU, named `at` and
-/// reading `input`; returns its output.
-fn convs(nodes: &mut Nodes, at: &str, input: &str, layers: &[(usize, usize, usize)]) -> String {
+/// An nn.Sequential of 'same' convs (out channels at full width, kernel), each followed by
+/// ReLU, named `at` and reading `input` of its channels; returns its output and channels.
+fn convs(
+    nodes: &mut Nodes,
+    at: &str,
+    (input, mut channels): (&str, usize),
+    layers: &[(usize, usize)],
+    width: Width,
+) -> (String, usize) {
     let mut last = input.to_string();
-    for (i, &(in_channels, out_channels, kernel)) in layers.iter().enumerate() {
-        let op = conv(in_channels, out_channels, kernel, 1, kernel / 2);
+    for (i, &(out, kernel)) in layers.iter().enumerate() {
+        let out = width.of(out);
+        let op = conv(channels, out, kernel, 1, kernel / 2);
         nodes.push_reading(format!("{at}.{}", 2 * i), op, &[&last]);
         nodes.push(format!("{at}.{}", 2 * i + 1), OpSpec::Relu);
         last = format!("{at}.{}", 2 * i + 1);
+        channels = out;
     }
-    last
+    (last, channels)
 }
