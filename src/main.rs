@@ -79,6 +79,19 @@ enum Command {
     Bench(BenchCommand),
     /// Time every kernel of a training step: GPU time, share, GFLOP/s and GB/s per kernel.
     Profile(ProfileArgs),
+    /// Compare finished runs: their val accuracy curves on one plot (comparison.png) and a
+    /// table of accuracy, best epoch, macro-F1, time and parameters.
+    Report {
+        /// Results folders of runs (results/<model>/) or their metrics.json files.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Folder to write comparison.png into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Print the table as JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -476,6 +489,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     options.adapter = cli.adapter.or(options.adapter);
     options.autotune = !cli.no_autotune;
     match cli.command {
+        Command::Report { runs, out, json } => cli::report::report(&runs, &out, json)?,
         Command::Info { json } => {
             let ctx = open_gpu(&options)?;
             if json {
