@@ -88,6 +88,19 @@ enum Command {
     Bench(BenchCommand),
     /// Time every kernel of a training step: GPU time, share, GFLOP/s and GB/s per kernel.
     Profile(ProfileArgs),
+    /// Compare finished runs: their val accuracy curves on one plot (comparison.png) and a
+    /// table of accuracy, best epoch, macro-F1, time and parameters.
+    Report {
+        /// Results folders of runs (results/<model>/) or their metrics.json files.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Folder to write comparison.png into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Print the table as JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -492,6 +505,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     options.autotune = !cli.no_autotune;
     options.tune_budget = Some(std::time::Duration::from_secs_f64(cli.tune_budget));
     match cli.command {
+        Command::Report { runs, out, json } => cli::report::report(&runs, &out, json)?,
         Command::Info { json } => {
             let ctx = open_gpu(&options)?;
             if json {

@@ -224,6 +224,7 @@ fn sample_history() -> History {
                 val_loss: 1.85 - 0.8 * progress + 0.05 * (epoch % 3) as f64,
                 val_acc: 0.27 + 0.35 * progress,
                 seconds: 31.5,
+                val_recall: Vec::new(),
             }
         })
         .collect::<Vec<_>>()
@@ -322,6 +323,7 @@ fn curves_survive_empty_and_diverged_histories() {
             val_loss: f64::INFINITY,
             val_acc: 0.4,
             seconds: 1.0,
+            val_recall: Vec::new(),
         });
     }
     decode_png(&curves_png(&diverged).unwrap());

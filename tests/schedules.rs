@@ -181,6 +181,7 @@ fn record(epoch: usize, val_loss: f64, val_acc: f64) -> EpochRecord {
         val_loss,
         val_acc,
         seconds: 0.1,
+        val_recall: Vec::new(),
     }
 }
 

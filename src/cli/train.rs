@@ -14,7 +14,9 @@ use fer::gpu::GpuContext;
 use fer::infer::Classifier;
 use fer::nn::models::{Architecture, ModelChoice, ModelKind};
 use fer::nn::spec::ModelSpec;
-use fer::report::{write_augmentations, write_results, ConfusionMatrix, RunMetrics};
+use fer::report::{
+    write_augmentations, write_pictures, write_results, ConfusionMatrix, RunMetrics, RunPictures,
+};
 use fer::train::checkpoint;
 use fer::train::session::{self, input_spec, softmax_rows, EpochEvents, TrainSettings, Trained};
 
@@ -222,6 +224,7 @@ pub fn train(
         "training_state": trained.state,
         "train_images": splits.train.len(),
         "val_images": splits.val.len(),
+        "parameters": trained.model.as_ref().map(|model| model.params.trainable_count()),
     });
     let metrics = RunMetrics::new(
         settings.model.name(),
@@ -231,6 +234,16 @@ pub fn train(
     );
     println!("\n{}", metrics.text());
     let directory = write_results(results, &metrics)?;
+    write_pictures(
+        &directory,
+        &RunPictures {
+            train: &splits.train,
+            val: &splits.val,
+            val_predictions: &trained.val_predictions,
+            val_probabilities: &trained.val_probabilities,
+            history: &trained.history,
+        },
+    )?;
     if let Some(batch) = &trained.augmented {
         let caption = format!("--augment {}", settings.epoch.augment);
         write_augmentations(&directory, batch, splits.train.spec(), &caption)?;

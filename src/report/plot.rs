@@ -1,5 +1,6 @@
 //! PNG plots drawn in memory: training curves, the confusion matrix as a heat map, and a grid
-//! of augmented training images.
+//! of augmented training images; and the pieces other plots draw with (lines against epochs,
+//! images scaled into tiles, the font and the canvas).
 //!
 //! Text is rasterised from DejaVu Sans embedded in the binary, so plotting works on machines
 //! with no font packages installed.
@@ -38,20 +39,41 @@ const GRID_TILE: usize = 96;
 const GRID_GAP: usize = 4;
 /// Characters of the caption per line (font 16 on an 804-pixel-wide grid).
 const GRID_CAPTION_CHARS: usize = 90;
-const TRAIN_COLOUR: RGBColor = RGBColor(31, 119, 180);
-const VAL_COLOUR: RGBColor = RGBColor(255, 127, 14);
+const LINES_SIZE: (u32, u32) = (1000, 620);
+/// Matplotlib's "tab10" colours, for one line or bar per class or run; train and val take the
+/// first two.
+pub(super) const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+pub(super) const TRAIN_COLOUR: RGBColor = PALETTE[0];
+pub(super) const VAL_COLOUR: RGBColor = PALETTE[1];
 
 /// Loss (left panel) and accuracy in percent (right panel) against epoch, train and validation.
 pub fn curves_png(history: &History) -> Result<Vec<u8>, PlotError> {
     const PLOT: &str = "training curves";
     let epochs = history.epochs();
-    let series = |pick: fn(&EpochRecord) -> f64| -> Vec<(f64, f64)> {
-        epochs.iter().map(|r| (r.epoch as f64, pick(r))).collect()
+    let series = |label: &str, colour, pick: fn(&EpochRecord) -> f64| Series {
+        label: label.to_string(),
+        points: epochs.iter().map(|r| (r.epoch as f64, pick(r))).collect(),
+        colour,
     };
-    let train_loss = series(|r| r.train_loss);
-    let val_loss = series(|r| r.val_loss);
-    let train_acc = series(|r| 100.0 * r.train_acc);
-    let val_acc = series(|r| 100.0 * r.val_acc);
+    let loss = [
+        series("train", TRAIN_COLOUR, |r| r.train_loss),
+        series("val", VAL_COLOUR, |r| r.val_loss),
+    ];
+    let accuracy = [
+        series("train", TRAIN_COLOUR, |r| 100.0 * r.train_acc),
+        series("val", VAL_COLOUR, |r| 100.0 * r.val_acc),
+    ];
     render(PLOT, CURVES_SIZE, |root| {
         let (left, right) = root.split_horizontally(CURVES_SIZE.0 / 2);
         // Loss usually falls and accuracy rises, so each legend goes where its curves are not.
@@ -65,9 +87,18 @@ pub fn curves_png(history: &History) -> Result<Vec<u8>, PlotError> {
             y_desc: "accuracy (%)",
             legend: SeriesLabelPosition::LowerRight,
         };
-        draw_panel(&left, &loss_panel, &train_loss, &val_loss)?;
-        draw_panel(&right, &accuracy_panel, &train_acc, &val_acc)
+        draw_panel(&left, &loss_panel, &loss)?;
+        draw_panel(&right, &accuracy_panel, &accuracy)
     })
+}
+
+/// One panel of lines against epoch, a line per series.
+pub(super) fn lines_png(
+    plot: &'static str,
+    panel: &Panel,
+    series: &[Series],
+) -> Result<Vec<u8>, PlotError> {
+    render(plot, LINES_SIZE, |root| draw_panel(root, panel, series))
 }
 
 /// Cells coloured by the share of their true class (so rare classes stay visible), labelled
@@ -183,36 +214,58 @@ pub fn augmentations_png(
         for image in 0..images {
             let left = GRID_GAP + (image % GRID_COLUMNS) * tile_w;
             let top = header + GRID_GAP + (image / GRID_COLUMNS) * tile_h;
-            for y in 0..height * zoom {
-                for x in 0..width * zoom {
-                    let (row, column) = (y / zoom, x / zoom);
-                    let colour = RGBColor(
-                        pixel(image, 0, row, column),
-                        pixel(image, 1, row, column),
-                        pixel(image, 2, row, column),
-                    );
-                    root.draw_pixel(((left + x) as i32, (top + y) as i32), &colour)?;
-                }
-            }
+            let size = (height * zoom, width * zoom);
+            draw_image(root, (left, top), (height, width), size, |row, column| {
+                RGBColor(
+                    pixel(image, 0, row, column),
+                    pixel(image, 1, row, column),
+                    pixel(image, 2, row, column),
+                )
+            })?;
         }
         Ok(())
     })
 }
 
-struct Panel {
-    title: &'static str,
-    y_desc: &'static str,
-    legend: SeriesLabelPosition,
+/// Draws a `source` (height, width) image scaled to `size` (height, width) by the nearest
+/// pixel, its top-left corner at `at` (x, y); `pixel(row, column)` is the source's colour.
+pub(super) fn draw_image(
+    root: &DrawingArea<BitMapBackend<'_>, Shift>,
+    at: (usize, usize),
+    source: (usize, usize),
+    size: (usize, usize),
+    pixel: impl Fn(usize, usize) -> RGBColor,
+) -> Result<(), DrawError> {
+    for y in 0..size.0 {
+        for x in 0..size.1 {
+            let colour = pixel(y * source.0 / size.0, x * source.1 / size.1);
+            root.draw_pixel(((at.0 + x) as i32, (at.1 + y) as i32), &colour)?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) struct Panel {
+    pub title: &'static str,
+    pub y_desc: &'static str,
+    pub legend: SeriesLabelPosition,
+}
+
+/// A line of a panel: its legend label, its (epoch, value) points and its colour.
+pub(super) struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub colour: RGBColor,
 }
 
 fn draw_panel(
     area: &DrawingArea<BitMapBackend<'_>, Shift>,
     panel: &Panel,
-    train: &[(f64, f64)],
-    val: &[(f64, f64)],
+    series: &[Series],
 ) -> Result<(), DrawError> {
-    let x_range = epoch_range(train);
-    let y_range = padded_range(train.iter().chain(val).map(|&(_, y)| y));
+    let all_points = || series.iter().flat_map(|line| &line.points);
+    let x_range = epoch_range(all_points().map(|&(epoch, _)| epoch));
+    let y_range = padded_range(all_points().map(|&(_, y)| y));
     let y_decimals = decimals_for(&y_range);
     let mut chart = ChartBuilder::on(area)
         .caption(panel.title, font(26))
@@ -237,12 +290,18 @@ fn draw_panel(
         .y_label_formatter(&|value| format!("{value:.*}", y_decimals))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
-    for (label, points, colour) in [("train", train, TRAIN_COLOUR), ("val", val, VAL_COLOUR)] {
+    for line in series {
+        let colour = line.colour;
         // A diverged run logs NaN or infinity; such epochs are left out rather than failing.
-        let finite: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
+        let finite: Vec<(f64, f64)> = line
+            .points
+            .iter()
+            .copied()
+            .filter(|p| p.1.is_finite())
+            .collect();
         chart
             .draw_series(LineSeries::new(finite.clone(), colour.stroke_width(3)))?
-            .label(label)
+            .label(&line.label)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], colour.stroke_width(3)));
         chart.draw_series(
             finite
@@ -262,8 +321,8 @@ fn draw_panel(
 
 /// Epochs are counted from 1; an empty or one-epoch history still gets a readable axis. A
 /// little room each side keeps the first and last markers whole.
-fn epoch_range(points: &[(f64, f64)]) -> Range<f64> {
-    let last = points.iter().map(|&(epoch, _)| epoch).fold(2.0, f64::max);
+fn epoch_range(epochs: impl Iterator<Item = f64>) -> Range<f64> {
+    let last = epochs.fold(2.0, f64::max);
     let pad = 0.02 * (last - 1.0);
     (1.0 - pad)..(last + pad)
 }
@@ -294,12 +353,12 @@ fn heat(share: f64) -> RGBColor {
     RGBColor(blend(247.0, 8.0), blend(251.0, 48.0), blend(255.0, 107.0))
 }
 
-fn font(size: u32) -> TextStyle<'static> {
+pub(super) fn font(size: u32) -> TextStyle<'static> {
     ("sans-serif", size).into_font().color(&BLACK)
 }
 
 /// Plotters' error type, reduced to its message so that drawing code can use `?` throughout.
-struct DrawError(String);
+pub(super) struct DrawError(String);
 
 impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for DrawError {
     fn from(error: DrawingAreaErrorKind<E>) -> Self {
@@ -322,7 +381,7 @@ pub(crate) fn ensure_font_registered() -> Result<(), PlotError> {
 }
 
 /// Draws on a white RGB canvas of `size` and returns it encoded as PNG.
-fn render(
+pub(super) fn render(
     plot: &'static str,
     size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), DrawError>,

@@ -1,6 +1,6 @@
 //! One run's results directory: `results/<model>/` with metrics.json, report.txt, curves.png,
-//! confusion.png and, for a run with augmentation, augmentations.png, each written atomically
-//! so a reader never sees half a file.
+//! confusion.png and, for a run with augmentation, augmentations.png (and the pictures of
+//! [`super::pictures`]), each written atomically so a reader never sees half a file.
 
 use super::confusion::ConfusionMatrix;
 use super::history::History;
@@ -100,21 +100,12 @@ pub fn write_results(results_root: &Path, metrics: &RunMetrics) -> Result<PathBu
 
     write_atomically(&directory.join(REPORT_FILE), metrics.text().as_bytes())?;
 
-    let curves_path = directory.join(CURVES_FILE);
-    let curves = plot::curves_png(&metrics.history).map_err(|reason| ReportError::Plot {
-        path: curves_path.clone(),
-        reason,
-    })?;
-    write_atomically(&curves_path, &curves)?;
-
-    let confusion_path = directory.join(CONFUSION_FILE);
-    let confusion =
-        plot::confusion_png(&metrics.confusion_matrix).map_err(|reason| ReportError::Plot {
-            path: confusion_path.clone(),
-            reason,
-        })?;
-    write_atomically(&confusion_path, &confusion)?;
-
+    write_plot(&directory, CURVES_FILE, plot::curves_png(&metrics.history))?;
+    write_plot(
+        &directory,
+        CONFUSION_FILE,
+        plot::confusion_png(&metrics.confusion_matrix),
+    )?;
     Ok(directory)
 }
 
@@ -126,12 +117,25 @@ pub fn write_augmentations(
     spec: &ImageSpec,
     caption: &str,
 ) -> Result<PathBuf, ReportError> {
-    let path = directory.join(AUGMENTATIONS_FILE);
-    let png =
-        plot::augmentations_png(batch, spec, caption).map_err(|reason| ReportError::Plot {
-            path: path.clone(),
-            reason,
-        })?;
+    write_plot(
+        directory,
+        AUGMENTATIONS_FILE,
+        plot::augmentations_png(batch, spec, caption),
+    )
+}
+
+/// Writes a drawn plot as `directory/file` and returns its path; a plot that could not be
+/// drawn is an error naming that path.
+pub(super) fn write_plot(
+    directory: &Path,
+    file: &str,
+    png: Result<Vec<u8>, PlotError>,
+) -> Result<PathBuf, ReportError> {
+    let path = directory.join(file);
+    let png = png.map_err(|reason| ReportError::Plot {
+        path: path.clone(),
+        reason,
+    })?;
     write_atomically(&path, &png)?;
     Ok(path)
 }

@@ -11,7 +11,7 @@ use crate::data::{Dataset, ImageSpec};
 use crate::gpu::GpuContext;
 use crate::graph::Model;
 use crate::nn::models::{Architecture, ModelChoice, ModelKind};
-use crate::report::{EpochRecord, History};
+use crate::report::{ClassificationReport, ConfusionMatrix, EpochRecord, History, MetricsError};
 
 use super::checkpoint::batch_norm_layers;
 use super::early_stopping::{EarlyStopping, EarlyStoppingState, Monitor, Verdict, WeightCopy};
@@ -110,6 +110,8 @@ pub enum TrainError {
     Graph(#[from] crate::graph::GraphError),
     #[error(transparent)]
     Gpu(#[from] crate::gpu::GpuError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
 }
 
 /// Where a run stands between epochs: the schedule's and early stopping's counters, which a
@@ -203,7 +205,7 @@ pub fn train(
         .model
         .build(ctx, &settings.architecture, settings.epoch.seed)?
     else {
-        return Ok(baseline(train, val, settings, &mut on_epoch));
+        return baseline(train, val, settings, &mut on_epoch);
     };
     refuse_lone_image_batches(&model, train.len(), settings.epoch.batch_size)?;
     let mut optimizer = Optimizer::with_l2(ctx, &model, &settings.optimizer, &settings.l2)?;
@@ -258,6 +260,7 @@ pub fn train(
             val_loss: evaluation.totals.loss,
             val_acc: evaluation.totals.accuracy,
             seconds: started.elapsed().as_secs_f64(),
+            val_recall: class_recalls(val, &predictions(&evaluation.logits, val.class_count()))?,
         };
         state.epoch = epoch;
         state.step = steps_before_switch + optimizer.steps();
@@ -427,7 +430,7 @@ fn baseline(
     val: &Dataset,
     settings: &TrainSettings,
     on_epoch: &mut impl FnMut(&EpochEnd),
-) -> Trained {
+) -> Result<Trained, TrainError> {
     let counts = train.class_counts();
     let majority = argmax_counts(&counts);
     let accuracy_on = |data: &Dataset| {
@@ -445,6 +448,7 @@ fn baseline(
         val_loss: f64::NAN,
         val_acc: accuracy_on(val),
         seconds: 0.0,
+        val_recall: class_recalls(val, &vec![majority; val.len()])?,
     };
     on_epoch(&EpochEnd {
         record: &record,
@@ -456,7 +460,7 @@ fn baseline(
     history.push(record);
     let mut certain = vec![0.0; train.class_count()];
     certain[majority] = 1.0;
-    Trained {
+    Ok(Trained {
         model: None,
         steps: 0,
         state: TrainingState {
@@ -473,7 +477,22 @@ fn baseline(
         val_predictions: vec![majority; val.len()],
         val_probabilities: vec![certain; val.len()],
         augmented: None,
-    }
+    })
+}
+
+/// The class each row of `[n, classes]` logits predicts.
+fn predictions(logits: &[f32], classes: usize) -> Vec<usize> {
+    logits.chunks_exact(classes.max(1)).map(argmax).collect()
+}
+
+/// Each class's recall on `data` given a prediction per image, as the classification report
+/// defines it.
+fn class_recalls(data: &Dataset, predictions: &[usize]) -> Result<Vec<f64>, MetricsError> {
+    let truth: Vec<usize> = data.labels().iter().map(|&l| l as usize).collect();
+    let names: Vec<&str> = data.class_names().iter().map(String::as_str).collect();
+    let confusion = ConfusionMatrix::from_labels(&truth, predictions, &names)?;
+    let report = ClassificationReport::from_confusion(&confusion);
+    Ok(report.classes.iter().map(|c| c.scores.recall).collect())
 }
 
 fn argmax_counts(counts: &[usize]) -> usize {
