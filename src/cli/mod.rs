@@ -7,4 +7,5 @@ pub mod models;
 pub mod options;
 pub mod predict;
 pub mod profile;
+pub mod recipes;
 pub mod train;
