@@ -9,12 +9,14 @@ use cli::options;
 
 use fer::bench;
 use fer::gpu::{BackendChoice, GpuContext, GpuOptions, TimingSource};
+use fer::infer::tta::Tta;
 use fer::kernels::matmul::MatmulVariant;
 use fer::nn::models::{spec, Architecture, ModelChoice, ModelKind};
 use fer::train::augmentation::Augmentation;
 use fer::train::early_stopping::EarlyStopping;
 use fer::train::loss::{ClassWeights, LossKind};
 use fer::train::optimizer::{L2Penalty, OptimizerKind};
+use fer::train::recipe::Recipe;
 use fer::train::schedule::{OptimizerSwitch, Schedule};
 use fer::train::session::TrainSettings;
 
@@ -63,6 +65,15 @@ enum Command {
     },
     /// Train one of the study's models and write results/<model>/.
     Train(Box<TrainArgs>),
+    /// List the built-in training recipes, or print one as TOML to copy and edit.
+    Recipes {
+        /// Print this built-in recipe (study or best) as TOML instead of the list.
+        #[arg(long)]
+        show: Option<String>,
+        /// The model whose study recipe --show prints.
+        #[arg(long, value_enum, default_value_t = ModelKind::Cnn)]
+        model: ModelKind,
+    },
     /// Evaluate a checkpoint on a split of a dataset.
     Eval(EvalArgs),
     /// Write a checkpoint's model as an ONNX file (for ONNX Runtime, browsers, phones).
@@ -144,6 +155,11 @@ struct DataArgs {
     #[arg(long, default_value_t = 2800)]
     #[arg(value_parser = options::at_least::<4>, allow_hyphen_values = true)]
     synthetic_train: usize,
+    /// When a class-folder dataset has no val/ folder, carve this share of train out as val
+    /// (per class, drawn by --seed). One folder of class folders splits 70/15/15 anyway.
+    #[arg(long)]
+    #[arg(value_parser = options::fraction::<f64>, allow_hyphen_values = true)]
+    val_split: Option<f64>,
 }
 
 /// The models' shapes; defaults are the study's. Eval needs the same values as training.
@@ -226,12 +242,18 @@ struct TrainArgs {
     data: DataArgs,
     #[command(flatten)]
     architecture: ArchArgs,
-    #[arg(long, default_value_t = 10)]
+    /// How to train: `study` (each model's recipe from its study), `best` (fer's own) or a
+    /// TOML file (`fer recipes --show best` prints one); the flags below override its values.
+    #[arg(long, default_value = "study")]
+    recipe: String,
+    /// Default: the recipe's (the four-model study's: 10).
+    #[arg(long)]
     #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
-    epochs: usize,
-    #[arg(long, default_value_t = 64)]
+    epochs: Option<usize>,
+    /// Default: the recipe's (the four-model study's: 64).
+    #[arg(long)]
     #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
-    batch_size: usize,
+    batch_size: Option<usize>,
     /// Default: sgd for softmax, adam for mlp and cnn (the study's recipe).
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerKind>,
@@ -239,28 +261,31 @@ struct TrainArgs {
     #[arg(long)]
     #[arg(value_parser = options::positive::<f64>, allow_hyphen_values = true)]
     lr: Option<f64>,
-    #[arg(long, default_value_t = 0.0)]
+    /// Default: the recipe's, else 0.
+    #[arg(long)]
     #[arg(value_parser = options::fraction::<f64>, allow_hyphen_values = true)]
-    momentum: f64,
+    momentum: Option<f64>,
     #[arg(long)]
     nesterov: bool,
-    #[arg(long, default_value_t = 0.0)]
+    /// Default: the recipe's, else 0.
+    #[arg(long)]
     #[arg(value_parser = options::non_negative::<f64>, allow_hyphen_values = true)]
-    weight_decay: f64,
+    weight_decay: Option<f64>,
     /// Keras's kernel_regularizer=l2(λ) on chosen tensors: `dense=λ` (every Linear weight),
     /// `conv=λ` (every Conv2d weight) or `NAME_PATTERN=λ` (state_dict names, `*` for any
     /// characters, e.g. `classifier.*.weight=1e-4`); comma-separated or repeated. Adds 2λ·w to
     /// those gradients (coupled weight decay 2λ), beside --weight-decay on every tensor.
     #[arg(long, value_delimiter = ',')]
     l2: Vec<L2Penalty>,
-    #[arg(long, default_value_t = 0.0)]
+    /// Default: the recipe's, else 0.
+    #[arg(long)]
     #[arg(value_parser = options::fraction::<f32>, allow_hyphen_values = true)]
-    label_smoothing: f32,
+    label_smoothing: Option<f32>,
     /// `ce` (cross-entropy), or `focal:gamma=G`: the multi-class focal loss
     /// α·(1 − p)^γ·(−log p) of the true class's p, averaged over images, with the class weights
-    /// as α (`focal` alone is γ = 2; no label smoothing).
-    #[arg(long, default_value = "ce")]
-    loss: LossKind,
+    /// as α (`focal` alone is γ = 2; no label smoothing). Default: the recipe's, else ce.
+    #[arg(long)]
+    loss: Option<LossKind>,
     /// Weigh the training loss per class: `balanced` (n_images / (n_classes · n_images_of_class)
     /// on the training split, as sklearn and Keras), or one weight per class in the dataset's
     /// class order, e.g. `1,9,1,1,1,1,1`. The validation loss stays unweighted.
@@ -309,33 +334,49 @@ struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// The run these options ask for: the model's study recipe with every option applied.
-    fn settings(&self) -> anyhow::Result<TrainSettings> {
+    /// The recipe `--recipe` names, for the model `--model` names.
+    fn recipe(&self) -> anyhow::Result<Recipe> {
+        cli::recipes::load(&self.recipe, &self.model.choice()?)
+    }
+
+    /// The values given on the command line, as a recipe that overrides `--recipe`'s.
+    fn flags(&self) -> Recipe {
+        Recipe {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            optimizer: self.optimizer,
+            lr: self.lr,
+            momentum: self.momentum,
+            nesterov: self.nesterov.then_some(true),
+            weight_decay: self.weight_decay,
+            l2: (!self.l2.is_empty()).then(|| self.l2.clone()),
+            label_smoothing: self.label_smoothing,
+            loss: self.loss,
+            class_weights: self.class_weights.clone(),
+            augment: self.augment.clone(),
+            schedule: self.schedule.clone(),
+            switch_to_sgd: self.switch_to_sgd.clone(),
+            early_stopping: self.early_stopping.clone(),
+            val_split: self.data.val_split,
+            tta: None,
+        }
+    }
+
+    /// The run these options ask for: the model's study defaults, then `recipe`'s values, then
+    /// every option given on the command line.
+    fn settings(&self, recipe: &Recipe) -> anyhow::Result<TrainSettings> {
         let mut settings = TrainSettings::study(self.model.choice()?, self.seed);
         settings.architecture = self.architecture.architecture()?;
-        settings.optimizer.kind = self.optimizer.unwrap_or(settings.optimizer.kind);
-        settings.optimizer.lr = self.lr.unwrap_or(settings.optimizer.lr);
-        settings.optimizer.momentum = self.momentum;
-        settings.optimizer.nesterov = self.nesterov;
-        settings.optimizer.weight_decay = self.weight_decay;
-        settings.epochs = self.epochs;
-        settings.epoch.batch_size = self.batch_size;
-        let mut augment = self.augment.clone().unwrap_or_default();
+        recipe.apply(&mut settings);
+        self.flags().apply(&mut settings);
+        let augment = &mut settings.epoch.augment;
         if self.flip && augment.flip == 0.0 {
             augment.flip = 0.5;
         }
         augment
             .check(&settings.model.input(&settings.architecture))
             .map_err(|reason| anyhow::anyhow!("--augment {augment}: {reason}"))?;
-        settings.epoch.augment = augment;
         settings.epoch.readback_every = self.readback_every;
-        settings.label_smoothing = self.label_smoothing;
-        settings.schedule = self.schedule.clone();
-        settings.switch_to_sgd = self.switch_to_sgd.clone();
-        settings.early_stopping = self.early_stopping.clone();
-        settings.l2 = self.l2.clone();
-        settings.loss = self.loss;
-        settings.class_weights = self.class_weights.clone();
         settings.progress = !self.quiet;
         Ok(settings)
     }
@@ -375,6 +416,11 @@ struct EvalArgs {
     /// Write each image's prediction and class probabilities to this CSV file.
     #[arg(long)]
     predictions: Option<PathBuf>,
+    /// Average the class probabilities over the image and its mirror image (`flip`), or over
+    /// ten crops (`tencrop:CROP[@SIZE]`: the corners and centre of images read at SIZE, 48
+    /// unless given, and their mirror images; the model must read CROP×CROP images).
+    #[arg(long)]
+    tta: Option<Tta>,
 }
 
 #[derive(Args)]
@@ -515,7 +561,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Train(args) => {
-            let settings = args.settings()?;
+            let recipe = args.recipe()?;
+            let settings = args.settings(&recipe)?;
             if args.dry_run {
                 let ctx = open_gpu(&options)?;
                 return cli::dry_run::dry_run(
@@ -536,8 +583,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 synthetic_train: args.data.synthetic_train,
                 seed: args.seed,
                 spec: settings.model.input(&settings.architecture),
+                val_split: args.data.val_split.or(recipe.val_split),
             }
             .load()?;
+            if let Some(tta) = recipe.tta {
+                eprintln!(
+                    "recipe {}: evaluate with `fer eval --tta {tta}`",
+                    args.recipe
+                );
+            }
             cli::train::train(&ctx, &splits, &settings, &args.results, &command)?;
         }
         Command::Demo {
@@ -567,6 +621,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     split: args.split.into(),
                     batch_size: args.batch_size,
                     predictions: args.predictions.as_deref(),
+                    val_split: args.data.val_split,
+                    tta: args.tta,
                 },
             )?;
         }
@@ -582,6 +638,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let ctx = open_gpu(&options)?;
             cli::predict::predict(&ctx, model.as_ref(), &architecture, &args.request)?;
         }
+        Command::Recipes { show, model } => match show {
+            Some(name) => print!("{}", cli::recipes::show(&name, &model.into())?),
+            None => print!("{}", cli::recipes::list()),
+        },
         Command::Models { show, batch, json } => {
             if let Some(kind) = show {
                 let spec = spec(kind, &Architecture::default())

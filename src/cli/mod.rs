@@ -7,5 +7,6 @@ pub mod models;
 pub mod options;
 pub mod predict;
 pub mod profile;
+pub mod recipes;
 pub mod report;
 pub mod train;

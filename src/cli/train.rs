@@ -8,9 +8,12 @@ use anyhow::{bail, Context};
 use clap::ValueEnum;
 use serde_json::json;
 
-use fer::data::{self, synthetic, CacheStatus, Dataset, ImageSpec, Split, Splits};
+use fer::data::{
+    self, synthetic, CacheStatus, Carving, Dataset, ImageSpec, LoadOptions, Split, Splits,
+};
 use fer::fsutil::FolderLock;
 use fer::gpu::GpuContext;
+use fer::infer::tta::{self, Tta};
 use fer::infer::Classifier;
 use fer::nn::models::{Architecture, ModelChoice, ModelKind};
 use fer::nn::spec::ModelSpec;
@@ -27,6 +30,8 @@ pub struct DataSource {
     pub synthetic_train: usize,
     pub seed: u64,
     pub spec: ImageSpec,
+    /// The share of train carved out as val when a class-folder dataset has no val split.
+    pub val_split: Option<f64>,
 }
 
 impl DataSource {
@@ -46,7 +51,11 @@ impl DataSource {
             return Ok(synthetic::generate(self.seed, sizes, &self.spec)?);
         };
         let started = Instant::now();
-        let splits = data::load(path, &self.spec)?;
+        let carving = Carving {
+            val_split: self.val_split,
+            seed: self.seed,
+        };
+        let splits = data::load_carved(path, &self.spec, LoadOptions::default(), carving)?;
         let report = &splits.report;
         let source = match &report.cache {
             CacheStatus::Hit(cache) => format!("from cache {}", cache.display()),
@@ -58,6 +67,9 @@ impl DataSource {
             path.display(),
             started.elapsed().as_secs_f64()
         );
+        if let Some(carved) = &report.carved {
+            eprintln!("  {carved}");
+        }
         for (name, split) in [
             ("train", Some(&splits.train)),
             ("val", Some(&splits.val)),
@@ -286,6 +298,10 @@ pub struct EvalRequest<'a> {
     pub split: Split,
     pub batch_size: usize,
     pub predictions: Option<&'a Path>,
+    /// As in training: the share of train carved out as val when the dataset has no val split.
+    pub val_split: Option<f64>,
+    /// Average the probabilities over these views of each image.
+    pub tta: Option<Tta>,
 }
 
 /// Evaluates a checkpoint on one split; prints the report, optionally writes per-image
@@ -294,7 +310,13 @@ pub fn eval(ctx: &GpuContext, request: &EvalRequest) -> anyhow::Result<f64> {
     let classifier =
         Classifier::open(ctx, request.checkpoint, request.model, request.architecture)?;
     let description = &classifier.description;
-    let (data, sources) = eval_split(request, &description.input)?;
+    let spec = match &request.tta {
+        Some(tta) => tta
+            .image_spec(&description.input)
+            .map_err(anyhow::Error::msg)?,
+        None => description.input.clone(),
+    };
+    let (data, sources) = eval_split(request, &spec)?;
     // A described checkpoint names its classes; the data's are matched to them by name.
     let data = if classifier.self_described {
         with_classes(data, &description.classes).with_context(|| {
@@ -307,8 +329,20 @@ pub fn eval(ctx: &GpuContext, request: &EvalRequest) -> anyhow::Result<f64> {
     } else {
         data
     };
-    let evaluation = classifier.evaluate(ctx, &data, request.batch_size)?;
-    let probabilities = softmax_rows(&evaluation.logits, data.class_count());
+    let (probabilities, totals) = match &request.tta {
+        Some(tta) => {
+            let probabilities =
+                classifier.averaged_probabilities(ctx, &data, request.batch_size, tta)?;
+            let totals = tta::totals(&probabilities, data.labels());
+            eprintln!("test-time augmentation: {tta}");
+            (probabilities, totals)
+        }
+        None => {
+            let evaluation = classifier.evaluate(ctx, &data, request.batch_size)?;
+            let probabilities = softmax_rows(&evaluation.logits, data.class_count());
+            (probabilities, evaluation.totals)
+        }
+    };
     let predictions: Vec<usize> = probabilities
         .iter()
         .map(|row| session::argmax(row))
@@ -321,10 +355,7 @@ pub fn eval(ctx: &GpuContext, request: &EvalRequest) -> anyhow::Result<f64> {
         json!({}),
     );
     println!("{}", metrics.text());
-    println!(
-        "loss {:.4}  accuracy {:.4}",
-        evaluation.totals.loss, evaluation.totals.accuracy
-    );
+    println!("loss {:.4}  accuracy {:.4}", totals.loss, totals.accuracy);
     if let Some(path) = request.predictions {
         let names = data.class_names();
         let columns: Vec<String> = names.iter().map(|c| format!("p_{c}")).collect();
@@ -346,7 +377,7 @@ pub fn eval(ctx: &GpuContext, request: &EvalRequest) -> anyhow::Result<f64> {
             .with_context(|| format!("cannot write predictions to {}", path.display()))?;
         println!("wrote {}", path.display());
     }
-    Ok(evaluation.totals.accuracy)
+    Ok(totals.accuracy)
 }
 
 /// The split `fer eval` asked for at `spec`, with each image's source: only that split of a
@@ -358,6 +389,7 @@ fn eval_split(request: &EvalRequest, spec: &ImageSpec) -> anyhow::Result<(Datase
             synthetic_train: request.synthetic_train,
             seed: request.seed,
             spec: spec.clone(),
+            val_split: None,
         }
         .load()?;
         let data = match request.split {
@@ -370,7 +402,11 @@ fn eval_split(request: &EvalRequest, spec: &ImageSpec) -> anyhow::Result<(Datase
         let sources = (0..data.len()).map(|i| format!("synthetic:{i}")).collect();
         return Ok((data, sources));
     };
-    let loaded = data::load_split(path, request.split, spec)?;
+    let carving = Carving {
+        val_split: request.val_split,
+        seed: request.seed,
+    };
+    let loaded = data::load_split(path, request.split, spec, carving)?;
     eprintln!(
         "data: {} split of {}: {}",
         request.split.name(),
@@ -519,6 +555,7 @@ pub fn demo(
                 synthetic_train: scale.synthetic_train,
                 seed,
                 spec,
+                val_split: None,
             }
             .load()?,
         };

@@ -150,6 +150,8 @@ pub struct LoadReport {
     pub cache: CacheStatus,
     /// Problems that did not stop loading, such as a cache that could not be written.
     pub warnings: Vec<String>,
+    /// How splits the dataset lacks were carved out of its images, if any were.
+    pub carved: Option<String>,
 }
 
 /// How many skipped items a [`LoadReport`] names; the rest are only counted.

@@ -13,7 +13,10 @@ pub enum DataError {
     MissingRoot(PathBuf),
     #[error("no train split in {0}: expected a train/ folder of class folders")]
     MissingTrainSplit(PathBuf),
-    #[error("no validation split in {0}: expected a val/ or validation/ folder of class folders")]
+    #[error(
+        "no validation split in {0}: expected a val/ or validation/ folder of class folders, or \
+         --val-split 0.25 to carve one from train"
+    )]
     MissingValSplit(PathBuf),
     #[error("no {split} split in {path}: expected a {split}/ folder of class folders")]
     MissingSplit { split: &'static str, path: PathBuf },

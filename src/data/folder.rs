@@ -11,6 +11,7 @@ use std::time::UNIX_EPOCH;
 
 use image::{DynamicImage, ImageReader, Limits};
 
+use super::carve::{carve, Carving, ONE_FOLDER_SHARES};
 use super::convert::to_spec;
 use super::dataset::{require_images, Dataset, LoadReport, SourcedSplit, Split, Splits};
 use super::error::{DataError, MAX_CLASSES};
@@ -22,8 +23,11 @@ pub(crate) struct FolderLayout {
     pub root: PathBuf,
     /// Sorted; an [`ImageFile`]'s label indexes this.
     pub class_names: Vec<String>,
-    /// Train and val always; test only when a `test/` folder exists.
+    /// Train and val always; test only when a `test/` folder exists or the root is one folder
+    /// of class folders.
     pub splits: Vec<SplitFiles>,
+    /// How splits the dataset lacks were carved, for the load report.
+    pub carved: Option<String>,
 }
 
 pub(crate) struct SplitFiles {
@@ -41,14 +45,19 @@ pub(crate) struct ImageFile {
     pub modified_nanos: u128,
 }
 
-/// Lists every split, class folder and image file under `root`, with sizes and times.
-pub(crate) fn scan(root: &Path) -> Result<FolderLayout, DataError> {
+/// Lists every split, class folder and image file under `root`, with sizes and times; a split
+/// the dataset lacks is carved as `carving` says ([`super::carve`]).
+pub(crate) fn scan(root: &Path, carving: Carving) -> Result<FolderLayout, DataError> {
     let train = root.join("train");
     if !train.is_dir() {
-        return Err(DataError::MissingTrainSplit(root.to_path_buf()));
+        return scan_one_folder(root, carving.seed);
     }
-    let val = val_dir(root)?;
-    let mut split_dirs = vec![(Split::Train, train), (Split::Val, val)];
+    let val = match (val_dir(root), carving.val_split) {
+        (Err(DataError::MissingValSplit(_)), Some(_)) => None,
+        (val, _) => Some(val?),
+    };
+    let mut split_dirs = vec![(Split::Train, train)];
+    split_dirs.extend(val.map(|val| (Split::Val, val)));
     let test = root.join("test");
     if test.is_dir() {
         split_dirs.push((Split::Test, test));
@@ -58,7 +67,7 @@ pub(crate) fn scan(root: &Path) -> Result<FolderLayout, DataError> {
         .map(|(_, dir)| class_folders(dir))
         .collect::<Result<Vec<_>, DataError>>()?;
     let class_names = class_set(root, class_dirs.iter().flatten().map(|(name, _)| name))?;
-    let splits = split_dirs
+    let mut splits: Vec<SplitFiles> = split_dirs
         .into_iter()
         .zip(&class_dirs)
         .map(|((split, dir), classes)| {
@@ -66,11 +75,80 @@ pub(crate) fn scan(root: &Path) -> Result<FolderLayout, DataError> {
             Ok(SplitFiles { split, dir, files })
         })
         .collect::<Result<_, DataError>>()?;
+    let mut carved = None;
+    if let (Some(share), false) = (
+        carving.val_split,
+        splits.iter().any(|s| s.split == Split::Val),
+    ) {
+        let train = std::mem::take(&mut splits[0].files);
+        let (train, [val]) = carve_into(train, [share], carving.seed);
+        splits[0].files = train;
+        let dir = splits[0].dir.clone();
+        splits.insert(
+            1,
+            SplitFiles {
+                split: Split::Val,
+                dir,
+                files: val,
+            },
+        );
+        carved = Some(format!(
+            "val carved from train: {:.0}% of each class (seed {})",
+            share * 100.0,
+            carving.seed
+        ));
+    }
     Ok(FolderLayout {
         root: root.to_path_buf(),
         class_names,
         splits,
+        carved,
     })
+}
+
+/// A folder whose folders are the classes (no train/): split into train, val and test by
+/// [`ONE_FOLDER_SHARES`]. A root with val/ or test/ but no train/ lacks its train split.
+fn scan_one_folder(root: &Path, seed: u64) -> Result<FolderLayout, DataError> {
+    let missing_train = || DataError::MissingTrainSplit(root.to_path_buf());
+    let classes = class_folders(root)?;
+    let split_named = |name: &String| ["val", "validation", "test"].contains(&name.as_str());
+    if classes.is_empty() || classes.iter().any(|(name, _)| split_named(name)) {
+        return Err(missing_train());
+    }
+    let class_names = class_set(root, classes.iter().map(|(name, _)| name))?;
+    let files = scan_split(&classes, &class_names)?;
+    let (train, [val, test]) = carve_into(files, ONE_FOLDER_SHARES, seed);
+    let split = |split, files| SplitFiles {
+        split,
+        dir: root.to_path_buf(),
+        files,
+    };
+    Ok(FolderLayout {
+        root: root.to_path_buf(),
+        class_names,
+        splits: vec![
+            split(Split::Train, train),
+            split(Split::Val, val),
+            split(Split::Test, test),
+        ],
+        carved: Some(format!(
+            "one folder of class folders, split 70/15/15 into train/val/test per class \
+             (seed {seed})"
+        )),
+    })
+}
+
+/// [`carve`] with as many carved splits as shares.
+fn carve_into<const N: usize>(
+    files: Vec<ImageFile>,
+    shares: [f64; N],
+    seed: u64,
+) -> (Vec<ImageFile>, [Vec<ImageFile>; N]) {
+    let (kept, carved) = carve(files, &shares, seed);
+    let carved = carved
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("carve returns one split per share"));
+    (kept, carved)
 }
 
 /// `val/` or `validation/` (one of them).
@@ -86,25 +164,38 @@ fn val_dir(root: &Path) -> Result<PathBuf, DataError> {
 }
 
 /// Decodes one split of `root` at `spec`, uncached, with each kept image's path; the root needs
-/// no other split. Its classes are the split's own folders.
+/// no other split. Its classes are the split's own folders; a split the dataset lacks is carved
+/// as `carving` says, with the classes of the whole dataset.
 pub(crate) fn load_split(
     root: &Path,
     split: Split,
     spec: &ImageSpec,
+    carving: Carving,
 ) -> Result<SourcedSplit, DataError> {
     let dir = match split {
-        Split::Val => val_dir(root)?,
-        Split::Train | Split::Test => root.join(split.name()),
+        Split::Val => val_dir(root).ok(),
+        Split::Train | Split::Test => Some(root.join(split.name())),
     };
-    if !dir.is_dir() {
-        return Err(DataError::MissingSplit {
-            split: split.name(),
-            path: root.to_path_buf(),
-        });
-    }
-    let classes = class_folders(&dir)?;
-    let class_names = class_set(root, classes.iter().map(|(name, _)| name))?;
-    let files = scan_split(&classes, &class_names)?;
+    let (class_names, files, dir) = match dir.filter(|dir| dir.is_dir()) {
+        Some(dir) => {
+            let classes = class_folders(&dir)?;
+            let class_names = class_set(root, classes.iter().map(|(name, _)| name))?;
+            let files = scan_split(&classes, &class_names)?;
+            (class_names, files, dir)
+        }
+        None => {
+            let layout = scan(root, carving)?;
+            let found = layout
+                .splits
+                .into_iter()
+                .find(|files| files.split == split)
+                .ok_or_else(|| DataError::MissingSplit {
+                    split: split.name(),
+                    path: root.to_path_buf(),
+                })?;
+            (layout.class_names, found.files, found.dir)
+        }
+    };
     let (images, labels, paths, report) = decode_split(&files, spec);
     let data = Dataset::new(spec.clone(), class_names, images, labels);
     Ok(SourcedSplit {

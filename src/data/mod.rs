@@ -6,6 +6,7 @@
 
 pub mod batch;
 mod cache;
+mod carve;
 mod convert;
 mod csv;
 mod dataset;
@@ -18,6 +19,7 @@ pub mod synthetic;
 
 use std::path::Path;
 
+pub use carve::{Carving, ONE_FOLDER_SHARES};
 pub use convert::to_spec;
 pub use dataset::{
     CacheStatus, Dataset, LoadReport, SourcedSplit, Split, Splits, MAX_SKIPPED_EXAMPLES,
@@ -50,6 +52,18 @@ pub fn load_with_options(
     spec: &ImageSpec,
     options: LoadOptions,
 ) -> Result<Splits, DataError> {
+    load_carved(path, spec, options, Carving::default())
+}
+
+/// [`load_with_options`] for a dataset that may lack splits: a class-folder dataset without
+/// val/ gets one carved from train as `carving` says, and one folder of class folders splits
+/// into train, val and test; the report says how. A CSV has its splits (`carving` is unused).
+pub fn load_carved(
+    path: impl AsRef<Path>,
+    spec: &ImageSpec,
+    options: LoadOptions,
+    carving: Carving,
+) -> Result<Splits, DataError> {
     spec.check().map_err(DataError::Spec)?;
     let path = path.as_ref();
     let metadata = std::fs::metadata(path).map_err(|error| match error.kind() {
@@ -59,20 +73,24 @@ pub fn load_with_options(
     if metadata.is_file() {
         return csv::load(path, spec);
     }
-    let layout = folder::scan(path)?;
-    if options.use_cache {
-        cache::load_or_decode(&layout, spec)
+    let layout = folder::scan(path, carving)?;
+    let mut splits = if options.use_cache {
+        cache::load_or_decode(&layout, spec)?
     } else {
-        folder::decode(&layout, spec)
-    }
+        folder::decode(&layout, spec)?
+    };
+    splits.report.carved = layout.carved;
+    Ok(splits)
 }
 
 /// Loads only `split` of a class-folder dataset (`<root>/<split>/<class>/`, the other splits
-/// may be absent) or of a FER2013 CSV, uncached, naming where each image came from.
+/// may be absent; a split it lacks is carved as [`load_carved`] carves it) or of a FER2013 CSV,
+/// uncached, naming where each image came from.
 pub fn load_split(
     path: impl AsRef<Path>,
     split: Split,
     spec: &ImageSpec,
+    carving: Carving,
 ) -> Result<SourcedSplit, DataError> {
     spec.check().map_err(DataError::Spec)?;
     let path = path.as_ref();
@@ -82,7 +100,7 @@ pub fn load_split(
     if path.is_file() {
         csv::load_split(path, split, spec)
     } else {
-        folder::load_split(path, split, spec)
+        folder::load_split(path, split, spec, carving)
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use super::tta::{self, Tta};
 use crate::data::{fer2013, Dataset};
 use crate::gpu::GpuContext;
 use crate::graph::{GraphError, Model};
@@ -39,6 +40,8 @@ pub enum InferError {
         classes: usize,
         outputs: usize,
     },
+    #[error("{0}")]
+    Tta(String),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
@@ -130,6 +133,35 @@ impl Classifier {
         batch_size: usize,
     ) -> Result<Evaluation, InferError> {
         Ok(Runner::new(ctx, &self.model, 0.0)?.evaluate(data, batch_size)?)
+    }
+
+    /// Each image's class probabilities averaged over `tta`'s views of it, for `data` read at
+    /// [`Tta::image_spec`] of the model's input.
+    pub fn averaged_probabilities(
+        &self,
+        ctx: &GpuContext,
+        data: &Dataset,
+        batch_size: usize,
+        tta: &Tta,
+    ) -> Result<Vec<Vec<f32>>, InferError> {
+        let input = &self.description.input;
+        let expected = tta.image_spec(input).map_err(InferError::Tta)?;
+        if data.spec().shape() != expected.shape() {
+            return Err(InferError::Tta(format!(
+                "--tta {tta} reads images at {:?}, not {:?}",
+                expected.shape(),
+                data.spec().shape()
+            )));
+        }
+        let views = tta
+            .views(data, input)
+            .iter()
+            .map(|view| {
+                let evaluation = self.evaluate(ctx, view, batch_size)?;
+                Ok(softmax_rows(&evaluation.logits, data.class_count()))
+            })
+            .collect::<Result<Vec<_>, InferError>>()?;
+        Ok(tta::average(&views))
     }
 
     /// Each image's class probabilities, for images of the model's input spec (channel planes,

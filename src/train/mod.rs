@@ -1,5 +1,5 @@
 //! Training: the loop, augmentation, the loss, optimizers, schedules, early stopping,
-//! checkpoints.
+//! checkpoints, recipes.
 
 pub mod augmentation;
 pub mod checkpoint;
@@ -7,6 +7,7 @@ pub mod early_stopping;
 pub mod loss;
 pub mod optimizer;
 mod option_text;
+pub mod recipe;
 pub mod runner;
 pub mod schedule;
 pub mod session;
