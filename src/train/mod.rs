@@ -7,6 +7,7 @@ pub mod early_stopping;
 pub mod loss;
 pub mod optimizer;
 mod option_text;
+pub mod resume;
 pub mod runner;
 pub mod schedule;
 pub mod session;
