@@ -326,7 +326,7 @@ fn write(
             format!("{RESUME_PREFIX}{name}"),
             Dtype::F32,
             vec![values.len()],
-            bytemuck::cast_slice(&values).to_vec(),
+            bytemuck::cast_slice(values).to_vec(),
         ));
     }
     let views = tensors
