@@ -331,6 +331,15 @@ struct TrainArgs {
     /// Print the run's memory and step FLOPs against the adapter's limits, without training.
     #[arg(long)]
     dry_run: bool,
+    /// Continue this run from its resumable checkpoint, results/<model>/resume.safetensors (or
+    /// DIR/resume.safetensors), written at the end of every epoch and on Ctrl-C; the options
+    /// must be the run's, but --epochs may grow.
+    #[arg(long, num_args = 0..=1, value_name = "DIR")]
+    resume: Option<Option<PathBuf>>,
+    /// Also write the resumable checkpoint every this many training steps (batches).
+    #[arg(long, value_name = "STEPS")]
+    #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
+    checkpoint_every: Option<usize>,
 }
 
 impl TrainArgs {
@@ -562,7 +571,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Train(args) => {
             let recipe = args.recipe()?;
-            let settings = args.settings(&recipe)?;
+            let mut settings = args.settings(&recipe)?;
             if args.dry_run {
                 let ctx = open_gpu(&options)?;
                 return cli::dry_run::dry_run(
@@ -592,7 +601,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     args.recipe
                 );
             }
-            cli::train::train(&ctx, &splits, &settings, &args.results, &command)?;
+            settings.checkpointing = Some(cli::train::checkpointing(
+                &args.results.join(settings.model.name()),
+                args.resume.as_ref(),
+                args.checkpoint_every,
+            )?);
+            let trained = cli::train::train(&ctx, &splits, &settings, &args.results, &command)?;
+            if trained.interrupted {
+                drop(_locks);
+                std::process::exit(130);
+            }
         }
         Command::Demo {
             models,

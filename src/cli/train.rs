@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -21,6 +23,7 @@ use fer::report::{
     write_augmentations, write_pictures, write_results, ConfusionMatrix, RunMetrics, RunPictures,
 };
 use fer::train::checkpoint;
+use fer::train::resume::Checkpointing;
 use fer::train::session::{self, input_spec, softmax_rows, EpochEvents, TrainSettings, Trained};
 
 /// Where the images come from (a dataset path, or the built-in synthetic faces) and the spec
@@ -101,6 +104,35 @@ pub fn lock_results(results: &Path, models: &[&str]) -> anyhow::Result<Vec<Folde
         .iter()
         .map(|model| Ok(FolderLock::acquire(&results.join(model))?))
         .collect()
+}
+
+/// The run's resumable checkpoint: in `run_folder` (results/<model>/), or in the folder
+/// `--resume DIR` names; and a Ctrl-C handler whose first interrupt asks the run to stop after
+/// its step, with a checkpoint, and whose second exits at once.
+pub fn checkpointing(
+    run_folder: &Path,
+    resume: Option<&Option<PathBuf>>,
+    every_steps: Option<usize>,
+) -> anyhow::Result<Checkpointing> {
+    let folder = resume.and_then(Option::as_deref).unwrap_or(run_folder);
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let raised = interrupt.clone();
+    ctrlc::set_handler(move || {
+        if raised.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: exiting now");
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupted: finishing the step and writing the checkpoint (Ctrl-C again exits now)"
+        );
+    })
+    .context("cannot catch Ctrl-C")?;
+    Ok(Checkpointing {
+        path: folder.join("resume.safetensors"),
+        every_steps: every_steps.map(|n| n as u64),
+        resume: resume.is_some(),
+        interrupt,
+    })
 }
 
 /// The model `--model` or `--model-file` names (clap lets exactly one through).
@@ -276,6 +308,22 @@ pub fn train(
         )?;
     }
     println!("wrote {} ({:.1} s in all)", directory.display(), seconds);
+    if let Some(checkpointing) = settings
+        .checkpointing
+        .as_ref()
+        .filter(|_| trained.interrupted)
+    {
+        let resume = if checkpointing.resume {
+            ""
+        } else {
+            " --resume"
+        };
+        println!(
+            "interrupted after step {}: {} holds the run; continue it with\n  {command}{resume}",
+            trained.steps,
+            checkpointing.path.display()
+        );
+    }
     Ok(trained)
 }
 

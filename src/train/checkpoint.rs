@@ -18,6 +18,10 @@
 //!
 //! Checkpoints from before this (only `fer_model`) have no description and load with the
 //! model named on the command line.
+//!
+//! A resumable checkpoint (`resume.safetensors`) holds the model's tensors as above, beside
+//! them the run's other tensors under [`RESUME_PREFIX`] (the optimizer's state, the epoch's
+//! loss sums so far), and where the run stands as JSON in the metadata key `fer_resume`.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -35,6 +39,9 @@ use crate::nn::spec::ModelSpec;
 
 /// The version of the `__metadata__` layout this fer writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The prefix of a resumable checkpoint's tensors that are not the model's.
+pub const RESUME_PREFIX: &str = "fer_resume/";
 
 /// Why a checkpoint could not be saved or loaded: one sentence naming the file, the reason
 /// included (never also a `source()`, which would print it twice).
@@ -194,7 +201,89 @@ pub fn save_described(
     description: &Description,
     path: &Path,
 ) -> Result<(), CheckpointError> {
-    write(ctx, model, steps, description.metadata(), path)
+    write(ctx, model, steps, description.metadata(), &[], path)
+}
+
+/// A resumable checkpoint as read back: where the run stood (JSON) and its tensors besides
+/// the model's, by name without [`RESUME_PREFIX`].
+pub struct Resumable {
+    pub state: String,
+    pub tensors: HashMap<String, Vec<f32>>,
+}
+
+impl Resumable {
+    /// The tensor `name` of `len` values, or why the checkpoint lacks it.
+    pub fn tensor(&self, name: &str, len: usize) -> Result<Vec<f32>, String> {
+        match self.tensors.get(name) {
+            Some(values) if values.len() == len => Ok(values.clone()),
+            Some(values) => Err(format!(
+                "its `{name}` has {} values where the run has {len}",
+                values.len()
+            )),
+            None => Err(format!("it has no `{name}`")),
+        }
+    }
+}
+
+/// Writes `model`'s tensors, `extra` under [`RESUME_PREFIX`] and `state` as `fer_resume`, to
+/// `path`, atomically (the previous file stays whole until the new one is).
+pub fn save_resumable(
+    ctx: &GpuContext,
+    model: &Model,
+    steps: u64,
+    state: String,
+    extra: &[(String, Vec<f32>)],
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    let metadata = HashMap::from([
+        ("fer_model".to_string(), model.name.clone()),
+        ("fer_resume".to_string(), state),
+    ]);
+    write(ctx, model, steps, metadata, extra, path)
+}
+
+/// Loads the resumable checkpoint at `path` into `model`, returning the rest of it.
+pub fn load_resumable(
+    ctx: &GpuContext,
+    model: &Model,
+    path: &Path,
+) -> Result<Resumable, CheckpointError> {
+    let bytes = read(path)?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|error| format_error(path, error))?;
+    let (_, metadata) =
+        SafeTensors::read_metadata(&bytes).map_err(|error| format_error(path, error))?;
+    let state = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|entries| entries.get("fer_resume"))
+        .cloned()
+        .ok_or_else(|| {
+            format_error(
+                path,
+                "it has no `fer_resume` entry: it is not a resumable checkpoint",
+            )
+        })?;
+    let mut tensors = HashMap::new();
+    for (name, view) in file.tensors() {
+        let Some(name) = name.strip_prefix(RESUME_PREFIX) else {
+            continue;
+        };
+        if view.dtype() != Dtype::F32 {
+            return Err(CheckpointError::Dtype {
+                path: path.to_path_buf(),
+                name: name.to_string(),
+                dtype: view.dtype(),
+            });
+        }
+        tensors.insert(
+            name.to_string(),
+            bytemuck::allocation::pod_collect_to_vec(view.data()),
+        );
+    }
+    load_model(ctx, model, path, &file, |name| {
+        name.starts_with(RESUME_PREFIX)
+    })?;
+    Ok(Resumable { state, tensors })
 }
 
 /// [`save_described`] without a description, as fer wrote checkpoints before it had one: only
@@ -206,7 +295,7 @@ pub fn save(
     path: &Path,
 ) -> Result<(), CheckpointError> {
     let metadata = HashMap::from([("fer_model".to_string(), model.name.clone())]);
-    write(ctx, model, steps, metadata, path)
+    write(ctx, model, steps, metadata, &[], path)
 }
 
 fn write(
@@ -214,6 +303,7 @@ fn write(
     model: &Model,
     steps: u64,
     metadata: HashMap<String, String>,
+    extra: &[(String, Vec<f32>)],
     path: &Path,
 ) -> Result<(), CheckpointError> {
     let mut tensors = Vec::new();
@@ -230,6 +320,14 @@ fn write(
     let count = (steps as i64).to_le_bytes().to_vec();
     for name in batches_tracked_names(model) {
         tensors.push((name, Dtype::I64, Vec::new(), count.clone()));
+    }
+    for (name, values) in extra {
+        tensors.push((
+            format!("{RESUME_PREFIX}{name}"),
+            Dtype::F32,
+            vec![values.len()],
+            bytemuck::cast_slice(values).to_vec(),
+        ));
     }
     let views = tensors
         .iter()
@@ -249,11 +347,27 @@ fn write(
 /// Loads `path` into `model`, refusing any missing, extra, mistyped or wrong-shaped tensor
 /// before anything is overwritten.
 pub fn load(ctx: &GpuContext, model: &Model, path: &Path) -> Result<(), CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|reason| CheckpointError::Read {
+    let bytes = read(path)?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|error| format_error(path, error))?;
+    load_model(ctx, model, path, &file, |_| false)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    std::fs::read(path).map_err(|reason| CheckpointError::Read {
         path: path.to_path_buf(),
         reason,
-    })?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|error| format_error(path, error))?;
+    })
+}
+
+/// Loads `model`'s tensors from `file` (read from `path`), refusing any tensor it does not
+/// have unless `not_the_models` says it is another part of the file.
+fn load_model(
+    ctx: &GpuContext,
+    model: &Model,
+    path: &Path,
+    file: &SafeTensors,
+    not_the_models: impl Fn(&str) -> bool,
+) -> Result<(), CheckpointError> {
     let here = |name: &str| (path.to_path_buf(), name.to_string(), model.name.clone());
     let mut values = Vec::new();
     for param in model.params.iter() {
@@ -300,7 +414,9 @@ pub fn load(ctx: &GpuContext, model: &Model, path: &Path) -> Result<(), Checkpoi
         }
     }
     if let Some(extra) = file.names().into_iter().find(|name| {
-        !model.params.iter().any(|p| p.name == **name) && !counts.iter().any(|c| c == *name)
+        !model.params.iter().any(|p| p.name == **name)
+            && !counts.iter().any(|c| c == *name)
+            && !not_the_models(name)
     }) {
         let (path, name, model) = here(extra);
         return Err(CheckpointError::Extra { path, name, model });

@@ -179,6 +179,11 @@ impl WeightCopy {
         WeightCopy { copies }
     }
 
+    /// Each tensor's copy, in the model's order (for a resumable checkpoint).
+    pub fn tensors(&self) -> &[GpuBuffer] {
+        &self.copies
+    }
+
     /// Copies `model`'s tensors into this copy, after the work already submitted.
     pub fn take(&self, ctx: &GpuContext, model: &Model) {
         self.copy(ctx, model, true);

@@ -8,6 +8,7 @@ pub mod loss;
 pub mod optimizer;
 mod option_text;
 pub mod recipe;
+pub mod resume;
 pub mod runner;
 pub mod schedule;
 pub mod session;

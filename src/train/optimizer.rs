@@ -255,6 +255,9 @@ pub struct Optimizer {
     /// The lr of each coming step, set by a schedule (see [`Optimizer::set_lr`]).
     scheduled_lrs: std::collections::VecDeque<f64>,
     step: u32,
+    /// The per-tensor state over the flat storage, by torch.optim's names: `momentum_buffer`,
+    /// or `exp_avg` and `exp_avg_sq`.
+    state: Vec<(&'static str, GpuBuffer)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -290,6 +293,7 @@ impl Optimizer {
             lr: settings.lr,
             scheduled_lrs: Default::default(),
             step: 0,
+            state: Vec::new(),
         };
         let Some(flat) = model.params.trainable() else {
             // No tensor to update, but the settings are still checked.
@@ -344,7 +348,39 @@ impl Optimizer {
                     }
                 });
         }
+        optimizer.state = momentum_buffers
+            .map(|buffer| vec![("momentum_buffer", buffer)])
+            .or_else(|| adam_moments.map(|(m, v)| vec![("exp_avg", m), ("exp_avg_sq", v)]))
+            .unwrap_or_default();
         Ok(optimizer)
+    }
+
+    /// The per-tensor state by name, over the model's flat trainable storage (for a resumable
+    /// checkpoint).
+    pub fn state(&self) -> &[(&'static str, GpuBuffer)] {
+        &self.state
+    }
+
+    /// Continues a run from a checkpoint: `steps` updates already applied, and the state
+    /// tensors [`Optimizer::state`] names, as `state_of` gives them by name.
+    pub fn restore(
+        &mut self,
+        ctx: &GpuContext,
+        steps: u32,
+        mut state_of: impl FnMut(&str, usize) -> Result<Vec<f32>, String>,
+    ) -> Result<(), String> {
+        for (name, buffer) in &self.state {
+            buffer.write(ctx, &state_of(name, buffer.len())?);
+        }
+        self.step = steps;
+        Ok(())
+    }
+
+    /// Drops the first `steps` of the lrs [`Optimizer::set_lr`] set, as a run resumed part-way
+    /// through an epoch has taken them already; the last stays to hold for later steps.
+    pub fn skip_scheduled(&mut self, steps: usize) {
+        let skip = steps.min(self.scheduled_lrs.len().saturating_sub(1));
+        self.scheduled_lrs.drain(..skip);
     }
 
     /// Updates applied so far (PyTorch's `num_batches_tracked` for the model's batch norms).

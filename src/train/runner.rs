@@ -79,6 +79,14 @@ pub struct EpochSettings {
     pub readback_every: usize,
 }
 
+/// Where a resumed epoch starts: the batches of its shuffle already trained on, and the loss
+/// sums they left on the GPU (`[loss_sum, weight_sum, correct, rows]`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochStart {
+    pub batches_done: usize,
+    pub stats: [f32; ROW_STATS],
+}
+
 /// Mean loss and accuracy over the images seen.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct Totals {
@@ -362,13 +370,38 @@ impl<'a> Runner<'a> {
         settings: &EpochSettings,
         progress: &ProgressBar,
     ) -> Result<Totals, RunError> {
+        let whole = self.train_epoch_from(
+            data,
+            optimizer,
+            (epoch, settings),
+            None,
+            progress,
+            |_, _, _| Ok::<_, RunError>(true),
+        )?;
+        Ok(whole.expect("an epoch that always goes on finishes"))
+    }
+
+    /// [`Runner::train_epoch`] from `start` (a run resumed part-way through the epoch: its
+    /// batches done and loss sums so far), calling `after_step` with the batches done after
+    /// each step; the epoch stops early, returning `None`, when that says not to go on.
+    pub fn train_epoch_from<E: From<RunError> + From<GpuError>>(
+        &mut self,
+        data: &Dataset,
+        optimizer: &mut Optimizer,
+        (epoch, settings): (u64, &EpochSettings),
+        start: Option<&EpochStart>,
+        progress: &ProgressBar,
+        mut after_step: impl FnMut(usize, &Self, &Optimizer) -> Result<bool, E>,
+    ) -> Result<Option<Totals>, E> {
         self.check_fits(data)?;
         self.use_augmentation(&settings.augment, data)?;
-        self.stats.write(self.ctx, &[0.0f32; ROW_STATS]);
+        let (done, stats) = start.map_or((0, [0.0; ROW_STATS]), |s| (s.batches_done, s.stats));
+        self.stats.write(self.ctx, &stats);
         let order = shuffled_indices(data.len(), settings.seed, epoch);
         let chunks: Vec<&[usize]> = order.chunks(settings.batch_size).collect();
+        progress.inc(chunks.iter().take(done).map(|c| c.len() as u64).sum());
         let mut in_flight = InFlight::default();
-        for (i, indices) in chunks.iter().enumerate() {
+        for (i, indices) in chunks.iter().enumerate().skip(done) {
             // Distinct per run and per step; each dropout layer mixes in its index.
             let step_seed = Rng::new(settings.seed ^ 0x5EED).next_u64() ^ self.steps;
             let ctx = self.ctx;
@@ -395,7 +428,8 @@ impl<'a> Runner<'a> {
                         step: self.steps,
                         value: totals.loss as f32,
                         last_finite: self.last_finite_loss,
-                    });
+                    }
+                    .into());
                 }
                 self.last_finite_loss = Some((self.steps, totals.loss));
                 progress.set_message(format!(
@@ -403,8 +437,27 @@ impl<'a> Runner<'a> {
                     totals.loss, totals.accuracy
                 ));
             }
+            if !after_step(i + 1, self, optimizer)? {
+                return Ok(None);
+            }
         }
-        self.read_totals()
+        Ok(Some(self.read_totals()?))
+    }
+
+    /// The epoch's loss sums so far, as [`EpochStart::stats`] takes them back.
+    pub fn epoch_stats(&self) -> Result<[f32; ROW_STATS], RunError> {
+        let stats: Vec<f32> = self.stats.read(self.ctx)?;
+        Ok(std::array::from_fn(|i| stats[i]))
+    }
+
+    /// Training steps taken, which seed each step's dropout and augmentation.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Continues a run that took `steps` training steps.
+    pub fn resume_at(&mut self, steps: u64) {
+        self.steps = steps;
     }
 
     /// Inference over all of `data` in order (dropout off, batch norm on running statistics).

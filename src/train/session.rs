@@ -17,7 +17,8 @@ use super::checkpoint::batch_norm_layers;
 use super::early_stopping::{EarlyStopping, EarlyStoppingState, Monitor, Verdict, WeightCopy};
 use super::loss::{ClassWeights, Loss, LossError, LossKind};
 use super::optimizer::{L2Penalty, Optimizer, OptimizerError, OptimizerKind, OptimizerSettings};
-use super::runner::{EpochSettings, RunError, Runner, Totals};
+use super::resume::{self, Checkpointing, ResumePoint};
+use super::runner::{EpochSettings, EpochStart, RunError, Runner, Totals};
 use super::schedule::{OptimizerSwitch, RunLength, Schedule, ScheduleState};
 
 /// Everything that defines a run; the defaults are the study's.
@@ -41,6 +42,9 @@ pub struct TrainSettings {
     /// Show progress bars on stderr.
     #[serde(skip)]
     pub progress: bool,
+    /// Write (and resume from) a resumable checkpoint; none writes none.
+    #[serde(skip)]
+    pub checkpointing: Option<Checkpointing>,
 }
 
 impl TrainSettings {
@@ -72,6 +76,7 @@ impl TrainSettings {
             loss: LossKind::CrossEntropy,
             class_weights: None,
             progress: true,
+            checkpointing: None,
         }
     }
 }
@@ -112,6 +117,11 @@ pub enum TrainError {
     Gpu(#[from] crate::gpu::GpuError),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Checkpoint(#[from] super::checkpoint::CheckpointError),
+    /// A resumable checkpoint that does not continue this run.
+    #[error("{0}")]
+    Resume(String),
 }
 
 /// Where a run stands between epochs: the schedule's and early stopping's counters, which a
@@ -180,6 +190,8 @@ pub struct Trained {
     pub val_probabilities: Vec<Vec<f32>>,
     /// With augmentation, the first training batch as augmented (`[images, c, h, w]`).
     pub augmented: Option<Vec<f32>>,
+    /// An interrupt stopped the run after its resumable checkpoint was written.
+    pub interrupted: bool,
 }
 
 /// The images the built-in `model` reads ([`ModelChoice::input`]).
@@ -234,12 +246,64 @@ pub fn train(
         early_stopping: EarlyStoppingState::default(),
     };
     let mut steps_before_switch = 0;
-    let mut lrs = scheduled_lrs(settings, &mut state.schedule, 0, run);
-    let augmented = first_batch_augmented(&mut runner, train, &settings.epoch)?;
     let mut history = History::new();
+    let mut start: Option<EpochStart> = None;
+    // What a resumed run must match: the settings and the data.
+    let identity = serde_json::json!({
+        "settings": settings,
+        "train_images": train.len(),
+        "val_images": val.len(),
+    });
+    let checkpointing = settings.checkpointing.as_ref();
+    if let Some(checkpointing) = checkpointing.filter(|c| c.resume) {
+        let resumed = resume::load(ctx, &model, checkpointing, &identity, settings.epochs)?;
+        let point = &resumed.point;
+        state = point.state.clone();
+        steps_before_switch = point.steps_before_switch;
+        history = point.history.clone();
+        if let Some(switch) = settings
+            .switch_to_sgd
+            .as_ref()
+            .filter(|s| s.epoch <= state.epoch + 1)
+        {
+            let sgd = switch.settings(&settings.optimizer);
+            optimizer = Optimizer::with_l2(ctx, &model, &sgd, &settings.l2)?;
+        }
+        resumed.restore_optimizer(ctx, &mut optimizer)?;
+        if let Some(copy) = &best_weights {
+            if state.early_stopping.best_epoch.is_some() {
+                resumed.restore_best(ctx, &model, copy)?;
+            }
+        }
+        runner.resume_at(state.step);
+        start = resumed.epoch_start()?;
+        eprintln!(
+            "resuming {} after epoch {} and step {}",
+            checkpointing.path.display(),
+            state.epoch,
+            state.step
+        );
+    }
+    // Idempotent on a resumed state: the lrs depend on the base lr and plateau's lr only.
+    let mut lrs = scheduled_lrs(settings, &mut state.schedule, state.epoch, run);
+    let augmented = first_batch_augmented(&mut runner, train, &settings.epoch)?;
     let mut last_val = None;
     let mut restored = None;
-    for epoch in 1..=settings.epochs {
+    let mut interrupted = false;
+    let interrupt_requested = || checkpointing.is_some_and(Checkpointing::interrupted);
+    // The run as it stands after `batches_done` batches of the coming epoch, with the steps
+    // taken before and since an optimizer switch.
+    let resume_point =
+        |state: &TrainingState, history: &History, batches_done, (before, since)| ResumePoint {
+            run: identity.clone(),
+            state: state.clone(),
+            batches_done,
+            steps_before_switch: before,
+            optimizer_steps: since,
+            history: history.clone(),
+            stopped: false,
+        };
+    for epoch in state.epoch + 1..=settings.epochs {
         let started = Instant::now();
         let bar = progress_bar(
             settings.progress,
@@ -250,8 +314,45 @@ pub fn train(
         if let Some(lrs) = lrs.take() {
             optimizer.set_lr(lrs);
         }
-        let fit = runner.train_epoch(train, &mut optimizer, epoch as u64, &settings.epoch, &bar)?;
+        let start = start.take();
+        optimizer.skip_scheduled(start.map_or(0, |s| s.batches_done));
+        let fit = runner.train_epoch_from(
+            train,
+            &mut optimizer,
+            (epoch as u64, &settings.epoch),
+            start.as_ref(),
+            &bar,
+            |batches_done, runner, optimizer| {
+                let Some(checkpointing) = checkpointing else {
+                    return Ok(true);
+                };
+                // The epoch's last step is checkpointed with the epoch's end.
+                let interrupt = checkpointing.interrupted();
+                let due = checkpointing
+                    .every_steps
+                    .is_some_and(|every| runner.steps() % every.max(1) == 0);
+                if batches_done == run.steps_per_epoch || !(due || interrupt) {
+                    return Ok(true);
+                }
+                let step = steps_before_switch + optimizer.steps();
+                let at = TrainingState {
+                    step,
+                    ..state.clone()
+                };
+                let steps = (steps_before_switch, optimizer.steps());
+                let point = resume_point(&at, &history, batches_done, steps);
+                let sums = runner.epoch_stats()?;
+                let best = best_weights.as_ref();
+                resume::save(ctx, &model, checkpointing, &point, optimizer, &sums, best)?;
+                Ok::<_, TrainError>(!interrupt)
+            },
+        )?;
         bar.finish_and_clear();
+        let Some(fit) = fit else {
+            state.step = steps_before_switch + optimizer.steps();
+            interrupted = true;
+            break;
+        };
         let evaluation = runner.evaluate(val, settings.epoch.batch_size)?;
         let record = EpochRecord {
             epoch,
@@ -320,7 +421,32 @@ pub fn train(
         });
         history.push(record);
         last_val = Some(evaluation);
+        if let Some(checkpointing) = checkpointing {
+            let point = ResumePoint {
+                stopped: events.stop.is_some(),
+                ..resume_point(
+                    &state,
+                    &history,
+                    0,
+                    (steps_before_switch, optimizer.steps()),
+                )
+            };
+            let best = best_weights.as_ref();
+            resume::save(
+                ctx,
+                &model,
+                checkpointing,
+                &point,
+                &optimizer,
+                &[0.0; 4],
+                best,
+            )?;
+        }
         if last {
+            break;
+        }
+        if interrupt_requested() {
+            interrupted = true;
             break;
         }
     }
@@ -342,6 +468,7 @@ pub fn train(
         steps: state.step,
         state,
         augmented,
+        interrupted,
     })
 }
 
@@ -477,6 +604,7 @@ fn baseline(
         val_predictions: vec![majority; val.len()],
         val_probabilities: vec![certain; val.len()],
         augmented: None,
+        interrupted: false,
     })
 }
 
