@@ -26,8 +26,9 @@ use super::optimizer::Optimizer;
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(
-        "the training loss became {value} by step {step} ({}): lower the learning rate; no \
-         checkpoint was written (fer saves the model only when a run finishes)",
+        "the training loss became {value} by step {step} ({}): lower the learning rate; the \
+         run's resume.safetensors, if one was written (at each epoch's end and every \
+         --checkpoint-every steps), holds its weights from before",
         last_finite.map_or("no finite loss was read before".to_string(), |(step, loss)| {
             format!("the last finite loss was {loss:.4}, read at step {step}")
         })
