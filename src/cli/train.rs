@@ -518,19 +518,14 @@ pub enum DemoModels {
 
 impl DemoModels {
     pub fn kinds(self) -> Vec<ModelKind> {
-        let mut kinds = ModelKind::STUDY.to_vec();
-        if self == DemoModels::All {
-            kinds.extend([
-                ModelKind::BasicCnn,
-                ModelKind::Resnet,
-                ModelKind::Googlenet,
-                ModelKind::Unet,
-                ModelKind::Newnet,
-                ModelKind::Roglenet,
-                ModelKind::RealtimeCnn,
-            ]);
+        match self {
+            DemoModels::Study => ModelKind::STUDY.to_vec(),
+            // ALL lists the study's four first.
+            DemoModels::All => ModelKind::ALL
+                .into_iter()
+                .filter(|&kind| kind != ModelKind::KerasCnn)
+                .collect(),
         }
-        kinds
     }
 }
 
