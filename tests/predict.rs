@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use fer::data::synthetic::{generate, SplitSizes};
@@ -13,40 +13,8 @@ use fer::infer::faces::FaceDetector;
 use fer::nn::models::{spec, Architecture, ModelChoice, ModelKind};
 use fer::train::checkpoint::{self, Description};
 
-fn fer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fer"))
-        .args(args)
-        .output()
-        .expect("the fer binary runs")
-}
-
-fn succeeded(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The command failed with one sentence on stderr that contains each of `words`.
-fn refused(out: &Output, words: &[&str]) {
-    assert!(!out.status.success());
-    let text = String::from_utf8_lossy(&out.stderr);
-    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "{text}");
-    for word in words {
-        assert!(errors[0].contains(word), "no `{word}` in: {text}");
-    }
-    assert!(!text.contains("panicked"), "{text}");
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fer-predict-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a scratch folder");
-    dir
-}
+mod common;
+use common::{fer, refused, scratch, succeeded};
 
 fn text(path: &Path) -> String {
     path.to_string_lossy().into_owned()

@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use image::{GrayImage, Luma};
 
@@ -17,40 +16,8 @@ use fer::train::optimizer::OptimizerKind;
 use fer::train::recipe::{Recipe, RecipeError, BUILT_IN};
 use fer::train::session::TrainSettings;
 
-fn fer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fer"))
-        .args(args)
-        .output()
-        .expect("the fer binary runs")
-}
-
-fn succeeded(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The command failed with one line of error that contains each of `words`.
-fn refused(out: &Output, words: &[&str]) {
-    assert!(!out.status.success());
-    let text = String::from_utf8_lossy(&out.stderr);
-    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "{text}");
-    for word in words {
-        assert!(errors[0].contains(word), "no `{word}` in: {text}");
-    }
-    assert!(!text.contains("panicked"), "{text}");
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fer-recipes-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("a scratch folder");
-    dir
-}
+mod common;
+use common::{fer, refused, scratch, succeeded};
 
 fn text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
