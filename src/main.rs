@@ -17,6 +17,7 @@ use fer::train::early_stopping::EarlyStopping;
 use fer::train::loss::{ClassWeights, LossKind};
 use fer::train::optimizer::{L2Penalty, OptimizerKind};
 use fer::train::recipe::Recipe;
+use fer::train::resume::Interval;
 use fer::train::schedule::{OptimizerSwitch, Schedule};
 use fer::train::session::TrainSettings;
 
@@ -336,10 +337,10 @@ struct TrainArgs {
     /// must be the run's, but --epochs may grow.
     #[arg(long, num_args = 0..=1, value_name = "DIR")]
     resume: Option<Option<PathBuf>>,
-    /// Also write the resumable checkpoint every this many training steps (batches).
-    #[arg(long, value_name = "STEPS")]
-    #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
-    checkpoint_every: Option<usize>,
+    /// Also write the resumable checkpoint every this many training steps (500) or this much
+    /// time (90s, 10m, 2h).
+    #[arg(long, value_name = "STEPS|TIME", allow_hyphen_values = true)]
+    checkpoint_every: Option<Interval>,
 }
 
 impl TrainArgs {

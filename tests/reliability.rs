@@ -92,6 +92,10 @@ fn nonsense_options_are_refused_by_name_before_any_work() {
         train("--lr", "-0.001"),
         train("--lr", "NaN"),
         train("--lr", "0"),
+        train("--lr", "1e300"),
+        train("--lr", "1e-50"),
+        train("--checkpoint-every", "0"),
+        train("--checkpoint-every", "10d"),
         train("--momentum", "-0.9"),
         train("--momentum", "1"),
         train("--weight-decay", "-1e-4"),
@@ -232,6 +236,73 @@ fn a_diverging_run_stops_with_its_step_and_last_finite_loss() {
             "a diverged run saved {file}"
         );
     }
+}
+
+/// A step can make the weights infinite or NaN while the loss it read back was still finite,
+/// so the checkpoint refuses such tensors itself: the last good checkpoint stays as it was.
+#[test]
+fn a_checkpoint_of_diverged_weights_is_refused_and_the_last_good_one_kept() {
+    let dir = TempDir::new("diverged-weights");
+    let ctx = gpu();
+    let model = build(&ctx, ModelKind::Softmax, &Architecture::default(), 0)
+        .unwrap()
+        .unwrap();
+    let path = dir.0.join("resume.safetensors");
+    checkpoint::save(&ctx, &model, 3, &path).expect("finite weights are saved");
+    let good = fs::read(&path).unwrap();
+    let weight = model.params.iter().next().expect("softmax has a weight");
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut values: Vec<f32> = weight.value.read(&ctx).unwrap();
+        let middle = values.len() / 2;
+        values[middle] = bad;
+        weight.value.write(&ctx, &values);
+        let error = checkpoint::save(&ctx, &model, 4, &path)
+            .expect_err("diverged weights are not saved")
+            .to_string();
+        assert!(
+            error.contains(&format!("`{}` holds {bad} after step 4", weight.name))
+                && error.contains(&path.display().to_string()),
+            "{error}"
+        );
+        assert!(
+            fs::read(&path).unwrap() == good,
+            "the good checkpoint changed"
+        );
+    }
+}
+
+/// A model file asking for a tensor far over the adapter's buffers (184 GB here) is refused
+/// naming the tensor, before any of its values are drawn on the host.
+#[test]
+fn a_model_file_with_a_huge_layer_is_refused_before_any_allocation() {
+    let dir = TempDir::new("huge-layer");
+    let file = dir.0.join("huge.json");
+    let graph = serde_json::json!({
+        "name": "huge",
+        "input": {"channels": 1, "height": 48, "width": 48, "mean": [0.0], "std": [1.0]},
+        "nodes": [
+            {"name": "flat", "op": "flatten"},
+            {"name": "fc", "op": "linear", "in_features": 2304, "out_features": 20_000_000},
+            {"name": "out", "op": "linear", "in_features": 20_000_000, "out_features": 7},
+        ],
+    });
+    std::fs::write(&file, graph.to_string()).unwrap();
+    let out = fer(&[
+        "train",
+        "--model-file",
+        &file.to_string_lossy(),
+        "--synthetic-train",
+        "8",
+        "--epochs",
+        "1",
+        "--results",
+        &dir.0.join("results").to_string_lossy(),
+        "--quiet",
+    ]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("`fc.weight`"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -34,14 +34,23 @@ pub fn fraction<T: FromStr + Into<f64> + Copy>(text: &str) -> Result<T, String> 
     )
 }
 
-/// Parses a finite `T` that `accept` takes; NaN and infinities never pass.
+/// Parses a `T` that `accept` takes as it is and as the f32 the kernels compute with: NaN,
+/// infinities and numbers beyond f32's range (`--lr 1e300` is an infinite rate on the GPU)
+/// never pass.
 fn number<T: FromStr + Into<f64> + Copy>(
     text: &str,
     accept: impl Fn(f64) -> bool,
     what: &str,
 ) -> Result<T, String> {
+    let on_the_gpu = |value: f64| value as f32 as f64;
     match text.trim().parse::<T>() {
-        Ok(value) if value.into().is_finite() && accept(value.into()) => Ok(value),
-        _ => Err(format!("must be {what}")),
+        Ok(value)
+            if on_the_gpu(value.into()).is_finite()
+                && accept(value.into())
+                && accept(on_the_gpu(value.into())) =>
+        {
+            Ok(value)
+        }
+        _ => Err(format!("must be {what} (in f32's range)")),
     }
 }

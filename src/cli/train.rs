@@ -23,7 +23,7 @@ use fer::report::{
     write_augmentations, write_pictures, write_results, ConfusionMatrix, RunMetrics, RunPictures,
 };
 use fer::train::checkpoint;
-use fer::train::resume::Checkpointing;
+use fer::train::resume::{Checkpointing, Interval};
 use fer::train::session::{self, input_spec, softmax_rows, EpochEvents, TrainSettings, Trained};
 
 /// Where the images come from (a dataset path, or the built-in synthetic faces) and the spec
@@ -112,7 +112,7 @@ pub fn lock_results(results: &Path, models: &[&str]) -> anyhow::Result<Vec<Folde
 pub fn checkpointing(
     run_folder: &Path,
     resume: Option<&Option<PathBuf>>,
-    every_steps: Option<usize>,
+    every: Option<Interval>,
 ) -> anyhow::Result<Checkpointing> {
     let folder = resume.and_then(Option::as_deref).unwrap_or(run_folder);
     let interrupt = Arc::new(AtomicBool::new(false));
@@ -129,7 +129,7 @@ pub fn checkpointing(
     .context("cannot catch Ctrl-C")?;
     Ok(Checkpointing {
         path: folder.join("resume.safetensors"),
-        every_steps: every_steps.map(|n| n as u64),
+        every,
         resume: resume.is_some(),
         interrupt,
     })

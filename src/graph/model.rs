@@ -227,7 +227,7 @@ impl Model {
             .into_iter()
             .map(|(name, op, inputs)| {
                 let specs = op.layer().map(|layer| layer.params()).unwrap_or_default();
-                let indices = params.add_layer(&name, specs, &mut rng);
+                let indices = params.add_layer(&name, specs);
                 Node {
                     name,
                     op,
@@ -241,7 +241,7 @@ impl Model {
             name: name.to_string(),
             sample_shape: sample_shape.to_vec(),
             nodes,
-            params: params.upload(ctx)?,
+            params: params.upload(ctx, &mut rng)?,
             live,
         };
         model.shapes(1)?;

@@ -74,39 +74,37 @@ pub struct FlatParameters {
     pub len: usize,
 }
 
-/// A model's tensors as declared, layer by layer, with their initial values, before any is
-/// on the GPU.
+/// A model's tensors as declared, layer by layer, before any has a value: sizes are checked
+/// against the adapter before a byte is allocated for them.
 #[derive(Default)]
 pub struct ParameterPlan {
-    tensors: Vec<(String, ParamSpec, Vec<f32>)>,
+    tensors: Vec<(String, ParamSpec)>,
 }
 
 impl ParameterPlan {
-    /// Declares the tensors of one layer, initialised from `rng`, and returns their indices.
-    pub fn add_layer(&mut self, prefix: &str, specs: Vec<ParamSpec>, rng: &mut Rng) -> Vec<usize> {
+    /// Declares the tensors of one layer and returns their indices.
+    pub fn add_layer(&mut self, prefix: &str, specs: Vec<ParamSpec>) -> Vec<usize> {
         specs
             .into_iter()
             .map(|spec| {
-                let values: Vec<f32> = match spec.init {
-                    Init::Uniform(bound) => rng.uniform_vec(spec.len(), -bound, bound),
-                    Init::Constant(value) => vec![value; spec.len()],
-                };
-                self.tensors
-                    .push((tensor_name(prefix, &spec), spec, values));
+                self.tensors.push((tensor_name(prefix, &spec), spec));
                 self.tensors.len() - 1
             })
             .collect()
     }
 
-    /// Puts every tensor on the GPU: the trainable ones as views of the flat buffers, which
-    /// must fit one buffer (the optimizer updates them in binding-sized chunks; each layer
-    /// binds only its own tensors' views, see [`super::Model::plan`] for their limits).
-    pub fn upload(self, ctx: &GpuContext) -> Result<ParameterStore, GraphError> {
+    /// Puts every tensor on the GPU, initialised from `rng` in declaration order: the
+    /// trainable ones as views of the flat buffers, which must fit one buffer (the optimizer
+    /// updates them in binding-sized chunks; each layer binds only its own tensors' views, see
+    /// [`super::Model::plan`] for their limits). A model over the limits is refused before its
+    /// values are drawn, so a mistyped width in a model file is a sentence, not a failed
+    /// host allocation.
+    pub fn upload(self, ctx: &GpuContext, rng: &mut Rng) -> Result<ParameterStore, GraphError> {
         let adapter = ctx.summary();
         let limit = adapter.max_buffer_bytes;
         let bytes = |values: usize| values as u64 * 4;
-        let largest = self.tensors.iter().max_by_key(|(_, spec, _)| spec.len());
-        if let Some((name, spec, _)) = largest.filter(|(_, spec, _)| bytes(spec.len()) > limit) {
+        let largest = self.tensors.iter().max_by_key(|(_, spec)| spec.len());
+        if let Some((name, spec)) = largest.filter(|(_, spec)| bytes(spec.len()) > limit) {
             return Err(GraphError::TensorTooLarge {
                 tensor: name.clone(),
                 shape: spec.shape.clone(),
@@ -118,14 +116,14 @@ impl ParameterPlan {
         let align = adapter.view_alignment();
         let mut offsets = Vec::new();
         let mut len = 0;
-        for (_, spec, _) in &self.tensors {
+        for (_, spec) in &self.tensors {
             if spec.trainable {
                 offsets.push(len);
                 len = (len + spec.len()).div_ceil(align) * align;
             }
         }
         if bytes(len) > limit {
-            let (name, spec, _) = largest.expect("storage over a limit holds tensors");
+            let (name, spec) = largest.expect("storage over a limit holds tensors");
             return Err(GraphError::ParametersTooLarge {
                 bytes: bytes(len),
                 limit,
@@ -134,10 +132,19 @@ impl ParameterPlan {
                 largest_bytes: bytes(spec.len()),
             });
         }
+        let initial: Vec<Vec<f32>> = self
+            .tensors
+            .iter()
+            .map(|(_, spec)| match spec.init {
+                Init::Uniform(bound) => rng.uniform_vec(spec.len(), -bound, bound),
+                Init::Constant(value) => vec![value; spec.len()],
+            })
+            .collect();
         let trainable = (len > 0).then(|| {
             let mut values = vec![0.0f32; len];
-            let trainable_tensors = self.tensors.iter().filter(|(_, spec, _)| spec.trainable);
-            for ((_, _, initial), &offset) in trainable_tensors.zip(&offsets) {
+            let trainable_tensors = self.tensors.iter().zip(&initial);
+            let trainable_tensors = trainable_tensors.filter(|((_, spec), _)| spec.trainable);
+            for ((_, initial), &offset) in trainable_tensors.zip(&offsets) {
                 values[offset..offset + initial.len()].copy_from_slice(initial);
             }
             FlatParameters {
@@ -150,7 +157,8 @@ impl ParameterPlan {
         let params = self
             .tensors
             .into_iter()
-            .map(|(name, spec, initial)| {
+            .zip(initial)
+            .map(|((name, spec), initial)| {
                 let (value, grad) = match (&trainable, spec.trainable) {
                     (Some(flat), true) => {
                         let offset = offsets.next().expect("an offset per trainable tensor");

@@ -94,6 +94,16 @@ pub enum CheckpointError {
     },
     #[error("checkpoint {path} describes itself badly: {message}")]
     Description { path: PathBuf, message: String },
+    #[error(
+        "the weights diverged: `{name}` holds {value} after step {steps}, so {path} was not \
+         written (the one there, if any, is the last good checkpoint): lower the learning rate"
+    )]
+    NonFinite {
+        path: PathBuf,
+        name: String,
+        value: f32,
+        steps: u64,
+    },
     #[error(transparent)]
     Gpu(#[from] GpuError),
 }
@@ -309,6 +319,7 @@ fn write(
     let mut tensors = Vec::new();
     for param in model.params.iter() {
         let values: Vec<f32> = param.value.read(ctx)?;
+        refuse_non_finite(&param.name, &values, steps, path)?;
         let bytes = bytemuck::cast_slice(&values).to_vec();
         tensors.push((
             param.name.clone(),
@@ -322,6 +333,7 @@ fn write(
         tensors.push((name, Dtype::I64, Vec::new(), count.clone()));
     }
     for (name, values) in extra {
+        refuse_non_finite(name, values, steps, path)?;
         tensors.push((
             format!("{RESUME_PREFIX}{name}"),
             Dtype::F32,
@@ -338,10 +350,52 @@ fn write(
         .map_err(|error| format_error(path, error))?;
     let bytes = safetensors::tensor::serialize(views, Some(metadata))
         .map_err(|error| format_error(path, error))?;
+    let bytes = with_sorted_metadata(bytes);
     crate::fsutil::write_atomically(path, &bytes).map_err(|reason| CheckpointError::Write {
         path: path.to_path_buf(),
         reason,
     })
+}
+
+/// Refuses to checkpoint a tensor holding a NaN or an infinity: the loss read back can still
+/// be finite in the step that made the weights diverge, and such a checkpoint would replace the
+/// last good one.
+fn refuse_non_finite(
+    name: &str,
+    values: &[f32],
+    steps: u64,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    match values.iter().find(|v| !v.is_finite()) {
+        Some(&value) => Err(CheckpointError::NonFinite {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            value,
+            steps,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `bytes` (a safetensors file) with its `__metadata__` entries in key order: safetensors
+/// writes them in a HashMap's order, which changes from run to run, and the same run should
+/// give the same file. The header keeps its length, so the data offsets stay as they are.
+fn with_sorted_metadata(mut bytes: Vec<u8>) -> Vec<u8> {
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header = &bytes[8..8 + header_len];
+    let mut json: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(header).expect("safetensors wrote a JSON header");
+    if let Some(serde_json::Value::Object(metadata)) = json.get_mut("__metadata__") {
+        metadata.sort_keys();
+    }
+    let sorted = serde_json::to_vec(&json).expect("a JSON map serialises");
+    assert!(
+        sorted.len() <= header_len,
+        "a reordered header is no longer"
+    );
+    bytes[8..8 + sorted.len()].copy_from_slice(&sorted);
+    bytes[8 + sorted.len()..8 + header_len].fill(b' ');
+    bytes
 }
 
 /// Loads `path` into `model`, refusing any missing, extra, mistyped or wrong-shaped tensor

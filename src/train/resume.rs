@@ -1,13 +1,17 @@
 //! Resumable runs: where a run stands (weights, optimizer state, epoch and step, the schedule's
 //! and early stopping's counters, the epoch's loss sums so far, the history) written as one
-//! checkpoint at the end of each epoch and every `--checkpoint-every` steps, and read back to
+//! checkpoint at the end of each epoch and every `--checkpoint-every` steps or minutes, and read
+//! back to
 //! continue the run exactly: fer is deterministic, and every random stream (shuffle, dropout,
 //! augmentation) derives from the seed, the epoch and the global step, so a resumed run ends
 //! with the same weights, bit for bit, as one never stopped.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -28,8 +32,8 @@ use super::session::{TrainError, TrainingState};
 pub struct Checkpointing {
     /// The run's `resume.safetensors`, written at the end of every epoch.
     pub path: PathBuf,
-    /// Also write it every this many training steps.
-    pub every_steps: Option<u64>,
+    /// Also write it this often within an epoch.
+    pub every: Option<Interval>,
     /// Continue the run the checkpoint holds rather than start afresh.
     pub resume: bool,
     /// Raised by an interrupt: finish the step, write the checkpoint, stop.
@@ -39,6 +43,61 @@ pub struct Checkpointing {
 impl Checkpointing {
     pub fn interrupted(&self) -> bool {
         self.interrupt.load(Ordering::SeqCst)
+    }
+
+    /// Whether a checkpoint is due after training step `steps`, `since` the last one written.
+    pub fn due(&self, steps: u64, since: Duration) -> bool {
+        match self.every {
+            Some(Interval::Steps(every)) => steps % every == 0,
+            Some(Interval::Time(every)) => since >= every,
+            None => false,
+        }
+    }
+}
+
+/// How often `--checkpoint-every` writes the resumable checkpoint: a count of training steps
+/// (`500`), or wall time (`90s`, `10m`, `2h`), which suits a run whose step time is unknown.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Interval {
+    Steps(u64),
+    Time(Duration),
+}
+
+impl FromStr for Interval {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let refused = || "must be steps (500) or a time (90s, 10m, 2h), above zero".to_string();
+        let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+            Some(at) => text.split_at(at),
+            None => {
+                let steps = text.parse::<u64>().map_err(|_| refused())?;
+                return (steps > 0)
+                    .then_some(Interval::Steps(steps))
+                    .ok_or_else(refused);
+            }
+        };
+        let seconds = match unit {
+            "s" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(refused()),
+        };
+        match number.parse::<f64>() {
+            Ok(n) if n.is_finite() && n > 0.0 => {
+                Ok(Interval::Time(Duration::from_secs_f64(n * seconds)))
+            }
+            _ => Err(refused()),
+        }
+    }
+}
+
+impl fmt::Display for Interval {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Interval::Steps(steps) => write!(f, "{steps} steps"),
+            Interval::Time(time) => write!(f, "{} s", time.as_secs_f64()),
+        }
     }
 }
 
@@ -243,6 +302,39 @@ fn first_difference(at: &str, saved: &Value, now: &Value) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_interval_is_steps_or_a_time_above_zero() {
+        let parse = |text: &str| text.parse::<Interval>();
+        assert_eq!(parse("500"), Ok(Interval::Steps(500)));
+        assert_eq!(parse("90s"), Ok(Interval::Time(Duration::from_secs(90))));
+        assert_eq!(parse("1.5m"), Ok(Interval::Time(Duration::from_secs(90))));
+        assert_eq!(parse("10min"), Ok(Interval::Time(Duration::from_secs(600))));
+        assert_eq!(parse("2h"), Ok(Interval::Time(Duration::from_secs(7200))));
+        for bad in ["0", "-5", "0m", "NaNs", "infm", "10d", "m", "", "5 m"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_is_due_after_its_steps_or_its_time() {
+        let every = |interval| Checkpointing {
+            path: PathBuf::from("resume.safetensors"),
+            every: Some(interval),
+            resume: false,
+            interrupt: Arc::default(),
+        };
+        let steps = every(Interval::Steps(5));
+        let second = Duration::from_secs(1);
+        assert!(steps.due(10, Duration::ZERO) && !steps.due(11, second * 100));
+        let time = every(Interval::Time(second));
+        assert!(time.due(7, second) && !time.due(10, second / 2));
+        let never = Checkpointing {
+            every: None,
+            ..time
+        };
+        assert!(!never.due(10, second * 100));
+    }
 
     #[test]
     fn the_first_difference_is_named_and_the_epochs_may_grow() {

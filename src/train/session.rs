@@ -290,6 +290,7 @@ pub fn train(
     let mut last_val = None;
     let mut restored = None;
     let mut interrupted = false;
+    let mut last_checkpoint = Instant::now();
     let interrupt_requested = || checkpointing.is_some_and(Checkpointing::interrupted);
     // The run as it stands after `batches_done` batches of the coming epoch, with the steps
     // taken before and since an optimizer switch.
@@ -328,9 +329,7 @@ pub fn train(
                 };
                 // The epoch's last step is checkpointed with the epoch's end.
                 let interrupt = checkpointing.interrupted();
-                let due = checkpointing
-                    .every_steps
-                    .is_some_and(|every| runner.steps() % every.max(1) == 0);
+                let due = checkpointing.due(runner.steps(), last_checkpoint.elapsed());
                 if batches_done == run.steps_per_epoch || !(due || interrupt) {
                     return Ok(true);
                 }
@@ -344,6 +343,7 @@ pub fn train(
                 let sums = runner.epoch_stats()?;
                 let best = best_weights.as_ref();
                 resume::save(ctx, &model, checkpointing, &point, optimizer, &sums, best)?;
+                last_checkpoint = Instant::now();
                 Ok::<_, TrainError>(!interrupt)
             },
         )?;
@@ -441,6 +441,7 @@ pub fn train(
                 &[0.0; 4],
                 best,
             )?;
+            last_checkpoint = Instant::now();
         }
         if last {
             break;
