@@ -100,7 +100,10 @@ impl Recipe {
             value
                 .map(|text| parse(&text))
                 .transpose()
-                .map_err(|reason| RecipeError::Value { key, reason })
+                .map_err(|reason| RecipeError::Value {
+                    key,
+                    reason: one_line(&reason),
+                })
         }
         fn within<T: Copy + Into<f64>>(
             key: &'static str,
@@ -109,10 +112,17 @@ impl Recipe {
             what: &str,
         ) -> Result<Option<T>, RecipeError> {
             match value {
-                Some(v) if !(v.into().is_finite() && accept(v.into())) => Err(RecipeError::Value {
-                    key,
-                    reason: format!("{} is not {what}", v.into()),
-                }),
+                // As the flags: finite and accepted as the f32 the kernels compute with too.
+                Some(v)
+                    if !((v.into() as f32).is_finite()
+                        && accept(v.into())
+                        && accept(v.into() as f32 as f64)) =>
+                {
+                    Err(RecipeError::Value {
+                        key,
+                        reason: format!("{} is not {what} (in f32's range)", v.into()),
+                    })
+                }
                 _ => Ok(value),
             }
         }
@@ -134,7 +144,10 @@ impl Recipe {
                     .collect::<Result<Vec<L2Penalty>, _>>()
             })
             .transpose()
-            .map_err(|reason| RecipeError::Value { key: "l2", reason })?;
+            .map_err(|reason| RecipeError::Value {
+                key: "l2",
+                reason: one_line(&reason),
+            })?;
         Ok(Recipe {
             epochs: positive_count("epochs", raw.epochs)?,
             batch_size: positive_count("batch_size", raw.batch_size)?,
@@ -212,14 +225,34 @@ impl Recipe {
 
 /// toml's message, led by the key on the line it points at when the message does not name it
 /// (a wrong type says only what it expected).
+/// `reason` with its control characters escaped: it quotes the recipe's own strings, and a
+/// TOML string may hold a newline (`"c\ntrast"`), which would break the sentence in two.
+fn one_line(reason: &str) -> String {
+    reason
+        .chars()
+        .flat_map(|c| {
+            let escaped = c.is_control().then(|| c.escape_default());
+            escaped
+                .into_iter()
+                .flatten()
+                .chain((!c.is_control()).then_some(c))
+        })
+        .collect()
+}
+
 fn syntax(text: &str, error: &toml::de::Error) -> RecipeError {
-    let message = error.message().trim();
+    let message = one_line(error.message().trim());
     let key = error.span().and_then(|span| {
         let line_start = text[..span.start.min(text.len())]
             .rfind('\n')
             .map_or(0, |i| i + 1);
-        let (key, _) = text[line_start..].split_once('=')?;
-        Some(key.trim()).filter(|key| !key.is_empty() && !message.contains(&format!("`{key}`")))
+        let line = text[line_start..].lines().next()?;
+        let (key, _) = line.split_once('=')?;
+        let bare_key = |key: &str| {
+            let key_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+            !key.is_empty() && key.chars().all(key_char)
+        };
+        Some(key.trim()).filter(|key| bare_key(key) && !message.contains(&format!("`{key}`")))
     });
     RecipeError::Syntax(match key {
         Some(key) => format!("key `{key}`: {message}"),
