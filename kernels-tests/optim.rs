@@ -270,11 +270,7 @@ fn adam_tolerances(
     let (w1, w2) = (1.0 - beta1, 1.0 - beta2);
     let (bias_correction1, bias_correction2) = config.bias_corrections(step);
     let step_size = lr / bias_correction1;
-    let l2 = if config.decoupled {
-        0.0
-    } else {
-        config.weight_decay
-    };
+    let coupled = config.coupled_decay();
     let n = grad.len();
     let mut tolerance = AdamState {
         param: Vec::with_capacity(n),
@@ -282,7 +278,7 @@ fn adam_tolerances(
         exp_avg_sq: Vec::with_capacity(n),
     };
     for (i, &grad) in grad.iter().enumerate() {
-        let g = abs(grad) + l2 * abs(old.param[i]);
+        let g = abs(grad) + coupled * abs(old.param[i]);
         let mm = abs(new.exp_avg[i]) + w1 * (g + abs(old.exp_avg[i]));
         let v_magnitude = beta2 * abs(old.exp_avg_sq[i]) + w2 * g * g;
         let v = new.exp_avg_sq[i] as f64;
@@ -393,6 +389,19 @@ fn adamw_matches_reference() {
     });
 }
 
+/// An L2 penalty on the gradient beside AdamW's decoupled decay (Keras's kernel_regularizer
+/// under AdamW), and beside Adam's coupled decay.
+#[test]
+fn l2_penalty_with_adamw_and_adam_matches_reference() {
+    for config in [AdamConfig::adamw(), AdamConfig::default()] {
+        adam_all_sizes(AdamConfig {
+            weight_decay: 0.05,
+            l2: 0.03,
+            ..config
+        });
+    }
+}
+
 /// β1 = 0.5 takes torch.lerp's other branch (weight ≥ 0.5); eps near |g| makes eps matter.
 #[test]
 fn adam_low_beta1_large_eps_matches_reference() {
@@ -401,6 +410,7 @@ fn adam_low_beta1_large_eps_matches_reference() {
         eps: 0.1,
         weight_decay: 1e-2,
         decoupled: false,
+        l2: 0.0,
     });
 }
 

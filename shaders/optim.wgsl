@@ -80,8 +80,9 @@ struct AdamParams {
     beta2: f32,
     one_minus_beta2: f32,
     eps: f32,
-    // Added to the gradient (Adam); AdamW's decay arrives per step in hyper instead.
-    weight_decay: f32,
+    // Times the parameter, added to the gradient: an L2 penalty's 2λ, plus Adam's weight decay
+    // (AdamW's decay arrives per step in hyper instead).
+    coupled_decay: f32,
     _pad0: u32,
     _pad1: u32,
 }
@@ -126,10 +127,11 @@ fn adam_step(
         let old_v = exp_avg_sq[q];
         var p = old_p;
         var g = adam_grad[q];
+        if adam_params.coupled_decay != 0.0 {
+            g += adam_params.coupled_decay * old_p;
+        }
         if DECOUPLED {
             p *= adam_hyper.decay;
-        } else if adam_params.weight_decay != 0.0 {
-            g += adam_params.weight_decay * p;
         }
         let m = lerp(old_m, g, adam_params.one_minus_beta1);
         let v = old_v * adam_params.beta2 + adam_params.one_minus_beta2 * g * g;

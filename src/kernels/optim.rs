@@ -209,7 +209,7 @@ struct AdamParams {
     beta2: f32,
     one_minus_beta2: f32,
     eps: f32,
-    weight_decay: f32,
+    coupled_decay: f32,
     _pad: [u32; 2],
 }
 
@@ -321,11 +321,7 @@ pub fn adam(
                 beta2: beta2 as f32,
                 one_minus_beta2: (1.0 - beta2) as f32,
                 eps: config.eps as f32,
-                weight_decay: if config.decoupled {
-                    0.0
-                } else {
-                    config.weight_decay as f32
-                },
+                coupled_decay: config.coupled_decay() as f32,
                 _pad: [0; 2],
             };
             let buffers = [param, grad, exp_avg, exp_avg_sq].map(view);

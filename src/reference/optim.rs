@@ -42,6 +42,9 @@ pub struct AdamConfig {
     pub weight_decay: f64,
     /// AdamW: decay the parameter (p ← p·(1 − lr·wd)) instead of adding wd·p to the gradient.
     pub decoupled: bool,
+    /// λ of an L2 penalty λ·Σp² in the loss (Keras's `kernel_regularizer`): adds 2λ·p to the
+    /// gradient, beside a decoupled decay too (torch: the penalty's autograd gradient).
+    pub l2: f64,
 }
 
 impl Default for AdamConfig {
@@ -51,6 +54,7 @@ impl Default for AdamConfig {
             eps: 1e-8,
             weight_decay: 0.0,
             decoupled: false,
+            l2: 0.0,
         }
     }
 }
@@ -77,7 +81,21 @@ impl AdamConfig {
         if self.weight_decay < 0.0 {
             return Err(format!("invalid Adam weight decay {}", self.weight_decay));
         }
+        if self.l2 < 0.0 {
+            return Err(format!("invalid L2 penalty {}", self.l2));
+        }
         Ok(())
+    }
+
+    /// What the gradient gains per unit of the parameter: 2λ of the L2 penalty, and Adam's
+    /// (not AdamW's) weight decay.
+    pub fn coupled_decay(&self) -> f64 {
+        2.0 * self.l2
+            + if self.decoupled {
+                0.0
+            } else {
+                self.weight_decay
+            }
     }
 
     /// `(1 − β1^t, 1 − β2^t)` for the 1-based step `t`, in f64 as PyTorch computes them.
@@ -132,6 +150,7 @@ pub fn sgd_step(
 }
 
 /// One Adam / AdamW step (`_single_tensor_adam`), `step` counting from 1:
+///   g ← g + 2λ·p (an L2 penalty's gradient);
 ///   AdamW: p ← p·(1 − lr·wd);  Adam: g ← g + wd·p;
 ///   m ← β1·m + (1 − β1)·g   (PyTorch writes m.lerp_(g, 1 − β1): the same value);
 ///   v ← β2·v + (1 − β2)·g²;
@@ -156,7 +175,7 @@ pub fn adam_step(
     let bias_correction2_sqrt = bias_correction2.sqrt();
     for i in 0..n {
         let mut p = param[i] as f64;
-        let mut g = grad[i] as f64;
+        let mut g = grad[i] as f64 + 2.0 * config.l2 * p;
         if config.decoupled {
             p *= 1.0 - lr * config.weight_decay;
         } else {

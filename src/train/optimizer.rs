@@ -6,8 +6,9 @@
 //! An L2 penalty is Keras's `kernel_regularizer=l2(λ)`: it adds λ·Σw² over the chosen tensors
 //! to the loss, so 2λ·w to their gradient before the optimizer sees it, which is exactly
 //! torch.optim's coupled `weight_decay` 2λ (SGD and Adam add wd·p to the gradient first) on
-//! those tensors only. As PyTorch's weight decay, it is left out of the reported loss (Keras
-//! adds it to the loss it prints).
+//! those tensors only; under AdamW it sits beside the decoupled decay, as the penalty's
+//! autograd gradient would. As PyTorch's weight decay, it is left out of the reported loss
+//! (Keras adds it to the loss it prints).
 
 use std::ops::Range;
 use std::str::FromStr;
@@ -81,22 +82,11 @@ impl OptimizerSettings {
                 config.validate()?;
                 Ok(Group::Sgd(SgdGroup::new(ctx, config)))
             }
-            OptimizerKind::Adamw if l2 != 0.0 && self.weight_decay != 0.0 => Err(format!(
-                "--l2 adds 2λ·w to the gradient, which fer's AdamW update cannot combine with its \
-                 decoupled --weight-decay {} on the same tensors: use --optimizer adam, or \
-                 --weight-decay 0",
-                self.weight_decay
-            )),
             OptimizerKind::Adam | OptimizerKind::Adamw => {
-                // AdamW with no decoupled decay is Adam, which takes the penalty coupled.
-                let decoupled = self.kind == OptimizerKind::Adamw && l2 == 0.0;
                 let config = AdamConfig {
-                    weight_decay: if decoupled {
-                        self.weight_decay
-                    } else {
-                        coupled_decay
-                    },
-                    decoupled,
+                    weight_decay: self.weight_decay,
+                    decoupled: self.kind == OptimizerKind::Adamw,
+                    l2,
                     ..AdamConfig::default()
                 };
                 config.validate()?;
