@@ -109,11 +109,13 @@ pub enum BenchInferError {
     EmptyFrame(String),
     #[error(transparent)]
     Draw(#[from] crate::report::PlotError),
-    #[error("{model}: {error}")]
+    #[error("model `{model}`: {error}")]
     Model {
-        model: String,
+        model: &'static str,
         error: Box<InferError>,
     },
+    #[error(transparent)]
+    Checkpoint(Box<InferError>),
 }
 
 /// Measures the frame's stages and every model of `options`, calling `frame_done` once the
@@ -153,23 +155,13 @@ pub fn run(
     };
     for i in 0..count {
         let architecture = Architecture::default();
-        let (name, opened) = match &options.models {
-            Models::BuiltIn(kinds) => (
-                kinds[i].name().to_string(),
-                Classifier::untrained(ctx, kinds[i], &architecture),
-            ),
-            Models::Checkpoint(path) => (
-                path.display().to_string(),
-                Classifier::open(ctx, path, None, &architecture),
-            ),
-        };
-        let failed = |error| BenchInferError::Model {
-            model: name.clone(),
-            error: Box::new(error),
-        };
-        let classifier = opened.map_err(failed)?;
+        let classifier = match &options.models {
+            Models::BuiltIn(kinds) => Classifier::untrained(ctx, kinds[i], &architecture),
+            Models::Checkpoint(path) => Classifier::open(ctx, path, None, &architecture),
+        }
+        .map_err(|error| failed(&options.models, i, error))?;
         let row = measure_model(ctx, &classifier, &frame, &image, &faces, options, runs_at)
-            .map_err(failed)?;
+            .map_err(|error| failed(&options.models, i, error))?;
         progress(&row);
         models.push(row);
     }
@@ -179,6 +171,18 @@ pub fn run(
         batches: options.batches.clone(),
         models,
     })
+}
+
+/// `error` of the `i`th model of `models`, named unless it is the checkpoint's (which its
+/// errors name).
+fn failed(models: &Models, i: usize, error: InferError) -> BenchInferError {
+    match models {
+        Models::BuiltIn(kinds) => BenchInferError::Model {
+            model: kinds[i].name(),
+            error: Box::new(error),
+        },
+        Models::Checkpoint(_) => BenchInferError::Checkpoint(Box::new(error)),
+    }
 }
 
 /// Decode, detect and draw on the frame at `path`; the frame, its image, and the faces to
