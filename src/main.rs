@@ -503,6 +503,9 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What one frame costs `fer predict` per stage (decode, detect, crop, classify, draw), and
+    /// each model's images/s at several batch sizes.
+    Infer(cli::bench::InferRequest),
     /// Training and inference images/s of one model, the training step split into forward,
     /// backward and optimizer GPU time.
     Step {
@@ -758,6 +761,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 println!("{}", timing_note(report.peak.timing));
             }
+        }
+        Command::Bench(BenchCommand::Infer(request)) => {
+            cli::bench::bench_infer(&open_gpu(&options)?, &request)?;
         }
         Command::Bench(BenchCommand::Step {
             model,

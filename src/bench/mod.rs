@@ -1,6 +1,7 @@
 //! `fer bench`: throughput of kernels on this adapter, each against a reference measured in the
 //! same run.
 
+pub mod infer;
 pub mod matmul;
 pub mod peak;
 pub mod step;

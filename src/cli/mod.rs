@@ -1,6 +1,7 @@
 //! What the commands do beyond parsing: load data, run the library, print for people and
 //! write for scripts.
 
+pub mod bench;
 pub mod dry_run;
 pub mod export;
 pub mod models;

@@ -12,10 +12,10 @@ use anyhow::{bail, Context};
 use image::DynamicImage;
 use serde::Serialize;
 
-use fer::data::{open_image, to_spec};
+use fer::data::open_image;
 use fer::gpu::GpuContext;
 use fer::infer::annotate::{annotate, Label};
-use fer::infer::faces::{FaceBox, FaceDetector};
+use fer::infer::faces::{FaceBox, FaceDetector, DEFAULT_MARGIN};
 use fer::infer::Classifier;
 use fer::nn::models::{Architecture, ModelChoice};
 use fer::train::session::{argmax, progress_bar};
@@ -35,7 +35,7 @@ pub struct PredictRequest {
     #[arg(long)]
     pub no_detect: bool,
     /// Grow each found face's box by this share of its size on every side before cropping.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = DEFAULT_MARGIN)]
     #[arg(value_parser = options::fraction::<f32>, allow_hyphen_values = true)]
     pub margin: f32,
     /// Write each image with its faces' boxes, labels and probability bars to this folder (PNG).
@@ -115,7 +115,6 @@ pub fn predict(
                 file.path.display()
             ),
         };
-        let (width, height) = (image.width(), image.height());
         let faces: Vec<FaceBox> = match detector.as_mut() {
             Some(detector) => detector.detect(&image),
             // An empty image (0 pixels wide or high) has no face to classify.
@@ -124,12 +123,9 @@ pub fn predict(
                 .filter(|face| face.width > 0 && face.height > 0)
                 .collect(),
         };
+        // With --no-detect the face is the whole image, which a margin cannot grow.
         for face in &faces {
-            let crop = match detector {
-                Some(_) => face.with_margin(request.margin, width, height).crop(&image),
-                None => image.clone(),
-            };
-            crops.extend(to_spec(crop, &description.input).0);
+            crops.extend(face.to_input(&image, request.margin, &description.input));
         }
         boxes.push((file.path.clone(), faces));
     }

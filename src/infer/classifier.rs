@@ -2,17 +2,20 @@
 //! classes its outputs name, from the checkpoint's description or, for an older checkpoint,
 //! from the model the command line names.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use thiserror::Error;
 
 use super::tta::{self, Tta};
+use crate::data::batch::to_normalized_f32;
 use crate::data::{fer2013, Dataset};
-use crate::gpu::GpuContext;
-use crate::graph::{GraphError, Model};
-use crate::nn::models::{Architecture, ModelChoice};
+use crate::gpu::{GpuBuffer, GpuContext, GpuError};
+use crate::graph::{GraphError, Model, Plan};
+use crate::nn::models::{Architecture, ModelChoice, ModelKind};
 use crate::train::checkpoint::{self, CheckpointError, Description};
-use crate::train::runner::{Evaluation, RunError, Runner};
+use crate::train::runner::{Evaluation, InFlight, RunError, Runner};
 use crate::train::session::softmax_rows;
 
 /// Why a checkpoint cannot classify: one sentence naming the file.
@@ -48,6 +51,33 @@ pub enum InferError {
     Graph(#[from] GraphError),
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+}
+
+impl InferError {
+    /// Whether the model does not fit the adapter at the batch size asked (a buffer over its
+    /// limits, or memory exhausted), rather than something else going wrong.
+    pub fn does_not_fit(&self) -> bool {
+        let gpu = |error: &GpuError| {
+            matches!(
+                error,
+                GpuError::OutOfMemory { .. } | GpuError::Allocation { .. }
+            )
+        };
+        let graph = |error: &GraphError| match error {
+            GraphError::TensorTooLarge { .. }
+            | GraphError::TooLarge { .. }
+            | GraphError::TensorUnbindable { .. } => true,
+            GraphError::Gpu(error) => gpu(error),
+            _ => false,
+        };
+        match self {
+            InferError::Graph(error) | InferError::Run(RunError::Graph(error)) => graph(error),
+            InferError::Gpu(error) | InferError::Run(RunError::Gpu(error)) => gpu(error),
+            _ => false,
+        }
+    }
 }
 
 pub struct Classifier {
@@ -56,6 +86,9 @@ pub struct Classifier {
     /// False for a checkpoint without a description: its model came from the command line and
     /// its class names are assumed (FER2013's for seven outputs) until the data names them.
     pub self_described: bool,
+    /// Inference plans by batch size, kept between calls so that classifying a frame at a time
+    /// builds no buffers, bind groups or kernels: those of the last call's sizes only.
+    plans: Mutex<HashMap<usize, Plan>>,
 }
 
 /// What `path` holds: its description (which `asked`, when given, must agree with), and whether
@@ -103,11 +136,7 @@ impl Classifier {
             .build(ctx, &description.architecture, 0)?
             .ok_or(InferError::Baseline)?;
         checkpoint::load(ctx, &model, path)?;
-        let outputs = model
-            .shapes(1)?
-            .last()
-            .and_then(|shape| shape.last().copied())
-            .unwrap_or(0);
+        let outputs = output_count(&model)?;
         if !self_described {
             description.classes = assumed_classes(outputs);
         } else if description.classes.len() != outputs {
@@ -121,6 +150,31 @@ impl Classifier {
             model,
             description,
             self_described,
+            plans: Mutex::default(),
+        })
+    }
+
+    /// Built-in model `kind` at `architecture` with fresh weights (seed 0) and assumed class
+    /// names: for measuring speed, which does not depend on the weights.
+    pub fn untrained(
+        ctx: &GpuContext,
+        kind: ModelKind,
+        architecture: &Architecture,
+    ) -> Result<Self, InferError> {
+        let choice = ModelChoice::BuiltIn(kind);
+        let model = choice
+            .build(ctx, architecture, 0)?
+            .ok_or(InferError::Baseline)?;
+        Ok(Classifier {
+            description: Description {
+                input: choice.input(architecture),
+                model: choice,
+                architecture: architecture.clone(),
+                classes: assumed_classes(output_count(&model)?),
+            },
+            model,
+            self_described: false,
+            plans: Mutex::default(),
         })
     }
 
@@ -165,29 +219,69 @@ impl Classifier {
     }
 
     /// Each image's class probabilities, for images of the model's input spec (channel planes,
-    /// `[channels, height, width]` bytes each, back to back).
+    /// `[channels, height, width]` bytes each, back to back), in batches of `batch_size`.
+    ///
+    /// The forward pass `fer eval` runs (the same normalisation and kernels, so the same
+    /// numbers) without its loss; each batch's logits are copied into one buffer, read back once.
     pub fn probabilities(
         &self,
         ctx: &GpuContext,
         images: Vec<u8>,
         batch_size: usize,
     ) -> Result<Vec<Vec<f32>>, InferError> {
-        let count = images.len() / self.description.input.shape().iter().product::<usize>();
+        let input = &self.description.input;
+        let count = images.len() / input.shape().iter().product::<usize>();
         if count == 0 {
             return Ok(Vec::new());
         }
+        let batch_size = batch_size.clamp(1, count);
+        let classes = self.description.classes.len();
         let unlabelled = Dataset::new(
-            self.description.input.clone(),
+            input.clone(),
             self.description.classes.clone(),
             images,
             vec![0; count],
         );
-        let evaluation = self.evaluate(ctx, &unlabelled, batch_size)?;
-        Ok(softmax_rows(
-            &evaluation.logits,
-            self.description.classes.len(),
-        ))
+        let mut plans = self.plans.lock().unwrap_or_else(PoisonError::into_inner);
+        plans.retain(|&size, _| size == batch_size || size == count % batch_size);
+        let logits = GpuBuffer::zeros(ctx, "inference logits", count * classes);
+        let row_bytes = (classes * 4) as u64;
+        let order: Vec<usize> = (0..count).collect();
+        let mut in_flight = InFlight::default();
+        for (i, indices) in order.chunks(batch_size).enumerate() {
+            let size = indices.len();
+            let plan = match plans.entry(size) {
+                Entry::Occupied(built) => built.into_mut(),
+                Entry::Vacant(slot) => {
+                    let what =
+                        format!("building model `{}` for batches of {size}", self.model.name);
+                    slot.insert(ctx.guard(&what, || self.model.plan(ctx, size))?)
+                }
+            };
+            plan.input()
+                .write(ctx, &to_normalized_f32(&unlabelled, indices));
+            let mut encoder = ctx.device.create_command_encoder(&Default::default());
+            plan.record_forward(&mut encoder.begin_compute_pass(&Default::default()), false);
+            encoder.copy_buffer_to_buffer(
+                plan.logits().raw(),
+                plan.logits().offset_bytes(),
+                logits.raw(),
+                logits.offset_bytes() + (i * batch_size) as u64 * row_bytes,
+                Some(size as u64 * row_bytes),
+            );
+            in_flight.submit(ctx, encoder)?;
+        }
+        Ok(softmax_rows(&logits.read(ctx)?, classes))
     }
+}
+
+/// The number of outputs (classes) of `model`.
+fn output_count(model: &Model) -> Result<usize, GraphError> {
+    Ok(model
+        .shapes(1)?
+        .last()
+        .and_then(|shape| shape.last().copied())
+        .unwrap_or(0))
 }
 
 /// Whether the model a checkpoint holds is the one a command names: the same built-in model

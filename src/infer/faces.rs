@@ -6,9 +6,15 @@
 use image::{DynamicImage, GenericImageView, GrayImage};
 use rustface::{Detector, ImageData};
 
+use crate::data::{to_spec, ImageSpec};
+
 /// SeetaFace's frontal face model, as the `rustface` crate ships it (BSD-2-Clause, see
 /// `assets/seeta_fd_frontal_v1.0.LICENSE`).
 const MODEL: &[u8] = include_bytes!("../../assets/seeta_fd_frontal_v1.0.bin");
+
+/// How much `fer predict` grows a found face's box on every side before cropping, as a share
+/// of its size: the detector's box is tight around the eyes and mouth, training crops are not.
+pub const DEFAULT_MARGIN: f32 = 0.1;
 
 /// The smallest face the cascade looks for, in pixels (its window; rustface refuses less).
 const MIN_FACE: u32 = 20;
@@ -52,6 +58,14 @@ impl FaceBox {
     /// The part of `image` inside this box.
     pub fn crop(&self, image: &DynamicImage) -> DynamicImage {
         image.crop_imm(self.x, self.y, self.width, self.height)
+    }
+
+    /// This face of `image` as a classifier of input `spec` reads it: grown by `margin` (see
+    /// [`FaceBox::with_margin`]), cropped and brought to the spec as training brought its
+    /// images.
+    pub fn to_input(&self, image: &DynamicImage, margin: f32, spec: &ImageSpec) -> Vec<u8> {
+        let face = self.with_margin(margin, image.width(), image.height());
+        to_spec(face.crop(image), spec).0
     }
 }
 

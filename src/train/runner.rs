@@ -525,12 +525,16 @@ impl<'a> StepPhases<'a> {
 /// Keeps at most two submissions in flight, so the CPU prepares the next batch while the GPU
 /// runs this one without queueing unbounded work.
 #[derive(Default)]
-struct InFlight {
+pub(crate) struct InFlight {
     previous: Option<wgpu::SubmissionIndex>,
 }
 
 impl InFlight {
-    fn submit(&mut self, ctx: &GpuContext, encoder: wgpu::CommandEncoder) -> Result<(), GpuError> {
+    pub(crate) fn submit(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: wgpu::CommandEncoder,
+    ) -> Result<(), GpuError> {
         let index = ctx.queue.submit([encoder.finish()]);
         if let Some(previous) = self.previous.replace(index) {
             ctx.device.poll(wgpu::PollType::Wait {
