@@ -8,9 +8,10 @@ FER2013 without `disgust` (the class with 436 training faces), each 48×48 grey 
 to 222×222 bilinearly (Keras's resize) and stored as RGB PNG with three equal channels (lossless,
 so the upscale is the only change). A seeded sample of each class: by default 200 train and 50
 val images per class (1,200 / 300). That size is what a software adapter affords: one
-keras_cnn training image costs 3 × 0.77 GFLOP at full width, so even at a quarter of the width
-an epoch of 1,200 takes about a minute on lavapipe; equal counts make chance 1/6, and 300 val
-images put one run's accuracy within about ±3 points (one standard error at 50%).
+keras_cnn training image costs 3 × 0.77 GFLOP at full width (its 222×222 layers shrink least
+with the width), and at an eighth of the width an epoch of 1,200 took 135–225 s on lavapipe
+(2 cores shared with other builds); equal counts make chance 1/6, and 300 val images put one
+run's accuracy within about ±3 points (one standard error at 50%).
 """
 import argparse
 import random
