@@ -530,13 +530,24 @@ impl DemoModels {
 }
 
 /// How `fer demo` sizes itself: full size on a real GPU; on a software adapter a smaller
-/// synthetic set, a narrower cnn and the source studies' models at an eighth of their width,
-/// so every model finishes in minutes on a laptop CPU.
+/// synthetic set, a narrower cnn and the source studies' models at an eighth of their width
+/// on fewer faces for fewer epochs, so every model finishes in minutes on a laptop CPU.
 pub struct DemoScale {
     pub synthetic_train: usize,
     pub architecture: Architecture,
+    /// The source studies' models' (basic_cnn ..) training faces, and the most epochs they
+    /// train (none: the demo's): ten epochs of unet or newnet on 2,800 faces take hours on
+    /// lavapipe.
+    pub source_train: usize,
+    pub source_most_epochs: Option<usize>,
     pub note: Option<String>,
 }
+
+/// The source studies' models in `fer demo` on a software adapter: enough to show each one
+/// trains. On lavapipe with 2 cores loaded by other builds (the scaled cnn at 120 s an epoch,
+/// 14 s unloaded) the seven took 625 s at this size, newnet the longest (221 s).
+const SOFTWARE_SOURCE_FACES: usize = 700;
+const SOFTWARE_SOURCE_EPOCHS: usize = 1;
 
 impl DemoScale {
     pub fn for_adapter(ctx: &GpuContext) -> Self {
@@ -548,17 +559,23 @@ impl DemoScale {
             DemoScale {
                 synthetic_train: 2800,
                 note: Some(format!(
-                    "{}, the source studies' models at 1/{} of their width; run on a GPU for \
-                     full size",
+                    "{}, the source studies' models at 1/{} of their width on {} faces for at \
+                     most {} epoch(s); run on a GPU for full size",
                     architecture.scaled_cnn_note(),
-                    architecture.width_divisor
+                    architecture.width_divisor,
+                    SOFTWARE_SOURCE_FACES,
+                    SOFTWARE_SOURCE_EPOCHS,
                 )),
                 architecture,
+                source_train: SOFTWARE_SOURCE_FACES,
+                source_most_epochs: Some(SOFTWARE_SOURCE_EPOCHS),
             }
         } else {
             DemoScale {
                 synthetic_train: 11200,
                 architecture: Architecture::default(),
+                source_train: 11200,
+                source_most_epochs: None,
                 note: None,
             }
         }
@@ -589,13 +606,22 @@ pub fn demo(
         ctx.restart_tuning_budget();
         let mut settings = TrainSettings::study(model, seed);
         settings.architecture = scale.architecture.clone();
-        // Models that read the same spec share one set of faces.
+        let (synthetic_train, most_epochs) = if ModelKind::STUDY.contains(&model) {
+            (scale.synthetic_train, None)
+        } else {
+            (scale.source_train, scale.source_most_epochs)
+        };
+        // Models that read the same spec and count share one set of faces.
         let spec = input_spec(model, &settings.architecture);
         let splits = match loaded.take() {
-            Some(splits) if *splits.train.spec() == spec => splits,
+            Some(splits)
+                if *splits.train.spec() == spec && splits.train.len() == synthetic_train =>
+            {
+                splits
+            }
             _ => DataSource {
                 path: None,
-                synthetic_train: scale.synthetic_train,
+                synthetic_train,
                 seed,
                 spec,
                 val_split: None,
@@ -603,7 +629,7 @@ pub fn demo(
             .load()?,
         };
         let splits = loaded.insert(splits);
-        settings.epochs = epochs;
+        settings.epochs = most_epochs.map_or(epochs, |most| epochs.min(most));
         let started = Instant::now();
         let trained = train(ctx, splits, &settings, results, &command)?;
         let params = trained
@@ -613,17 +639,20 @@ pub fn demo(
         rows.push((
             model,
             params,
+            (synthetic_train, settings.epochs),
             trained.val.accuracy,
             started.elapsed().as_secs_f64(),
         ));
         println!();
     }
-    println!("model          parameters   val accuracy   train time");
-    for (model, params, accuracy, seconds) in rows {
+    println!("model          parameters   faces  epochs   val accuracy   train time");
+    for (model, params, (faces, epochs), accuracy, seconds) in rows {
         println!(
-            "{:<13} {:>11} {:>14.4} {:>10.1} s",
+            "{:<13} {:>11} {:>7} {:>7} {:>14.4} {:>10.1} s",
             model.name(),
             params,
+            faces,
+            epochs,
             accuracy,
             seconds
         );
