@@ -3,6 +3,7 @@
 
 pub mod dry_run;
 pub mod export;
+pub mod live;
 pub mod models;
 pub mod options;
 pub mod predict;
