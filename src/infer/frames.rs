@@ -70,6 +70,12 @@ pub trait FrameSource {
     /// The next frame, `None` at the end.
     fn next_frame(&mut self) -> Option<Result<RgbImage, FrameError>>;
 
+    /// Whether frames keep coming whether or not they are read (a camera): the loop then takes
+    /// the latest rather than every one.
+    fn is_live(&self) -> bool {
+        false
+    }
+
     /// Files passed over because they are not images (a folder of frames only).
     fn skipped(&self) -> usize {
         0
@@ -338,6 +344,10 @@ mod camera {
     }
 
     impl FrameSource for Capture {
+        fn is_live(&self) -> bool {
+            true
+        }
+
         fn next_frame(&mut self) -> Option<Result<RgbImage, FrameError>> {
             let failed = |error: nokhwa::NokhwaError| FrameError::Camera {
                 index: self.index,

@@ -3,11 +3,11 @@
 //!
 //! The source runs on a thread of its own and hands frames over a channel that holds one, so
 //! the next frame is decoded or captured while the current one is detected, classified and
-//! drawn.
+//! drawn (a camera's frames that find the channel full are dropped).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, TrySendError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -161,12 +161,19 @@ fn start_source(source: Source) -> Receiver<Message> {
             Ok(frames) => frames,
             Err(error) => return drop(sender.send(Message::Failed(error))),
         };
+        let live = frames.is_live();
         while let Some(frame) = frames.next_frame() {
             let message = match frame {
                 Ok(frame) => Message::Frame(frame, Instant::now()),
                 Err(error) => Message::Failed(error),
             };
-            if sender.send(message).is_err() {
+            // A camera's frame that finds the loop busy is dropped, so the loop always takes a
+            // recent one; a video or folder waits for its turn.
+            let listening = match live {
+                true => !matches!(sender.try_send(message), Err(TrySendError::Disconnected(_))),
+                false => sender.send(message).is_ok(),
+            };
+            if !listening {
                 return;
             }
         }
