@@ -212,6 +212,13 @@ fn bad_sources_are_refused_in_one_sentence() {
         &[&text(&c411), "colour space"],
     );
 
+    let header_only = dir.join("header-only.y4m");
+    std::fs::write(&header_only, b"YUV4MPEG2 W320 H240 F25:1 C420jpeg\n").unwrap();
+    refused(
+        &live(&["--video", &text(&header_only), "--no-window"]),
+        &[&text(&header_only), "no frames"],
+    );
+
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     refused(

@@ -38,8 +38,10 @@ pub enum FrameError {
         width: usize,
         height: usize,
     },
-    #[error("video {path} breaks off in frame {frame}: {reason}")]
-    Truncated {
+    #[error("video {0} holds no frames")]
+    NoFrames(PathBuf),
+    #[error("video {path} is damaged at frame {frame}: {reason}")]
+    Damaged {
         path: PathBuf,
         frame: usize,
         reason: String,
@@ -148,8 +150,12 @@ impl FrameSource for Y4mVideo {
         self.frame += 1;
         match self.decoder.read_frame() {
             Ok(frame) => Some(Ok(self.colours.to_rgb(&frame))),
+            // The y4m crate reads a last frame cut short as the end of the video.
+            Err(y4m::Error::EOF) if self.frame == 1 => {
+                Some(Err(FrameError::NoFrames(self.path.clone())))
+            }
             Err(y4m::Error::EOF) => None,
-            Err(error) => Some(Err(FrameError::Truncated {
+            Err(error) => Some(Err(FrameError::Damaged {
                 path: self.path.clone(),
                 frame: self.frame,
                 reason: error.to_string(),
