@@ -5,6 +5,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use image::{Rgb, RgbImage};
@@ -257,12 +258,16 @@ struct Xvfb {
 }
 
 impl Xvfb {
-    /// Xvfb on the first free display from :90, or `None` where Xvfb is not installed.
+    /// Xvfb on a free display from :90 (tests of this file running at once each take their
+    /// own number), or `None` where Xvfb does not start.
     fn start(size: (u32, u32)) -> Option<Xvfb> {
-        let number = (90..200).find(|n| {
-            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        })?;
+        static NEXT: AtomicU32 = AtomicU32::new(90);
+        let number = std::iter::from_fn(|| Some(NEXT.fetch_add(1, Ordering::Relaxed)))
+            .take_while(|&n| n < 1000)
+            .find(|n| {
+                !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                    && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            })?;
         let server = Command::new("Xvfb")
             .arg(format!(":{number}"))
             .args(["-screen", "0", &format!("{}x{}x24", size.0, size.1)])
@@ -304,7 +309,11 @@ impl Xvfb {
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
-        let _ = self.server.kill();
+        // SIGTERM, so the server removes its socket and lock file (Child::kill's SIGKILL leaves
+        // them behind, using up display numbers).
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.server.id().to_string()])
+            .status();
         let _ = self.server.wait();
     }
 }
