@@ -81,6 +81,8 @@ enum Command {
     Export(ExportArgs),
     /// Find the faces in photos and classify each with a checkpoint.
     Predict(PredictArgs),
+    /// Classify the faces of a video, a folder of frames or a camera live, in a window.
+    Live(LiveArgs),
     /// Train the study's four models (or --models all) on synthetic faces and compare them
     /// (scaled down on a CPU adapter).
     Demo {
@@ -443,6 +445,16 @@ struct PredictArgs {
     request: cli::predict::PredictRequest,
 }
 
+#[derive(Args)]
+struct LiveArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    architecture: ArchArgs,
+    #[command(flatten)]
+    request: cli::live::LiveRequest,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum SplitArg {
     Train,
@@ -659,6 +671,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let architecture = args.architecture.architecture()?;
             let ctx = open_gpu(&options)?;
             cli::predict::predict(&ctx, model.as_ref(), &architecture, &args.request)?;
+        }
+        Command::Live(args) => {
+            let model = args.model.named()?;
+            let architecture = args.architecture.architecture()?;
+            let ctx = open_gpu(&options)?;
+            cli::live::live(&ctx, model.as_ref(), &architecture, &args.request)?;
         }
         Command::Recipes { show, model } => match show {
             Some(name) => print!("{}", cli::recipes::show(&name, &model.into())?),

@@ -2,9 +2,7 @@
 //! `fer predict` on faces, cropped or found by the detector.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 
 use fer::data::synthetic::{generate, SplitSizes};
 use fer::data::{fer2013, ImageSpec};
@@ -14,39 +12,7 @@ use fer::nn::models::{spec, Architecture, ModelChoice, ModelKind};
 use fer::train::checkpoint::{self, Description};
 
 mod common;
-use common::{fer, refused, scratch, succeeded};
-
-fn text(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
-}
-
-/// The softmax model trained one step on 16 synthetic faces: its checkpoint, trained once for
-/// all the tests of this file.
-fn trained_softmax() -> PathBuf {
-    static TRAINED: OnceLock<PathBuf> = OnceLock::new();
-    TRAINED
-        .get_or_init(|| train_softmax(&scratch("trained")))
-        .clone()
-}
-
-fn train_softmax(dir: &Path) -> PathBuf {
-    succeeded(&fer(&[
-        "--no-autotune",
-        "train",
-        "--model",
-        "softmax",
-        "--synthetic-train",
-        "16",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--results",
-        &text(dir),
-        "--quiet",
-    ]));
-    dir.join("softmax/model.safetensors")
-}
+use common::{fer, refused, rustface_photo, scratch, succeeded, text, trained_softmax};
 
 fn gpu() -> GpuContext {
     GpuContext::new(&GpuOptions::from_env().expect("FER_BACKEND")).expect("a GPU adapter")
@@ -235,36 +201,6 @@ fn predict_on_cropped_faces_agrees_with_eval_on_the_same_files() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The photo the `rustface` crate ships (the 1927 Solvay conference, 29 faces), found where
-/// cargo unpacked the crate (for this host only: the other platforms' crates are not fetched).
-fn rustface_photo() -> PathBuf {
-    let rustc = Command::new("rustc")
-        .arg("-vV")
-        .output()
-        .expect("rustc runs");
-    let rustc = String::from_utf8_lossy(&rustc.stdout);
-    let host = rustc
-        .lines()
-        .find_map(|line| line.strip_prefix("host: "))
-        .expect("rustc names its host");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
-        .args(["--filter-platform", host, "--manifest-path"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-        .output()
-        .expect("cargo metadata runs");
-    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata");
-    let manifest = metadata["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|package| package["name"] == "rustface")
-        .and_then(|package| package["manifest_path"].as_str())
-        .expect("rustface is a dependency");
-    Path::new(manifest).with_file_name("test.png")
 }
 
 #[test]

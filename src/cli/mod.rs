@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod dry_run;
 pub mod export;
+pub mod live;
 pub mod models;
 pub mod options;
 pub mod predict;

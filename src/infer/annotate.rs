@@ -58,6 +58,29 @@ pub fn annotate(image: &DynamicImage, labels: &[Label]) -> Result<RgbImage, Plot
     Ok(rgb)
 }
 
+/// `text` (such as the frame rate) written in the top-left corner of `image`, white on dark.
+pub fn caption(image: &mut RgbImage, text: &str) -> Result<(), PlotError> {
+    ensure_font_registered()?;
+    let size = image.dimensions();
+    let font_size = (size.0.min(size.1) as i32 / 20).clamp(12, 32);
+    let fail = |reason: String| PlotError::Draw {
+        plot: "caption",
+        reason,
+    };
+    let root = BitMapBackend::with_buffer(image, size).into_drawing_area();
+    let font = ("sans-serif", font_size).into_font().color(&WHITE);
+    let (width, height) = root
+        .estimate_text_size(text, &font)
+        .map_err(|error| fail(error.to_string()))?;
+    root.draw(&Rectangle::new(
+        [(0, 0), (width as i32 + 8, height as i32 + 6)],
+        BAR_BACKGROUND.filled(),
+    ))
+    .and_then(|()| root.draw(&Text::new(text, (4, 3), font)))
+    .and_then(|()| root.present())
+    .map_err(|error| fail(error.to_string()))
+}
+
 fn draw_label<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     label: &Label,

@@ -1,7 +1,11 @@
-//! What the CLI tests share: running the `fer` binary and reading how it answered.
+//! What the CLI tests share: running the `fer` binary and reading how it answered, a trained
+//! checkpoint and a photo with faces.
+// Each test file compiles this module and uses some of it.
+#![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 pub fn fer(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fer"))
@@ -42,4 +46,67 @@ pub fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a scratch folder");
     dir
+}
+
+/// A path as a command-line argument.
+pub fn text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// The softmax model trained one step on 16 synthetic faces: its checkpoint, trained once for
+/// all the tests of a file.
+pub fn trained_softmax() -> PathBuf {
+    static TRAINED: OnceLock<PathBuf> = OnceLock::new();
+    TRAINED
+        .get_or_init(|| train_softmax(&scratch("trained")))
+        .clone()
+}
+
+fn train_softmax(dir: &Path) -> PathBuf {
+    succeeded(&fer(&[
+        "--no-autotune",
+        "train",
+        "--model",
+        "softmax",
+        "--synthetic-train",
+        "16",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--results",
+        &text(dir),
+        "--quiet",
+    ]));
+    dir.join("softmax/model.safetensors")
+}
+
+/// The photo the `rustface` crate ships (the 1927 Solvay conference, 29 faces), found where
+/// cargo unpacked the crate (for this host only: the other platforms' crates are not fetched).
+pub fn rustface_photo() -> PathBuf {
+    let rustc = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc runs");
+    let rustc = String::from_utf8_lossy(&rustc.stdout);
+    let host = rustc
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .expect("rustc names its host");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", host, "--manifest-path"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .output()
+        .expect("cargo metadata runs");
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata");
+    let manifest = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|package| package["name"] == "rustface")
+        .and_then(|package| package["manifest_path"].as_str())
+        .expect("rustface is a dependency");
+    Path::new(manifest).with_file_name("test.png")
 }
