@@ -2,7 +2,7 @@
 //! `fer predict` on faces, cropped or found by the detector.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use fer::data::synthetic::{generate, SplitSizes};
 use fer::data::{fer2013, ImageSpec};
