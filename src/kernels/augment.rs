@@ -191,6 +191,20 @@ struct EraseParams {
     _pad: [u32; 3],
 }
 
+/// The structs this module uploads, for the layout test.
+#[doc(hidden)]
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![
+        uniform_layout!(shaders::AUGMENT, SampleParams:
+            batch, channels, height, width, out_height, out_width, fill, fill_value
+        ),
+        uniform_layout!(shaders::AUGMENT, JitterParams:
+            batch, channels, plane, contrast, mean, deviation
+        ),
+        uniform_layout!(shaders::AUGMENT, EraseParams: n, channels, height, width, value, _pad),
+    ]
+}
+
 /// The boxes `RandomErasing::draw` returns, as the erase kernel reads them.
 pub fn erase_words(boxes: &[[u32; 4]]) -> Vec<u32> {
     boxes.iter().flatten().copied().collect()

@@ -32,6 +32,15 @@ struct Params {
     dropout_scale: f32,
 }
 
+/// The structs this module uploads, for the layout test.
+#[doc(hidden)]
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![uniform_layout!(shaders::BATCHNORM, Params:
+        batch, channels, spatial, count, momentum, eps, unbiased_factor, quads,
+        dropout_seed_lo, dropout_seed_hi, dropout_threshold, dropout_scale
+    )]
+}
+
 /// What the kernels apply to batch norm's output on behalf of the layers after it: a ReLU,
 /// then (only after the ReLU, whose gate the backward pass reuses) a dropout.
 #[derive(Clone, Copy, Debug, Default)]

@@ -20,6 +20,14 @@ struct Params {
     _pad: [u32; 2],
 }
 
+/// The structs this module uploads, for the layout test.
+#[doc(hidden)]
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![uniform_layout!(shaders::CONCAT, Params:
+        batch, run, src_item, src_start, dst_item, dst_start, _pad
+    )]
+}
+
 /// Does `copy` from `src` into `dst` (twin: [`crate::reference::concat::copy_channels`]).
 pub fn copy_channels(
     ctx: &GpuContext,

@@ -36,6 +36,15 @@ struct Params {
     _pad: [u32; 2],
 }
 
+/// The structs this module uploads, for the layout test.
+#[doc(hidden)]
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![uniform_layout!(shaders::CONV2D, Params:
+        batch, in_channels, out_channels, height, width, kernel_h, kernel_w, padding, out_h,
+        out_w, m, n, k, vec4_a, _pad
+    )]
+}
+
 /// The buffers of `output = conv2d(input, weight) + bias`.
 pub struct Conv2dOperands<'a> {
     /// `[batch, in_channels, height, width]`

@@ -16,6 +16,12 @@ struct Params {
     _pad: [u32; 3],
 }
 
+/// The structs this module uploads, for the layout test.
+#[doc(hidden)]
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![uniform_layout!(shaders::ELEMENTWISE, Params: n, seed_lo, seed_hi, threshold, a, _pad)]
+}
+
 /// The cost of one element: `flops` and the f32 values read plus written for it.
 fn per_element(flops: f64, values_moved: usize) -> Cost {
     Cost {

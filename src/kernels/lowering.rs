@@ -26,6 +26,15 @@ struct Params {
     _pad: u32,
 }
 
+/// The structs this module uploads, for the layout test.
+#[doc(hidden)]
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![uniform_layout!(shaders::LOWERING, Params:
+        batch, channels, height, width, kernel_h, kernel_w, padding, out_h, out_w, spatial, n,
+        _pad
+    )]
+}
+
 impl Params {
     fn conv(shape: &Conv2dShape, n: usize) -> Self {
         Params {

@@ -146,6 +146,14 @@ struct Params {
     _pad: u32,
 }
 
+/// The structs this module uploads, for the layout test.
+#[doc(hidden)]
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![uniform_layout!(shaders::MATMUL, Params:
+        m, n, k, batch, stride_a, stride_b, stride_c, vec4_a, vec4_b, lda, ldc, _pad
+    )]
+}
+
 /// The buffers of one product: `c = epilogue(op(a) · op(b) + bias)`.
 pub struct MatmulOperands<'a> {
     pub a: &'a GpuBuffer,

@@ -222,6 +222,19 @@ struct AdamHyper {
     _pad: u32,
 }
 
+/// The structs this module uploads, for the layout test.
+#[doc(hidden)]
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![
+        uniform_layout!(shaders::OPTIM, SgdParams: n, momentum, one_minus_dampening, weight_decay),
+        uniform_layout!(shaders::OPTIM, SgdHyper: lr, first_step, _pad),
+        uniform_layout!(shaders::OPTIM, AdamParams:
+            n, one_minus_beta1, beta2, one_minus_beta2, eps, coupled_decay, _pad
+        ),
+        uniform_layout!(shaders::OPTIM, AdamHyper: step_size, bias_correction2_sqrt, decay, _pad),
+    ]
+}
+
 /// An Adam / AdamW parameter group: its config and the per-step scalars its dispatches read.
 pub struct AdamGroup {
     config: AdamConfig,

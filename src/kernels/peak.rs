@@ -17,6 +17,12 @@ struct Params {
     _pad: [u32; 3],
 }
 
+/// The structs this module uploads, for the layout test.
+#[doc(hidden)]
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![uniform_layout!(shaders::PEAK, Params: count, _pad)]
+}
+
 /// A dispatch with the floating-point operations or bytes of memory traffic it performs.
 pub struct Work {
     pub dispatch: Dispatch,

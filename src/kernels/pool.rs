@@ -83,6 +83,15 @@ struct Params {
     channels: u32,
 }
 
+/// The structs this module uploads, for the layout test.
+#[doc(hidden)]
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![uniform_layout!(shaders::POOL, Params:
+        planes, height, width, out_height, out_width, kernel, stride, dropout_seed_lo,
+        dropout_seed_hi, dropout_threshold, dropout_scale, channels
+    )]
+}
+
 impl Params {
     /// A max pool's, with the dropout it applies after itself (see [`max_pool2d`]), or an
     /// average pool's.

@@ -14,6 +14,12 @@ struct Params {
     _pad: u32,
 }
 
+/// The structs this module uploads, for the layout test.
+#[doc(hidden)]
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![uniform_layout!(shaders::REDUCE, Params: outer, channels, inner, _pad)]
+}
+
 /// Whether [`channel_sum`] runs as `column_sum`: one invocation per four channels, each adding
 /// its column of `outer` values in order, where rows are single values and there are few.
 pub fn sums_columns(shape: &ChannelSumShape) -> bool {

@@ -21,6 +21,12 @@ struct Params {
     scale: f32,
 }
 
+/// The structs this module uploads, for the layout test.
+#[doc(hidden)]
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![uniform_layout!(shaders::SOFTMAX_CE, Params: rows, classes, label_smoothing, scale)]
+}
+
 /// What the loss reads: logits `[rows, classes]` f32, labels `[rows]` u32, and the optional
 /// class weight `[classes]` f32.
 pub struct SoftmaxCeInputs<'a> {
