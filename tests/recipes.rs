@@ -2,7 +2,7 @@
 //! lack them, and test-time augmentation.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use image::{GrayImage, Luma};
 
@@ -17,7 +17,7 @@ use fer::train::recipe::{Recipe, RecipeError, BUILT_IN};
 use fer::train::session::TrainSettings;
 
 mod common;
-use common::{fer, refused, scratch, succeeded};
+use common::{fer, refused, scratch, succeeded, train_softmax};
 
 fn text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
@@ -331,30 +331,10 @@ fn gpu() -> GpuContext {
     GpuContext::new(&GpuOptions::from_env().expect("FER_BACKEND")).expect("a GPU adapter")
 }
 
-/// The softmax model trained one epoch on 16 synthetic faces.
-fn trained_softmax(dir: &Path) -> PathBuf {
-    succeeded(&fer(&[
-        "--no-autotune",
-        "train",
-        "--model",
-        "softmax",
-        "--synthetic-train",
-        "16",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--results",
-        &text(dir),
-        "--quiet",
-    ]));
-    dir.join("softmax/model.safetensors")
-}
-
 #[test]
 fn flip_tta_averages_the_probabilities_of_the_image_and_its_mirror_image() {
     let dir = scratch("tta");
-    let checkpoint = trained_softmax(&dir);
+    let checkpoint = train_softmax(&dir);
     let ctx = gpu();
     let model = ModelChoice::from(ModelKind::Softmax);
     let classifier = Classifier::open(&ctx, &checkpoint, Some(&model), &Architecture::default())

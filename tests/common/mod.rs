@@ -62,7 +62,8 @@ pub fn trained_softmax() -> PathBuf {
         .clone()
 }
 
-fn train_softmax(dir: &Path) -> PathBuf {
+/// Trains the softmax one epoch on 16 synthetic faces into `dir`; returns its checkpoint.
+pub fn train_softmax(dir: &Path) -> PathBuf {
     succeeded(&fer(&[
         "--no-autotune",
         "train",
