@@ -5,8 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use fer::nn::models::{spec, Architecture, ModelKind};
 use fer::nn::spec::ModelSpec;
 use fer::onnx::proto::ModelProto;
+use fer::train::checkpoint::describe;
 use prost::Message;
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -206,6 +208,30 @@ fn a_checkpoint_that_is_not_the_models_is_named_in_one_sentence() {
     );
 }
 
+/// fer's Linear flattens what it reads; ONNX's Gemm takes rank 2 only, so a Linear after a
+/// global pool (googlenet's `fc`) reads a Flatten the export adds, and one after a Flatten
+/// node (the cnn's) does not get a second.
+#[test]
+fn a_linear_reading_a_feature_map_reads_a_flatten() {
+    let architecture = Architecture {
+        width_divisor: 8,
+        ..Architecture::default()
+    };
+    for (kind, added) in [(ModelKind::Googlenet, true), (ModelKind::Cnn, false)] {
+        let spec = spec(kind, &architecture).expect("a graph model");
+        let model = export(&spec, &checkpoint(&spec));
+        let nodes = model.graph.unwrap().node;
+        let gemms: Vec<_> = nodes.iter().filter(|n| n.op_type() == "Gemm").collect();
+        let first = gemms[0];
+        let reads = nodes
+            .iter()
+            .find(|n| n.output == first.input[..1])
+            .expect("the Gemm's input is a node's output");
+        assert_eq!(reads.op_type(), "Flatten", "{kind:?}");
+        assert_eq!(reads.name().ends_with(".flatten"), added, "{kind:?}");
+    }
+}
+
 fn fer(args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_fer"))
         .args(args)
@@ -282,6 +308,113 @@ fn onnx_runtime_gives_fers_probabilities() {
         String::from_utf8_lossy(&check.stderr)
     );
     assert!(stdout.contains("same prediction 100.00%"), "{stdout}");
+}
+
+/// Grey or RGB noise PNGs at `size`, two per class, in `root/<split>/<class>/`.
+fn noise_folder(root: &Path, split: &str, classes: &[String], [c, h, w]: [usize; 3]) {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut byte = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as u8
+    };
+    for class in classes {
+        let dir = root.join(split).join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..2 {
+            let (w, h) = (w as u32, h as u32);
+            let path = dir.join(format!("{i}.png"));
+            if c == 1 {
+                image::GrayImage::from_fn(w, h, |_, _| image::Luma([byte()]))
+                    .save(path)
+                    .unwrap();
+            } else {
+                image::RgbImage::from_fn(w, h, |_, _| image::Rgb([byte(), byte(), byte()]))
+                    .save(path)
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// Each built-in model (at an eighth of the source studies' width), trained one epoch on
+/// synthetic faces, exported, and run in ONNX Runtime on noise images at its input size: the
+/// probabilities `fer eval` gives, within the 1e-4 (the deep ones sum in other orders).
+#[test]
+#[ignore = "needs python3 with onnxruntime, numpy and pillow (pip install onnxruntime numpy pillow)"]
+fn every_built_in_model_runs_in_onnx_runtime_with_fers_probabilities() {
+    let dir = tempdir("onnx-built-ins");
+    // A plain recipe: the studies' class weights and augmentation need not apply to 16 faces.
+    let recipe = dir.join("plain.toml");
+    std::fs::write(&recipe, "optimizer = \"adam\"\nlr = 0.001\n").unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/onnx_check.py");
+    for kind in ModelKind::ALL.iter().filter(|k| **k != ModelKind::Baseline) {
+        let name = kind.name();
+        let results = dir.join(name);
+        // The synthetic faces have FER2013's seven classes; keras_cnn's study has six.
+        let six_classes = dir.join("six-classes");
+        let source = if *kind == ModelKind::KerasCnn {
+            let classes: Vec<String> = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
+                .map(String::from)
+                .into();
+            noise_folder(&six_classes, "train", &classes, [3, 222, 222]);
+            noise_folder(&six_classes, "val", &classes, [3, 222, 222]);
+            ["--data".to_string(), arg(&six_classes)]
+        } else {
+            ["--synthetic-train".to_string(), "16".to_string()]
+        };
+        fer(&[
+            "--no-autotune",
+            "train",
+            "--model",
+            name,
+            "--width-divisor",
+            "8",
+            &source[0],
+            &source[1],
+            "--batch-size",
+            "8",
+            "--epochs",
+            "1",
+            "--recipe",
+            &arg(&recipe),
+            "--results",
+            &arg(&results),
+            "--quiet",
+        ]);
+        let checkpoint = results.join(name).join("model.safetensors");
+        let described = describe(&checkpoint)
+            .expect("the checkpoint reads")
+            .expect("the checkpoint describes itself");
+        let data = dir.join(format!("{name}-data"));
+        noise_folder(&data, "val", &described.classes, described.input.shape());
+        let onnx = arg(&dir.join(format!("{name}.onnx")));
+        let predictions = arg(&dir.join(format!("{name}.csv")));
+        let checkpoint = arg(&checkpoint);
+        fer(&["export", "--checkpoint", &checkpoint, "--onnx", &onnx]);
+        fer(&[
+            "eval",
+            "--checkpoint",
+            &checkpoint,
+            "--data",
+            &arg(&data),
+            "--predictions",
+            &predictions,
+        ]);
+        let check = Command::new("python3")
+            .args([arg(&script), onnx, predictions, arg(&data)])
+            .args(["--tolerance", "1e-4"])
+            .output()
+            .expect("runs python3");
+        let stdout = String::from_utf8_lossy(&check.stdout);
+        assert!(
+            check.status.success(),
+            "{name}: {stdout}{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        print!("{name}: {stdout}");
+    }
 }
 
 fn arg(path: &Path) -> String {

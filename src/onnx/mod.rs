@@ -68,11 +68,14 @@ pub fn export(
     };
     writer.normalise(&spec.input);
     let live = live_nodes(spec);
+    // Each value's rank as ONNX computes it (the image is NCHW; a global pool keeps rank 4),
+    // to see where a Gemm needs a Flatten.
+    let mut rank: HashMap<String, usize> = HashMap::from([(writer.normalised.clone(), 4)]);
     let mut previous = writer.normalised.clone();
     // Each node's output value; a dropout's is its input's.
     let mut values: HashMap<&str, String> = HashMap::from([(INPUT, previous.clone())]);
     for (node, live) in spec.nodes.iter().zip(live) {
-        let inputs: Vec<String> = if node.inputs.is_empty() {
+        let mut inputs: Vec<String> = if node.inputs.is_empty() {
             vec![previous.clone()]
         } else {
             node.inputs
@@ -92,6 +95,18 @@ pub fn export(
                     .collect::<Result<Vec<String>, ExportError>>()
             };
             let (op_type, extra_inputs, attributes) = operator(&node.op, weights)?;
+            // fer's Linear flattens what it reads (googlenet's follows a global pool); Gemm
+            // takes rank 2 only.
+            if op_type == "Gemm" && rank[&inputs[0]] > 2 {
+                let flat = format!("{}.flatten", node.name);
+                writer.node(&flat, "Flatten", inputs, vec![int("axis", 1)]);
+                inputs = vec![flat];
+            }
+            let output_rank = match op_type {
+                "Flatten" | "Gemm" => 2,
+                _ => rank[&inputs[0]],
+            };
+            rank.insert(node.name.clone(), output_rank);
             writer.node(
                 &node.name,
                 op_type,
