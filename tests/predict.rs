@@ -97,6 +97,9 @@ fn eval_needs_only_the_checkpoint_and_an_old_one_needs_its_model() {
     let old = dir.join("old.safetensors");
     checkpoint::save(&ctx, &model, 1, &old).unwrap();
     refused(&eval(&[], &old), &[&text(&old), "--model"]);
+    // `fer bench infer` has no --model: it points to --models, the weights being beside the point.
+    let bench = fer(&["bench", "infer", "--checkpoint", &text(&old)]);
+    refused(&bench, &[&text(&old), "--models NAME"]);
     let old_named = succeeded(&eval(&["--model", "softmax"], &old));
     assert_eq!(alone.lines().last(), old_named.lines().last());
     let _ = std::fs::remove_dir_all(&dir);

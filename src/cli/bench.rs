@@ -42,6 +42,16 @@ pub fn bench_infer(ctx: &GpuContext, request: &InferRequest) -> anyhow::Result<(
     if request.models.contains(&ModelKind::Baseline) {
         bail!("--models baseline: the baseline counts classes and classifies no image");
     }
+    if let Some(path) = &request.checkpoint {
+        if fer::train::checkpoint::describe(path)?.is_none() {
+            bail!(
+                "checkpoint {} does not say which model it holds (it was written before fer \
+                 checkpoints described themselves): measure its model with --models NAME \
+                 instead, as the speed does not depend on the weights",
+                path.display()
+            );
+        }
+    }
     let models = match (&request.checkpoint, request.models.is_empty()) {
         (Some(path), _) => Models::Checkpoint(path.clone()),
         (None, true) => Models::BuiltIn(
