@@ -6,6 +6,8 @@
 
 use std::str::FromStr;
 
+use fer::train::accepted_in_f32;
+
 /// A whole number of at least `MIN`: counts of epochs, images, steps and sizes.
 pub fn at_least<const MIN: usize>(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
@@ -34,23 +36,14 @@ pub fn fraction<T: FromStr + Into<f64> + Copy>(text: &str) -> Result<T, String> 
     )
 }
 
-/// Parses a `T` that `accept` takes as it is and as the f32 the kernels compute with: NaN,
-/// infinities and numbers beyond f32's range (`--lr 1e300` is an infinite rate on the GPU)
-/// never pass.
+/// Parses a `T` that `accept` takes, in f32's range ([`accepted_in_f32`]).
 fn number<T: FromStr + Into<f64> + Copy>(
     text: &str,
     accept: impl Fn(f64) -> bool,
     what: &str,
 ) -> Result<T, String> {
-    let on_the_gpu = |value: f64| value as f32 as f64;
     match text.trim().parse::<T>() {
-        Ok(value)
-            if on_the_gpu(value.into()).is_finite()
-                && accept(value.into())
-                && accept(on_the_gpu(value.into())) =>
-        {
-            Ok(value)
-        }
+        Ok(value) if accepted_in_f32(value.into(), &accept) => Ok(value),
         _ => Err(format!("must be {what} (in f32's range)")),
     }
 }

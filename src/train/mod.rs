@@ -12,3 +12,5 @@ pub mod resume;
 pub mod runner;
 pub mod schedule;
 pub mod session;
+
+pub use option_text::accepted_in_f32;

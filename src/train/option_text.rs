@@ -6,6 +6,14 @@
 
 use std::str::FromStr;
 
+/// Whether `accept` takes `value` as given and as the f32 the kernels compute with: NaN,
+/// infinities and numbers beyond f32's range never pass (`--lr 1e300` would be an infinite
+/// rate on the GPU). The flags and recipe files hold their numbers to it.
+pub fn accepted_in_f32(value: f64, accept: impl Fn(f64) -> bool) -> bool {
+    let on_the_gpu = value as f32 as f64;
+    on_the_gpu.is_finite() && accept(value) && accept(on_the_gpu)
+}
+
 pub struct OptionText<'a> {
     /// What comes before the colon: a schedule's name, a monitored value, an epoch.
     pub name: &'a str,

@@ -13,6 +13,7 @@ use super::augmentation::Augmentation;
 use super::early_stopping::EarlyStopping;
 use super::loss::{ClassWeights, LossKind};
 use super::optimizer::{L2Penalty, OptimizerKind};
+use super::option_text::accepted_in_f32;
 use super::schedule::{OptimizerSwitch, Schedule};
 use super::session::TrainSettings;
 
@@ -112,17 +113,10 @@ impl Recipe {
             what: &str,
         ) -> Result<Option<T>, RecipeError> {
             match value {
-                // As the flags: finite and accepted as the f32 the kernels compute with too.
-                Some(v)
-                    if !((v.into() as f32).is_finite()
-                        && accept(v.into())
-                        && accept(v.into() as f32 as f64)) =>
-                {
-                    Err(RecipeError::Value {
-                        key,
-                        reason: format!("{} is not {what} (in f32's range)", v.into()),
-                    })
-                }
+                Some(v) if !accepted_in_f32(v.into(), &accept) => Err(RecipeError::Value {
+                    key,
+                    reason: format!("{} is not {what} (in f32's range)", v.into()),
+                }),
                 _ => Ok(value),
             }
         }
