@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use fer::data::batch::{labels_u32, shuffled_indices, to_normalized_f32};
@@ -12,33 +11,12 @@ use fer::data::synthetic::{self, fer2013_class_counts, SplitSizes};
 use fer::data::{load, load_with_options, CacheStatus, DataError, Dataset, ImageSpec, LoadOptions};
 use image::{GrayImage, Luma, Rgb, RgbImage};
 
+mod common;
+use common::TempDir;
+
 /// The four-model study's input, which FER2013's faces already are.
 fn grey() -> ImageSpec {
     ImageSpec::study_grey()
-}
-
-/// A fresh, empty directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let unique = format!(
-            "fer-data-test-{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = std::env::temp_dir().join(unique);
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A 48×48 face whose every pixel is `value`, so a loaded image says which file it came from.

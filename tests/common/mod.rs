@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 pub fn fer(args: &[&str]) -> Output {
@@ -34,6 +35,32 @@ pub fn refused(out: &Output, words: &[&str]) {
         assert!(errors[0].contains(word), "no `{word}` in: {text}");
     }
     assert!(!text.contains("panicked"), "{text}");
+}
+
+/// A fresh, empty folder in the temp folder, `fer-<test file>-<name>-<pid>-<n>` (n counts
+/// within the process, so tests running at once never share one), removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let unique = format!(
+            "fer-{}-{name}-{}-{}",
+            env!("CARGO_CRATE_NAME"),
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = std::env::temp_dir().join(unique);
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// An empty folder for one test: `fer-<test file>-<name>-<pid>` in the temp folder.
