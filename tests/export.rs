@@ -245,26 +245,6 @@ fn fer(args: &[&str]) -> Output {
     output
 }
 
-/// A class folder of random RGB PNGs at the model's 12×12, train and val.
-fn png_folder(root: &Path) {
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    for split in ["train", "val"] {
-        for class in ["a", "b", "c", "d", "e"] {
-            let dir = root.join(split).join(class);
-            std::fs::create_dir_all(&dir).unwrap();
-            for i in 0..3 {
-                let image = image::RgbImage::from_fn(12, 12, |_, _| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    image::Rgb([state as u8, (state >> 8) as u8, (state >> 16) as u8])
-                });
-                image.save(dir.join(format!("{i}.png"))).unwrap();
-            }
-        }
-    }
-}
-
 #[test]
 #[ignore = "needs python3 with onnxruntime, numpy and pillow (pip install onnxruntime numpy pillow)"]
 fn onnx_runtime_gives_fers_probabilities() {
@@ -275,7 +255,11 @@ fn onnx_runtime_gives_fers_probabilities() {
     let checkpoint = dir.join("every_op.safetensors");
     std::fs::write(&checkpoint, self::checkpoint(&spec)).unwrap();
     let data = dir.join("data");
-    png_folder(&data);
+    // Random RGB PNGs at the model's 12×12, three per class.
+    let classes: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).into();
+    for split in ["train", "val"] {
+        noise_folder(&data, split, &classes, [3, 12, 12], 3);
+    }
     let [spec_arg, checkpoint_arg, data_arg] = [&spec_path, &checkpoint, &data].map(|p| arg(p));
     let onnx = arg(&dir.join("every_op.onnx"));
     let predictions = arg(&dir.join("predictions.csv"));
@@ -310,8 +294,14 @@ fn onnx_runtime_gives_fers_probabilities() {
     assert!(stdout.contains("same prediction 100.00%"), "{stdout}");
 }
 
-/// Grey or RGB noise PNGs at `size`, two per class, in `root/<split>/<class>/`.
-fn noise_folder(root: &Path, split: &str, classes: &[String], [c, h, w]: [usize; 3]) {
+/// Grey or RGB noise PNGs of `[c, h, w]`, `per_class` in each of `root/<split>/<class>/`.
+fn noise_folder(
+    root: &Path,
+    split: &str,
+    classes: &[String],
+    [c, h, w]: [usize; 3],
+    per_class: usize,
+) {
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut byte = || {
         state ^= state << 13;
@@ -322,7 +312,7 @@ fn noise_folder(root: &Path, split: &str, classes: &[String], [c, h, w]: [usize;
     for class in classes {
         let dir = root.join(split).join(class);
         std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..2 {
+        for i in 0..per_class {
             let (w, h) = (w as u32, h as u32);
             let path = dir.join(format!("{i}.png"));
             if c == 1 {
@@ -358,8 +348,8 @@ fn every_built_in_model_runs_in_onnx_runtime_with_fers_probabilities() {
             let classes: Vec<String> = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
                 .map(String::from)
                 .into();
-            noise_folder(&six_classes, "train", &classes, [3, 222, 222]);
-            noise_folder(&six_classes, "val", &classes, [3, 222, 222]);
+            noise_folder(&six_classes, "train", &classes, [3, 222, 222], 2);
+            noise_folder(&six_classes, "val", &classes, [3, 222, 222], 2);
             ["--data".to_string(), arg(&six_classes)]
         } else {
             ["--synthetic-train".to_string(), "16".to_string()]
@@ -388,7 +378,7 @@ fn every_built_in_model_runs_in_onnx_runtime_with_fers_probabilities() {
             .expect("the checkpoint reads")
             .expect("the checkpoint describes itself");
         let data = dir.join(format!("{name}-data"));
-        noise_folder(&data, "val", &described.classes, described.input.shape());
+        noise_folder(&data, "val", &described.classes, described.input.shape(), 2);
         let onnx = arg(&dir.join(format!("{name}.onnx")));
         let predictions = arg(&dir.join(format!("{name}.csv")));
         let checkpoint = arg(&checkpoint);
