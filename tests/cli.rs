@@ -1,13 +1,7 @@
 //! The `fer` binary end to end: what a person or a script sees.
 
-use std::process::Command;
-
-fn fer(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_fer"))
-        .args(args)
-        .output()
-        .expect("the fer binary runs")
-}
+mod common;
+use common::fer;
 
 #[test]
 fn info_names_the_adapter_and_its_limits() {

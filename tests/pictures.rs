@@ -8,14 +8,9 @@ use fer::report::{
 };
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn scratch_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fer-pictures-{}-{test}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
+use common::{fer, scratch};
 
 fn decode_png(bytes: &[u8]) -> image::RgbImage {
     image::load_from_memory_with_format(bytes, image::ImageFormat::Png)
@@ -25,13 +20,6 @@ fn decode_png(bytes: &[u8]) -> image::RgbImage {
 
 fn pixels_of(image: &image::RgbImage, colour: [u8; 3]) -> usize {
     image.pixels().filter(|p| p.0 == colour).count()
-}
-
-fn fer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fer"))
-        .args(args)
-        .output()
-        .expect("the fer binary runs")
 }
 
 fn names(names: &[&str]) -> Vec<String> {
@@ -148,7 +136,7 @@ fn recall_has_a_line_per_class() {
 /// every other's 0, recorded in metrics.json; every picture of the run is written.
 #[test]
 fn a_run_writes_its_pictures_and_records_recall() {
-    let results = scratch_dir("run");
+    let results = scratch("run");
     let out = fer(&[
         "train",
         "--model",
@@ -204,7 +192,7 @@ fn write_run(root: &Path, model: &str, correct: usize, last_acc: f64) -> PathBuf
 
 #[test]
 fn report_puts_runs_side_by_side() {
-    let root = scratch_dir("report");
+    let root = scratch("report");
     let first = write_run(&root, "first", 3, 0.75);
     let second = write_run(&root, "second", 1, 0.25);
     let (first, second) = (first.to_string_lossy(), second.to_string_lossy());
@@ -257,7 +245,7 @@ fn report_puts_runs_side_by_side() {
 
 #[test]
 fn a_bad_run_is_one_sentence_naming_it() {
-    let root = scratch_dir("bad-run");
+    let root = scratch("bad-run");
     let not_metrics = root.join("notes.json");
     fs::write(&not_metrics, "{\"model\": 3}").unwrap();
     for (run, named) in [

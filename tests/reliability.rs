@@ -21,14 +21,7 @@ use proptest::test_runner::{Config, TestRunner};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 mod common;
-use common::TempDir;
-
-fn fer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fer"))
-        .args(args)
-        .output()
-        .expect("the fer binary runs")
-}
+use common::{fer, TempDir};
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
