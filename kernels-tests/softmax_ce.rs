@@ -185,8 +185,19 @@ fn check_records(problem: &Problem, got: &[f32]) {
         &problem.labels,
         problem.weight(),
     );
+    assert_within(
+        &format!("records {}", problem.name()),
+        got,
+        &want,
+        &record_tolerance(problem, &want),
+    );
+}
+
+/// Each record's bound: the loss carries log-sum-exp's error (and the focal modulation's);
+/// the other three fields are exact.
+fn record_tolerance(problem: &Problem, want: &[f32]) -> Vec<f64> {
     let c = problem.ce.classes;
-    let tolerance: Vec<f64> = (0..problem.ce.rows)
+    (0..problem.ce.rows)
         .flat_map(|i| {
             let loss = want[i * ROW_STATS] as f64;
             let log_s_error = (5 * c + 24) as f64 * U;
@@ -199,13 +210,7 @@ fn check_records(problem: &Problem, got: &[f32]) {
             };
             [loss_tolerance, 0.0, 0.0, 0.0]
         })
-        .collect();
-    assert_within(
-        &format!("records {}", problem.name()),
-        got,
-        &want,
-        &tolerance,
-    );
+        .collect()
 }
 
 fn check_dlogits(problem: &Problem, scale: f32, got: &[f32]) {
@@ -314,13 +319,15 @@ fn forward_and_backward_match_twin() {
     every_shape_and_option(4.0, 1.0);
 }
 
-/// softmax_ce_train is forward → accumulate → backward in one dispatch and must give the same
-/// bits: the stats (added onto earlier sums, as across steps) and dlogits, on every shape and
-/// option, more rows than the workgroup included. Each half is held against the twin above.
-/// Its per-class sum of dlogits (the bias gradient of the logits' layer) must be column_sum's
-/// bits over those dlogits.
+/// softmax_ce_train is forward → accumulate → backward in one dispatch: its stats (added onto
+/// earlier sums, as across steps) equal the separate kernels' and its dlogits the twin's, on
+/// every shape and option, more rows than the workgroup included. Not bit for bit: a driver may
+/// fuse a multiply and an add into one FMA in one shader and not in the other (NVIDIA's does;
+/// WGSL has no way to forbid it), so the stats may differ by both paths' record errors. Its
+/// per-class sum of dlogits (the bias gradient of the logits' layer) is additions only, which
+/// no compiler may reorder or fuse, so it must be column_sum's bits over those same dlogits.
 #[test]
-fn train_is_forward_accumulate_backward_bit_for_bit() {
+fn train_is_forward_accumulate_backward() {
     for (seed, &(rows, classes)) in SHAPES.iter().enumerate() {
         for (weighted, label_smoothing, focal_gamma) in
             [(false, 0.0, 0.0), (true, 0.1, 0.0), (true, 0.0, 2.0)]
@@ -333,25 +340,10 @@ fn train_is_forward_accumulate_backward_bit_for_bit() {
             let problem = Problem::random(ce, weighted, 4.0, seed as u64 * 10 + 3);
             let gpu_in = Uploaded::new(&problem);
             let earlier = [1.5, 2.0, 3.0, 4.0];
-            let (records, separate_stats, separate_dlogits) = (
-                zeros(problem.ce.row_stats_len()),
-                upload(&earlier),
-                zeros(problem.ce.logits_len()),
-            );
+            let (records, separate_stats) = (zeros(problem.ce.row_stats_len()), upload(&earlier));
             run(&[
                 &forward_dispatch(&problem, &gpu_in, &records),
                 &softmax_ce_accumulate(gpu(), rows, &records, &separate_stats).expect("builds"),
-                &backward_dispatch(&problem, &gpu_in, 0.5, &separate_dlogits),
-            ]);
-            let by_class = ChannelSumShape {
-                outer: rows,
-                channels: classes,
-                inner: 1,
-            };
-            let separate_sum = zeros(classes);
-            run(&[
-                &channel_sum(gpu(), &by_class, false, &separate_dlogits, &separate_sum)
-                    .expect("column_sum builds"),
             ]);
             let (fused_stats, fused_dlogits, fused_sum) = (
                 upload(&earlier),
@@ -370,20 +362,41 @@ fn train_is_forward_accumulate_backward_bit_for_bit() {
             .expect("softmax_ce_train builds");
             run(&[&train]);
             let what = problem.name();
-            assert_bits_eq(
+
+            // Both sums add each row's record, within its bound of the twin's, in f32.
+            let want = twin::row_stats(
+                &problem.ce,
+                &problem.logits,
+                &problem.labels,
+                problem.weight(),
+            );
+            let per_record = record_tolerance(&problem, &want);
+            let loss_sum: f64 = (0..rows).map(|i| want[i * ROW_STATS].abs() as f64).sum();
+            let loss_tolerance = 2.0
+                * ((0..rows).map(|i| per_record[i * ROW_STATS]).sum::<f64>()
+                    + gamma(rows + 1) * (loss_sum + earlier[0] as f64));
+            assert_within(
                 &format!("stats {what}"),
                 &read(&fused_stats),
                 &read(&separate_stats),
+                &[loss_tolerance, 0.0, 0.0, 0.0],
             );
-            assert_bits_eq(
-                &format!("dlogits {what}"),
-                &read(&fused_dlogits),
-                &read(&separate_dlogits),
-            );
+            check_dlogits(&problem, 0.5, &read(&fused_dlogits));
+
+            let by_class = ChannelSumShape {
+                outer: rows,
+                channels: classes,
+                inner: 1,
+            };
+            let column_sum = zeros(classes);
+            run(&[
+                &channel_sum(gpu(), &by_class, false, &fused_dlogits, &column_sum)
+                    .expect("column_sum builds"),
+            ]);
             assert_bits_eq(
                 &format!("dlogits summed per class {what}"),
                 &read(&fused_sum),
-                &read(&separate_sum),
+                &read(&column_sum),
             );
         }
     }

@@ -7,7 +7,9 @@
 #
 # Run there, it: runs the kernel and graph tests against the GPU; `fer bench peak`;
 # `fer bench matmul --sizes 2048`; the study's cnn training step in fer and in PyTorch CUDA
-# (TF32 off) in the same run (scripts/pytorch_step.py); and `fer train --recipe best` on
+# (TF32 off) in the same run (scripts/pytorch_step.py); `fer bench infer` (latency at batch 1,
+# images/s at 64 and 256); `fer bench step` of each study model at batch 64; and
+# `fer train --recipe best` on
 # FER2013 for as many epochs as the time left allows (stopped with SIGINT, which makes fer
 # finish its step and write its results). A machine without cargo or without the dataset
 # (a device machine that reaches nothing) uses what `pack` put in .device/: stripped release
@@ -115,6 +117,14 @@ run() {
     2>/dev/null || true
   timeout 120 python3 scripts/pytorch_step.py --model cnn --full --fer "$fer" \
     >"$out/cnn-step.txt" 2>"$out/cnn-step.json" || true
+  # Inference (issue #13's targets) and the training step of the studies' models.
+  timeout 90 "$fer" bench infer --models cnn,realtime_cnn,resnet,keras_cnn --json \
+    >"$out/infer.json" 2>/dev/null || true
+  local model
+  for model in basic_cnn resnet googlenet unet newnet roglenet realtime_cnn keras_cnn; do
+    timeout 45 "$fer" bench step --model "$model" --batch 64 --steps 10 --json \
+      >"$out/step-$model.json" 2>/dev/null || true
+  done
 
   # Training: the time left, less a minute for the last epoch's evaluation and the results.
   local seconds=$(( $(left) - 60 ))
@@ -145,7 +155,8 @@ def load(name):
     except (OSError, ValueError):
         return None
 peak, matmul, step = load("peak.json"), load("matmul.json"), load("cnn-step.json")
-adapter = (peak or matmul or {}).get("adapter", {})
+infer = load("infer.json")
+adapter = (peak or matmul or infer or {}).get("adapter", {})
 print(f"fer device check, {seconds} s")
 print(f"  adapter  {adapter.get('name', '?')} ({adapter.get('backend', '?')}, "
       f"{adapter.get('driver_info', '?')})")
@@ -168,6 +179,22 @@ if step:
           f"({step['pytorch_device']}): fer / PyTorch = {step['ratio']:.2f}")
 else:
     print("  cnn step " + missing.format("cnn-step.txt"))
+if infer:
+    for m in infer["models"]:
+        batch1 = next((t for t in m["throughput"] if t["batch"] == 1), None)
+        best = max(m["throughput"], key=lambda t: t["images_per_s"])
+        print(f"  infer    {m['model']:<12} batch 1 {batch1['ms'] if batch1 else float('nan'):7.2f} ms, "
+              f"{best['images_per_s']:8.0f} images/s at batch {best['batch']}")
+else:
+    print("  infer    " + missing.format("infer.json"))
+for name in sorted(f for f in os.listdir(out) if f.startswith("step-")):
+    report = load(name)
+    if report:
+        row = report["measurements"][0]
+        print(f"  step     {report['model']:<12} batch {row['batch']}: {row['step_ms']:7.2f} ms, "
+              f"{row['train_images_per_s']:8.0f} images/s")
+    else:
+        print("  step     " + missing.format(name))
 print(f"  train    cnn --recipe best: {train}")
 EOF
 }

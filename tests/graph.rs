@@ -670,12 +670,11 @@ fn the_studies_smaller_models_match_the_cpu_graph() {
 /// the CPU twin. Width rather than a per-element bound from Σ|terms| (which would need every
 /// internal activation of the CPU graph): narrower layers have shorter channel sums, so this
 /// file's one tolerance holds them (worst measured: googlenet's 7×7 branch weights at 0.6×),
-/// and the kernel tests hold the full-size layers.
+/// and the kernel tests hold the full-size layers. The U-Net has its own test below.
 #[test]
 fn the_studies_larger_models_at_an_eighth_of_their_width_match_the_cpu_graph() {
     for kind in [
         ModelKind::Googlenet,
-        ModelKind::Unet,
         ModelKind::KerasCnn,
         ModelKind::Roglenet,
     ] {
@@ -683,6 +682,21 @@ fn the_studies_larger_models_at_an_eighth_of_their_width_match_the_cpu_graph() {
         bench.check_step(1);
         bench.check_eval();
     }
+}
+
+/// The U-Net at an eighth of its width, its gradients held 20× looser than the rest. Its 17
+/// layers without normalisation make the backward's conditioning depend on the weights drawn:
+/// PyTorch's own f32 step on its full-width twin differs from its f64 step by 0.07× to 381×
+/// [`TOLERANCE`] of a layer's gradient scale over three seeds. fer's step sits at 0.1× on
+/// lavapipe and at 2.3× on an NVIDIA H200 (encoder1's first conv, whose weight gradients sum
+/// 11,520 products in another order there). 1e-3 of a layer's scale still catches what wiring
+/// gets wrong (a skip or a gradient path lost moves it by its whole size).
+#[test]
+fn unet_at_an_eighth_of_its_width_matches_the_cpu_graph() {
+    let mut bench = Bench::new(ModelKind::Unet, &eighth());
+    bench.gradient_slack = 20.0;
+    bench.check_step(1);
+    bench.check_eval();
 }
 
 fn eighth() -> Architecture {
