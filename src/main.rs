@@ -608,6 +608,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 synthetic_train: args.data.synthetic_train,
                 seed: args.seed,
                 spec: settings.model.input(&settings.architecture),
+                classes: settings.model.classes(&settings.architecture)?,
                 val_split: args.data.val_split.or(recipe.val_split),
             }
             .load()?;

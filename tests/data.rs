@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use fer::data::batch::{labels_u32, shuffled_indices, to_normalized_f32};
 use fer::data::fer2013::{self, PIXELS as IMAGE_PIXELS};
-use fer::data::synthetic::{self, fer2013_class_counts, SplitSizes};
+use fer::data::synthetic::{self, class_counts, kept_classes, SplitSizes};
 use fer::data::{load, load_with_options, CacheStatus, DataError, Dataset, ImageSpec, LoadOptions};
 use image::{GrayImage, Luma, Rgb, RgbImage};
 
@@ -188,7 +188,7 @@ fn a_spec_no_image_fits_is_refused_by_every_source() {
         val: 1,
         test: 0,
     };
-    let error = synthetic::generate(1, sizes, &ImageSpec { width: 0, ..grey() }).unwrap_err();
+    let error = synthetic::generate(1, sizes, &ImageSpec { width: 0, ..grey() }, 7).unwrap_err();
     assert!(matches!(error, DataError::Spec(_)), "{error}");
 }
 
@@ -339,6 +339,45 @@ fn mean_image(dataset: &Dataset, class: u8) -> Vec<f64> {
     sum.iter().map(|total| total / count).collect()
 }
 
+/// A model of fewer than seven classes gets FER2013's commonest (six: all but disgust, as the
+/// Keras study's folder) in FER2013's order and proportions; the same faces otherwise. One
+/// class works; none or more than seven is one sentence pointing to a dataset.
+#[test]
+fn synthetic_faces_come_in_the_models_class_count() {
+    let sizes = SplitSizes {
+        train: 600,
+        val: 0,
+        test: 0,
+    };
+    let six = synthetic::generate(2, sizes, &grey(), 6).unwrap().train;
+    assert_eq!(
+        six.class_names(),
+        ["angry", "fear", "happy", "neutral", "sad", "surprise"]
+    );
+    assert_eq!(kept_classes(6).unwrap(), [0, 2, 3, 4, 5, 6]);
+    let counts = six.class_counts();
+    assert_eq!(counts, class_counts(600, &[0, 2, 3, 4, 5, 6]));
+    assert_eq!(counts.iter().sum::<usize>(), 600);
+    // happy keeps the largest share: 7215 of the 28273 faces left, so 153 of 600.
+    assert_eq!(counts[2], 153);
+    assert!(six.labels().iter().all(|&label| label < 6));
+
+    let one = synthetic::generate(2, sizes, &grey(), 1).unwrap().train;
+    assert_eq!(one.class_names(), ["happy"]);
+    assert_eq!(one.class_counts(), [600]);
+
+    for classes in [0, 8] {
+        let error = synthetic::generate(2, sizes, &grey(), classes).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "synthetic faces come in FER2013's 7 expressions, so a model of {classes} \
+                 classes needs a dataset of its own (--data)"
+            )
+        );
+    }
+}
+
 #[test]
 fn synthetic_faces_are_deterministic_imbalanced_and_class_dependent() {
     let sizes = SplitSizes {
@@ -346,16 +385,16 @@ fn synthetic_faces_are_deterministic_imbalanced_and_class_dependent() {
         val: 350,
         test: 0,
     };
-    let splits = synthetic::generate(7, sizes, &grey()).unwrap();
-    let again = synthetic::generate(7, sizes, &grey()).unwrap();
-    let other = synthetic::generate(8, sizes, &grey()).unwrap();
+    let splits = synthetic::generate(7, sizes, &grey(), 7).unwrap();
+    let again = synthetic::generate(7, sizes, &grey(), 7).unwrap();
+    let other = synthetic::generate(8, sizes, &grey(), 7).unwrap();
     assert_eq!(splits.train, again.train);
     assert_eq!(splits.val, again.val);
     assert_ne!(splits.train, other.train);
     assert!(splits.test.is_none());
 
     let counts = splits.train.class_counts();
-    assert_eq!(counts, fer2013_class_counts(1400).to_vec());
+    assert_eq!(counts, class_counts(1400, &kept_classes(7).unwrap()));
     assert_eq!(counts.iter().sum::<usize>(), 1400);
     // FER2013's shares: happy most (25.1%), disgust fewest (1.5%).
     assert_eq!(counts[3], 352);
@@ -590,8 +629,8 @@ fn every_source_resizes_to_the_spec() {
         val: 1,
         test: 0,
     };
-    let faces = synthetic::generate(3, sizes, &big).unwrap().train;
-    let small = synthetic::generate(3, sizes, &grey()).unwrap().train;
+    let faces = synthetic::generate(3, sizes, &big, 7).unwrap().train;
+    let small = synthetic::generate(3, sizes, &grey(), 7).unwrap().train;
     assert_eq!(faces.images().len(), 7 * 3 * 222 * 222);
     assert_eq!(
         faces.labels(),

@@ -41,7 +41,9 @@ fn class_weights_weigh_training_and_not_evaluation() {
         val: 0,
         test: 0,
     };
-    let train = generate(4, sizes, &ImageSpec::study_grey()).unwrap().train;
+    let train = generate(4, sizes, &ImageSpec::study_grey(), 7)
+        .unwrap()
+        .train;
     let model = model(&ctx, ModelKind::Softmax);
     let weights = vec![0.5, 4.0, 1.0, 2.0, 1.0, 0.25, 3.0];
     let losses = [

@@ -1,7 +1,7 @@
 //! The study's models: layer names, shapes and parameter counts as PyTorch has them.
 
 use fer::gpu::{GpuContext, GpuOptions};
-use fer::nn::models::{build, spec, Architecture, ModelKind};
+use fer::nn::models::{build, spec, Architecture, ModelChoice, ModelKind};
 use fer::nn::spec::ModelSpec;
 
 fn gpu() -> GpuContext {
@@ -199,6 +199,19 @@ fn built_in_models_match_their_pytorch_twins() {
             Some(flops),
             "{name} FLOPs per image"
         );
+    }
+}
+
+/// What each model predicts: keras_cnn its study's six classes, the rest FER2013's seven (the
+/// synthetic faces and every data check are drawn for this count).
+#[test]
+fn each_built_in_names_its_class_count() {
+    for kind in ModelKind::ALL {
+        let want = if kind == ModelKind::KerasCnn { 6 } else { 7 };
+        let classes = ModelChoice::from(kind)
+            .classes(&Architecture::default())
+            .expect("a built-in's shapes");
+        assert_eq!(classes, want, "{}", kind.name());
     }
 }
 

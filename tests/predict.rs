@@ -116,6 +116,7 @@ fn face_files(root: &Path) -> usize {
             test: 0,
         },
         &ImageSpec::study_grey(),
+        7,
     )
     .unwrap();
     let val = &splits.val;
@@ -607,6 +608,7 @@ fn probabilities_in_batches_equal_one_batch_and_evaluation() {
             test: 0,
         },
         &classifier.description.input,
+        classifier.description.classes.len(),
     )
     .unwrap()
     .train;

@@ -397,7 +397,7 @@ fn softmax_after_one_epoch(built_lr: f64, scheduled: Option<Vec<f64>>) -> Vec<f3
         test: 0,
     };
     let spec = fer::data::ImageSpec::study_grey();
-    let train = generate(5, sizes, &spec).unwrap().train;
+    let train = generate(5, sizes, &spec, 7).unwrap().train;
     let model = build(&ctx, ModelKind::Softmax, &Architecture::default(), 1)
         .unwrap()
         .unwrap();

@@ -28,6 +28,7 @@ fn faces(train: usize) -> (Dataset, Dataset) {
             test: 0,
         },
         &ImageSpec::study_grey(),
+        7,
     )
     .unwrap();
     (splits.train, splits.val)
@@ -403,6 +404,7 @@ fn a_model_is_refused_data_of_another_class_count_or_shape() {
             test: 0,
         },
         &ImageSpec::imagenet_rgb(48, 48),
+        7,
     )
     .unwrap()
     .train;

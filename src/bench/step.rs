@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::{median, wall_seconds};
 use crate::data::synthetic::{generate, SplitSizes};
 use crate::gpu::{AdapterSummary, Dispatch, GpuContext, GpuError, GpuTimer, TimingSource};
-use crate::nn::models::{build, Architecture, ModelKind};
+use crate::nn::models::{build, Architecture, ModelChoice, ModelKind};
 use crate::train::optimizer::{Optimizer, OptimizerKind, OptimizerSettings};
 use crate::train::runner::Runner;
 use crate::train::session::{input_spec, TrainError};
@@ -94,6 +94,7 @@ pub fn run(
             test: 0,
         },
         &input_spec(options.model, &architecture),
+        ModelChoice::from(options.model).classes(&architecture)?,
     )?
     .train;
     let mut timing = TimingSource::WallClock;

@@ -33,6 +33,8 @@ pub struct DataSource {
     pub synthetic_train: usize,
     pub seed: u64,
     pub spec: ImageSpec,
+    /// The model's class count, which the synthetic faces are drawn for.
+    pub classes: usize,
     /// The share of train carved out as val when a class-folder dataset has no val split.
     pub val_split: Option<f64>,
 }
@@ -51,7 +53,12 @@ impl DataSource {
                 "data: synthetic faces at {at} (seed {}): {} train, {} val, {} test",
                 self.seed, sizes.train, sizes.val, sizes.test
             );
-            return Ok(synthetic::generate(self.seed, sizes, &self.spec)?);
+            return Ok(synthetic::generate(
+                self.seed,
+                sizes,
+                &self.spec,
+                self.classes,
+            )?);
         };
         let started = Instant::now();
         let carving = Carving {
@@ -364,7 +371,7 @@ pub fn eval(ctx: &GpuContext, request: &EvalRequest) -> anyhow::Result<f64> {
             .map_err(anyhow::Error::msg)?,
         None => description.input.clone(),
     };
-    let (data, sources) = eval_split(request, &spec)?;
+    let (data, sources) = eval_split(request, &spec, description.classes.len())?;
     // A described checkpoint names its classes; the data's are matched to them by name.
     let data = if classifier.self_described {
         with_classes(data, &description.classes).with_context(|| {
@@ -430,13 +437,18 @@ pub fn eval(ctx: &GpuContext, request: &EvalRequest) -> anyhow::Result<f64> {
 
 /// The split `fer eval` asked for at `spec`, with each image's source: only that split of a
 /// dataset on disk (the others need not exist), or of the synthetic faces (`synthetic:INDEX`).
-fn eval_split(request: &EvalRequest, spec: &ImageSpec) -> anyhow::Result<(Dataset, Vec<String>)> {
+fn eval_split(
+    request: &EvalRequest,
+    spec: &ImageSpec,
+    classes: usize,
+) -> anyhow::Result<(Dataset, Vec<String>)> {
     let Some(path) = request.data else {
         let splits = DataSource {
             path: None,
             synthetic_train: request.synthetic_train,
             seed: request.seed,
             spec: spec.clone(),
+            classes,
             val_split: None,
         }
         .load()?;
@@ -611,11 +623,14 @@ pub fn demo(
         } else {
             (scale.source_train, scale.source_most_epochs)
         };
-        // Models that read the same spec and count share one set of faces.
+        // Models that read the same spec, count and classes share one set of faces.
         let spec = input_spec(model, &settings.architecture);
+        let classes = ModelChoice::from(model).classes(&settings.architecture)?;
         let splits = match loaded.take() {
             Some(splits)
-                if *splits.train.spec() == spec && splits.train.len() == synthetic_train =>
+                if *splits.train.spec() == spec
+                    && splits.train.len() == synthetic_train
+                    && splits.train.class_count() == classes =>
             {
                 splits
             }
@@ -624,6 +639,7 @@ pub fn demo(
                 synthetic_train,
                 seed,
                 spec,
+                classes,
                 val_split: None,
             }
             .load()?,

@@ -9,6 +9,11 @@ pub const MAX_CLASSES: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    #[error(
+        "synthetic faces come in FER2013's 7 expressions, so a model of {0} classes needs a \
+         dataset of its own (--data)"
+    )]
+    SyntheticClasses(usize),
     #[error("dataset path {0} does not exist")]
     MissingRoot(PathBuf),
     #[error("no train split in {0}: expected a train/ folder of class folders")]

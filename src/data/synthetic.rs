@@ -51,12 +51,25 @@ impl Default for SplitSizes {
     }
 }
 
-/// Generates every split at `spec`; the same seed and sizes give the same faces at every spec.
-/// Each split has its own stream, so changing one split's size leaves the others unchanged.
-pub fn generate(seed: u64, sizes: SplitSizes, spec: &ImageSpec) -> Result<Splits, DataError> {
+/// Generates every split at `spec` for a model of `classes` outputs (see [`kept_classes`]); the
+/// same seed and sizes give the same faces at every spec. Each split has its own stream, so
+/// changing one split's size leaves the others unchanged.
+pub fn generate(
+    seed: u64,
+    sizes: SplitSizes,
+    spec: &ImageSpec,
+    classes: usize,
+) -> Result<Splits, DataError> {
     spec.check().map_err(DataError::Spec)?;
-    let split =
-        |index, total| generate_split(&mut Rng::new(derive_seed(seed, index, 0)), total, spec);
+    let kept = kept_classes(classes)?;
+    let split = |index, total| {
+        generate_split(
+            &mut Rng::new(derive_seed(seed, index, 0)),
+            total,
+            spec,
+            &kept,
+        )
+    };
     Ok(Splits {
         train: split(0, sizes.train),
         val: split(1, sizes.val),
@@ -65,40 +78,62 @@ pub fn generate(seed: u64, sizes: SplitSizes, spec: &ImageSpec) -> Result<Splits
     })
 }
 
-/// `total` split over the classes in FER2013's train proportions, rounded by largest remainder
-/// so the counts add up to `total` exactly.
-pub fn fer2013_class_counts(total: usize) -> [usize; NUM_CLASSES] {
-    let fer_total: usize = FER2013_TRAIN_COUNTS.iter().sum();
-    let mut counts = FER2013_TRAIN_COUNTS.map(|count| count * total / fer_total);
-    let mut by_remainder: Vec<usize> = (0..NUM_CLASSES).collect();
-    by_remainder
-        .sort_by_key(|&class| std::cmp::Reverse(FER2013_TRAIN_COUNTS[class] * total % fer_total));
+/// The FER2013 classes (indices into [`CLASS_NAMES`]) whose faces a model of `classes` outputs
+/// learns from: all seven, or FER2013's less its rarest (for six, less disgust, as the Keras
+/// study's six-class folder), in FER2013's order.
+pub fn kept_classes(classes: usize) -> Result<Vec<usize>, DataError> {
+    if !(1..=NUM_CLASSES).contains(&classes) {
+        return Err(DataError::SyntheticClasses(classes));
+    }
+    let mut by_count: Vec<usize> = (0..NUM_CLASSES).collect();
+    by_count.sort_by_key(|&class| std::cmp::Reverse(FER2013_TRAIN_COUNTS[class]));
+    let mut kept = by_count[..classes].to_vec();
+    kept.sort_unstable();
+    Ok(kept)
+}
+
+/// `total` split over the `kept` classes in their FER2013 train proportions, rounded by largest
+/// remainder so the counts add up to `total` exactly.
+pub fn class_counts(total: usize, kept: &[usize]) -> Vec<usize> {
+    let share = |class: usize| FER2013_TRAIN_COUNTS[class];
+    let kept_total: usize = kept.iter().map(|&class| share(class)).sum();
+    let mut counts: Vec<usize> = kept
+        .iter()
+        .map(|&class| share(class) * total / kept_total)
+        .collect();
+    let mut by_remainder: Vec<usize> = (0..kept.len()).collect();
+    by_remainder.sort_by_key(|&i| std::cmp::Reverse(share(kept[i]) * total % kept_total));
     let missing = total - counts.iter().sum::<usize>();
-    for &class in by_remainder.iter().take(missing) {
-        counts[class] += 1;
+    for &i in by_remainder.iter().take(missing) {
+        counts[i] += 1;
     }
     counts
 }
 
-fn generate_split(rng: &mut Rng, total: usize, spec: &ImageSpec) -> Dataset {
-    let mut labels: Vec<u8> = fer2013_class_counts(total)
+fn generate_split(rng: &mut Rng, total: usize, spec: &ImageSpec, kept: &[usize]) -> Dataset {
+    let mut labels: Vec<u8> = class_counts(total, kept)
         .iter()
         .enumerate()
-        .flat_map(|(class, &count)| std::iter::repeat_n(class as u8, count))
+        .flat_map(|(label, &count)| std::iter::repeat_n(label as u8, count))
         .collect();
     rng.shuffle(&mut labels);
+    let classes = kept.len();
     let mut images = Vec::new();
     for &label in &labels {
-        let drawn = if rng.next_f32() < LABEL_NOISE {
-            // Any class but the label's: shift by 1..=6 around the circle of classes.
-            (label as usize + 1 + rng.below(NUM_CLASSES - 1)) % NUM_CLASSES
+        let drawn = if classes > 1 && rng.next_f32() < LABEL_NOISE {
+            // Any class but the label's: shift by 1..classes around the circle of classes.
+            (label as usize + 1 + rng.below(classes - 1)) % classes
         } else {
             label as usize
         };
-        let face = Face::random(rng, &EXPRESSIONS[drawn]).render(rng);
+        let face = Face::random(rng, &EXPRESSIONS[kept[drawn]]).render(rng);
         images.extend_from_slice(&to_spec(DynamicImage::ImageLuma8(face), spec).0);
     }
-    Dataset::new(spec.clone(), fer2013::class_names(), images, labels)
+    let names = kept
+        .iter()
+        .map(|&class| CLASS_NAMES[class].to_string())
+        .collect();
+    Dataset::new(spec.clone(), names, images, labels)
 }
 
 /// What an expression does to the face, in face pixels (y points down).

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::ImageSpec;
 use crate::gpu::GpuContext;
-use crate::graph::{GraphError, Model};
+use crate::graph::{Graph, GraphError, Model};
 
 use super::spec::{ModelSpec, NodeSpec, OpSpec, SpecError};
 
@@ -317,11 +317,21 @@ pub fn build(
 
 /// Builds the model a (checked) spec describes, its tensors initialised from `seed`.
 fn build_spec(ctx: &GpuContext, spec: &ModelSpec, seed: u64) -> Result<Model, GraphError> {
-    let graph = spec.graph().map_err(|error| match error {
+    Model::new(
+        ctx,
+        &spec.name,
+        &spec.input.shape(),
+        checked_graph(spec)?,
+        seed,
+    )
+}
+
+/// A parsed or built-in spec's graph: its names and inputs are already checked.
+fn checked_graph(spec: &ModelSpec) -> Result<Graph, GraphError> {
+    spec.graph().map_err(|error| match error {
         SpecError::Graph(error) => error,
         other => unreachable!("a parsed or built-in spec is well formed: {other}"),
-    })?;
-    Model::new(ctx, &spec.name, &spec.input.shape(), graph, seed)
+    })
 }
 
 /// What to train or evaluate: a built-in model, or a graph from a model file.
@@ -359,6 +369,18 @@ impl ModelChoice {
     pub fn input(&self, arch: &Architecture) -> ImageSpec {
         self.spec(arch)
             .map_or_else(ImageSpec::study_grey, |spec| spec.input)
+    }
+
+    /// How many classes it predicts. The baseline predicts whichever classes its labels
+    /// have, so FER2013's seven.
+    pub fn classes(&self, arch: &Architecture) -> Result<usize, GraphError> {
+        let Some(spec) = self.spec(arch) else {
+            return Ok(crate::data::fer2013::CLASS_NAMES.len());
+        };
+        let shapes = checked_graph(&spec)?.shapes(&spec.input.shape(), 1)?;
+        Ok(shapes
+            .last()
+            .map_or(0, |output| output[1..].iter().product()))
     }
 
     /// Builds it with its tensors initialised from `seed`; `None` for the baseline.

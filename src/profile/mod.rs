@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::bench::{median, wall_seconds};
 use crate::data::synthetic::{generate, SplitSizes};
 use crate::gpu::{AdapterSummary, Cost, GpuContext, GpuTimer, TimingSource};
-use crate::nn::models::{build, Architecture, ModelKind};
+use crate::nn::models::{build, Architecture, ModelChoice, ModelKind};
 use crate::train::augmentation::Augmentation;
 use crate::train::optimizer::{Optimizer, OptimizerSettings};
 use crate::train::runner::{EpochSettings, Runner};
@@ -112,6 +112,7 @@ pub fn run(
             settings.seed,
             sizes,
             &input_spec(settings.model, &settings.architecture),
+            ModelChoice::from(settings.model).classes(&settings.architecture)?,
         )?
         .train,
         &mut optimizer,
