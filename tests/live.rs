@@ -127,16 +127,24 @@ fn a_video_is_recorded_with_its_faces_boxed() {
     let video = dir.join("crowd.y4m");
     write_y4m(&video, &frames);
     let recorded = dir.join("recorded");
+    // The photo's faces are 40 to 60 pixels here, under live's default smallest face (80).
     let out = succeeded(&live(&[
         "--video",
         &text(&video),
         "--no-window",
+        "--min-face",
+        "40",
         "--record",
         &text(&recorded),
     ]));
     // About ten of the photo's faces are in each crop.
     let faces = faces_in_summary(&out, frames.len());
     assert!((3 * 5..=3 * 20).contains(&faces), "{out}");
+    // The detector's window is the smallest face there is.
+    refused(
+        &live(&["--video", &text(&video), "--min-face", "39"]),
+        &["--min-face", "at least 40"],
+    );
     // Studio-range 4:2:0 and back: the grey photo's pixels within rounding (±1 each way).
     check_recording(&recorded, &frames, 3);
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use fer::data::synthetic::{generate, SplitSizes};
 use fer::data::{fer2013, ImageSpec};
 use fer::gpu::{GpuContext, GpuOptions};
-use fer::infer::faces::FaceDetector;
+use fer::infer::faces::{FaceBox, FaceDetector};
 use fer::nn::models::{spec, Architecture, ModelChoice, ModelKind};
 use fer::train::checkpoint::{self, Description};
 
@@ -249,9 +249,57 @@ fn predict_finds_the_faces_in_a_photo_and_draws_them() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--min-face` searches the image shrunk so that size fills the detector's 40-pixel window:
+/// the photo enlarged 2× and searched from 80 pixels finds the faces the photo itself shows
+/// from 40, at twice their boxes, and no face under 80 pixels. Within 16 pixels of the
+/// enlarged photo: the searched image is the photo resampled twice, and on such pixels the
+/// cascade may settle one window step (4 pixels of the photo, 8 enlarged) either way.
+#[test]
+fn a_larger_min_face_searches_a_smaller_image_and_maps_boxes_back() {
+    let photo = image::open(rustface_photo()).expect("the photo decodes");
+    let enlarged = photo.resize_exact(
+        photo.width() * 2,
+        photo.height() * 2,
+        image::imageops::FilterType::Triangle,
+    );
+    let mut faces = FaceDetector::new(40).unwrap().detect(&photo);
+    let mut found = FaceDetector::new(80).unwrap().detect(&enlarged);
+    assert!(faces.len() >= 20, "{} faces", faces.len());
+    let by_place = |f: &FaceBox| (f.y / 8, f.x / 8);
+    faces.sort_by_key(by_place);
+    found.sort_by_key(|f| {
+        by_place(&FaceBox {
+            x: f.x / 2,
+            y: f.y / 2,
+            ..*f
+        })
+    });
+    let near = faces
+        .iter()
+        .filter(|face| {
+            found.iter().any(|f| {
+                [
+                    (f.x, face.x),
+                    (f.y, face.y),
+                    (f.width, face.width),
+                    (f.height, face.height),
+                ]
+                .iter()
+                .all(|&(big, small)| (big as i64 - 2 * small as i64).abs() <= 16)
+            })
+        })
+        .count();
+    assert!(
+        near * 10 >= faces.len() * 9,
+        "{near} of {} faces found again at 2×",
+        faces.len()
+    );
+    assert!(found.iter().all(|f| f.width >= 76), "{found:?}");
+}
+
 #[test]
 fn a_blank_or_tiny_image_has_no_face() {
-    let mut detector = FaceDetector::new().unwrap();
+    let mut detector = FaceDetector::new(40).unwrap();
     let blank =
         image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(240, 180, image::Luma([128])));
     assert!(detector.detect(&blank).is_empty());

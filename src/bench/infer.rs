@@ -40,6 +40,8 @@ pub struct Options {
     /// Timed runs per measurement; `None`: 10 on a GPU; on a software adapter 5 at batch 1
     /// and 1 at larger batches.
     pub runs: Option<usize>,
+    /// The smallest face the detector looks for, in pixels.
+    pub min_face: u32,
 }
 
 /// The generated frame's size: a webcam's VGA.
@@ -52,6 +54,8 @@ pub struct Frame {
     pub source: String,
     pub width: u32,
     pub height: u32,
+    /// The smallest face the detector looked for, in pixels.
+    pub min_face: u32,
     pub faces_found: usize,
     /// The faces cropped and classified: those found, or the centre square when none was.
     pub faces_classified: usize,
@@ -145,7 +149,7 @@ pub fn run(
             )
         }
     };
-    let (frame, image, faces) = measure_frame(&path, source, runs_at(1))?;
+    let (frame, image, faces) = measure_frame(&path, source, runs_at(1), options.min_face)?;
     frame_done(&frame);
 
     let mut models = Vec::new();
@@ -191,6 +195,7 @@ fn measure_frame(
     path: &Path,
     source: String,
     runs: usize,
+    min_face: u32,
 ) -> Result<(Frame, DynamicImage, Vec<FaceBox>), BenchInferError> {
     let decode = || open_image(path).map_err(|why| BenchInferError::Frame(path.into(), why));
     let image = decode()?;
@@ -201,7 +206,7 @@ fn measure_frame(
     let decode_ms = median_ms(runs, || {
         let _ = decode();
     });
-    let mut detector = FaceDetector::new().map_err(BenchInferError::Detector)?;
+    let mut detector = FaceDetector::new(min_face).map_err(BenchInferError::Detector)?;
     let found = detector.detect(&image);
     let detect_ms = median_ms(runs, || {
         detector.detect(&image);
@@ -233,6 +238,7 @@ fn measure_frame(
         source,
         width,
         height,
+        min_face,
         faces_found: found.len(),
         faces_classified: faces.len(),
         runs,

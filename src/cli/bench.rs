@@ -7,6 +7,7 @@ use anyhow::bail;
 
 use fer::bench::infer::{self, Frame, ModelRow, Models, Options, Report};
 use fer::gpu::GpuContext;
+use fer::infer::faces::LIVE_MIN_FACE;
 use fer::nn::models::ModelKind;
 
 use super::options;
@@ -28,6 +29,10 @@ pub struct InferRequest {
     /// face is found and the centre square is classified as one).
     #[arg(long)]
     pub image: Option<PathBuf>,
+    /// The smallest face the detector looks for, in pixels (default: `fer live`'s).
+    #[arg(long, default_value_t = LIVE_MIN_FACE)]
+    #[arg(value_parser = options::min_face, allow_hyphen_values = true)]
+    pub min_face: u32,
     /// Timed runs per measurement (default: 10 on a GPU; on a software adapter 5 at batch 1
     /// and 1 at larger batches).
     #[arg(long)]
@@ -67,6 +72,7 @@ pub fn bench_infer(ctx: &GpuContext, request: &InferRequest) -> anyhow::Result<(
         batches: request.batch.clone(),
         frame: request.image.clone(),
         runs: request.runs,
+        min_face: request.min_face,
     };
     let json = request.json;
     let report = infer::run(
@@ -110,8 +116,8 @@ fn frame_table(ctx: &GpuContext, frame: &Frame) -> String {
     );
     let _ = writeln!(
         text,
-        "decode {:.2} ms   detect {:.2} ms   draw {:.2} ms",
-        frame.decode_ms, frame.detect_ms, frame.draw_ms
+        "decode {:.2} ms   detect {:.2} ms (faces from {} px)   draw {:.2} ms",
+        frame.decode_ms, frame.detect_ms, frame.min_face, frame.draw_ms
     );
     text
 }

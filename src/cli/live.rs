@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use fer::gpu::GpuContext;
+use fer::infer::faces::{DEFAULT_MARGIN, LIVE_MIN_FACE};
 use fer::infer::frames::Source;
 use fer::infer::live::{self, LiveSettings};
 use fer::infer::window::Window;
@@ -26,9 +27,14 @@ pub struct LiveRequest {
     #[arg(long)]
     pub no_window: bool,
     /// Grow each found face's box by this share of its size on every side before cropping.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = DEFAULT_MARGIN)]
     #[arg(value_parser = options::fraction::<f32>, allow_hyphen_values = true)]
     pub margin: f32,
+    /// The smallest face to look for, in pixels (at least 40, the detector's window). Larger
+    /// is faster: each frame is searched at 40/min-face of its size.
+    #[arg(long, default_value_t = LIVE_MIN_FACE)]
+    #[arg(value_parser = options::min_face, allow_hyphen_values = true)]
+    pub min_face: u32,
     /// Stop after this many frames.
     #[arg(long)]
     #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
@@ -84,6 +90,7 @@ pub fn live(
     }
     let settings = LiveSettings {
         margin: request.margin,
+        min_face: request.min_face,
         max_frames: request.max_frames,
         batch_size: request.batch_size,
     };

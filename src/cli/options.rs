@@ -6,6 +6,7 @@
 
 use std::str::FromStr;
 
+use fer::infer::faces::SMALLEST_FACE;
 use fer::train::accepted_in_f32;
 
 /// A whole number of at least `MIN`: counts of epochs, images, steps and sizes.
@@ -13,6 +14,16 @@ pub fn at_least<const MIN: usize>(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(value) if value >= MIN => Ok(value),
         _ => Err(format!("must be a whole number of at least {MIN}")),
+    }
+}
+
+/// The smallest face a detector looks for: at least the cascade's [`SMALLEST_FACE`] pixels.
+pub fn min_face(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(pixels) if pixels >= SMALLEST_FACE => Ok(pixels),
+        _ => Err(format!(
+            "must be a whole number of pixels, at least {SMALLEST_FACE} (the detector finds no smaller face)"
+        )),
     }
 }
 

@@ -15,7 +15,7 @@ use serde::Serialize;
 use fer::data::open_image;
 use fer::gpu::GpuContext;
 use fer::infer::annotate::{annotate, Label};
-use fer::infer::faces::{FaceBox, FaceDetector, DEFAULT_MARGIN};
+use fer::infer::faces::{FaceBox, FaceDetector, DEFAULT_MARGIN, PREDICT_MIN_FACE};
 use fer::infer::Classifier;
 use fer::nn::models::{Architecture, ModelChoice};
 use fer::train::session::{argmax, progress_bar};
@@ -38,6 +38,11 @@ pub struct PredictRequest {
     #[arg(long, default_value_t = DEFAULT_MARGIN)]
     #[arg(value_parser = options::fraction::<f32>, allow_hyphen_values = true)]
     pub margin: f32,
+    /// The smallest face to look for, in pixels (at least 40, the detector's window). Larger
+    /// is faster: the image is searched at 40/min-face of its size.
+    #[arg(long, default_value_t = PREDICT_MIN_FACE)]
+    #[arg(value_parser = options::min_face, allow_hyphen_values = true)]
+    pub min_face: u32,
     /// Write each image with its faces' boxes, labels and probability bars to this folder (PNG).
     #[arg(long)]
     pub annotate: Option<PathBuf>,
@@ -95,7 +100,10 @@ pub fn predict(
     let files = image_files(&request.inputs)?;
     let mut detector = match request.no_detect {
         true => None,
-        false => Some(FaceDetector::new().context("the embedded face detector model is damaged")?),
+        false => Some(
+            FaceDetector::new(request.min_face)
+                .context("the embedded face detector model is damaged")?,
+        ),
     };
 
     let progress = progress_bar(true, files.len(), "reading");

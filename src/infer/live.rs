@@ -44,6 +44,8 @@ pub enum LiveError {
 pub struct LiveSettings {
     /// Share of each face's size added on every side before cropping.
     pub margin: f32,
+    /// The smallest face looked for, in pixels.
+    pub min_face: u32,
     /// Stop after this many frames.
     pub max_frames: Option<usize>,
     pub batch_size: usize,
@@ -87,7 +89,7 @@ pub fn run(
     mut window: Option<&mut Window>,
     record: Option<&Path>,
 ) -> Result<Summary, LiveError> {
-    let mut detector = FaceDetector::new().map_err(LiveError::Detector)?;
+    let mut detector = FaceDetector::new(settings.min_face).map_err(LiveError::Detector)?;
     if let Some(folder) = record {
         std::fs::create_dir_all(folder).map_err(|error| LiveError::Record {
             path: folder.to_path_buf(),
