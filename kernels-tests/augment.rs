@@ -540,3 +540,80 @@ fn random_erasing_matches_twin() {
         }
     }
 }
+
+/// The crops of a larger upload (`fer train --load-size`) run first in the augmentation:
+/// batch 3, three channels, 11×13 images cut to the model's 7×8 at random. Whole-pixel moves, so
+/// the GPU equals the twins' pipeline bit for bit — alone (one out-of-place stage), before a
+/// flip and erasing (two), and before a padded crop and a flip (three), so the crop's upload
+/// buffer meets either parity. The twins' crop itself is an 11×13 image's window at an offset
+/// within the margins, the offsets vary over images and steps, and a flip after it mirrors the
+/// 7×8 crop.
+#[test]
+fn crops_of_a_larger_upload_match_the_twin() {
+    use fer::data::ImageSpec;
+    use fer::train::augmentation::{Augmentation, Augmenter};
+
+    let (loaded, input) = (
+        ImageSpec::imagenet_rgb(11, 13),
+        ImageSpec::imagenet_rgb(7, 8),
+    );
+    let images = 3;
+    let x = random(30, images * 3 * 11 * 13);
+    let y = zeros(images * 3 * 7 * 8);
+    for text in ["", "flip,erase=1", "crop=2,flip,fill=reflect"] {
+        let augmentation: Augmentation = text.parse().unwrap();
+        let mut augmenter = Augmenter::new(&augmentation, &loaded, &input)
+            .unwrap()
+            .expect("a larger upload is always cropped");
+        for step in [7, 8] {
+            augmenter
+                .write_batch(gpu(), images, &y, &x, (3, step))
+                .unwrap();
+            run(&augmenter.dispatches(images).iter().collect::<Vec<_>>());
+            assert_eq!(
+                read(&y),
+                augmenter.augment_on_cpu(&x, 3, step),
+                "`{text}` step {step}"
+            );
+        }
+    }
+
+    let crops = Augmenter::new(&Augmentation::default(), &loaded, &input)
+        .unwrap()
+        .unwrap();
+    let mut offsets = Vec::new();
+    for step in 0..4 {
+        let cropped = crops.augment_on_cpu(&x, 3, step);
+        for (image, crop) in cropped.chunks_exact(3 * 7 * 8).enumerate() {
+            let source = &x[image * 3 * 11 * 13..][..3 * 11 * 13];
+            let window = |(top, left): (usize, usize)| -> Vec<f32> {
+                (0..3 * 7 * 8)
+                    .map(|i| {
+                        let (c, row, column) = (i / 56, i / 8 % 7, i % 8);
+                        source[(c * 11 + top + row) * 13 + left + column]
+                    })
+                    .collect()
+            };
+            let found = (0..=4)
+                .flat_map(|top| (0..=5).map(move |left| (top, left)))
+                .find(|&offset| window(offset) == crop)
+                .unwrap_or_else(|| panic!("step {step} image {image} is no window"));
+            offsets.push(found);
+        }
+    }
+    offsets.sort();
+    offsets.dedup();
+    assert!(offsets.len() >= 6, "12 crops at only {offsets:?}");
+
+    // The stages after the crop work at the model's size: a certain flip mirrors each crop
+    // (the crop draws from the same seed as alone, being first).
+    let flips = Augmenter::new(&"flip=1".parse().unwrap(), &loaded, &input)
+        .unwrap()
+        .unwrap();
+    let mirrored: Vec<f32> = crops
+        .augment_on_cpu(&x, 3, 5)
+        .chunks_exact(8)
+        .flat_map(|row| row.iter().rev().copied())
+        .collect();
+    assert_eq!(flips.augment_on_cpu(&x, 3, 5), mirrored);
+}

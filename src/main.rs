@@ -9,7 +9,6 @@ use cli::options;
 
 use fer::bench;
 use fer::gpu::{BackendChoice, GpuContext, GpuOptions, TimingSource};
-use fer::infer::tta::Tta;
 use fer::kernels::matmul::MatmulVariant;
 use fer::nn::models::{spec, Architecture, ModelChoice, ModelKind};
 use fer::train::augmentation::Augmentation;
@@ -302,6 +301,12 @@ struct TrainArgs {
     /// Flip training images horizontally at random (short for --augment flip).
     #[arg(long)]
     flip: bool,
+    /// Read the images at this side and train on random crops of the model's input size, the
+    /// first stage of the augmentation (e.g. 48 for a model reading 44×44); validation and
+    /// `fer eval` take the centre crop, `fer eval --tta tencrop` the ten crops. Default: the
+    /// recipe's, else the model's input.
+    #[arg(long, value_parser = options::at_least::<1>, allow_hyphen_values = true)]
+    load_size: Option<usize>,
     /// A learning-rate schedule with PyTorch's semantics: step:step_size=10,gamma=0.1,
     /// multistep:milestones=30,60,gamma=0.1, exponential:gamma=0.95,
     /// cosine:warmup=2,start_factor=0.33,eta_min=0 (per step), onecycle:max_lr=0.01 (per step;
@@ -370,6 +375,7 @@ impl TrainArgs {
             switch_to_sgd: self.switch_to_sgd.clone(),
             early_stopping: self.early_stopping.clone(),
             val_split: self.data.val_split,
+            load_size: self.load_size,
             tta: None,
         }
     }
@@ -430,9 +436,10 @@ struct EvalArgs {
     predictions: Option<PathBuf>,
     /// Average the class probabilities over the image and its mirror image (`flip`), or over
     /// ten crops (`tencrop:CROP[@SIZE]`: the corners and centre of images read at SIZE, 48
-    /// unless given, and their mirror images; the model must read CROP×CROP images).
+    /// unless given, and their mirror images; the model must read CROP×CROP images). `tencrop`
+    /// alone: the ten crops at the load size of a model trained with --load-size.
     #[arg(long)]
-    tta: Option<Tta>,
+    tta: Option<cli::train::TtaChoice>,
 }
 
 #[derive(Args)]
@@ -603,11 +610,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let _locks = cli::train::lock_results(&args.results, &[settings.model.name()])?;
             let command = std::env::args().collect::<Vec<_>>().join(" ");
             let ctx = open_gpu(&options)?;
+            let input = settings.model.input(&settings.architecture);
+            let asked = args.load_size.or(recipe.load_size);
             let splits = cli::train::DataSource {
                 path: args.data.data,
                 synthetic_train: args.data.synthetic_train,
                 seed: args.seed,
-                spec: settings.model.input(&settings.architecture),
+                load_size: cli::train::load_size(&settings.model, &input, asked)?,
+                spec: input,
                 classes: settings.model.classes(&settings.architecture)?,
                 val_split: args.data.val_split.or(recipe.val_split),
             }

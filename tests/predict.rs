@@ -53,7 +53,7 @@ fn a_checkpoint_carries_its_model_input_and_classes() {
         .unwrap()
         .unwrap();
     let described = dir.join("tiny.safetensors");
-    checkpoint::save_described(&ctx, &model, 3, &description, &described).unwrap();
+    checkpoint::save_described(&ctx, &model, 3, &description, None, &described).unwrap();
     assert_eq!(checkpoint::describe(&described).unwrap(), Some(description));
     checkpoint::load(&ctx, &model, &described).unwrap();
 

@@ -460,7 +460,7 @@ fn augmentation_is_the_twins_pipeline_seeded_per_run_and_step() {
     ] {
         let augment: Augmentation = text.parse().unwrap();
         let got = augmented_batch(&mut runner, &train, &augment, 3, 7);
-        let twin = Augmenter::new(&augment, train.spec())
+        let twin = Augmenter::new(&augment, train.spec(), train.spec())
             .unwrap()
             .expect("an augmentation");
         let want = twin.augment_on_cpu(&plain, 3, 7);

@@ -27,7 +27,7 @@ use fer::train::resume::{Checkpointing, Interval};
 use fer::train::session::{self, input_spec, softmax_rows, EpochEvents, TrainSettings, Trained};
 
 /// Where the images come from (a dataset path, or the built-in synthetic faces) and the spec
-/// they are read at: the model's input.
+/// they are read at: the model's input, or larger by [`DataSource::load_size`].
 pub struct DataSource {
     pub path: Option<PathBuf>,
     pub synthetic_train: usize,
@@ -37,11 +37,25 @@ pub struct DataSource {
     pub classes: usize,
     /// The share of train carved out as val when a class-folder dataset has no val split.
     pub val_split: Option<f64>,
+    /// Read images at this side ([`load_size`]): train stays so, for training to crop at
+    /// random; val and test are cut to `spec` about their centre.
+    pub load_size: Option<usize>,
 }
 
 impl DataSource {
     pub fn load(&self) -> anyhow::Result<Splits> {
-        let [channels, height, width] = self.spec.shape();
+        let mut splits = self.load_at(&read_at(&self.spec, self.load_size))?;
+        if self.load_size.is_some() {
+            splits.val = centre_crop(&splits.val, &self.spec);
+            splits.test = splits.test.map(|test| centre_crop(&test, &self.spec));
+            let side = self.spec.height;
+            eprintln!("  val and test: the centre {side}×{side} crops; train: random ones");
+        }
+        Ok(splits)
+    }
+
+    fn load_at(&self, spec: &ImageSpec) -> anyhow::Result<Splits> {
+        let [channels, height, width] = spec.shape();
         let at = format!("{channels}×{height}×{width}");
         let Some(path) = &self.path else {
             let sizes = synthetic::SplitSizes {
@@ -53,19 +67,14 @@ impl DataSource {
                 "data: synthetic faces at {at} (seed {}): {} train, {} val, {} test",
                 self.seed, sizes.train, sizes.val, sizes.test
             );
-            return Ok(synthetic::generate(
-                self.seed,
-                sizes,
-                &self.spec,
-                self.classes,
-            )?);
+            return Ok(synthetic::generate(self.seed, sizes, spec, self.classes)?);
         };
         let started = Instant::now();
         let carving = Carving {
             val_split: self.val_split,
             seed: self.seed,
         };
-        let splits = data::load_carved(path, &self.spec, LoadOptions::default(), carving)?;
+        let splits = data::load_carved(path, spec, LoadOptions::default(), carving)?;
         let report = &splits.report;
         let source = match &report.cache {
             CacheStatus::Hit(cache) => format!("from cache {}", cache.display()),
@@ -100,6 +109,106 @@ impl DataSource {
             eprintln!("  warning: {warning}");
         }
         Ok(splits)
+    }
+}
+
+/// The load size `--load-size` (or a recipe's `load_size`) asks of `model`: `None` where images
+/// are read at its input (`asked` none, or its input's side); an error where crops of that size
+/// cannot be its input.
+pub fn load_size(
+    model: &ModelChoice,
+    input: &ImageSpec,
+    asked: Option<usize>,
+) -> anyhow::Result<Option<usize>> {
+    let Some(side) = asked else {
+        return Ok(None);
+    };
+    let name = model.name();
+    let (height, width) = (input.height, input.width);
+    if *model == ModelKind::Baseline.into() {
+        bail!("--load-size {side}: the baseline reads no pixels, so it has nothing to crop");
+    }
+    if height != width {
+        bail!("--load-size {side} cuts square crops, but model `{name}` reads {height}×{width} images");
+    }
+    if side < height {
+        bail!(
+            "--load-size {side} is smaller than the {height}×{width} images model `{name}` reads: \
+             its crops are cut from images at least that large"
+        );
+    }
+    Ok((side > height).then_some(side))
+}
+
+/// The spec images are read at for a model reading `input`: `input` at `load_size` a side.
+fn read_at(input: &ImageSpec, load_size: Option<usize>) -> ImageSpec {
+    match load_size {
+        Some(side) => ImageSpec {
+            height: side,
+            width: side,
+            ..input.clone()
+        },
+        None => input.clone(),
+    }
+}
+
+/// `data` (square images) cut to `input`'s side about their centre: ten-crop's centre view, and
+/// what a model trained on random crops of such images is validated and evaluated on.
+fn centre_crop(data: &Dataset, input: &ImageSpec) -> Dataset {
+    let shape = data.spec().shape();
+    let margin = (shape[1] - input.height) / 2;
+    let images = (0..data.len())
+        .flat_map(|i| tta::crop(data.image(i), shape, margin, margin, input.height))
+        .collect();
+    Dataset::new(
+        input.clone(),
+        data.class_names().to_vec(),
+        images,
+        data.labels().to_vec(),
+    )
+}
+
+/// `--tta`: a [`Tta`], or `tencrop` alone: the ten crops of images read at the load size of a
+/// checkpoint trained on random crops (`fer train --load-size`).
+#[derive(Clone, Copy, Debug)]
+pub enum TtaChoice {
+    Given(Tta),
+    TenCropAtLoadSize,
+}
+
+impl std::str::FromStr for TtaChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "tencrop" => Ok(TtaChoice::TenCropAtLoadSize),
+            _ => text.parse().map(TtaChoice::Given),
+        }
+    }
+}
+
+impl TtaChoice {
+    /// The [`Tta`] for a model reading `input` that trained at `load_size`, named `checkpoint`.
+    fn resolve(
+        self,
+        input: &ImageSpec,
+        load_size: Option<usize>,
+        checkpoint: &Path,
+    ) -> anyhow::Result<Tta> {
+        match (self, load_size) {
+            (TtaChoice::Given(tta), _) => Ok(tta),
+            (TtaChoice::TenCropAtLoadSize, Some(image)) => Ok(Tta::TenCrop {
+                crop: input.height,
+                image,
+            }),
+            (TtaChoice::TenCropAtLoadSize, None) => bail!(
+                "--tta tencrop takes ten crops of the images a model was trained on crops of, \
+                 but checkpoint {} was trained on whole {}×{} images: give tencrop:CROP@SIZE",
+                checkpoint.display(),
+                input.height,
+                input.width
+            ),
+        }
     }
 }
 
@@ -295,15 +404,18 @@ pub fn train(
             history: &trained.history,
         },
     )?;
+    // Val is read at the model's input; train larger where training crops it (--load-size).
+    let input = splits.val.spec();
+    let load_size = (splits.train.spec() != input).then_some(splits.train.spec().height);
     if let Some(batch) = &trained.augmented {
         let caption = format!("--augment {}", settings.epoch.augment);
-        write_augmentations(&directory, batch, splits.train.spec(), &caption)?;
+        write_augmentations(&directory, batch, input, &caption)?;
     }
     if let Some(model) = &trained.model {
         let description = checkpoint::Description {
             model: settings.model.clone(),
             architecture: settings.architecture.clone(),
-            input: splits.train.spec().clone(),
+            input: input.clone(),
             classes: splits.train.class_names().to_vec(),
         };
         checkpoint::save_described(
@@ -311,6 +423,7 @@ pub fn train(
             model,
             trained.steps,
             &description,
+            load_size,
             &directory.join("model.safetensors"),
         )?;
     }
@@ -356,7 +469,7 @@ pub struct EvalRequest<'a> {
     /// As in training: the share of train carved out as val when the dataset has no val split.
     pub val_split: Option<f64>,
     /// Average the probabilities over these views of each image.
-    pub tta: Option<Tta>,
+    pub tta: Option<TtaChoice>,
 }
 
 /// Evaluates a checkpoint on one split; prints the report, optionally writes per-image
@@ -365,13 +478,27 @@ pub fn eval(ctx: &GpuContext, request: &EvalRequest) -> anyhow::Result<f64> {
     let classifier =
         Classifier::open(ctx, request.checkpoint, request.model, request.architecture)?;
     let description = &classifier.description;
-    let spec = match &request.tta {
-        Some(tta) => tta
-            .image_spec(&description.input)
-            .map_err(anyhow::Error::msg)?,
-        None => description.input.clone(),
+    let (input, classes) = (&description.input, description.classes.len());
+    let load_size = checkpoint::load_size(request.checkpoint)?;
+    let tta = request
+        .tta
+        .map(|choice| choice.resolve(input, load_size, request.checkpoint))
+        .transpose()?;
+    // Ten crops cut their views from images read larger; the others see the centre crop of
+    // images read at the load size, as validation did.
+    let (data, sources) = match tta {
+        Some(tencrop @ Tta::TenCrop { .. }) => {
+            let spec = tencrop.image_spec(input).map_err(anyhow::Error::msg)?;
+            eval_split(request, &spec, classes)?
+        }
+        _ => {
+            let (data, sources) = eval_split(request, &read_at(input, load_size), classes)?;
+            match load_size {
+                Some(_) => (centre_crop(&data, input), sources),
+                None => (data, sources),
+            }
+        }
     };
-    let (data, sources) = eval_split(request, &spec, description.classes.len())?;
     // A described checkpoint names its classes; the data's are matched to them by name.
     let data = if classifier.self_described {
         with_classes(data, &description.classes).with_context(|| {
@@ -384,7 +511,7 @@ pub fn eval(ctx: &GpuContext, request: &EvalRequest) -> anyhow::Result<f64> {
     } else {
         data
     };
-    let (probabilities, totals) = match &request.tta {
+    let (probabilities, totals) = match &tta {
         Some(tta) => {
             let probabilities =
                 classifier.averaged_probabilities(ctx, &data, request.batch_size, tta)?;
@@ -450,6 +577,7 @@ fn eval_split(
             spec: spec.clone(),
             classes,
             val_split: None,
+            load_size: None,
         }
         .load()?;
         let data = match request.split {
@@ -641,6 +769,7 @@ pub fn demo(
                 spec,
                 classes,
                 val_split: None,
+                load_size: None,
             }
             .load()?,
         };

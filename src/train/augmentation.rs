@@ -3,8 +3,9 @@
 //! [`Augmentation`] is what a person asks for, with Keras `ImageDataGenerator`-like names
 //! (`--augment rotate=20,shift=0.2,shear=0.2,zoom=0.2,flip,crop=4,erase=0.5`); it is carried in
 //! the run's settings JSON. [`Augmenter`] turns it into the `kernels::augment` dispatches that
-//! run on the uploaded batch at the start of each training step, in this order: random resized
-//! crop, random crop with padding, random affine with its flip, colour jitter, random erasing.
+//! run on the uploaded batch at the start of each training step, in this order: a random crop to
+//! the model's input of images read larger (`fer train --load-size`), random resized crop,
+//! random crop with padding, random affine with its flip, colour jitter, random erasing.
 //! Each step draws every image's parameters on the host from Philox, seeded by the run's seed
 //! and the step, so the same seed gives the same images.
 
@@ -316,6 +317,15 @@ enum Geometry {
 }
 
 impl Geometry {
+    /// The height and width it turns images of `input`'s into.
+    fn output(&self, input: (usize, usize)) -> (usize, usize) {
+        match self {
+            Geometry::ResizedCrop(crop) => (crop.height, crop.width),
+            Geometry::Crop(crop) => (crop.height, crop.width),
+            Geometry::Affine(_) => input,
+        }
+    }
+
     fn draw(&self, seed: u64, image: usize, height: usize, width: usize) -> Transform {
         match self {
             Geometry::ResizedCrop(crop) => crop.draw(seed, image, height, width),
@@ -328,6 +338,7 @@ impl Geometry {
 /// An [`Augmentation`] made ready for batches of one image spec: the stages in order, and
 /// their dispatches for each batch size.
 pub struct Augmenter {
+    /// The images as uploaded: the model's input, or larger where the first stage crops them.
     spec: ImageSpec,
     fill: Fill,
     stages: Vec<Stage>,
@@ -335,17 +346,33 @@ pub struct Augmenter {
 }
 
 impl Augmenter {
-    /// `None` where `augmentation` changes nothing; an error where it cannot apply to `spec`.
-    pub fn new(augmentation: &Augmentation, spec: &ImageSpec) -> Result<Option<Self>, String> {
-        if augmentation.is_none() {
+    /// The stages for images read at `loaded` for a model reading `input`: first a random crop
+    /// to `input`'s size where `loaded` is larger, then `augmentation`'s. `None` where they
+    /// change nothing; an error where they cannot apply.
+    pub fn new(
+        augmentation: &Augmentation,
+        loaded: &ImageSpec,
+        input: &ImageSpec,
+    ) -> Result<Option<Self>, String> {
+        let crops = (loaded.height, loaded.width) != (input.height, input.width);
+        if augmentation.is_none() && !crops {
             return Ok(None);
         }
-        augmentation.check(spec)?;
+        augmentation.check(input)?;
         let mut stages = Vec::new();
-        if let Some(crop) = augmentation.resized_crop(spec) {
+        if crops {
+            let crop = RandomCrop {
+                height: input.height,
+                width: input.width,
+                padding: 0,
+            };
+            crop.validate(loaded.height, loaded.width)?;
+            stages.push(Stage::Sample(Geometry::Crop(crop)));
+        }
+        if let Some(crop) = augmentation.resized_crop(input) {
             stages.push(Stage::Sample(Geometry::ResizedCrop(crop)));
         }
-        if let Some(crop) = augmentation.random_crop(spec) {
+        if let Some(crop) = augmentation.random_crop(input) {
             stages.push(Stage::Sample(Geometry::Crop(crop)));
         }
         if let Some(affine) = augmentation.affine() {
@@ -359,11 +386,11 @@ impl Augmenter {
         }
         let fill = match augmentation.fill {
             FillMode::Nearest => Fill::Nearest,
-            FillMode::Constant => Fill::Constant(black(spec)[0]),
+            FillMode::Constant => Fill::Constant(black(input)[0]),
             FillMode::Reflect => Fill::Reflect,
         };
         Ok(Some(Augmenter {
-            spec: spec.clone(),
+            spec: loaded.clone(),
             fill,
             stages,
             by_size: HashMap::new(),
@@ -409,56 +436,94 @@ impl Augmenter {
         Ok(())
     }
 
-    /// The stages' dispatches, ping-ponging between `input` and a scratch buffer so that the
-    /// last writes `input`: images are uploaded to whichever buffer the first stage reads.
+    /// The stages' dispatches. The out-of-place ones write `input` and a scratch buffer in
+    /// turn so that the last writes `input`; images are uploaded to the buffer the first stage
+    /// reads: one of their own where they are larger than the model's input (the first stage
+    /// crops them), else the other of the two.
     fn build(
         &self,
         ctx: &GpuContext,
         size: usize,
         input: &GpuBuffer,
     ) -> Result<BatchAugmentation, AugmentError> {
-        let shape = self.shape(size);
-        let scratch = GpuBuffer::zeros(ctx, "augmentation scratch", shape.len());
+        let loaded = self.shape(size);
+        let sizes = self.sizes();
+        let (height, width) = sizes.last().map_or((loaded.height, loaded.width), |s| s[1]);
+        let scratch = GpuBuffer::zeros(
+            ctx,
+            "augmentation scratch",
+            loaded.resized(height, width).len(),
+        );
         let out_of_place = self
             .stages
             .iter()
             .filter(|stage| !matches!(stage, Stage::Erase(_)))
             .count();
-        let (mut from, mut to) = if out_of_place % 2 == 0 {
-            (input, &scratch)
-        } else {
-            (&scratch, input)
+        // The out-of-place stage `written` writes `input` when the count after it is even.
+        let target = |written: usize| {
+            if (out_of_place - written) % 2 == 1 {
+                input
+            } else {
+                &scratch
+            }
         };
-        let upload = from.view(0, shape.len());
+        let larger = (height, width) != (loaded.height, loaded.width);
+        let own = larger.then(|| GpuBuffer::zeros(ctx, "augmentation upload", loaded.len()));
+        let other = if out_of_place % 2 == 0 {
+            input
+        } else {
+            &scratch
+        };
+        let mut from = own.as_ref().unwrap_or(other);
+        let upload = from.view(0, loaded.len());
         let normalisation = self.normalisation();
-        let size_hw = (shape.height, shape.width);
+        let mut written = 0;
         let mut parameters = Vec::with_capacity(self.stages.len());
         let mut dispatches = Vec::with_capacity(self.stages.len());
-        for stage in &self.stages {
+        for (stage, [(h, w), out]) in self.stages.iter().zip(sizes) {
+            let shape = loaded.resized(h, w);
             let words = match stage {
                 Stage::Sample(_) => Transform::WORDS,
                 Stage::Jitter(_) => JitterDraw::WORDS,
                 Stage::Erase(_) => 4,
             };
             let draws = GpuBuffer::zeros(ctx, "augmentation parameters", size * words);
+            let to = target(written);
             dispatches.push(match stage {
-                Stage::Sample(_) => sample(ctx, shape, size_hw, self.fill, &draws, from, to)?,
+                Stage::Sample(_) => sample(ctx, shape, out, self.fill, &draws, from, to)?,
                 Stage::Jitter(jitter) => {
                     color_jitter(ctx, shape, jitter, &normalisation, &draws, from, to)?
                 }
                 Stage::Erase(_) => erase(ctx, shape, ERASED, &draws, from)?,
             });
             if !matches!(stage, Stage::Erase(_)) {
-                std::mem::swap(&mut from, &mut to);
+                from = to;
+                written += 1;
             }
             parameters.push(draws);
         }
         Ok(BatchAugmentation {
-            shape,
+            shape: loaded,
             upload,
             parameters,
             dispatches,
         })
+    }
+
+    /// Each stage's input and output height and width: from the uploaded images' to the
+    /// model's input.
+    fn sizes(&self) -> Vec<[(usize, usize); 2]> {
+        let mut size = (self.spec.height, self.spec.width);
+        self.stages
+            .iter()
+            .map(|stage| {
+                let input = size;
+                if let Stage::Sample(geometry) = stage {
+                    size = geometry.output(size);
+                }
+                [input, size]
+            })
+            .collect()
     }
 
     /// Writes the parameters of training step `step` of a run seeded `seed` for `batch`'s
@@ -478,10 +543,10 @@ impl Augmenter {
     /// every stage draws from its own seed, derived from the two.
     fn draw(&self, images: usize, seed: u64, step: u64) -> Vec<Draw> {
         let mut seeds = Rng::new(augmentation_seed(seed, step));
-        let (height, width) = (self.spec.height, self.spec.width);
         self.stages
             .iter()
-            .map(|stage| {
+            .zip(self.sizes())
+            .map(|(stage, [(height, width), _])| {
                 let seed = seeds.next_u64();
                 match stage {
                     Stage::Sample(geometry) => Draw::Transforms(
@@ -502,20 +567,18 @@ impl Augmenter {
             .collect()
     }
 
-    /// The CPU twin of the dispatches: `images`, a normalised batch, as step `step` of a run
-    /// seeded `seed` augments it, by `reference::augment`'s twins of each stage.
+    /// The CPU twin of the dispatches: `images`, a normalised batch as uploaded, as step `step`
+    /// of a run seeded `seed` augments it, by `reference::augment`'s twins of each stage.
     pub fn augment_on_cpu(&self, images: &[f32], seed: u64, step: u64) -> Vec<f32> {
-        let shape = self.shape(images.len() / self.spec.shape().iter().product::<usize>());
+        let loaded = self.shape(images.len() / self.spec.shape().iter().product::<usize>());
         let mut x = images.to_vec();
-        for draw in self.draw(shape.batch, seed, step) {
+        let draws = self.draw(loaded.batch, seed, step);
+        for (draw, [(height, width), out]) in draws.into_iter().zip(self.sizes()) {
+            let shape = loaded.resized(height, width);
             x = match draw {
-                Draw::Transforms(transforms) => twin::sample(
-                    shape,
-                    (shape.height, shape.width),
-                    self.fill,
-                    &transforms,
-                    &x,
-                ),
+                Draw::Transforms(transforms) => {
+                    twin::sample(shape, out, self.fill, &transforms, &x)
+                }
                 Draw::Jitter(jitters) => {
                     twin::color_jitter(shape, &self.normalisation(), &jitters, &x)
                 }

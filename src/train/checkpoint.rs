@@ -15,6 +15,7 @@
 //! | `fer_model_file` | a model file's graph, as `fer models --show` prints one |
 //! | `fer_input` | the images it reads, JSON ([`ImageSpec`]) |
 //! | `fer_classes` | the class names its outputs index, in order, a JSON list |
+//! | `fer_load_size` | only where training read images larger and cropped them to `fer_input` (`fer train --load-size`): the side they were read at ([`load_size`]) |
 //!
 //! Checkpoints from before this (only `fer_model`) have no description and load with the
 //! model named on the command line.
@@ -39,6 +40,9 @@ use crate::nn::spec::ModelSpec;
 
 /// The version of the `__metadata__` layout this fer writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The metadata key of [`load_size`].
+const LOAD_SIZE: &str = "fer_load_size";
 
 /// The prefix of a resumable checkpoint's tensors that are not the model's.
 pub const RESUME_PREFIX: &str = "fer_resume/";
@@ -203,15 +207,20 @@ fn batches_tracked_names(model: &Model) -> Vec<String> {
 
 /// Writes every tensor of `model` (parameters and running statistics), and `steps` as each
 /// batch norm's `num_batches_tracked`, to `path`, atomically, with `description` in its
-/// metadata.
+/// metadata, and the side of the square images training cropped to its input, if it did.
 pub fn save_described(
     ctx: &GpuContext,
     model: &Model,
     steps: u64,
     description: &Description,
+    load_size: Option<usize>,
     path: &Path,
 ) -> Result<(), CheckpointError> {
-    write(ctx, model, steps, description.metadata(), &[], path)
+    let mut metadata = description.metadata();
+    if let Some(side) = load_size {
+        metadata.insert(LOAD_SIZE.to_string(), side.to_string());
+    }
+    write(ctx, model, steps, metadata, &[], path)
 }
 
 /// A resumable checkpoint as read back: where the run stood (JSON) and its tensors besides
@@ -490,6 +499,30 @@ const MAX_HEADER_BYTES: u64 = 100_000_000;
 /// What the checkpoint at `path` says about itself, reading only its header; `None` for a
 /// checkpoint written without a description.
 pub fn describe(path: &Path) -> Result<Option<Description>, CheckpointError> {
+    Description::from_metadata(&metadata(path)?).map_err(|message| CheckpointError::Description {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+/// The side of the square images the model at `path` was trained on random crops of (its
+/// input cut from them), reading only its header; `None` where training read images at the
+/// model's input.
+pub fn load_size(path: &Path) -> Result<Option<usize>, CheckpointError> {
+    let Some(text) = metadata(path)?.remove(LOAD_SIZE) else {
+        return Ok(None);
+    };
+    match text.parse::<usize>() {
+        Ok(side) if side > 0 => Ok(Some(side)),
+        _ => Err(CheckpointError::Description {
+            path: path.to_path_buf(),
+            message: format!("its `{LOAD_SIZE}` is `{text}`, not a number of pixels"),
+        }),
+    }
+}
+
+/// The `__metadata__` of the safetensors file at `path`, reading only its header.
+fn metadata(path: &Path) -> Result<HashMap<String, String>, CheckpointError> {
     let read_error = |reason| CheckpointError::Read {
         path: path.to_path_buf(),
         reason,
@@ -512,10 +545,7 @@ pub fn describe(path: &Path) -> Result<Option<Description>, CheckpointError> {
     }
     let header: Header =
         serde_json::from_slice(&header).map_err(|error| format_error(path, error))?;
-    Description::from_metadata(&header.metadata).map_err(|message| CheckpointError::Description {
-        path: path.to_path_buf(),
-        message,
-    })
+    Ok(header.metadata)
 }
 
 fn format_error(path: &Path, error: impl std::fmt::Display) -> CheckpointError {

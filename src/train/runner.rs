@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use indicatif::ProgressBar;
 
 use crate::data::batch::{labels_u32, shuffled_indices, to_normalized_f32};
-use crate::data::Dataset;
+use crate::data::{Dataset, ImageSpec};
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError};
 use crate::graph::{GraphError, Model, Plan};
 use crate::kernels::softmax_ce::{
@@ -122,8 +122,8 @@ pub struct Runner<'a> {
     /// [loss_sum, weight_sum, correct, rows], accumulated on the GPU.
     stats: GpuBuffer,
     batches: HashMap<usize, Batch>,
-    /// The training batches' augmentation, from the last epoch's settings.
-    augmenter: Option<(Augmentation, Augmenter)>,
+    /// The training batches' augmentation, from the last epoch's settings and images.
+    augmenter: Option<((Augmentation, ImageSpec), Augmenter)>,
     steps: u64,
     /// The step and value of the last finite training loss read back.
     last_finite_loss: Option<(u64, f64)>,
@@ -207,11 +207,17 @@ impl<'a> Runner<'a> {
         Ok(&self.batches[&size])
     }
 
-    /// Refuses a dataset whose images or classes are not the model's.
-    fn check_fits(&self, data: &Dataset) -> Result<(), RunError> {
+    /// Refuses a dataset whose images or classes are not the model's; a training set's images
+    /// may be larger (`fer train --load-size`): training crops them to the model's input.
+    fn check_fits(&self, data: &Dataset, training: bool) -> Result<(), RunError> {
         let model = &self.model.name;
         let shape = data.spec().shape();
-        if self.model.sample_shape != shape {
+        let expects = &self.model.sample_shape;
+        let larger = expects.len() == 3
+            && shape[0] == expects[0]
+            && shape[1] >= expects[1]
+            && shape[2] >= expects[2];
+        if *expects != shape && !(training && larger) {
             return Err(RunError::ImageShape {
                 model: model.clone(),
                 expects: self.model.sample_shape.clone(),
@@ -238,7 +244,7 @@ impl<'a> Runner<'a> {
         augment_seed: Option<u64>,
         step: u64,
     ) -> Result<&Batch, RunError> {
-        self.check_fits(data)?;
+        self.check_fits(data, augment_seed.is_some())?;
         let ctx = self.ctx;
         let size = indices.len();
         self.batch(size)?;
@@ -254,13 +260,15 @@ impl<'a> Runner<'a> {
         Ok(batch)
     }
 
-    /// Makes `augmentation` the training batches' (for images of `data`'s spec).
+    /// Makes `augmentation` the training batches' (for images of `data`'s spec, cropped first
+    /// to the model's input where they are larger).
     fn use_augmentation(
         &mut self,
         augmentation: &Augmentation,
         data: &Dataset,
     ) -> Result<(), RunError> {
-        if self.augmenter.as_ref().map(|(a, _)| a) == Some(augmentation) {
+        let key = (augmentation.clone(), data.spec().clone());
+        if self.augmenter.as_ref().map(|(made_for, _)| made_for) == Some(&key) {
             return Ok(());
         }
         let refused = |reason| RunError::Augmentation {
@@ -268,9 +276,17 @@ impl<'a> Runner<'a> {
             augmentation: augmentation.to_string(),
             reason,
         };
-        self.augmenter = Augmenter::new(augmentation, data.spec())
+        let input = match self.model.sample_shape[..] {
+            [_, height, width] => ImageSpec {
+                height,
+                width,
+                ..data.spec().clone()
+            },
+            _ => data.spec().clone(),
+        };
+        self.augmenter = Augmenter::new(augmentation, data.spec(), &input)
             .map_err(refused)?
-            .map(|augmenter| (augmentation.clone(), augmenter));
+            .map(|augmenter| (key, augmenter));
         Ok(())
     }
 
@@ -283,7 +299,7 @@ impl<'a> Runner<'a> {
         settings: &EpochSettings,
         step: u64,
     ) -> Result<Vec<f32>, RunError> {
-        self.check_fits(data)?;
+        self.check_fits(data, true)?;
         self.use_augmentation(&settings.augment, data)?;
         self.upload(data, indices, Some(settings.seed), step)?;
         let size = indices.len();
@@ -394,7 +410,7 @@ impl<'a> Runner<'a> {
         progress: &ProgressBar,
         mut after_step: impl FnMut(usize, &Self, &Optimizer) -> Result<bool, E>,
     ) -> Result<Option<Totals>, E> {
-        self.check_fits(data)?;
+        self.check_fits(data, true)?;
         self.use_augmentation(&settings.augment, data)?;
         let (done, stats) = start.map_or((0, [0.0; ROW_STATS]), |s| (s.batches_done, s.stats));
         self.stats.write(self.ctx, &stats);
