@@ -36,14 +36,12 @@ fn number_after(text: &str, key: &str) -> f64 {
 
 const FACES: [&str; 4] = ["--synthetic-train", "32", "--seed", "3"];
 
-/// Trains `model` one epoch at `load_size` with a flip, into `results`; stdout.
-fn train(model: &str, load_size: &str, results: &std::path::Path) -> String {
+/// Trains `model` one epoch with a flip and `options`, into `results`; stdout.
+fn train(model: &str, options: &[&str], results: &std::path::Path) -> String {
     let args = [
         "train",
         "--model-file",
         model,
-        "--load-size",
-        load_size,
         "--augment",
         "flip",
         "--epochs",
@@ -54,7 +52,7 @@ fn train(model: &str, load_size: &str, results: &std::path::Path) -> String {
         "--results",
         &text(results),
     ];
-    succeeded(&fer(&[&args[..], &FACES].concat()))
+    succeeded(&fer(&[&args[..], options, &FACES].concat()))
 }
 
 fn eval(checkpoint: &std::path::Path, tta: &[&str]) -> std::process::Output {
@@ -66,7 +64,7 @@ fn eval(checkpoint: &std::path::Path, tta: &[&str]) -> std::process::Output {
 fn training_on_random_crops_evaluates_on_the_centre_and_ten_crops() {
     let dir = TempDir::new("load-size");
     let model = tiny_44(&dir.0);
-    let trained = train(&model, "48", &dir.0.join("results"));
+    let trained = train(&model, &["--load-size", "48"], &dir.0.join("results"));
     let checkpoint = dir.0.join("results/tiny44/model.safetensors");
     assert_eq!(checkpoint::load_size(&checkpoint).unwrap(), Some(48));
     let description = checkpoint::describe(&checkpoint).unwrap().unwrap();
@@ -97,9 +95,29 @@ fn training_on_random_crops_evaluates_on_the_centre_and_ten_crops() {
         "ten crops scored as the centre one"
     );
 
-    // A load size equal to the input crops nothing and records nothing, so ten crops of what
-    // it was trained on cannot be named by `tencrop` alone.
-    let whole = train(&model, "44", &dir.0.join("whole"));
+    // Resuming the run must crop as it did.
+    let results = text(&dir.0.join("results"));
+    let resume = [
+        &[
+            "train",
+            "--model-file",
+            &model,
+            "--augment",
+            "flip",
+            "--epochs",
+            "2",
+        ][..],
+        &["--batch-size", "8", "--resume", "--results", &results],
+        &FACES,
+    ]
+    .concat();
+    refused(&fer(&resume), &["cannot resume", "train_images_read_at"]);
+
+    // A recipe's load size equal to the input crops nothing and records nothing, so ten crops
+    // of what it was trained on cannot be named by `tencrop` alone.
+    let recipe = dir.0.join("whole.toml");
+    std::fs::write(&recipe, "load_size = 44\n").unwrap();
+    let whole = train(&model, &["--recipe", &text(&recipe)], &dir.0.join("whole"));
     assert!(whole.contains("epoch 1/1"), "{whole}");
     let whole = dir.0.join("whole/tiny44/model.safetensors");
     assert_eq!(checkpoint::load_size(&whole).unwrap(), None);
@@ -120,4 +138,69 @@ fn training_on_random_crops_evaluates_on_the_centre_and_ten_crops() {
     ]
     .concat();
     refused(&fer(&baseline), &["--load-size 52", "baseline"]);
+}
+
+/// `fer predict` reads a face as `fer eval` does for a checkpoint trained on crops: a 48×48
+/// image's centre 44×44, the same probabilities (to the CSV's 6 decimals) as the image in a
+/// dataset folder.
+#[test]
+fn predict_takes_the_centre_crop_as_eval_does() {
+    let dir = TempDir::new("predict");
+    let model = tiny_44(&dir.0);
+    train(&model, &["--load-size", "48"], &dir.0.join("results"));
+    let checkpoint = text(&dir.0.join("results/tiny44/model.safetensors"));
+    let folder = dir.0.join("faces/val/happy");
+    std::fs::create_dir_all(&folder).unwrap();
+    let face = folder.join("face.png");
+    // A diagonal ramp with a bright square off centre: its crops and resizes all differ.
+    let pixels = (0..48 * 48)
+        .map(|i| {
+            let (row, column) = (i / 48, i % 48);
+            let square = (30..40).contains(&row) && (6..16).contains(&column);
+            if square {
+                255
+            } else {
+                (2 * row + 3 * column) as u8
+            }
+        })
+        .collect();
+    image::GrayImage::from_raw(48, 48, pixels)
+        .unwrap()
+        .save(&face)
+        .unwrap();
+
+    let csv = dir.0.join("predictions.csv");
+    let data = text(&dir.0.join("faces"));
+    let args = [
+        "eval",
+        "--checkpoint",
+        &checkpoint,
+        "--data",
+        &data,
+        "--split",
+        "val",
+    ];
+    succeeded(&fer(&[&args[..], &["--predictions", &text(&csv)]].concat()));
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    let row = csv.lines().nth(1).expect("one image");
+    let evaluated: Vec<f64> = row.split(',').skip(4).map(|p| p.parse().unwrap()).collect();
+
+    let args = [
+        "predict",
+        "--checkpoint",
+        &checkpoint,
+        "--no-detect",
+        "--json",
+        &text(&face),
+    ];
+    let json: serde_json::Value = serde_json::from_str(&succeeded(&fer(&args))).unwrap();
+    let predicted = &json["images"][0]["faces"][0]["probabilities"];
+    let predicted: Vec<f64> = serde_json::from_value(predicted.clone()).unwrap();
+    assert_eq!(predicted.len(), evaluated.len(), "{row}");
+    for (p, e) in predicted.iter().zip(&evaluated) {
+        assert!(
+            (p - e).abs() <= 5e-7 + 1e-7,
+            "predict {predicted:?}, eval {row}"
+        );
+    }
 }

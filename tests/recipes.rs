@@ -95,6 +95,7 @@ fn a_bad_recipe_is_one_sentence_naming_the_key() {
     named("l2 = [\"dense=x\"]\n", "l2");
     named("val_split = 1.0\n", "val_split");
     named("tta = \"fivecrop\"\n", "tta");
+    named("load_size = 0\n", "load_size");
     assert_eq!(
         Recipe::built_in_text("bset", &ModelKind::Cnn.into()),
         Err(RecipeError::Unknown("bset".into()))

@@ -18,10 +18,11 @@ use fer::infer::annotate::{annotate, Label};
 use fer::infer::faces::{FaceBox, FaceDetector, DEFAULT_MARGIN, PREDICT_MIN_FACE};
 use fer::infer::Classifier;
 use fer::nn::models::{Architecture, ModelChoice};
+use fer::train::checkpoint;
 use fer::train::session::{argmax, progress_bar};
 
 use super::options;
-use super::train::csv_field;
+use super::train::{centre_of, csv_field, read_at};
 
 #[derive(clap::Args)]
 pub struct PredictRequest {
@@ -97,6 +98,10 @@ pub fn predict(
             description.classes.join(", ")
         );
     }
+    // A model trained on random crops of larger faces (`fer train --load-size`) reads the
+    // centre of each face read at that size, as `fer eval` does.
+    let input = &description.input;
+    let read = read_at(input, checkpoint::load_size(&request.checkpoint)?);
     let files = image_files(&request.inputs)?;
     let mut detector = match request.no_detect {
         true => None,
@@ -133,7 +138,8 @@ pub fn predict(
         };
         // With --no-detect the face is the whole image, which a margin cannot grow.
         for face in &faces {
-            crops.extend(face.to_input(&image, request.margin, &description.input));
+            let face = face.to_input(&image, request.margin, &read);
+            crops.extend(centre_of(&face, &read, input));
         }
         boxes.push((file.path.clone(), faces));
     }

@@ -141,7 +141,7 @@ pub fn load_size(
 }
 
 /// The spec images are read at for a model reading `input`: `input` at `load_size` a side.
-fn read_at(input: &ImageSpec, load_size: Option<usize>) -> ImageSpec {
+pub fn read_at(input: &ImageSpec, load_size: Option<usize>) -> ImageSpec {
     match load_size {
         Some(side) => ImageSpec {
             height: side,
@@ -152,13 +152,17 @@ fn read_at(input: &ImageSpec, load_size: Option<usize>) -> ImageSpec {
     }
 }
 
-/// `data` (square images) cut to `input`'s side about their centre: ten-crop's centre view, and
-/// what a model trained on random crops of such images is validated and evaluated on.
+/// `image` (square, of spec `read`) cut to `input`'s side about its centre: ten-crop's centre
+/// view, and what a model trained on random crops of such images is validated and evaluated on.
+pub fn centre_of(image: &[u8], read: &ImageSpec, input: &ImageSpec) -> Vec<u8> {
+    let margin = (read.height - input.height) / 2;
+    tta::crop(image, read.shape(), margin, margin, input.height)
+}
+
+/// [`centre_of`] each image of `data`.
 fn centre_crop(data: &Dataset, input: &ImageSpec) -> Dataset {
-    let shape = data.spec().shape();
-    let margin = (shape[1] - input.height) / 2;
     let images = (0..data.len())
-        .flat_map(|i| tta::crop(data.image(i), shape, margin, margin, input.height))
+        .flat_map(|i| centre_of(data.image(i), data.spec(), input))
         .collect();
     Dataset::new(
         input.clone(),

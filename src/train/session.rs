@@ -249,11 +249,15 @@ pub fn train(
     let mut history = History::new();
     let mut start: Option<EpochStart> = None;
     // What a resumed run must match: the settings and the data.
-    let identity = serde_json::json!({
+    let mut identity = serde_json::json!({
         "settings": settings,
         "train_images": train.len(),
         "val_images": val.len(),
     });
+    // Training on random crops of images read larger (`fer train --load-size`) is the run's too.
+    if train.spec() != val.spec() {
+        identity["train_images_read_at"] = serde_json::json!(train.spec().shape());
+    }
     let checkpointing = settings.checkpointing.as_ref();
     if let Some(checkpointing) = checkpointing.filter(|c| c.resume) {
         let resumed = resume::load(ctx, &model, checkpointing, &identity, settings.epochs)?;
