@@ -5,6 +5,9 @@
 mod common;
 
 use common::*;
+use fer::gpu::{GpuContext, GpuOptions};
+use fer::nn::models::{Architecture, ModelChoice};
+use fer::nn::spec::ModelSpec;
 use fer::train::checkpoint;
 
 /// A conv, its ReLU and a classifier over every position (so that each crop scores its own):
@@ -124,6 +127,21 @@ fn training_on_random_crops_evaluates_on_the_centre_and_ten_crops() {
     refused(
         &eval(&whole, &["--tta", "tencrop"]),
         &["--tta tencrop", "tencrop:CROP@SIZE"],
+    );
+
+    // A checkpoint claiming a load size smaller than its input is refused, not cut from.
+    let ctx = GpuContext::new(&GpuOptions::from_env().unwrap()).unwrap();
+    let spec = ModelSpec::parse(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    let choice = ModelChoice::File(spec);
+    let tiny = choice
+        .build(&ctx, &Architecture::default(), 0)
+        .unwrap()
+        .unwrap();
+    let claimed = dir.0.join("claimed.safetensors");
+    checkpoint::save_described(&ctx, &tiny, 1, &description, Some(40), &claimed).unwrap();
+    refused(
+        &eval(&claimed, &[]),
+        &["claimed.safetensors", "`fer_load_size` `40`"],
     );
 
     let smaller = [

@@ -509,14 +509,16 @@ pub fn describe(path: &Path) -> Result<Option<Description>, CheckpointError> {
 /// input cut from them), reading only its header; `None` where training read images at the
 /// model's input.
 pub fn load_size(path: &Path) -> Result<Option<usize>, CheckpointError> {
-    let Some(text) = metadata(path)?.remove(LOAD_SIZE) else {
+    let metadata = metadata(path)?;
+    let Some(text) = metadata.get(LOAD_SIZE) else {
         return Ok(None);
     };
-    match text.parse::<usize>() {
-        Ok(side) if side > 0 => Ok(Some(side)),
+    let input = Description::from_metadata(&metadata).ok().flatten();
+    match (text.parse::<usize>(), input.map(|d| d.input)) {
+        (Ok(side), Some(input)) if side >= input.height && side >= input.width => Ok(Some(side)),
         _ => Err(CheckpointError::Description {
             path: path.to_path_buf(),
-            message: format!("its `{LOAD_SIZE}` is `{text}`, not a number of pixels"),
+            message: format!("its `{LOAD_SIZE}` `{text}` is no side its input can be cut from"),
         }),
     }
 }
