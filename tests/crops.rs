@@ -1,6 +1,7 @@
 //! `fer train --load-size`: a model reading 44×44 trains on random crops of 48×48 faces, its
-//! checkpoint records the load size, and `fer eval` follows it — the centre crop without TTA
-//! (validation's numbers again), the ten crops with `--tta tencrop`.
+//! checkpoint records the load size, and `fer eval` and `fer predict` follow it — the centre
+//! crop without TTA (validation's numbers again), the ten crops with `--tta tencrop`. A resume
+//! must crop as the run did; load sizes that cannot be cropped from are one sentence.
 
 mod common;
 
