@@ -4,7 +4,7 @@
 //!
 //! Each stage is the library call predict makes, timed by the wall clock (median of the timed
 //! runs, after one untimed run): decode is [`open_image`] on the frame's file, detect is
-//! [`FaceDetector::detect`], crop/convert is [`FaceBox::to_input`] for every face, classify is
+//! [`FaceDetector::detect`], crop/convert is [`Classifier::face_input`] for every face, classify is
 //! [`Classifier::probabilities`] on the frame's faces at batch 1 (upload, forward, readback),
 //! draw is [`annotate`]. Images/s at a batch size is that size over the wall time of one
 //! `probabilities` call on that many faces. Without a checkpoint the models have fresh
@@ -259,10 +259,14 @@ fn measure_model(
     runs_at: impl Fn(usize) -> usize,
 ) -> Result<ModelRow, InferError> {
     let input = &classifier.description.input;
+    let (width, height) = (image.width(), image.height());
     let crops = || -> Vec<u8> {
         faces
             .iter()
-            .flat_map(|face| face.to_input(image, DEFAULT_MARGIN, input))
+            .flat_map(|face| {
+                let grown = face.with_margin(DEFAULT_MARGIN, width, height);
+                classifier.face_input(grown.crop(image))
+            })
             .collect()
     };
     let runs = runs_at(1);

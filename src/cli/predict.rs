@@ -18,11 +18,10 @@ use fer::infer::annotate::{annotate, Label};
 use fer::infer::faces::{FaceBox, FaceDetector, DEFAULT_MARGIN, PREDICT_MIN_FACE};
 use fer::infer::Classifier;
 use fer::nn::models::{Architecture, ModelChoice};
-use fer::train::checkpoint;
 use fer::train::session::{argmax, progress_bar};
 
 use super::options;
-use super::train::{centre_of, csv_field, read_at};
+use super::train::csv_field;
 
 #[derive(clap::Args)]
 pub struct PredictRequest {
@@ -98,10 +97,6 @@ pub fn predict(
             description.classes.join(", ")
         );
     }
-    // A model trained on random crops of larger faces (`fer train --load-size`) reads the
-    // centre of each face read at that size, as `fer eval` does.
-    let input = &description.input;
-    let read = read_at(input, checkpoint::load_size(&request.checkpoint)?);
     let files = image_files(&request.inputs)?;
     let mut detector = match request.no_detect {
         true => None,
@@ -138,8 +133,8 @@ pub fn predict(
         };
         // With --no-detect the face is the whole image, which a margin cannot grow.
         for face in &faces {
-            let face = face.to_input(&image, request.margin, &read);
-            crops.extend(centre_of(&face, &read, input));
+            let grown = face.with_margin(request.margin, image.width(), image.height());
+            crops.extend(classifier.face_input(grown.crop(&image)));
         }
         boxes.push((file.path.clone(), faces));
     }

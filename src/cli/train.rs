@@ -15,7 +15,7 @@ use fer::data::{
 };
 use fer::fsutil::FolderLock;
 use fer::gpu::GpuContext;
-use fer::infer::tta::{self, Tta};
+use fer::infer::tta::{self, centre_of, read_at, Tta};
 use fer::infer::Classifier;
 use fer::nn::models::{Architecture, ModelChoice, ModelKind};
 use fer::nn::spec::ModelSpec;
@@ -138,25 +138,6 @@ pub fn load_size(
         );
     }
     Ok((side > height).then_some(side))
-}
-
-/// The spec images are read at for a model reading `input`: `input` at `load_size` a side.
-pub fn read_at(input: &ImageSpec, load_size: Option<usize>) -> ImageSpec {
-    match load_size {
-        Some(side) => ImageSpec {
-            height: side,
-            width: side,
-            ..input.clone()
-        },
-        None => input.clone(),
-    }
-}
-
-/// `image` (square, of spec `read`) cut to `input`'s side about its centre: ten-crop's centre
-/// view, and what a model trained on random crops of such images is validated and evaluated on.
-pub fn centre_of(image: &[u8], read: &ImageSpec, input: &ImageSpec) -> Vec<u8> {
-    let margin = (read.height - input.height) / 2;
-    tta::crop(image, read.shape(), margin, margin, input.height)
 }
 
 /// [`centre_of`] each image of `data`.

@@ -6,11 +6,12 @@ use std::collections::hash_map::{Entry, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
+use image::DynamicImage;
 use thiserror::Error;
 
-use super::tta::{self, Tta};
+use super::tta::{self, centre_of, read_at, Tta};
 use crate::data::batch::to_normalized_f32;
-use crate::data::{fer2013, Dataset};
+use crate::data::{fer2013, to_spec, Dataset, ImageSpec};
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::graph::{GraphError, Model, Plan};
 use crate::nn::models::{Architecture, ModelChoice, ModelKind};
@@ -86,6 +87,9 @@ pub struct Classifier {
     /// False for a checkpoint without a description: its model came from the command line and
     /// its class names are assumed (FER2013's for seven outputs) until the data names them.
     pub self_described: bool,
+    /// What a face is read at before its centre is cut to the input: the input, or larger for
+    /// a model trained on random crops of larger images (`fer train --load-size`).
+    pub read: ImageSpec,
     /// Inference plans by batch size, kept between calls so that classifying a frame at a time
     /// builds no buffers, bind groups or kernels: those of the last call's sizes only.
     plans: Mutex<HashMap<usize, Plan>>,
@@ -147,11 +151,22 @@ impl Classifier {
             });
         }
         Ok(Classifier {
+            read: read_at(&description.input, checkpoint::load_size(path)?),
             model,
             description,
             self_described,
             plans: Mutex::default(),
         })
+    }
+
+    /// A face (a crop of a photo or frame) as the model reads it: brought to [`Self::read`]
+    /// as training brought its images, then its centre, as validation took it.
+    pub fn face_input(&self, face: DynamicImage) -> Vec<u8> {
+        let read = to_spec(face, &self.read).0;
+        match self.read == self.description.input {
+            true => read,
+            false => centre_of(&read, &self.read, &self.description.input),
+        }
     }
 
     /// Built-in model `kind` at `architecture` with fresh weights (seed 0) and assumed class
@@ -165,9 +180,11 @@ impl Classifier {
         let model = choice
             .build(ctx, architecture, 0)?
             .ok_or(InferError::Baseline)?;
+        let input = choice.input(architecture);
         Ok(Classifier {
+            read: input.clone(),
             description: Description {
-                input: choice.input(architecture),
+                input,
                 model: choice,
                 architecture: architecture.clone(),
                 classes: assumed_classes(output_count(&model)?),

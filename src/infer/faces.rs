@@ -7,8 +7,6 @@ use image::imageops::{self, FilterType};
 use image::{DynamicImage, GenericImageView, GrayImage};
 use rustface::{Detector, ImageData};
 
-use crate::data::{to_spec, ImageSpec};
-
 /// SeetaFace's frontal face model, as the `rustface` crate ships it (BSD-2-Clause, see
 /// `assets/seeta_fd_frontal_v1.0.LICENSE`).
 const MODEL: &[u8] = include_bytes!("../../assets/seeta_fd_frontal_v1.0.bin");
@@ -69,14 +67,6 @@ impl FaceBox {
     /// The part of `image` inside this box.
     pub fn crop(&self, image: &DynamicImage) -> DynamicImage {
         image.crop_imm(self.x, self.y, self.width, self.height)
-    }
-
-    /// This face of `image` as a classifier of input `spec` reads it: grown by `margin` (see
-    /// [`FaceBox::with_margin`]), cropped and brought to the spec as training brought its
-    /// images.
-    pub fn to_input(&self, image: &DynamicImage, margin: f32, spec: &ImageSpec) -> Vec<u8> {
-        let face = self.with_margin(margin, image.width(), image.height());
-        to_spec(face.crop(image), spec).0
     }
 }
 

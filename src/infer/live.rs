@@ -19,7 +19,6 @@ use super::classifier::{Classifier, InferError};
 use super::faces::{FaceBox, FaceDetector};
 use super::frames::{self, FrameError, Source};
 use super::window::{Window, WindowError};
-use crate::data::to_spec;
 use crate::gpu::GpuContext;
 use crate::report::PlotError;
 use crate::train::session::argmax;
@@ -198,7 +197,7 @@ fn classify(
     let mut crops = Vec::new();
     for face in faces {
         let crop = face.with_margin(settings.margin, width, height).crop(image);
-        crops.extend(to_spec(crop, &classifier.description.input).0);
+        crops.extend(classifier.face_input(crop));
     }
     Ok(classifier
         .probabilities(ctx, crops, settings.batch_size)?

@@ -141,6 +141,25 @@ pub fn crop(
     out
 }
 
+/// The spec images are read at for a model reading `input`: `input` at `load_size` a side.
+pub fn read_at(input: &ImageSpec, load_size: Option<usize>) -> ImageSpec {
+    match load_size {
+        Some(side) => ImageSpec {
+            height: side,
+            width: side,
+            ..input.clone()
+        },
+        None => input.clone(),
+    }
+}
+
+/// `image` (square, of spec `read`) cut to `input`'s side about its centre: ten-crop's centre
+/// view, and what a model trained on random crops of such images is validated and evaluated on.
+pub fn centre_of(image: &[u8], read: &ImageSpec, input: &ImageSpec) -> Vec<u8> {
+    let margin = (read.height - input.height) / 2;
+    crop(image, read.shape(), margin, margin, input.height)
+}
+
 /// Each image's probabilities averaged over the views (one `[images][classes]` table per view).
 pub fn average(views: &[Vec<Vec<f32>>]) -> Vec<Vec<f32>> {
     let Some(first) = views.first() else {
