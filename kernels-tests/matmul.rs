@@ -70,7 +70,9 @@ fn check(variant: MatmulVariant, shape: MatmulShape, epilogue: Epilogue, with_bi
 
 /// (m, n, k): tile multiples, ragged edges, degenerate dimensions, and the models' shapes;
 /// (9, 300, 7) spans two strips each way (matmul_strip: 8 rows × 256 columns), the second
-/// holding one row and 44 columns.
+/// holding one row and 44 columns; (128, 128, 24) is one matmul_large tile of three slabs, its
+/// rows all vec4-aligned, and (130, 257, 21) spills past it in every dimension, by a ragged
+/// slab in K.
 const SHAPES: &[(usize, usize, usize)] = &[
     (1, 1, 1),
     (1, 7, 2304),
@@ -81,6 +83,8 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (64, 128, 68),
     (70, 6, 130),
     (9, 300, 7),
+    (128, 128, 24),
+    (130, 257, 21),
 ];
 
 fn all_transposes(variant: MatmulVariant) {
@@ -155,6 +159,19 @@ fn epilogues_and_batches(variant: MatmulVariant) {
         ..MatmulShape::new(6, 5, 4)
     };
     check(variant, both, Epilogue::default(), false);
+    // Every epilogue at once on a batch of products wider than a large tile, so each batch
+    // holds tiles that end inside it.
+    let wide = MatmulShape {
+        batch: 2,
+        trans_b: true,
+        ..MatmulShape::new(131, 136, 12)
+    };
+    let everything = Epilogue {
+        relu: true,
+        accumulate: true,
+        bias_per_row: true,
+    };
+    check(variant, wide, everything, true);
 }
 
 /// Rows of A and C further apart than the product is wide (lda, ldc): blocks of columns of
@@ -209,6 +226,11 @@ fn strip_strided_rows() {
 }
 
 #[test]
+fn large_strided_rows() {
+    strided_rows(MatmulVariant::Large);
+}
+
+#[test]
 fn naive_matches_reference_for_all_transposes() {
     all_transposes(MatmulVariant::Naive);
 }
@@ -229,6 +251,11 @@ fn strip_matches_reference_for_all_transposes() {
 }
 
 #[test]
+fn large_matches_reference_for_all_transposes() {
+    all_transposes(MatmulVariant::Large);
+}
+
+#[test]
 fn naive_epilogues_and_batches() {
     epilogues_and_batches(MatmulVariant::Naive);
 }
@@ -246,6 +273,11 @@ fn workgroup_epilogues_and_batches() {
 #[test]
 fn strip_epilogues_and_batches() {
     epilogues_and_batches(MatmulVariant::Strip);
+}
+
+#[test]
+fn large_epilogues_and_batches() {
+    epilogues_and_batches(MatmulVariant::Large);
 }
 
 /// matmul's twin needs no finite-difference check of its own; its gradients are matmuls

@@ -198,7 +198,7 @@ pub fn table_row(m: &Measurement) -> String {
         m.case,
         format!("{}×{}×{}", m.m, m.n, m.k),
         op,
-        format!("{:?}", m.variant).to_lowercase(),
+        m.variant.to_string(),
         m.runs,
         m.median_ms,
         m.gflops,

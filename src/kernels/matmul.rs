@@ -19,14 +19,18 @@ pub enum MatmulVariant {
     /// 8×4 outputs per invocation, the 8 rows shared by the workgroup so A's loads are uniform
     /// (CPU adapters, wide products).
     Strip,
+    /// 128×128 tiles staged through workgroup memory, 8×8 outputs per invocation (real GPUs,
+    /// products with many tiles).
+    Large,
 }
 
 impl MatmulVariant {
-    pub const ALL: [MatmulVariant; 4] = [
+    pub const ALL: [MatmulVariant; 5] = [
         MatmulVariant::Naive,
         MatmulVariant::Register,
         MatmulVariant::Workgroup,
         MatmulVariant::Strip,
+        MatmulVariant::Large,
     ];
 
     /// The schedule that suits the adapter's kind: on a CPU adapter barriers and workgroup
@@ -61,6 +65,7 @@ impl MatmulVariant {
             MatmulVariant::Register => "register",
             MatmulVariant::Workgroup => "workgroup",
             MatmulVariant::Strip => "strip",
+            MatmulVariant::Large => "large",
         }
     }
 
@@ -70,6 +75,7 @@ impl MatmulVariant {
             MatmulVariant::Register => "matmul_register",
             MatmulVariant::Workgroup => "matmul_workgroup",
             MatmulVariant::Strip => "matmul_strip",
+            MatmulVariant::Large => "matmul_large",
         }
     }
 
@@ -80,6 +86,7 @@ impl MatmulVariant {
             MatmulVariant::Register => (32, 32),
             MatmulVariant::Workgroup => (64, 64),
             MatmulVariant::Strip => (8, 256),
+            MatmulVariant::Large => (128, 128),
         }
     }
 }
