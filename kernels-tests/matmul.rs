@@ -46,7 +46,7 @@ fn check(variant: MatmulVariant, shape: MatmulShape, epilogue: Epilogue, with_bi
 
     let gpu_c = upload(&c_old);
     let gpu_bias = bias.as_deref().map(upload);
-    let dispatch = matmul(
+    let dispatches = matmul(
         gpu(),
         variant,
         &shape,
@@ -59,7 +59,7 @@ fn check(variant: MatmulVariant, shape: MatmulShape, epilogue: Epilogue, with_bi
         },
     )
     .expect("matmul kernel builds");
-    run(&[&dispatch]);
+    run(&dispatches.iter().collect::<Vec<_>>());
     assert_within(
         &format!("{variant:?} {shape:?} {epilogue:?} bias={with_bias}"),
         &read(&gpu_c),
@@ -72,7 +72,7 @@ fn check(variant: MatmulVariant, shape: MatmulShape, epilogue: Epilogue, with_bi
 /// (9, 300, 7) spans two strips each way (matmul_strip: 8 rows × 256 columns), the second
 /// holding one row and 44 columns; (128, 128, 24) is one matmul_large tile of three slabs, its
 /// rows all vec4-aligned, and (130, 257, 21) spills past it in every dimension, by a ragged
-/// slab in K.
+/// slab in K; (1, 7, 2304) is split-K's: one tile, 18 chunks of 128.
 const SHAPES: &[(usize, usize, usize)] = &[
     (1, 1, 1),
     (1, 7, 2304),
@@ -172,6 +172,19 @@ fn epilogues_and_batches(variant: MatmulVariant) {
         bias_per_row: true,
     };
     check(variant, wide, everything, true);
+    // A batch of two Linear-like products with a long K (split-K's two chunks of 160 and 140),
+    // through every epilogue with a bias per column.
+    let long = MatmulShape {
+        batch: 2,
+        trans_b: true,
+        broadcast_b: true,
+        ..MatmulShape::new(5, 70, 300)
+    };
+    let per_column = Epilogue {
+        bias_per_row: false,
+        ..everything
+    };
+    check(variant, long, per_column, true);
 }
 
 /// Rows of A and C further apart than the product is wide (lda, ldc): blocks of columns of
@@ -179,8 +192,9 @@ fn epilogues_and_batches(variant: MatmulVariant) {
 /// is a multiple of 4 takes the vec4 loads, an odd one the scalar path; the gaps hold values the
 /// kernel must neither read (random A) nor write (C's old values are compared too). Batch 2,
 /// so the batch strides count the gaps; accumulate and bias, so the epilogue finds its element.
+/// (5, 9, 261) is long enough for split-K's two chunks.
 fn strided_rows(variant: MatmulVariant) {
-    for (m, n, k) in [(3usize, 5, 7), (33, 65, 17), (9, 300, 6)] {
+    for (m, n, k) in [(3usize, 5, 7), (33, 65, 17), (9, 300, 6), (5, 9, 261)] {
         for trans_a in [false, true] {
             for trans_b in [false, true] {
                 let stored_row = if trans_a { m } else { k };
@@ -231,6 +245,11 @@ fn large_strided_rows() {
 }
 
 #[test]
+fn split_k_strided_rows() {
+    strided_rows(MatmulVariant::SplitK);
+}
+
+#[test]
 fn naive_matches_reference_for_all_transposes() {
     all_transposes(MatmulVariant::Naive);
 }
@@ -256,6 +275,11 @@ fn large_matches_reference_for_all_transposes() {
 }
 
 #[test]
+fn split_k_matches_reference_for_all_transposes() {
+    all_transposes(MatmulVariant::SplitK);
+}
+
+#[test]
 fn naive_epilogues_and_batches() {
     epilogues_and_batches(MatmulVariant::Naive);
 }
@@ -278,6 +302,11 @@ fn strip_epilogues_and_batches() {
 #[test]
 fn large_epilogues_and_batches() {
     epilogues_and_batches(MatmulVariant::Large);
+}
+
+#[test]
+fn split_k_epilogues_and_batches() {
+    epilogues_and_batches(MatmulVariant::SplitK);
 }
 
 /// matmul's twin needs no finite-difference check of its own; its gradients are matmuls

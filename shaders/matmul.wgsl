@@ -17,6 +17,10 @@
 //                     for real GPUs.
 //   matmul_large      128×128 tiles, 8×8 per invocation, slabs fetched a slab ahead: for real
 //                     GPUs on products with many tiles.
+// and split-K for products with few tiles and a long K (a Linear layer at a small batch): with
+// SPLIT_K, matmul_workgroup's grid is `splits` deep per batch, each workgroup sums one chunk of
+// K into its own slice of a partials buffer bound as C, and matmul_split_sum adds the slices
+// (in order, so the result does not depend on scheduling) and applies the epilogue.
 
 struct Params {
     m: u32,
@@ -31,7 +35,8 @@ struct Params {
     vec4_b: u32,
     lda: u32,
     ldc: u32,
-    _pad: u32,
+    // Chunks K is split into (1 unless SPLIT_K).
+    splits: u32,
 }
 
 override TRANS_A: bool = false;
@@ -40,6 +45,7 @@ override BIAS: bool = false;
 override BIAS_ROWS: bool = false;
 override RELU: bool = false;
 override ACCUMULATE: bool = false;
+override SPLIT_K: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
@@ -279,11 +285,15 @@ fn matmul_workgroup(
 ) {
     let tile_m = wid.y * TILE;
     let tile_n = wid.x * TILE;
-    let batch = wid.z;
+    let batch = wid.z / p.splits;
     let tx = lid % 16u;
     let ty = lid / 16u;
+    // A chunk is whole slabs, so a slab's loads never reach into the next chunk.
+    let chunk = ((p.k + p.splits - 1u) / p.splits + SLAB - 1u) / SLAB * SLAB;
+    let k_begin = (wid.z % p.splits) * chunk;
+    let k_end = min(p.k, k_begin + chunk);
     var acc: array<vec4<f32>, 4>;
-    for (var k0 = 0u; k0 < p.k; k0 += SLAB) {
+    for (var k0 = k_begin; k0 < k_end; k0 += SLAB) {
         // 1024 elements of each operand, 4 per invocation, walking the stored contiguous axis.
         for (var r = 0u; r < 4u; r++) {
             let e = lid + r * 256u;
@@ -318,7 +328,48 @@ fn matmul_workgroup(
         }
         workgroupBarrier();
     }
-    store_block(batch, tile_m + ty * 4u, tile_n + tx * 4u, acc);
+    if SPLIT_K {
+        store_partial_block(wid.z, tile_m + ty * 4u, tile_n + tx * 4u, acc);
+    } else {
+        store_block(batch, tile_m + ty * 4u, tile_n + tx * 4u, acc);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// split-K: partial sums in slices of M×N, slice = batch * splits + split
+
+// A slice's sums as they are: no epilogue, packed rows, C's binding holding the partials.
+fn store_partial_block(slice: u32, m0: u32, n0: u32, acc: array<vec4<f32>, 4>) {
+    for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+            if m0 + i < p.m && n0 + j < p.n {
+                c[(slice * p.m + m0 + i) * p.n + n0 + j] = acc[i][j];
+            }
+        }
+    }
+}
+
+// One output per invocation: the sum of its splits' partials, which arrive in A's binding,
+// through the epilogue into C. A 1-d grid of 64-wide workgroups, folded past 65 535.
+@compute @workgroup_size(64, 1, 1)
+fn matmul_split_sum(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+    let size = p.m * p.n;
+    if i >= p.batch * size {
+        return;
+    }
+    let batch = i / size;
+    let mn = i % size;
+    var sum = 0.0;
+    for (var split = 0u; split < p.splits; split++) {
+        let j = (batch * p.splits + split) * size + mn;
+        sum += a[j >> 2u][j & 3u];
+    }
+    store_c(batch, mn / p.n, mn % p.n, sum);
 }
 
 // ---------------------------------------------------------------------------------------------
