@@ -137,13 +137,15 @@ impl std::str::FromStr for MatmulVariant {
     }
 }
 
-/// Times every variant on `shape` (see [`gpu::fastest`]) and returns the fastest.
+/// Times every variant on `shape` (see [`gpu::fastest`]) and returns the fastest. Split-K
+/// competes only where it splits: otherwise it is `Workgroup` timed twice.
 fn fastest(ctx: &GpuContext, shape: &MatmulShape) -> Result<MatmulVariant, GpuError> {
     let a = GpuBuffer::zeros(ctx, "tuning A", shape.a_len());
     let b = GpuBuffer::zeros(ctx, "tuning B", shape.b_len());
     let c = GpuBuffer::zeros(ctx, "tuning C", shape.c_len());
     let launches = MatmulVariant::ALL
         .into_iter()
+        .filter(|variant| *variant != MatmulVariant::SplitK || variant.k_splits(shape) > 1)
         .map(|variant| {
             let operands = MatmulOperands {
                 a: &a,
