@@ -46,7 +46,7 @@ fn check(variant: MatmulVariant, shape: MatmulShape, epilogue: Epilogue, with_bi
 
     let gpu_c = upload(&c_old);
     let gpu_bias = bias.as_deref().map(upload);
-    let dispatch = matmul(
+    let dispatches = matmul(
         gpu(),
         variant,
         &shape,
@@ -59,7 +59,7 @@ fn check(variant: MatmulVariant, shape: MatmulShape, epilogue: Epilogue, with_bi
         },
     )
     .expect("matmul kernel builds");
-    run(&[&dispatch]);
+    run(&dispatches.iter().collect::<Vec<_>>());
     assert_within(
         &format!("{variant:?} {shape:?} {epilogue:?} bias={with_bias}"),
         &read(&gpu_c),
@@ -70,7 +70,9 @@ fn check(variant: MatmulVariant, shape: MatmulShape, epilogue: Epilogue, with_bi
 
 /// (m, n, k): tile multiples, ragged edges, degenerate dimensions, and the models' shapes;
 /// (9, 300, 7) spans two strips each way (matmul_strip: 8 rows × 256 columns), the second
-/// holding one row and 44 columns.
+/// holding one row and 44 columns; (128, 128, 24) is one matmul_large tile of three slabs, its
+/// rows all vec4-aligned, and (130, 257, 21) spills past it in every dimension, by a ragged
+/// slab in K; (1, 7, 2304) is split-K's: one tile, 18 chunks of 128.
 const SHAPES: &[(usize, usize, usize)] = &[
     (1, 1, 1),
     (1, 7, 2304),
@@ -81,6 +83,8 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (64, 128, 68),
     (70, 6, 130),
     (9, 300, 7),
+    (128, 128, 24),
+    (130, 257, 21),
 ];
 
 fn all_transposes(variant: MatmulVariant) {
@@ -155,6 +159,32 @@ fn epilogues_and_batches(variant: MatmulVariant) {
         ..MatmulShape::new(6, 5, 4)
     };
     check(variant, both, Epilogue::default(), false);
+    // Every epilogue at once on a batch of products wider than a large tile, so each batch
+    // holds tiles that end inside it.
+    let wide = MatmulShape {
+        batch: 2,
+        trans_b: true,
+        ..MatmulShape::new(131, 136, 12)
+    };
+    let everything = Epilogue {
+        relu: true,
+        accumulate: true,
+        bias_per_row: true,
+    };
+    check(variant, wide, everything, true);
+    // A batch of two Linear-like products with a long K (split-K's two chunks of 160 and 140),
+    // through every epilogue with a bias per column.
+    let long = MatmulShape {
+        batch: 2,
+        trans_b: true,
+        broadcast_b: true,
+        ..MatmulShape::new(5, 70, 300)
+    };
+    let per_column = Epilogue {
+        bias_per_row: false,
+        ..everything
+    };
+    check(variant, long, per_column, true);
 }
 
 /// Rows of A and C further apart than the product is wide (lda, ldc): blocks of columns of
@@ -162,8 +192,9 @@ fn epilogues_and_batches(variant: MatmulVariant) {
 /// is a multiple of 4 takes the vec4 loads, an odd one the scalar path; the gaps hold values the
 /// kernel must neither read (random A) nor write (C's old values are compared too). Batch 2,
 /// so the batch strides count the gaps; accumulate and bias, so the epilogue finds its element.
+/// (5, 9, 261) is long enough for split-K's two chunks.
 fn strided_rows(variant: MatmulVariant) {
-    for (m, n, k) in [(3usize, 5, 7), (33, 65, 17), (9, 300, 6)] {
+    for (m, n, k) in [(3usize, 5, 7), (33, 65, 17), (9, 300, 6), (5, 9, 261)] {
         for trans_a in [false, true] {
             for trans_b in [false, true] {
                 let stored_row = if trans_a { m } else { k };
@@ -209,6 +240,16 @@ fn strip_strided_rows() {
 }
 
 #[test]
+fn large_strided_rows() {
+    strided_rows(MatmulVariant::Large);
+}
+
+#[test]
+fn split_k_strided_rows() {
+    strided_rows(MatmulVariant::SplitK);
+}
+
+#[test]
 fn naive_matches_reference_for_all_transposes() {
     all_transposes(MatmulVariant::Naive);
 }
@@ -229,6 +270,16 @@ fn strip_matches_reference_for_all_transposes() {
 }
 
 #[test]
+fn large_matches_reference_for_all_transposes() {
+    all_transposes(MatmulVariant::Large);
+}
+
+#[test]
+fn split_k_matches_reference_for_all_transposes() {
+    all_transposes(MatmulVariant::SplitK);
+}
+
+#[test]
 fn naive_epilogues_and_batches() {
     epilogues_and_batches(MatmulVariant::Naive);
 }
@@ -246,6 +297,16 @@ fn workgroup_epilogues_and_batches() {
 #[test]
 fn strip_epilogues_and_batches() {
     epilogues_and_batches(MatmulVariant::Strip);
+}
+
+#[test]
+fn large_epilogues_and_batches() {
+    epilogues_and_batches(MatmulVariant::Large);
+}
+
+#[test]
+fn split_k_epilogues_and_batches() {
+    epilogues_and_batches(MatmulVariant::SplitK);
 }
 
 /// matmul's twin needs no finite-difference check of its own; its gradients are matmuls

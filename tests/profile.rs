@@ -203,7 +203,7 @@ fn kernels_carry_their_minimum_cost() {
     )
     .expect("the matmul builds");
     assert_eq!(
-        product.cost(),
+        product[0].cost(),
         Some(Cost {
             flops: (2 * m * n * k) as f64,
             bytes: (4 * (m * k + k * n + n + m * n)) as f64,

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{median, wall_seconds};
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, GpuTimer, TimingSource};
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, GpuTimer, TimingSource};
 use crate::kernels::matmul::{matmul, Epilogue, MatmulOperands, MatmulShape, MatmulVariant};
 use crate::reference;
 use crate::rng::Rng;
@@ -116,7 +116,8 @@ pub fn run(
     mut progress: impl FnMut(&Measurement),
 ) -> Result<Report, GpuError> {
     const MAX_RUNS: usize = 20;
-    let timer = GpuTimer::new(ctx, MAX_RUNS as u32);
+    // A product is at most two launches (split-K's chunks and their sum).
+    let timer = GpuTimer::new(ctx, 2 * MAX_RUNS as u32);
     let mut rng = Rng::new(0x6d61_746d);
     let mut measurements = Vec::new();
     for case in &options.cases {
@@ -132,10 +133,11 @@ pub fn run(
                 bias: None,
                 c: &c,
             };
-            let dispatch = matmul(ctx, variant, shape, Epilogue::default(), operands)?;
-            let warm_up = timer.time(ctx, &[&dispatch])?[0];
+            let dispatches = matmul(ctx, variant, shape, Epilogue::default(), operands)?;
+            let launches: Vec<&Dispatch> = dispatches.iter().collect();
+            let warm_up = product_seconds(ctx, &timer, &launches, 1)?[0];
             let runs = ((options.seconds_per_case / warm_up.max(1e-6)) as usize).clamp(1, MAX_RUNS);
-            let seconds = timer.time(ctx, &vec![&dispatch; runs])?;
+            let seconds = product_seconds(ctx, &timer, &launches, runs)?;
             let median_s = median(&seconds);
             let gflops = shape.flops() / median_s * 1e-9;
             let measurement = Measurement {
@@ -161,6 +163,20 @@ pub fn run(
         timing: timer.source(),
         measurements,
     })
+}
+
+/// Seconds each of `runs` runs of a product's `launches` took.
+fn product_seconds(
+    ctx: &GpuContext,
+    timer: &GpuTimer,
+    launches: &[&Dispatch],
+    runs: usize,
+) -> Result<Vec<f64>, GpuError> {
+    let seconds = timer.time(ctx, &launches.repeat(runs))?;
+    Ok(seconds
+        .chunks(launches.len())
+        .map(|run| run.iter().sum())
+        .collect())
 }
 
 /// The twin's rate on this shape, timed on as many leading rows of C as make ~50 MFLOP: its
@@ -198,7 +214,7 @@ pub fn table_row(m: &Measurement) -> String {
         m.case,
         format!("{}×{}×{}", m.m, m.n, m.k),
         op,
-        format!("{:?}", m.variant).to_lowercase(),
+        m.variant.to_string(),
         m.runs,
         m.median_ms,
         m.gflops,

@@ -294,10 +294,15 @@ pub fn conv2d_kernels(
             let split_k = schedule == Conv2dSchedule::LoweredSplitK;
             // Kept from forward to grad-weight: the patches are read twice, written once.
             let col = GpuBuffer::zeros(ctx, "conv2d patches", col_len(shape));
-            let forward = vec![
-                im2col(ctx, shape, b.input, &col)?,
-                forward_product(ctx, shape, b.weight, &col, Some(b.bias), b.output)?,
-            ];
+            let mut forward = vec![im2col(ctx, shape, b.input, &col)?];
+            forward.extend(forward_product(
+                ctx,
+                shape,
+                b.weight,
+                &col,
+                Some(b.bias),
+                b.output,
+            )?);
             let mut backward =
                 grad_weight_products(ctx, shape, split_k, b.grad_output, &col, b.grad_weight)?;
             if let Some(dx) = b.grad_input {
@@ -376,7 +381,7 @@ pub fn conv_transpose2d_kernels(
                 b.grad_weight,
             )?);
             if let Some(dx) = b.grad_input {
-                backward.push(forward_product(ctx, &conv, b.weight, &col, None, dx)?);
+                backward.extend(forward_product(ctx, &conv, b.weight, &col, None, dx)?);
             }
             Conv2dKernels { forward, backward }
         }
@@ -394,7 +399,7 @@ fn product(
     shape: MatmulShape,
     epilogue: Epilogue,
     operands: MatmulOperands,
-) -> Result<Dispatch, GpuError> {
+) -> Result<Vec<Dispatch>, GpuError> {
     let variant = MatmulVariant::tuned(ctx, &shape)?;
     matmul(ctx, variant, &shape, epilogue, operands)
 }
@@ -408,7 +413,7 @@ fn forward_product(
     col: &GpuBuffer,
     bias: Option<&GpuBuffer>,
     output: &GpuBuffer,
-) -> Result<Dispatch, GpuError> {
+) -> Result<Vec<Dispatch>, GpuError> {
     let (o, p, k) = lowered_dims(shape);
     let forward_shape = MatmulShape {
         batch: shape.batch,
@@ -449,39 +454,48 @@ fn grad_weight_products(
             channels: o * k,
             inner: 1,
         };
-        vec![
-            product(
-                ctx,
-                MatmulShape {
-                    batch,
-                    ..MatmulShape::new(o, k, p)
-                },
-                Epilogue::default(),
-                MatmulOperands {
-                    a: grad_output,
-                    b: col,
-                    bias: None,
-                    c: &per_image,
-                },
-            )?,
-            channel_sum(ctx, &sum_over_batch, false, &per_image, grad_weight)?,
-        ]
+        let mut dispatches = product(
+            ctx,
+            MatmulShape {
+                batch,
+                ..MatmulShape::new(o, k, p)
+            },
+            Epilogue::default(),
+            MatmulOperands {
+                a: grad_output,
+                b: col,
+                bias: None,
+                c: &per_image,
+            },
+        )?;
+        dispatches.push(channel_sum(
+            ctx,
+            &sum_over_batch,
+            false,
+            &per_image,
+            grad_weight,
+        )?);
+        dispatches
     } else {
         let grad_output_by_channel = GpuBuffer::zeros(ctx, "conv2d dy by channel", o * batch * p);
-        vec![
-            swap_batch_channel(ctx, [batch, o, p], grad_output, &grad_output_by_channel)?,
-            product(
-                ctx,
-                MatmulShape::new(o, k, batch * p),
-                Epilogue::default(),
-                MatmulOperands {
-                    a: &grad_output_by_channel,
-                    b: col,
-                    bias: None,
-                    c: grad_weight,
-                },
-            )?,
-        ]
+        let mut dispatches = vec![swap_batch_channel(
+            ctx,
+            [batch, o, p],
+            grad_output,
+            &grad_output_by_channel,
+        )?];
+        dispatches.extend(product(
+            ctx,
+            MatmulShape::new(o, k, batch * p),
+            Epilogue::default(),
+            MatmulOperands {
+                a: &grad_output_by_channel,
+                b: col,
+                bias: None,
+                c: grad_weight,
+            },
+        )?);
+        dispatches
     })
 }
 
@@ -509,10 +523,9 @@ fn grad_input_products(
         bias: None,
         c: &grad_col,
     };
-    Ok(vec![
-        product(ctx, grad_col_shape, Epilogue::default(), operands)?,
-        col2im(ctx, shape, &grad_col, bias, grad_input)?,
-    ])
+    let mut dispatches = product(ctx, grad_col_shape, Epilogue::default(), operands)?;
+    dispatches.push(col2im(ctx, shape, &grad_col, bias, grad_input)?);
+    Ok(dispatches)
 }
 
 /// `(O, P, K)` of the lowered products: output channels, output pixels per image, patch length.

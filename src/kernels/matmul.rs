@@ -19,14 +19,24 @@ pub enum MatmulVariant {
     /// 8×4 outputs per invocation, the 8 rows shared by the workgroup so A's loads are uniform
     /// (CPU adapters, wide products).
     Strip,
+    /// 128×128 tiles staged through workgroup memory, 8×8 outputs per invocation (real GPUs,
+    /// products with many tiles).
+    Large,
+    /// `Workgroup` with K split into chunks summed by a second kernel, for products with few
+    /// tiles and a long K (a Linear layer at a small batch); plain `Workgroup` where that leaves
+    /// a single chunk.
+    #[value(name = "split_k")]
+    SplitK,
 }
 
 impl MatmulVariant {
-    pub const ALL: [MatmulVariant; 4] = [
+    pub const ALL: [MatmulVariant; 6] = [
         MatmulVariant::Naive,
         MatmulVariant::Register,
         MatmulVariant::Workgroup,
         MatmulVariant::Strip,
+        MatmulVariant::Large,
+        MatmulVariant::SplitK,
     ];
 
     /// The schedule that suits the adapter's kind: on a CPU adapter barriers and workgroup
@@ -61,6 +71,8 @@ impl MatmulVariant {
             MatmulVariant::Register => "register",
             MatmulVariant::Workgroup => "workgroup",
             MatmulVariant::Strip => "strip",
+            MatmulVariant::Large => "large",
+            MatmulVariant::SplitK => "split_k",
         }
     }
 
@@ -68,8 +80,9 @@ impl MatmulVariant {
         match self {
             MatmulVariant::Naive => "matmul_naive",
             MatmulVariant::Register => "matmul_register",
-            MatmulVariant::Workgroup => "matmul_workgroup",
+            MatmulVariant::Workgroup | MatmulVariant::SplitK => "matmul_workgroup",
             MatmulVariant::Strip => "matmul_strip",
+            MatmulVariant::Large => "matmul_large",
         }
     }
 
@@ -78,11 +91,34 @@ impl MatmulVariant {
         match self {
             MatmulVariant::Naive => (16, 16),
             MatmulVariant::Register => (32, 32),
-            MatmulVariant::Workgroup => (64, 64),
+            MatmulVariant::Workgroup | MatmulVariant::SplitK => (64, 64),
             MatmulVariant::Strip => (8, 256),
+            MatmulVariant::Large => (128, 128),
         }
     }
+
+    /// Chunks of K the variant sums separately: as many as bring the product to about
+    /// [`SPLIT_K_WORKGROUPS`] workgroups, none shorter than [`SPLIT_K_MIN_CHUNK`]; 1 for the
+    /// variants that do not split.
+    fn k_splits(self, shape: &MatmulShape) -> usize {
+        if self != MatmulVariant::SplitK {
+            return 1;
+        }
+        let (tile_m, tile_n) = self.tile();
+        let tiles = shape.batch * shape.m.div_ceil(tile_m) * shape.n.div_ceil(tile_n);
+        SPLIT_K_WORKGROUPS
+            .div_ceil(tiles)
+            .min(shape.k / SPLIT_K_MIN_CHUNK)
+            .max(1)
+    }
 }
+
+/// Workgroups split-K aims for: about two per multiprocessor of a large GPU (an H200 has 132).
+const SPLIT_K_WORKGROUPS: usize = 256;
+
+/// The shortest chunk of K split-K gives a workgroup: 8 of matmul_workgroup's slabs, so the
+/// partial sums' traffic stays small beside the product's.
+const SPLIT_K_MIN_CHUNK: usize = 128;
 
 impl std::fmt::Display for MatmulVariant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,13 +137,15 @@ impl std::str::FromStr for MatmulVariant {
     }
 }
 
-/// Times every variant on `shape` (see [`gpu::fastest`]) and returns the fastest.
+/// Times every variant on `shape` (see [`gpu::fastest`]) and returns the fastest. Split-K
+/// competes only where it splits: otherwise it is `Workgroup` timed twice.
 fn fastest(ctx: &GpuContext, shape: &MatmulShape) -> Result<MatmulVariant, GpuError> {
     let a = GpuBuffer::zeros(ctx, "tuning A", shape.a_len());
     let b = GpuBuffer::zeros(ctx, "tuning B", shape.b_len());
     let c = GpuBuffer::zeros(ctx, "tuning C", shape.c_len());
-    let dispatches = MatmulVariant::ALL
+    let launches = MatmulVariant::ALL
         .into_iter()
+        .filter(|variant| *variant != MatmulVariant::SplitK || variant.k_splits(shape) > 1)
         .map(|variant| {
             let operands = MatmulOperands {
                 a: &a,
@@ -121,9 +159,9 @@ fn fastest(ctx: &GpuContext, shape: &MatmulShape) -> Result<MatmulVariant, GpuEr
             ))
         })
         .collect::<Result<Vec<_>, GpuError>>()?;
-    let candidates: Vec<_> = dispatches
+    let candidates: Vec<_> = launches
         .iter()
-        .map(|(variant, dispatch)| (*variant, vec![dispatch]))
+        .map(|(variant, dispatches)| (*variant, dispatches.iter().collect()))
         .collect();
     let fastest = gpu::fastest(ctx, &candidates)?;
     Ok(fastest.unwrap_or_else(|| MatmulVariant::preferred(ctx.summary())))
@@ -143,14 +181,14 @@ struct Params {
     vec4_b: u32,
     lda: u32,
     ldc: u32,
-    _pad: u32,
+    splits: u32,
 }
 
 /// The structs this module uploads, for the layout test.
 #[doc(hidden)]
 pub fn uniform_layouts() -> Vec<super::UniformLayout> {
     vec![uniform_layout!(shaders::MATMUL, Params:
-        m, n, k, batch, stride_a, stride_b, stride_c, vec4_a, vec4_b, lda, ldc, _pad
+        m, n, k, batch, stride_a, stride_b, stride_c, vec4_a, vec4_b, lda, ldc, splits
     )]
 }
 
@@ -163,13 +201,14 @@ pub struct MatmulOperands<'a> {
     pub c: &'a GpuBuffer,
 }
 
+/// The launches of one product, to record in order: one, or split-K's chunks and their sum.
 pub fn matmul(
     ctx: &GpuContext,
     variant: MatmulVariant,
     shape: &MatmulShape,
     epilogue: Epilogue,
     operands: MatmulOperands,
-) -> Result<Dispatch, GpuError> {
+) -> Result<Vec<Dispatch>, GpuError> {
     let MatmulOperands { a, b, bias, c } = operands;
     assert!(
         a.len() >= shape.a_len(),
@@ -193,25 +232,31 @@ pub fn matmul(
         "matmul: bias shorter than {bias_len}"
     );
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
-    let kernel = ctx.kernel(&KernelSpec {
-        shader: &shaders::MATMUL,
-        entry: variant.entry(),
-        bindings: &[
-            Binding::Uniform,
-            Binding::ReadOnly,
-            Binding::ReadOnly,
-            Binding::ReadOnly,
-            Binding::ReadWrite,
-        ],
-        constants: &[
-            ("TRANS_A", flag(shape.trans_a)),
-            ("TRANS_B", flag(shape.trans_b)),
-            ("BIAS", flag(bias.is_some())),
-            ("BIAS_ROWS", flag(epilogue.bias_per_row)),
-            ("RELU", flag(epilogue.relu)),
-            ("ACCUMULATE", flag(epilogue.accumulate)),
-        ],
-    })?;
+    // Every entry point takes the same bindings; a split pass leaves the epilogue to the sum.
+    let kernel = |entry, split_pass: bool| {
+        let epilogue_flag = |on: bool| flag(on && !split_pass);
+        ctx.kernel(&KernelSpec {
+            shader: &shaders::MATMUL,
+            entry,
+            bindings: &[
+                Binding::Uniform,
+                Binding::ReadOnly,
+                Binding::ReadOnly,
+                Binding::ReadOnly,
+                Binding::ReadWrite,
+            ],
+            constants: &[
+                ("TRANS_A", flag(shape.trans_a)),
+                ("TRANS_B", flag(shape.trans_b)),
+                ("BIAS", epilogue_flag(bias.is_some())),
+                ("BIAS_ROWS", epilogue_flag(epilogue.bias_per_row)),
+                ("RELU", epilogue_flag(epilogue.relu)),
+                ("ACCUMULATE", epilogue_flag(epilogue.accumulate)),
+                ("SPLIT_K", flag(split_pass)),
+            ],
+        })
+    };
+    let splits = variant.k_splits(shape);
     let stride_a = shape.a_batch_stride();
     let stride_b = if shape.broadcast_b {
         0
@@ -233,25 +278,59 @@ pub fn matmul(
         vec4_b: (row_b % 4 == 0 && stride_b % 4 == 0) as u32,
         lda: row_a as u32,
         ldc: shape.c_row_stride() as u32,
-        _pad: 0,
+        splits: splits as u32,
     };
     // Accumulating reads C as well as writing it. Strided rows move only their elements.
     let c_passes = if epilogue.accumulate { 2 } else { 1 };
     let a_matrices = if shape.broadcast_a { 1 } else { shape.batch };
-    let moved = a_matrices * shape.m * shape.k
-        + shape.b_len()
-        + c_passes * shape.batch * shape.m * shape.n
-        + bias.map_or(0, |_| bias_len);
-    let cost = Cost {
-        flops: shape.flops(),
-        bytes: Cost::words(moved),
-    };
+    let operands_moved = Cost::words(a_matrices * shape.m * shape.k + shape.b_len());
+    let epilogue_moved =
+        Cost::words(c_passes * shape.batch * shape.m * shape.n + bias.map_or(0, |_| bias_len));
     let bias = GpuBuffer::or_placeholder(ctx, bias, "no bias");
     let (tile_m, tile_n) = variant.tile();
-    let workgroups = [
-        shape.n.div_ceil(tile_n) as u32,
-        shape.m.div_ceil(tile_m) as u32,
-        shape.batch as u32,
-    ];
-    Ok(Dispatch::new(ctx, &kernel, &params, &[a, b, &bias, c], workgroups).with_cost(cost))
+    let workgroups = |depth: usize| {
+        [
+            shape.n.div_ceil(tile_n) as u32,
+            shape.m.div_ceil(tile_m) as u32,
+            depth as u32,
+        ]
+    };
+    if splits == 1 {
+        let kernel = kernel(variant.entry(), false)?;
+        let buffers = [a, b, &bias, c];
+        let product = Dispatch::new(ctx, &kernel, &params, &buffers, workgroups(shape.batch));
+        return Ok(vec![product.with_cost(Cost {
+            flops: shape.flops(),
+            bytes: operands_moved + epilogue_moved,
+        })]);
+    }
+    // Split: the chunks write their partial sums where C would be, the sum reads them as A
+    // (b is bound but unread) and writes C; the product's cost is charged to the chunks, the
+    // partials' traffic to both.
+    let outputs = shape.batch * shape.m * shape.n;
+    let partials = GpuBuffer::zeros(ctx, "matmul split-K partial sums", splits * outputs);
+    let partials_bytes = Cost::words(splits * outputs);
+    let chunks = Dispatch::new(
+        ctx,
+        &kernel(variant.entry(), true)?,
+        &params,
+        &[a, b, &bias, &partials],
+        workgroups(splits * shape.batch),
+    )
+    .with_cost(Cost {
+        flops: shape.flops(),
+        bytes: operands_moved + partials_bytes,
+    });
+    let sum = Dispatch::new(
+        ctx,
+        &kernel("matmul_split_sum", false)?,
+        &params,
+        &[&partials, b, &bias, c],
+        gpu::workgroups_1d(outputs.div_ceil(64)),
+    )
+    .with_cost(Cost {
+        flops: (splits * outputs) as f64,
+        bytes: partials_bytes + epilogue_moved,
+    });
+    Ok(vec![chunks, sum])
 }

@@ -111,7 +111,7 @@ impl Linear {
             let columns = |buffer: &GpuBuffer| buffer.view(rows.start, products.forward.c_len());
             let block_weight = weight_rows(&weight.value);
             let block_grad_output = columns(io.grad_output);
-            forward.push(product(
+            forward.extend(product(
                 &products.forward,
                 plain,
                 MatmulOperands {
@@ -121,7 +121,7 @@ impl Linear {
                     c: &columns(io.output),
                 },
             )?);
-            grad_weight.push(product(
+            grad_weight.extend(product(
                 &products.grad_weight,
                 plain,
                 MatmulOperands {
@@ -137,7 +137,7 @@ impl Linear {
                     accumulate: index > 0,
                     ..plain
                 };
-                grad_input.push(product(
+                grad_input.extend(product(
                     &products.grad_input,
                     epilogue,
                     MatmulOperands {
