@@ -439,7 +439,7 @@ struct EvalArgs {
     /// unless given, and their mirror images; the model must read CROP×CROP images). `tencrop`
     /// alone: the ten crops at the load size of a model trained with --load-size.
     #[arg(long)]
-    tta: Option<cli::train::TtaChoice>,
+    tta: Option<fer::infer::tta::TtaChoice>,
 }
 
 #[derive(Args)]

@@ -8,7 +8,7 @@ use image::{GrayImage, Luma};
 
 use fer::data::{load_carved, Carving, Dataset, ImageSpec, LoadOptions, Splits};
 use fer::gpu::{GpuContext, GpuOptions};
-use fer::infer::tta::{self, Tta};
+use fer::infer::tta::{self, Tta, TtaChoice};
 use fer::infer::Classifier;
 use fer::nn::models::{Architecture, ModelChoice, ModelKind};
 use fer::rng::Rng;
@@ -77,6 +77,28 @@ fn the_study_recipes_hold_the_studies_choices() {
         (Some(0.01), Some(0.9), Some(true))
     );
     assert!(best.schedule.is_some() && best.augment.is_some());
+    assert_eq!(best.tta, Some(TtaChoice::Given(Tta::Flip)));
+}
+
+/// A recipe's `tta` reads as `fer eval --tta` does: `tencrop` alone (the ten crops of a model
+/// trained with `load_size`) beside the explicit forms, each printed back as written.
+#[test]
+fn a_recipe_names_its_test_time_augmentation_as_eval_takes_it() {
+    for (text, want) in [
+        ("tencrop", TtaChoice::TenCropAtLoadSize),
+        ("flip", TtaChoice::Given(Tta::Flip)),
+        (
+            "tencrop:44@48",
+            TtaChoice::Given(Tta::TenCrop {
+                crop: 44,
+                image: 48,
+            }),
+        ),
+    ] {
+        let recipe = Recipe::parse(&format!("load_size = 48\ntta = \"{text}\"\n")).unwrap();
+        assert_eq!(recipe.tta, Some(want), "{text}");
+        assert_eq!(want.to_string(), text);
+    }
 }
 
 #[test]

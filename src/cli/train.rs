@@ -15,7 +15,7 @@ use fer::data::{
 };
 use fer::fsutil::FolderLock;
 use fer::gpu::GpuContext;
-use fer::infer::tta::{self, centre_of, read_at, Tta};
+use fer::infer::tta::{self, centre_of, read_at, Tta, TtaChoice};
 use fer::infer::Classifier;
 use fer::nn::models::{Architecture, ModelChoice, ModelKind};
 use fer::nn::spec::ModelSpec;
@@ -151,50 +151,6 @@ fn centre_crop(data: &Dataset, input: &ImageSpec) -> Dataset {
         images,
         data.labels().to_vec(),
     )
-}
-
-/// `--tta`: a [`Tta`], or `tencrop` alone: the ten crops of images read at the load size of a
-/// checkpoint trained on random crops (`fer train --load-size`).
-#[derive(Clone, Copy, Debug)]
-pub enum TtaChoice {
-    Given(Tta),
-    TenCropAtLoadSize,
-}
-
-impl std::str::FromStr for TtaChoice {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text.trim() {
-            "tencrop" => Ok(TtaChoice::TenCropAtLoadSize),
-            _ => text.parse().map(TtaChoice::Given),
-        }
-    }
-}
-
-impl TtaChoice {
-    /// The [`Tta`] for a model reading `input` that trained at `load_size`, named `checkpoint`.
-    fn resolve(
-        self,
-        input: &ImageSpec,
-        load_size: Option<usize>,
-        checkpoint: &Path,
-    ) -> anyhow::Result<Tta> {
-        match (self, load_size) {
-            (TtaChoice::Given(tta), _) => Ok(tta),
-            (TtaChoice::TenCropAtLoadSize, Some(image)) => Ok(Tta::TenCrop {
-                crop: input.height,
-                image,
-            }),
-            (TtaChoice::TenCropAtLoadSize, None) => bail!(
-                "--tta tencrop takes ten crops of the images a model was trained on crops of, \
-                 but checkpoint {} was trained on whole {}×{} images: give tencrop:CROP@SIZE",
-                checkpoint.display(),
-                input.height,
-                input.width
-            ),
-        }
-    }
 }
 
 /// Locks `results/<model>/` for each model a command will write, before it loads anything, so
@@ -464,11 +420,13 @@ pub fn eval(ctx: &GpuContext, request: &EvalRequest) -> anyhow::Result<f64> {
         Classifier::open(ctx, request.checkpoint, request.model, request.architecture)?;
     let description = &classifier.description;
     let (input, classes) = (&description.input, description.classes.len());
-    let load_size = checkpoint::load_size(request.checkpoint)?;
+    // The classifier read the load size: the size its faces are read at.
+    let load_size = (classifier.read != *input).then_some(classifier.read.height);
     let tta = request
         .tta
         .map(|choice| choice.resolve(input, load_size, request.checkpoint))
-        .transpose()?;
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     // Ten crops cut their views from images read larger; the others see the centre crop of
     // images read at the load size, as validation did.
     let (data, sources) = match tta {

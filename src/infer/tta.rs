@@ -4,6 +4,7 @@
 //! `u8` images on the CPU: evaluation is not the hot path.
 
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
 use crate::data::{Dataset, ImageSpec};
@@ -55,6 +56,61 @@ impl fmt::Display for Tta {
         match self {
             Tta::Flip => write!(f, "flip"),
             Tta::TenCrop { crop, image } => write!(f, "tencrop:{crop}@{image}"),
+        }
+    }
+}
+
+/// What `--tta` (or a recipe's `tta`) asks for: a [`Tta`], or `tencrop` alone: the ten crops
+/// of images read at the load size of a checkpoint trained on random crops (`fer train
+/// --load-size`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TtaChoice {
+    Given(Tta),
+    TenCropAtLoadSize,
+}
+
+impl FromStr for TtaChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "tencrop" => Ok(TtaChoice::TenCropAtLoadSize),
+            _ => text.parse().map(TtaChoice::Given),
+        }
+    }
+}
+
+impl fmt::Display for TtaChoice {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            TtaChoice::Given(tta) => tta.fmt(f),
+            TtaChoice::TenCropAtLoadSize => write!(f, "tencrop"),
+        }
+    }
+}
+
+impl TtaChoice {
+    /// The [`Tta`] for a model reading `input` that trained at `load_size`, named `checkpoint`,
+    /// or why there is none, as a sentence.
+    pub fn resolve(
+        self,
+        input: &ImageSpec,
+        load_size: Option<usize>,
+        checkpoint: &Path,
+    ) -> Result<Tta, String> {
+        match (self, load_size) {
+            (TtaChoice::Given(tta), _) => Ok(tta),
+            (TtaChoice::TenCropAtLoadSize, Some(image)) => Ok(Tta::TenCrop {
+                crop: input.height,
+                image,
+            }),
+            (TtaChoice::TenCropAtLoadSize, None) => Err(format!(
+                "--tta tencrop takes ten crops of the images a model was trained on crops of, \
+                 but checkpoint {} was trained on whole {}×{} images: give tencrop:CROP@SIZE",
+                checkpoint.display(),
+                input.height,
+                input.width
+            )),
         }
     }
 }

@@ -6,7 +6,7 @@
 use clap::ValueEnum;
 use serde::Deserialize;
 
-use crate::infer::tta::Tta;
+use crate::infer::tta::TtaChoice;
 use crate::nn::models::{ModelChoice, ModelKind};
 
 use super::augmentation::Augmentation;
@@ -54,7 +54,7 @@ pub struct Recipe {
     /// (`fer train --load-size`).
     pub load_size: Option<usize>,
     /// How the recipe's models are meant to be evaluated (`fer eval --tta`).
-    pub tta: Option<Tta>,
+    pub tta: Option<TtaChoice>,
 }
 
 /// A recipe file as written: the same keys, the composite values in the flags' syntax.
@@ -399,7 +399,7 @@ augment = "resized_crop=0.8,shift=0.2,flip,rotate=10,erase=0.5"
 early_stopping = "val_acc:patience=30"
 # The cnn reads the 48×48 faces whole. The studies' VGG-style nets read 44×44 crops: for a model
 # file reading 44×44, add `load_size = 48` (train on random crops of the faces, validate on the
-# centre crop) and evaluate with `fer eval --tta tencrop` (~1% more); a 48×48 model averages the
-# face and its mirror image.
+# centre crop) and `tta = "tencrop"` (evaluate with `fer eval --tta tencrop`, ~1% more); a 48×48
+# model averages the face and its mirror image.
 tta = "flip"
 "#;
