@@ -276,22 +276,29 @@ fn onnx_runtime_gives_fers_probabilities() {
         &["--data", &data_arg, "--predictions", &predictions],
     ]
     .concat());
+    // fer's CSV rounds to 1e-6 (±5e-7); f32 differences in the order of summation add ~1e-7
+    // to probabilities of ~0.2. A tolerance of 2e-6 still sees a pool's padding counted
+    // differently (count_include_pad 0 moves them by ~6e-5).
+    let stdout = onnx_check("every op", &onnx, &predictions, &data_arg, "2e-6");
+    assert!(stdout.contains("same prediction 100.00%"), "{stdout}");
+}
+
+/// `scripts/onnx_check.py`: runs `onnx` in ONNX Runtime on the images of `data` and compares
+/// with fer's `predictions` within `tolerance`; asserts it passed and returns its report.
+fn onnx_check(what: &str, onnx: &str, predictions: &str, data: &str, tolerance: &str) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/onnx_check.py");
     let check = Command::new("python3")
-        // fer's CSV rounds to 1e-6 (±5e-7); f32 differences in the order of summation add
-        // ~1e-7 to probabilities of ~0.2. A tolerance of 2e-6 still sees a pool's padding
-        // counted differently (count_include_pad 0 moves them by ~6e-5).
-        .args([arg(&script), onnx, predictions, data_arg])
-        .args(["--tolerance", "2e-6"])
+        .args([&arg(&script), onnx, predictions, data])
+        .args(["--tolerance", tolerance])
         .output()
         .expect("runs python3");
-    let stdout = String::from_utf8_lossy(&check.stdout);
+    let stdout = String::from_utf8_lossy(&check.stdout).into_owned();
     assert!(
         check.status.success(),
-        "{stdout}{}",
+        "{what}: {stdout}{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    assert!(stdout.contains("same prediction 100.00%"), "{stdout}");
+    stdout
 }
 
 /// Grey or RGB noise PNGs of `[c, h, w]`, `per_class` in each of `root/<split>/<class>/`.
@@ -338,22 +345,9 @@ fn every_built_in_model_runs_in_onnx_runtime_with_fers_probabilities() {
     // A plain recipe: the studies' class weights and augmentation need not apply to 16 faces.
     let recipe = dir.join("plain.toml");
     std::fs::write(&recipe, "optimizer = \"adam\"\nlr = 0.001\n").unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/onnx_check.py");
     for kind in ModelKind::ALL.iter().filter(|k| **k != ModelKind::Baseline) {
         let name = kind.name();
         let results = dir.join(name);
-        // The synthetic faces have FER2013's seven classes; keras_cnn's study has six.
-        let six_classes = dir.join("six-classes");
-        let source = if *kind == ModelKind::KerasCnn {
-            let classes: Vec<String> = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
-                .map(String::from)
-                .into();
-            noise_folder(&six_classes, "train", &classes, [3, 222, 222], 2);
-            noise_folder(&six_classes, "val", &classes, [3, 222, 222], 2);
-            ["--data".to_string(), arg(&six_classes)]
-        } else {
-            ["--synthetic-train".to_string(), "16".to_string()]
-        };
         fer(&[
             "--no-autotune",
             "train",
@@ -361,8 +355,8 @@ fn every_built_in_model_runs_in_onnx_runtime_with_fers_probabilities() {
             name,
             "--width-divisor",
             "8",
-            &source[0],
-            &source[1],
+            "--synthetic-train",
+            "16",
             "--batch-size",
             "8",
             "--epochs",
@@ -392,17 +386,7 @@ fn every_built_in_model_runs_in_onnx_runtime_with_fers_probabilities() {
             "--predictions",
             &predictions,
         ]);
-        let check = Command::new("python3")
-            .args([arg(&script), onnx, predictions, arg(&data)])
-            .args(["--tolerance", "1e-4"])
-            .output()
-            .expect("runs python3");
-        let stdout = String::from_utf8_lossy(&check.stdout);
-        assert!(
-            check.status.success(),
-            "{name}: {stdout}{}",
-            String::from_utf8_lossy(&check.stderr)
-        );
+        let stdout = onnx_check(name, &onnx, &predictions, &arg(&data), "1e-4");
         print!("{name}: {stdout}");
     }
 }
