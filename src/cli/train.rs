@@ -15,7 +15,7 @@ use fer::data::{
 };
 use fer::fsutil::FolderLock;
 use fer::gpu::GpuContext;
-use fer::infer::tta::{self, centre_of, read_at, Tta, TtaChoice};
+use fer::infer::tta::{self, centre_of, load_size_of, read_at, Tta, TtaChoice};
 use fer::infer::Classifier;
 use fer::nn::models::{Architecture, ModelChoice, ModelKind};
 use fer::nn::spec::ModelSpec;
@@ -347,7 +347,7 @@ pub fn train(
     )?;
     // Val is read at the model's input; train larger where training crops it (--load-size).
     let input = splits.val.spec();
-    let load_size = (splits.train.spec() != input).then_some(splits.train.spec().height);
+    let load_size = load_size_of(splits.train.spec(), input);
     if let Some(batch) = &trained.augmented {
         let caption = format!("--augment {}", settings.epoch.augment);
         write_augmentations(&directory, batch, input, &caption)?;
@@ -420,8 +420,7 @@ pub fn eval(ctx: &GpuContext, request: &EvalRequest) -> anyhow::Result<f64> {
         Classifier::open(ctx, request.checkpoint, request.model, request.architecture)?;
     let description = &classifier.description;
     let (input, classes) = (&description.input, description.classes.len());
-    // The classifier read the load size: the size its faces are read at.
-    let load_size = (classifier.read != *input).then_some(classifier.read.height);
+    let load_size = load_size_of(&classifier.read, input);
     let tta = request
         .tta
         .map(|choice| choice.resolve(input, load_size, request.checkpoint))

@@ -209,6 +209,12 @@ pub fn read_at(input: &ImageSpec, load_size: Option<usize>) -> ImageSpec {
     }
 }
 
+/// The load size [`read_at`] read `read` at for a model reading `input`: `None` where it read
+/// the input itself.
+pub fn load_size_of(read: &ImageSpec, input: &ImageSpec) -> Option<usize> {
+    (read != input).then_some(read.height)
+}
+
 /// `image` (square, of spec `read`) cut to `input`'s side about its centre: ten-crop's centre
 /// view, and what a model trained on random crops of such images is validated and evaluated on.
 pub fn centre_of(image: &[u8], read: &ImageSpec, input: &ImageSpec) -> Vec<u8> {
