@@ -11,6 +11,7 @@ use fer::bench;
 use fer::gpu::{BackendChoice, GpuContext, GpuOptions, TimingSource};
 use fer::kernels::matmul::MatmulVariant;
 use fer::nn::models::{spec, Architecture, ModelChoice, ModelKind};
+use fer::profile::Pass;
 use fer::train::augmentation::Augmentation;
 use fer::train::early_stopping::EarlyStopping;
 use fer::train::loss::{ClassWeights, LossKind};
@@ -142,8 +143,12 @@ struct ProfileArgs {
     #[arg(long)]
     trace: Option<PathBuf>,
     /// Profile the step with this augmentation, as `fer train --augment` takes it.
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "inference")]
     augment: Option<Augmentation>,
+    /// Profile the inference forward pass (what `fer predict` and `fer live` run: dropout off,
+    /// batch norm on running statistics) instead of a training step.
+    #[arg(long)]
+    inference: bool,
 }
 
 #[derive(Args)]
@@ -724,6 +729,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     json: args.json,
                     trace: args.trace,
                     augment: args.augment.unwrap_or_default(),
+                    pass: if args.inference {
+                        Pass::Inference
+                    } else {
+                        Pass::Training
+                    },
                 },
             )?;
         }

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use fer::gpu::{GpuContext, GpuOptions};
 use fer::nn::models::{build, Architecture, ModelKind};
-use fer::profile::{self, Profile, ProfileSettings};
+use fer::profile::{self, Pass, Profile, ProfileSettings};
 use fer::train::optimizer::{Optimizer, OptimizerKind, OptimizerSettings};
 use fer::train::runner::Runner;
 
@@ -35,7 +35,7 @@ fn adam() -> OptimizerSettings {
     }
 }
 
-fn profile_tiny_cnn(ctx: &GpuContext) -> Profile {
+fn profile_tiny_cnn(ctx: &GpuContext, pass: Pass) -> Profile {
     let settings = ProfileSettings {
         model: ModelKind::Cnn,
         architecture: tiny_cnn(),
@@ -45,6 +45,7 @@ fn profile_tiny_cnn(ctx: &GpuContext) -> Profile {
         steps: 2,
         seed: 1,
         augment: Default::default(),
+        pass,
     };
     profile::run(ctx, &settings, None).expect("the profile runs")
 }
@@ -69,7 +70,7 @@ fn step_kernels(ctx: &GpuContext) -> BTreeMap<String, usize> {
 #[test]
 fn a_profile_accounts_for_every_kernel_and_writes_a_valid_trace() {
     let ctx = gpu();
-    let profile = profile_tiny_cnn(&ctx);
+    let profile = profile_tiny_cnn(&ctx, Pass::Training);
 
     let expected = step_kernels(&ctx);
     let profiled: BTreeMap<String, usize> = profile
@@ -143,6 +144,39 @@ fn a_profile_accounts_for_every_kernel_and_writes_a_valid_trace() {
         assert!(next >= ts + dur - 1e-9, "slices overlap: {pair:?}");
     }
     assert_eq!(names, expected.keys().cloned().collect());
+}
+
+#[test]
+fn an_inference_profile_times_the_forward_pass_alone() {
+    let ctx = gpu();
+    let profile = profile_tiny_cnn(&ctx, Pass::Inference);
+    let model = build(&ctx, ModelKind::Cnn, &tiny_cnn(), 1)
+        .expect("the model builds")
+        .expect("the cnn has kernels");
+    let mut runner = Runner::new(&ctx, &model, 0.0).expect("the runner builds");
+    let mut expected = BTreeMap::new();
+    for dispatch in runner
+        .inference_dispatches(BATCH)
+        .expect("the forward's dispatches")
+    {
+        *expected.entry(dispatch.label().to_string()).or_insert(0) += 1;
+    }
+    let profiled: BTreeMap<String, usize> = profile
+        .kernels
+        .iter()
+        .map(|k| (k.label.clone(), k.calls_per_step.round() as usize))
+        .collect();
+    assert_eq!(profiled, expected, "the inference forward's kernels");
+    for training_only in ["softmax_ce::", "optim::", "lowering::col2im"] {
+        assert!(
+            !profiled
+                .keys()
+                .any(|label| label.starts_with(training_only)),
+            "{training_only} ran in an inference profile: {profiled:?}"
+        );
+    }
+    assert!(profile.step.gpu_ms > 0.0 && profile.step.wall_ms > 0.0);
+    assert_eq!(profile.pass, Pass::Inference);
 }
 
 #[test]
@@ -275,6 +309,7 @@ fn augmentation_is_profiled_as_its_own_kernels() {
         steps: 1,
         seed: 1,
         augment: "crop=2,flip,brightness=0.2,erase=0.5".parse().unwrap(),
+        pass: Pass::Training,
     };
     let profile = profile::run(&ctx, &settings, None).expect("the profile runs");
     let calls = |label: &str| {

@@ -7,7 +7,7 @@ use anyhow::Context;
 use fer::bench::peak::measure_peak;
 use fer::gpu::GpuContext;
 use fer::nn::models::{Architecture, ModelKind};
-use fer::profile::{self, PeakFigures, ProfileSettings};
+use fer::profile::{self, Pass, PeakFigures, ProfileSettings};
 
 use fer::train::augmentation::Augmentation;
 use fer::train::optimizer::OptimizerSettings;
@@ -25,6 +25,7 @@ pub struct ProfileRequest {
     pub json: bool,
     pub trace: Option<PathBuf>,
     pub augment: Augmentation,
+    pub pass: Pass,
 }
 
 pub fn profile(ctx: &GpuContext, request: &ProfileRequest) -> anyhow::Result<()> {
@@ -46,6 +47,7 @@ pub fn profile(ctx: &GpuContext, request: &ProfileRequest) -> anyhow::Result<()>
         steps: request.steps,
         seed: request.seed,
         augment: request.augment.clone(),
+        pass: request.pass,
     };
     // Rates are stated as a fraction of what this adapter attains (`fer bench peak`); the
     // better of its two bandwidth kernels is the memory roof.

@@ -1,8 +1,9 @@
-//! `fer profile`: where a training step's GPU time goes, kernel by kernel.
+//! `fer profile`: where a training step's GPU time goes, kernel by kernel (or, with
+//! [`Pass::Inference`], the inference forward pass's: what `fer predict` and `fer live` run).
 //!
 //! Each profiled step runs its dispatches in recording order (augmentation when asked for,
-//! forward, loss, backward, optimizer), each in its own compute pass between timestamp writes, so data dependencies hold
-//! and every kernel gets its own GPU time. The same steps are then run as training runs them,
+//! forward, loss, backward, optimizer), each in its own compute pass between timestamp writes,
+//! so data dependencies hold and every kernel gets its own GPU time. The same steps are then run as training runs them,
 //! one pass and one submit, and timed by the wall clock: the gap between the two is what
 //! submitting, waiting and the driver add on top of the kernels. Both are medians over the
 //! steps; the trace keeps every step.
@@ -20,12 +21,23 @@ use serde::Serialize;
 
 use crate::bench::{median, wall_seconds};
 use crate::data::synthetic::{generate, SplitSizes};
-use crate::gpu::{AdapterSummary, Cost, GpuContext, GpuTimer, TimingSource};
+use crate::gpu::{AdapterSummary, Cost, Dispatch, GpuContext, GpuTimer, TimingSource};
 use crate::nn::models::{build, Architecture, ModelChoice, ModelKind};
 use crate::train::augmentation::Augmentation;
 use crate::train::optimizer::{Optimizer, OptimizerSettings};
 use crate::train::runner::{EpochSettings, Runner};
 use crate::train::session::{input_spec, TrainError};
+
+/// Which pass of the model a profile times.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pass {
+    /// A training step: augmentation, forward, loss, backward, optimizer.
+    #[default]
+    Training,
+    /// The inference forward pass alone (dropout off, batch norm on running statistics).
+    Inference,
+}
 
 /// What to profile and for how long.
 #[derive(Clone, Debug)]
@@ -40,6 +52,7 @@ pub struct ProfileSettings {
     pub seed: u64,
     /// The training batches' augmentation (its kernels are profiled with the step's).
     pub augment: Augmentation,
+    pub pass: Pass,
 }
 
 /// One dispatch of one profiled step, as the GPU ran it.
@@ -68,6 +81,7 @@ pub struct Profile {
     pub model: ModelKind,
     pub architecture: Architecture,
     pub batch: usize,
+    pub pass: Pass,
     pub augment: Augmentation,
     pub warmup_steps: usize,
     pub steps: usize,
@@ -79,6 +93,24 @@ pub struct Profile {
     /// Every profiled step's dispatches in the order they ran (for the trace).
     #[serde(skip)]
     pub timeline: Vec<Vec<TimedDispatch>>,
+}
+
+/// The dispatches of one profiled `pass`. A training step first prepares the optimizer's step
+/// count, as training does; the inference pass reads the weights the warm-up left.
+fn profiled_dispatches<'r>(
+    ctx: &GpuContext,
+    pass: Pass,
+    runner: &'r mut Runner,
+    optimizer: &'r mut Optimizer,
+    batch: usize,
+) -> Result<Vec<&'r Dispatch>, TrainError> {
+    Ok(match pass {
+        Pass::Training => {
+            optimizer.prepare_step(ctx);
+            runner.step_dispatches(batch, optimizer)?
+        }
+        Pass::Inference => runner.inference_dispatches(batch)?.iter().collect(),
+    })
 }
 
 /// Trains `settings.model` on synthetic faces for the warm-up steps, then profiles
@@ -121,12 +153,13 @@ pub fn run(
         &ProgressBar::hidden(),
     )?;
 
-    let dispatch_count = runner.step_dispatches(batch, &optimizer)?.len();
+    let dispatch_count =
+        profiled_dispatches(ctx, settings.pass, &mut runner, &mut optimizer, batch)?.len();
     let timer = GpuTimer::new(ctx, dispatch_count as u32);
     let mut timeline = Vec::with_capacity(steps);
     for _ in 0..steps {
-        optimizer.prepare_step(ctx);
-        let dispatches = runner.step_dispatches(batch, &optimizer)?;
+        let dispatches =
+            profiled_dispatches(ctx, settings.pass, &mut runner, &mut optimizer, batch)?;
         let seconds = timer.time(ctx, &dispatches)?;
         timeline.push(
             dispatches
@@ -143,8 +176,8 @@ pub fn run(
 
     let mut wall = Vec::with_capacity(steps);
     for _ in 0..steps {
-        optimizer.prepare_step(ctx);
-        let dispatches = runner.step_dispatches(batch, &optimizer)?;
+        let dispatches =
+            profiled_dispatches(ctx, settings.pass, &mut runner, &mut optimizer, batch)?;
         let mut ran = Ok(());
         wall.push(wall_seconds(|| ran = ctx.run(dispatches.iter().copied())));
         ran?;
@@ -158,6 +191,7 @@ pub fn run(
         model: settings.model,
         architecture: settings.architecture.clone(),
         batch,
+        pass: settings.pass,
         augment: settings.augment.clone(),
         warmup_steps,
         steps,

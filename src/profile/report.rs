@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::Profile;
+use super::{Pass, Profile};
 use crate::gpu::TimingSource;
 
 /// A number with `decimals`, or a dash where there is none.
@@ -20,9 +20,14 @@ pub fn table(profile: &Profile) -> String {
              submitted and waited for alone, so short ones are overstated)"
         }
     };
+    let what = match profile.pass {
+        Pass::Training => "training step",
+        Pass::Inference => "inference forward pass",
+    };
     let _ = writeln!(
         out,
-        "{} on {} ({}), batch {}, {} profiled steps after {} warm-up; kernel times from {timing}",
+        "{} {what} on {} ({}), batch {}, {} profiled after {} warm-up training steps; kernel \
+         times from {timing}",
         profile.model.name(),
         profile.adapter.name,
         profile.adapter.backend,
