@@ -14,12 +14,21 @@ use fer::reference::augment as twin;
 
 use crate::common::*;
 
-const FILLS: [Fill; 4] = [
-    Fill::Nearest,
-    Fill::Constant(-7.0),
-    Fill::Reflect,
-    Fill::Mirror,
-];
+/// Every fill, for images of `channels` channels; the constant differs by channel (−7, −6, …),
+/// as black does under a per-channel normalisation.
+fn fills(channels: usize) -> [Fill; 4] {
+    [
+        Fill::Nearest,
+        Fill::Constant(constants(channels)),
+        Fill::Reflect,
+        Fill::Mirror,
+    ]
+}
+
+/// The constant fill's values: −7 in the first channel, one more in each next.
+fn constants(channels: usize) -> Vec<f32> {
+    (0..channels).map(|c| c as f32 - 7.0).collect()
+}
 
 fn shape(batch: usize, channels: usize, height: usize, width: usize) -> BatchShape {
     BatchShape {
@@ -42,7 +51,7 @@ fn integers(seed: u64, len: usize) -> Vec<f32> {
 fn gpu_sample(
     input: BatchShape,
     out: (usize, usize),
-    fill: Fill,
+    fill: &Fill,
     transforms: &[Transform],
     x: &[f32],
 ) -> Vec<f32> {
@@ -57,7 +66,7 @@ fn sample_exactly(
     what: &str,
     input: BatchShape,
     out: (usize, usize),
-    fill: Fill,
+    fill: &Fill,
     transforms: &[Transform],
     x: &[f32],
 ) -> Vec<f32> {
@@ -78,7 +87,12 @@ fn every_fill_extends_the_border_as_documented() {
     // Output x reads input x + dx, for dx = −3, 3 and 9.
     let cases = [
         (Fill::Nearest, [a, a, a, a], [d, d, d, d], [d, d, d, d]),
-        (Fill::Constant(v), [v, v, v, a], [d, v, v, v], [v, v, v, v]),
+        (
+            Fill::Constant(vec![v]),
+            [v, v, v, a],
+            [d, v, v, v],
+            [v, v, v, v],
+        ),
         (Fill::Reflect, [c, b, a, a], [d, d, c, b], [b, c, d, d]),
         (Fill::Mirror, [d, c, b, a], [d, c, b, a], [d, c, b, a]),
     ];
@@ -88,7 +102,7 @@ fn every_fill_extends_the_border_as_documented() {
                 &format!("{fill:?} dx={dx}"),
                 s,
                 (1, 4),
-                fill,
+                &fill,
                 &[Transform::shift(dx, 0.0, 1, 4)],
                 &x,
             );
@@ -109,12 +123,12 @@ fn bilinear_sampling_is_exact_on_half_and_whole_pixels() {
         .iter()
         .map(|&(dx, dy)| Transform::shift(dx, dy, s.height, s.width))
         .collect();
-    for fill in FILLS {
+    for fill in fills(s.channels) {
         let got = sample_exactly(
             &format!("{fill:?}"),
             s,
             (s.height, s.width),
-            fill,
+            &fill,
             &transforms,
             &x,
         );
@@ -126,7 +140,7 @@ fn bilinear_sampling_is_exact_on_half_and_whole_pixels() {
                     fill.extend(row, s.height as i64),
                 ) {
                     (Some(cx), Some(cy)) => x[plane + cy as usize * s.width + cx as usize],
-                    _ => fill.value(),
+                    _ => fill.values(s.channels).expect("a value per channel")[channel],
                 };
                 for row in 0..s.height as i64 {
                     for column in 0..s.width as i64 {
@@ -175,18 +189,19 @@ fn a_quarter_turn_of_a_non_square_image_fills_each_border() {
     let rows: [(Fill, [Option<usize>; 5]); 4] = [
         (Fill::Nearest, [Some(2), Some(2), Some(1), Some(0), Some(0)]),
         (
-            Fill::Constant(-7.0),
+            Fill::Constant(constants(s.channels)),
             [None, Some(2), Some(1), Some(0), None],
         ),
         (Fill::Reflect, [Some(2), Some(2), Some(1), Some(0), Some(0)]),
         (Fill::Mirror, [Some(1), Some(2), Some(1), Some(0), Some(1)]),
     ];
     for (fill, rows) in rows {
-        let got = sample_exactly(&format!("{fill:?}"), s, (3, 5), fill, &transforms, &x);
+        let got = sample_exactly(&format!("{fill:?}"), s, (3, 5), &fill, &transforms, &x);
         for plane in 0..s.batch * s.channels {
+            let constant = constants(s.channels)[plane % s.channels];
             for y in 0..3 {
                 for (column, row) in rows.iter().enumerate() {
-                    let want = row.map_or(-7.0, |row| x[plane * 15 + row * 5 + y + 1]);
+                    let want = row.map_or(constant, |row| x[plane * 15 + row * 5 + y + 1]);
                     assert_eq!(
                         got[plane * 15 + y * 5 + column],
                         want,
@@ -215,8 +230,8 @@ fn identity_parameters_leave_the_batch_bit_identical() {
         };
         let crops: Vec<Transform> = (0..3).map(|i| crop.draw(4, i, 47, 45)).collect();
         for (what, transforms) in [("affine", &affine), ("crop", &crops)] {
-            for fill in FILLS {
-                let got = gpu_sample(s, (47, 45), fill, transforms, &x);
+            for fill in fills(channels) {
+                let got = gpu_sample(s, (47, 45), &fill, transforms, &x);
                 assert_bits_eq(&format!("{what} {fill:?} C={channels}"), &got, &x);
             }
         }
@@ -258,13 +273,13 @@ fn a_flip_reverses_rows_and_two_flips_are_the_identity() {
     let s = shape(3, 3, 47, 45);
     let x = random(7, s.len());
     let transforms = flips(3, 47, 45);
-    let once = sample_exactly("flip", s, (47, 45), Fill::Nearest, &transforms, &x);
+    let once = sample_exactly("flip", s, (47, 45), &Fill::Nearest, &transforms, &x);
     let reversed: Vec<f32> = x
         .chunks(45)
         .flat_map(|row| row.iter().rev().copied())
         .collect();
     assert_bits_eq("flip reverses rows", &once, &reversed);
-    let twice = gpu_sample(s, (47, 45), Fill::Nearest, &transforms, &once);
+    let twice = gpu_sample(s, (47, 45), &Fill::Nearest, &transforms, &once);
     assert_bits_eq("flip twice", &twice, &x);
 }
 
@@ -294,7 +309,7 @@ fn the_seed_fixes_the_augmentation() {
         gpu_sample(
             s,
             (20, 18),
-            Fill::Reflect,
+            &Fill::Reflect,
             &draw_affine(&heavy_affine(), seed, s),
             &x,
         )
@@ -326,10 +341,10 @@ fn random_affine_matches_twin() {
         let s = shape(3, channels, 47, 45);
         let x = random(10 + channels as u64, s.len());
         let transforms = draw_affine(&heavy_affine(), 11, s);
-        for fill in FILLS {
-            let got = gpu_sample(s, (47, 45), fill, &transforms, &x);
-            let want = twin::sample(s, (47, 45), fill, &transforms, &x);
-            // Values within ±1, the constant fill −7.
+        for fill in fills(channels) {
+            let got = gpu_sample(s, (47, 45), &fill, &transforms, &x);
+            let want = twin::sample(s, (47, 45), &fill, &transforms, &x);
+            // Values within ±1, the constant fill −7 to −5.
             let tolerance = sampling_tolerance(s, (47, 45), &transforms, 7.0);
             assert_within(
                 &format!("affine {fill:?} C={channels}"),
@@ -379,12 +394,12 @@ fn crops_match_twin() {
         };
         crop.validate(47, 45).expect("the crop fits");
         let crops: Vec<Transform> = (0..3).map(|i| crop.draw(12, i, 47, 45)).collect();
-        for fill in FILLS {
+        for fill in fills(channels) {
             sample_exactly(
                 &format!("crop {fill:?} C={channels}"),
                 s,
                 (44, 40),
-                fill,
+                &fill,
                 &crops,
                 &x,
             );
@@ -397,8 +412,8 @@ fn crops_match_twin() {
         };
         resized.validate().expect("valid ranges");
         let crops: Vec<Transform> = (0..3).map(|i| resized.draw(13, i, 47, 45)).collect();
-        let got = gpu_sample(s, (30, 50), Fill::Nearest, &crops, &x);
-        let want = twin::sample(s, (30, 50), Fill::Nearest, &crops, &x);
+        let got = gpu_sample(s, (30, 50), &Fill::Nearest, &crops, &x);
+        let want = twin::sample(s, (30, 50), &Fill::Nearest, &crops, &x);
         let tolerance = sampling_tolerance(s, (30, 50), &crops, 1.0);
         assert_within(
             &format!("resized crop C={channels}"),
@@ -616,4 +631,54 @@ fn crops_of_a_larger_upload_match_the_twin() {
         .flat_map(|row| row.iter().rev().copied())
         .collect();
     assert_eq!(flips.augment_on_cpu(&x, 3, 5), mirrored);
+}
+
+/// `fill=constant` paints black, which ImageNet's normalisation puts at a different value in
+/// each channel (−2.12, −2.04, −1.80): padded crops of RGB faces equal the twin's pipeline bit
+/// for bit (whole-pixel moves), every value is the image's or its channel's black, and the
+/// padding shows in every channel.
+#[test]
+fn a_constant_fill_paints_each_channels_black() {
+    use fer::data::ImageSpec;
+    use fer::train::augmentation::{Augmentation, Augmenter};
+
+    let spec = ImageSpec::imagenet_rgb(7, 8);
+    let black: Vec<f32> = spec
+        .mean
+        .iter()
+        .zip(&spec.std)
+        .map(|(mean, std)| -mean / std)
+        .collect();
+    let images = 4;
+    let x = random(31, images * 3 * 7 * 8);
+    let y = zeros(x.len());
+    let augmentation: Augmentation = "crop=3,fill=constant".parse().unwrap();
+    augmentation
+        .check(&spec)
+        .expect("a constant fill suits RGB");
+    let mut augmenter = Augmenter::new(&augmentation, &spec, &spec)
+        .unwrap()
+        .expect("a crop augments");
+    augmenter
+        .write_batch(gpu(), images, &y, &x, (5, 2))
+        .unwrap();
+    run(&augmenter.dispatches(images).iter().collect::<Vec<_>>());
+    let got = read(&y);
+    assert_eq!(got, augmenter.augment_on_cpu(&x, 5, 2), "GPU against twin");
+    let mut filled = [0; 3];
+    for (plane, values) in got.chunks_exact(7 * 8).enumerate() {
+        let channel = plane % 3;
+        let source = &x[plane * 56..][..56];
+        for &v in values {
+            if v == black[channel] {
+                filled[channel] += 1;
+            } else {
+                assert!(source.contains(&v), "plane {plane}: {v} is neither");
+            }
+        }
+    }
+    assert!(
+        filled.iter().all(|&n| n > 0),
+        "padding per channel: {filled:?}"
+    );
 }

@@ -30,14 +30,16 @@ struct SampleParams {
     out_height: u32,
     out_width: u32,
     fill: u32,
-    fill_value: f32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> sample_p: SampleParams;
 // Per image: the matrix (m0 m1 m2 m3), (m4 m5, window x0 y0), (window w h, unused).
 @group(0) @binding(1) var<storage, read> sample_transforms: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> sample_x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> sample_y: array<f32>;
+// Per channel: the constant a tap outside the window reads (FILL_CONSTANT).
+@group(0) @binding(3) var<storage, read> sample_fill: array<f32>;
+@group(0) @binding(4) var<storage, read_write> sample_y: array<f32>;
 
 // The index in 0..n whose pixel extends a window of n pixels to index t, or −1 where the fill
 // constant is read. Only unsigned division: GLSL leaves / and % of negative ints undefined.
@@ -67,9 +69,9 @@ fn extend(t: i32, n: i32) -> i32 {
     }
 }
 
-fn tap(plane: u32, column: i32, row: i32) -> f32 {
+fn tap(plane: u32, channel: u32, column: i32, row: i32) -> f32 {
     if column < 0 || row < 0 {
-        return sample_p.fill_value;
+        return sample_fill[channel];
     }
     return sample_x[plane + u32(row) * sample_p.width + u32(column)];
 }
@@ -113,10 +115,10 @@ fn sample(
     let in_plane = sample_p.height * sample_p.width;
     for (var channel = 0u; channel < sample_p.channels; channel++) {
         let plane = (image * sample_p.channels + channel) * in_plane;
-        let v00 = tap(plane, c0, r0);
-        let v10 = tap(plane, c1, r0);
-        let v01 = tap(plane, c0, r1);
-        let v11 = tap(plane, c1, r1);
+        let v00 = tap(plane, channel, c0, r0);
+        let v10 = tap(plane, channel, c1, r0);
+        let v01 = tap(plane, channel, c0, r1);
+        let v11 = tap(plane, channel, c1, r1);
         let top = v00 + fx * (v10 - v00);
         let bottom = v01 + fx * (v11 - v01);
         let out = (image * sample_p.channels + channel) * out_plane + out_row * sample_p.out_width

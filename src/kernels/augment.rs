@@ -68,17 +68,18 @@ struct SampleParams {
     out_height: u32,
     out_width: u32,
     fill: u32,
-    fill_value: f32,
+    _pad: u32,
 }
 
 /// `y` (`input.batch × C × out_height × out_width`) = `x` resampled through each image's
 /// [`Transform`] in `transforms` (`Transform::WORDS` values per image), as
-/// `reference::augment::sample` specifies.
+/// `reference::augment::sample` specifies. Refuses a constant fill without one value per
+/// channel.
 pub fn sample(
     ctx: &GpuContext,
     input: BatchShape,
     (out_height, out_width): (usize, usize),
-    fill: Fill,
+    fill: &Fill,
     transforms: &GpuBuffer,
     x: &GpuBuffer,
     y: &GpuBuffer,
@@ -87,6 +88,12 @@ pub fn sample(
     check_len("transform", transforms, input.batch * Transform::WORDS)?;
     check_len("input", x, input.len())?;
     check_len("output", y, output.len())?;
+    let values = fill.values(input.channels).ok_or_else(|| {
+        AugmentError::Invalid(format!(
+            "a constant fill needs one value per channel ({}), not {fill:?}",
+            input.channels
+        ))
+    })?;
     let params = SampleParams {
         batch: input.batch as u32,
         channels: input.channels as u32,
@@ -100,14 +107,16 @@ pub fn sample(
             Fill::Reflect => 2,
             Fill::Mirror => 3,
         },
-        fill_value: fill.value(),
+        _pad: 0,
     };
+    // The bind group keeps the buffer alive as long as the dispatch.
+    let fill_values = GpuBuffer::from_slice(ctx, "sample fill values", &values);
     let pixels = output.batch * out_height * out_width;
     let dispatch = kernel_dispatch(
         ctx,
         "sample",
         &params,
-        &[transforms, x],
+        &[transforms, x, &fill_values],
         &[y],
         workgroups_1d(pixels.div_ceil(WG)),
     )?;
@@ -196,7 +205,7 @@ struct EraseParams {
 pub fn uniform_layouts() -> Vec<super::UniformLayout> {
     vec![
         uniform_layout!(shaders::AUGMENT, SampleParams:
-            batch, channels, height, width, out_height, out_width, fill, fill_value
+            batch, channels, height, width, out_height, out_width, fill, _pad
         ),
         uniform_layout!(shaders::AUGMENT, JitterParams:
             batch, channels, plane, contrast, mean, deviation

@@ -86,14 +86,15 @@ impl Draws {
 
 /// How an image is extended past its window, named by the sequence a row `a b c d` continues
 /// with on both sides.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Fill {
     /// `a a a a | a b c d | d d d d`: clamp to the edge (Keras/scipy `nearest`, torchvision
     /// padding `edge`).
     Nearest,
-    /// `v v v v | a b c d | v v v v`, each bilinear tap outside the window reading `v` (scipy's
-    /// `grid-constant`; torchvision's `fill`, in the batch's units).
-    Constant(f32),
+    /// `v v v v | a b c d | v v v v`, each bilinear tap outside the window reading its
+    /// channel's `v` (scipy's `grid-constant`; torchvision's `fill`, in the batch's units): one
+    /// value per channel, as black is under a per-channel normalisation.
+    Constant(Vec<f32>),
     /// `d c b a | a b c d | d c b a`: mirrored with the edge pixel repeated (Keras' and scipy's
     /// `reflect`, torchvision padding `symmetric`).
     Reflect,
@@ -105,7 +106,7 @@ pub enum Fill {
 impl Fill {
     /// The index in `0..n` whose value extends a window of `n` pixels to index `t`, or `None`
     /// where the fill's constant is read instead.
-    pub fn extend(self, t: i64, n: i64) -> Option<i64> {
+    pub fn extend(&self, t: i64, n: i64) -> Option<i64> {
         match self {
             Fill::Nearest => Some(t.clamp(0, n - 1)),
             Fill::Constant(_) => (0..n).contains(&t).then_some(t),
@@ -124,11 +125,12 @@ impl Fill {
         }
     }
 
-    /// The constant read outside the window (0 where the fill has none).
-    pub fn value(self) -> f32 {
+    /// The constants channel by channel, for `channels` channels: the constant fill's values,
+    /// or zeros for the fills that read none; `None` when a constant fill has another count.
+    pub fn values(&self, channels: usize) -> Option<Vec<f32>> {
         match self {
-            Fill::Constant(value) => value,
-            _ => 0.0,
+            Fill::Constant(values) => (values.len() == channels).then(|| values.clone()),
+            _ => Some(vec![0.0; channels]),
         }
     }
 }
@@ -184,11 +186,14 @@ impl Transform {
 pub fn sample(
     input: BatchShape,
     (out_height, out_width): (usize, usize),
-    fill: Fill,
+    fill: &Fill,
     transforms: &[Transform],
     x: &[f32],
 ) -> Vec<f32> {
     assert_eq!(x.len(), input.len(), "sample: x is not the input shape");
+    let values = fill
+        .values(input.channels)
+        .expect("sample: one constant per channel");
     assert_eq!(
         transforms.len(),
         input.batch,
@@ -206,7 +211,7 @@ pub fn sample(
                     (Some(cx), Some(cy)) => {
                         plane[(y0 + cy) as usize * input.width + (x0 + cx) as usize] as f64
                     }
-                    _ => fill.value() as f64,
+                    _ => values[channel] as f64,
                 }
             };
             for out_y in 0..out_height {
