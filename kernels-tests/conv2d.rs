@@ -322,6 +322,7 @@ fn a_lowered_schedule_is_offered_only_where_its_scratch_fits_a_binding() {
     let products_per_image = 4 * 512 * 4608;
     let overflowing = (limit / products_per_image + 1) as usize;
     assert!(Conv2dSchedule::Lowered.fits(gpu(), &layer(overflowing)));
+    assert!(Conv2dSchedule::LoweredTapMajor.fits(gpu(), &layer(overflowing)));
     assert!(!Conv2dSchedule::LoweredSplitK.fits(gpu(), &layer(overflowing)));
     assert!(Conv2dSchedule::LoweredSplitK.fits(gpu(), &layer(overflowing - 1)));
     assert!(Conv2dSchedule::LoweredSplitK.fits(gpu(), &layer(1)));

@@ -5,7 +5,7 @@
 //! most kh·kw patch entries and a bias per input pixel in f32: within γ_{kh·kw+1}·Σ|terms| of
 //! the twin's f64 sum.
 
-use fer::kernels::lowering::{col2im, col_len, im2col, swap_batch_channel};
+use fer::kernels::lowering::{col2im, col_len, im2col, swap_batch_channel, PatchLayout};
 use fer::reference::lowering as twin;
 
 use crate::common::*;
@@ -15,37 +15,61 @@ fn shapes() -> Vec<fer::kernels::conv2d::Conv2dShape> {
     awkward_shapes().into_iter().chain(model_shapes()).collect()
 }
 
+const LAYOUTS: [PatchLayout; 2] = [PatchLayout::PixelMajor, PatchLayout::TapMajor];
+
 #[test]
 fn im2col_copies_the_twins_patches_exactly() {
-    for (i, shape) in shapes().iter().enumerate() {
-        let x = random(i as u64, shape.input_len());
-        // Garbage first: the padding's zeros must be written, not assumed.
-        let col = upload(&random(i as u64 + 100, col_len(shape)));
-        run(&[&im2col(gpu(), shape, &upload(&x), &col).expect("im2col builds")]);
-        assert_bits_eq(
-            &format!("im2col {shape:?}"),
-            &read(&col),
-            &twin::im2col(shape, &x),
-        );
+    for layout in LAYOUTS {
+        for (i, shape) in shapes().iter().enumerate() {
+            let x = random(i as u64, shape.input_len());
+            // Garbage first: the padding's zeros must be written, not assumed.
+            let col = upload(&random(i as u64 + 100, col_len(shape)));
+            let dispatch = im2col(gpu(), shape, layout, &upload(&x), &col);
+            run(&[&dispatch.expect("im2col builds")]);
+            assert_bits_eq(
+                &format!("im2col {layout:?} {shape:?}"),
+                &read(&col),
+                &twin::im2col(shape, layout, &x),
+            );
+        }
+    }
+}
+
+/// The tap-major patches are the pixel-major ones transposed, `[K, B·P]` against `[B·P, K]`.
+#[test]
+fn tap_major_patches_are_the_transpose() {
+    let shape = conv(2, 3, 2, 5, 4, 3, 3, 2, 1);
+    let x = random(7, shape.input_len());
+    let rows = shape.batch * shape.out_height() * shape.out_width();
+    let k_len = shape.in_channels * shape.kernel_h * shape.kernel_w;
+    let pixel_major = twin::im2col(&shape, PatchLayout::PixelMajor, &x);
+    let tap_major = twin::im2col(&shape, PatchLayout::TapMajor, &x);
+    for row in 0..rows {
+        for k in 0..k_len {
+            assert_eq!(tap_major[k * rows + row], pixel_major[row * k_len + k]);
+        }
     }
 }
 
 /// Every other shape with a bias per channel (the transposed convolution's forward pass).
 #[test]
 fn col2im_matches_twin() {
-    for (i, shape) in shapes().iter().enumerate() {
-        let col = random(i as u64, col_len(shape));
-        let bias = (i % 2 == 1).then(|| random(i as u64 + 200, shape.in_channels));
-        let dx = upload(&random(i as u64 + 100, shape.input_len()));
-        let gpu_bias = bias.as_deref().map(upload);
-        let dispatch = col2im(gpu(), shape, &upload(&col), gpu_bias.as_ref(), &dx);
-        run(&[&dispatch.expect("col2im builds")]);
-        let want = twin::col2im(shape, &col, bias.as_deref());
-        let magnitude = twin::col2im(shape, &abs(&col), bias.map(|b| abs(&b)).as_deref());
-        let terms = shape.kernel_h * shape.kernel_w + 1;
-        let tolerance: Vec<f64> = magnitude.iter().map(|&m| gamma(terms) * m as f64).collect();
-        let what = format!("col2im {shape:?} bias={}", gpu_bias.is_some());
-        assert_within(&what, &read(&dx), &want, &tolerance);
+    for layout in LAYOUTS {
+        for (i, shape) in shapes().iter().enumerate() {
+            let col = random(i as u64, col_len(shape));
+            let bias = (i % 2 == 1).then(|| random(i as u64 + 200, shape.in_channels));
+            let dx = upload(&random(i as u64 + 100, shape.input_len()));
+            let gpu_bias = bias.as_deref().map(upload);
+            let dispatch = col2im(gpu(), shape, layout, &upload(&col), gpu_bias.as_ref(), &dx);
+            run(&[&dispatch.expect("col2im builds")]);
+            let want = twin::col2im(shape, layout, &col, bias.as_deref());
+            let magnitude =
+                twin::col2im(shape, layout, &abs(&col), bias.map(|b| abs(&b)).as_deref());
+            let terms = shape.kernel_h * shape.kernel_w + 1;
+            let tolerance: Vec<f64> = magnitude.iter().map(|&m| gamma(terms) * m as f64).collect();
+            let what = format!("col2im {layout:?} {shape:?} bias={}", gpu_bias.is_some());
+            assert_within(&what, &read(&dx), &want, &tolerance);
+        }
     }
 }
 
@@ -78,13 +102,15 @@ fn col2im_twin_is_the_adjoint_of_im2col_twin() {
         conv(2, 3, 1, 5, 4, 3, 3, 2, 1),
         conv(1, 2, 1, 4, 6, 4, 2, 3, 2),
     ] {
-        let x = random(1, shape.input_len());
-        let r = random(2, col_len(&shape));
-        let left = dot(&twin::im2col(&shape, &x), &r);
-        let right = dot(&x, &twin::col2im(&shape, &r, None));
-        assert!(
-            (left - right).abs() <= 1e-6 * left.abs().max(1.0),
-            "{shape:?}: ⟨im2col x, r⟩ = {left} but ⟨x, col2im r⟩ = {right}"
-        );
+        for layout in LAYOUTS {
+            let x = random(1, shape.input_len());
+            let r = random(2, col_len(&shape));
+            let left = dot(&twin::im2col(&shape, layout, &x), &r);
+            let right = dot(&x, &twin::col2im(&shape, layout, &r, None));
+            assert!(
+                (left - right).abs() <= 1e-6 * left.abs().max(1.0),
+                "{layout:?} {shape:?}: ⟨im2col x, r⟩ = {left} but ⟨x, col2im r⟩ = {right}"
+            );
+        }
     }
 }

@@ -7,7 +7,8 @@
 //
 //   im2col              col[(b·P + p)·K + k] = x[b, c, oy·s − pad + ky, ox·s − pad + kx], or 0
 //                       in the padding; p = (oy, ox) over out_h × out_w, k = (c, ky, kx) over
-//                       C × kh × kw, so row (b, p) is the patch output pixel p reads.
+//                       C × kh × kw, so row (b, p) is the patch output pixel p reads. With
+//                       TAP_MAJOR the transpose, col[k·B·P + b·P + p].
 //   col2im              dx[b, c, iy, ix] = Σ dcol[(b·P + p)·K + k] over the taps (ky, kx) whose
 //                       output pixel p = (oy, ox), oy·s = iy + pad − ky, ox·s = ix + pad − kx,
 //                       exists: im2col's adjoint, as a gather (each dx written once, no atomics).
@@ -33,6 +34,9 @@ struct Params {
 
 override STRIDE: u32 = 1u;
 override BIAS: bool = false;
+// The patch matrix's layout: [B·P, K] (a row per output pixel), or with TAP_MAJOR its transpose
+// [K, B·P] (a row per channel and tap, the batch's pixels along it).
+override TAP_MAJOR: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
@@ -71,6 +75,42 @@ fn im2col_value(pixel: Pixel, tap: Tap) -> f32 {
     return load(((pixel.b * p.channels + tap.c) * p.height + iy) * p.width + ix);
 }
 
+// The next tap along a patch row: (c, ky, kx) with kx fastest. True where it wraps to the first.
+fn next_tap(tap: ptr<function, Tap>) -> bool {
+    (*tap).kx += 1u;
+    if (*tap).kx == p.kernel_w {
+        (*tap).kx = 0u;
+        (*tap).ky += 1u;
+        if (*tap).ky == p.kernel_h {
+            (*tap).ky = 0u;
+            (*tap).c += 1u;
+            if (*tap).c == p.channels {
+                (*tap).c = 0u;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+// The next (image, output pixel): (b, oy, ox) with ox fastest. True where it wraps to the first.
+fn next_pixel(pixel: ptr<function, Pixel>) -> bool {
+    (*pixel).ox += 1u;
+    if (*pixel).ox == p.out_w {
+        (*pixel).ox = 0u;
+        (*pixel).oy += 1u;
+        if (*pixel).oy == p.out_h {
+            (*pixel).oy = 0u;
+            (*pixel).b += 1u;
+            if (*pixel).b == p.batch {
+                (*pixel).b = 0u;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 @compute @workgroup_size(QUAD_WG)
 fn im2col(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -87,34 +127,22 @@ fn im2col(
     let first = 4u * q;
     var row = first / k_len;
     var k = first % k_len;
+    if TAP_MAJOR {
+        row = first % (p.batch * pixels);
+        k = first / (p.batch * pixels);
+    }
     var pixel = Pixel(row / pixels, row % pixels / p.out_w, row % pixels % p.out_w);
     var tap = Tap(k / taps, k % taps / p.kernel_w, k % taps % p.kernel_w);
     var out: vec4<f32>;
     for (var lane = 0u; lane < 4u; lane++) {
         out[lane] = im2col_value(pixel, tap);
-        // Step to the next element: the tap, and at the row's end the pixel.
-        k += 1u;
-        tap.kx += 1u;
-        if tap.kx == p.kernel_w {
-            tap.kx = 0u;
-            tap.ky += 1u;
-            if tap.ky == p.kernel_h {
-                tap.ky = 0u;
-                tap.c += 1u;
+        // Step to the next element: along the stored row, and at its end to the next row.
+        if TAP_MAJOR {
+            if next_pixel(&pixel) {
+                next_tap(&tap);
             }
-        }
-        if k == k_len {
-            k = 0u;
-            tap = Tap(0u, 0u, 0u);
-            pixel.ox += 1u;
-            if pixel.ox == p.out_w {
-                pixel.ox = 0u;
-                pixel.oy += 1u;
-                if pixel.oy == p.out_h {
-                    pixel.oy = 0u;
-                    pixel.b += 1u;
-                }
-            }
+        } else if next_tap(&tap) {
+            next_pixel(&pixel);
         }
     }
     if is_last_partial(q, p.n) {
@@ -129,6 +157,7 @@ fn im2col(
 // Σ over the taps that read input pixel (iy, ix) of channel c in image b.
 fn col2im_value(b: u32, c: u32, iy: u32, ix: u32) -> f32 {
     let k_len = p.channels * p.kernel_h * p.kernel_w;
+    let rows = p.batch * p.out_h * p.out_w;
     var sum = 0.0;
     for (var ky = 0u; ky < p.kernel_h; ky++) {
         // oy·s = iy + pad − ky; below zero wraps to a huge value and fails the range test.
@@ -144,7 +173,8 @@ fn col2im_value(b: u32, c: u32, iy: u32, ix: u32) -> f32 {
                 continue;
             }
             let row = (b * p.out_h + oy) * p.out_w + ox;
-            sum += load(row * k_len + (c * p.kernel_h + ky) * p.kernel_w + kx);
+            let k = (c * p.kernel_h + ky) * p.kernel_w + kx;
+            sum += load(select(row * k_len + k, k * rows + row, TAP_MAJOR));
         }
     }
     return sum;

@@ -77,6 +77,9 @@ fn the_ordering_check_reads_the_table() {
         below.contains("baseline 0.2514 is not below softmax 0.24"),
         "{below}"
     );
-    assert!(ordering_broken(&table("0.2514", true)).is_some(), "a tie is no ordering");
+    assert!(
+        ordering_broken(&table("0.2514", true)).is_some(),
+        "a tie is no ordering"
+    );
     assert!(ordering_broken(&table("0.2786", false)).is_some());
 }

@@ -6,7 +6,7 @@ use crate::gpu::{
     quad_workgroups, Binding, Cost, Dispatch, GpuBuffer, GpuContext, GpuError, KernelSpec,
 };
 use crate::reference::conv2d::Conv2dShape;
-pub use crate::reference::lowering::{col_len, col_shape};
+pub use crate::reference::lowering::{col_len, col_shape, PatchLayout};
 use crate::shaders;
 
 #[repr(C)]
@@ -86,11 +86,18 @@ fn launch(
     Ok(Dispatch::new(ctx, &kernel, &params, &buffers, quad_workgroups(n)).with_cost(cost))
 }
 
+/// The shader's constant for `layout`.
+fn tap_major(layout: PatchLayout) -> (&'static str, f64) {
+    let on = layout == PatchLayout::TapMajor;
+    ("TAP_MAJOR", if on { 1.0 } else { 0.0 })
+}
+
 /// `col = im2col(input)`: the `[batch·out_h·out_w, in_channels·kernel_h·kernel_w]` patch
-/// matrix (see [`crate::reference::lowering::im2col`]).
+/// matrix, or its transpose (see [`crate::reference::lowering::im2col`]).
 pub fn im2col(
     ctx: &GpuContext,
     shape: &Conv2dShape,
+    layout: PatchLayout,
     input: &GpuBuffer,
     col: &GpuBuffer,
 ) -> Result<Dispatch, GpuError> {
@@ -101,15 +108,16 @@ pub fn im2col(
     // from cache, so count it once.
     let bytes = Cost::words(n + shape.input_len());
     let params = Params::conv(shape, n);
-    let constants = [("STRIDE", shape.stride as f64)];
+    let constants = [("STRIDE", shape.stride as f64), tap_major(layout)];
     launch(ctx, "im2col", &constants, params, (input, col, None), bytes)
 }
 
 /// `grad_input = col2im(grad_col) (+ bias per channel)`, im2col's adjoint: each input pixel
-/// gathers the patch entries that were read from it.
+/// gathers the patch entries that were read from it, `grad_col` laid out as `layout`.
 pub fn col2im(
     ctx: &GpuContext,
     shape: &Conv2dShape,
+    layout: PatchLayout,
     grad_col: &GpuBuffer,
     bias: Option<&GpuBuffer>,
     grad_input: &GpuBuffer,
@@ -131,6 +139,7 @@ pub fn col2im(
     let constants = [
         ("STRIDE", shape.stride as f64),
         ("BIAS", if bias.is_some() { 1.0 } else { 0.0 }),
+        tap_major(layout),
     ];
     let bias = GpuBuffer::or_placeholder(ctx, bias, "no bias");
     launch(

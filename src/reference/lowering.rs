@@ -17,14 +17,42 @@ pub fn col_len(shape: &Conv2dShape) -> usize {
     rows * columns
 }
 
-/// Visits every (col index, input index or None in the padding) pair of the patch matrix.
-fn for_each_tap(shape: &Conv2dShape, mut visit: impl FnMut(usize, Option<usize>)) {
+/// How the patch matrix lies in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchLayout {
+    /// `[B·P, K]`: a row per (image, output pixel), its patch contiguous.
+    PixelMajor,
+    /// `[K, B·P]`, the transpose: a row per (channel, tap), the whole batch's pixels contiguous,
+    /// so one product covers the batch and col2im's neighbouring pixels read neighbouring
+    /// entries.
+    TapMajor,
+}
+
+impl PatchLayout {
+    /// Where entry (row, k) of the `[B·P, K]` patch matrix of `shape` lies.
+    pub fn index(self, shape: &Conv2dShape, row: usize, k: usize) -> usize {
+        let (rows, columns) = col_shape(shape);
+        match self {
+            PatchLayout::PixelMajor => row * columns + k,
+            PatchLayout::TapMajor => k * rows + row,
+        }
+    }
+}
+
+/// Visits every (col index, input index or None in the padding) pair of the patch matrix
+/// laid out as `layout`.
+fn for_each_tap(
+    shape: &Conv2dShape,
+    layout: PatchLayout,
+    mut visit: impl FnMut(usize, Option<usize>),
+) {
     let (oh, ow) = (shape.out_height(), shape.out_width());
     let (kh, kw) = (shape.kernel_h, shape.kernel_w);
-    let mut i = 0;
+    let mut row = 0;
     for b in 0..shape.batch {
         for oy in 0..oh {
             for ox in 0..ow {
+                let mut k = 0;
                 for c in 0..shape.in_channels {
                     for ky in 0..kh {
                         for kx in 0..kw {
@@ -40,20 +68,22 @@ fn for_each_tap(shape: &Conv2dShape, mut visit: impl FnMut(usize, Option<usize>)
                                 }
                                 _ => None,
                             };
-                            visit(i, source);
-                            i += 1;
+                            visit(layout.index(shape, row, k), source);
+                            k += 1;
                         }
                     }
                 }
+                row += 1;
             }
         }
     }
 }
 
-/// `col[(b, oy, ox), (c, ky, kx)] = x[b, c, oy·s − p + ky, ox·s − p + kx]`, 0 in the padding.
-pub fn im2col(shape: &Conv2dShape, input: &[f32]) -> Vec<f32> {
+/// `col[(b, oy, ox), (c, ky, kx)] = x[b, c, oy·s − p + ky, ox·s − p + kx]`, 0 in the padding,
+/// laid out as `layout`.
+pub fn im2col(shape: &Conv2dShape, layout: PatchLayout, input: &[f32]) -> Vec<f32> {
     let mut col = vec![0.0; col_len(shape)];
-    for_each_tap(shape, |i, source| {
+    for_each_tap(shape, layout, |i, source| {
         if let Some(source) = source {
             col[i] = input[source];
         }
@@ -61,14 +91,19 @@ pub fn im2col(shape: &Conv2dShape, input: &[f32]) -> Vec<f32> {
     col
 }
 
-/// im2col's adjoint: every patch entry added back onto the input pixel it was read from, onto
-/// `bias[c]` for channel c where given.
-pub fn col2im(shape: &Conv2dShape, col: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+/// im2col's adjoint: every patch entry of `col` (laid out as `layout`) added back onto the
+/// input pixel it was read from, onto `bias[c]` for channel c where given.
+pub fn col2im(
+    shape: &Conv2dShape,
+    layout: PatchLayout,
+    col: &[f32],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
     let plane = shape.height * shape.width;
     let mut sums: Vec<f64> = (0..shape.input_len())
         .map(|i| bias.map_or(0.0, |b| b[i / plane % shape.in_channels] as f64))
         .collect();
-    for_each_tap(shape, |i, source| {
+    for_each_tap(shape, layout, |i, source| {
         if let Some(source) = source {
             sums[source] += col[i] as f64;
         }
