@@ -313,6 +313,7 @@ pub fn conv2d_kernels(
             forward.extend(forward_product(
                 ctx,
                 shape,
+                PatchLayout::PixelMajor,
                 b.weight,
                 &col,
                 Some(b.bias),
@@ -324,6 +325,7 @@ pub fn conv2d_kernels(
                 backward.extend(grad_input_products(
                     ctx,
                     shape,
+                    PatchLayout::PixelMajor,
                     b.weight,
                     b.grad_output,
                     None,
@@ -337,15 +339,16 @@ pub fn conv2d_kernels(
             // The output in the forward pass, its gradient in the backward.
             let by_channel = by_channel(ctx, shape);
             let mut forward = vec![im2col(ctx, shape, PatchLayout::TapMajor, b.input, &col)?];
-            forward.extend(tap_major_forward(
+            forward.extend(forward_product(
                 ctx,
                 shape,
+                PatchLayout::TapMajor,
                 b.weight,
                 &col,
                 Some(b.bias),
                 &by_channel,
-                b.output,
             )?);
+            forward.push(from_by_channel(ctx, shape, &by_channel, b.output)?);
             let mut backward = vec![to_by_channel(ctx, shape, b.grad_output, &by_channel)?];
             backward.extend(tap_major_grad_weight(
                 ctx,
@@ -355,9 +358,10 @@ pub fn conv2d_kernels(
                 b.grad_weight,
             )?);
             if let Some(dx) = b.grad_input {
-                backward.extend(tap_major_grad_input(
+                backward.extend(grad_input_products(
                     ctx,
                     shape,
+                    PatchLayout::TapMajor,
                     b.weight,
                     &by_channel,
                     None,
@@ -416,8 +420,15 @@ pub fn conv_transpose2d_kernels(
             let split_k = schedule == Conv2dSchedule::LoweredSplitK;
             // In the terms of the convolution transposed: x is its dY, dY its input.
             let conv = shape.conv();
-            let forward =
-                grad_input_products(ctx, &conv, b.weight, b.input, Some(b.bias), b.output)?;
+            let forward = grad_input_products(
+                ctx,
+                &conv,
+                PatchLayout::PixelMajor,
+                b.weight,
+                b.input,
+                Some(b.bias),
+                b.output,
+            )?;
             // The patches of dY, written once for grad-weight and grad-input.
             let col = GpuBuffer::zeros(ctx, "conv_transpose2d dy patches", col_len(&conv));
             let mut backward = vec![im2col(
@@ -436,7 +447,15 @@ pub fn conv_transpose2d_kernels(
                 b.grad_weight,
             )?);
             if let Some(dx) = b.grad_input {
-                backward.extend(forward_product(ctx, &conv, b.weight, &col, None, dx)?);
+                backward.extend(forward_product(
+                    ctx,
+                    &conv,
+                    PatchLayout::PixelMajor,
+                    b.weight,
+                    &col,
+                    None,
+                    dx,
+                )?);
             }
             Conv2dKernels { forward, backward }
         }
@@ -446,9 +465,10 @@ pub fn conv_transpose2d_kernels(
             let conv = shape.conv();
             let by_channel = by_channel(ctx, &conv);
             let mut forward = vec![to_by_channel(ctx, &conv, b.input, &by_channel)?];
-            forward.extend(tap_major_grad_input(
+            forward.extend(grad_input_products(
                 ctx,
                 &conv,
+                PatchLayout::TapMajor,
                 b.weight,
                 &by_channel,
                 Some(b.bias),
@@ -474,15 +494,16 @@ pub fn conv_transpose2d_kernels(
                 b.grad_weight,
             )?);
             if let Some(dx) = b.grad_input {
-                backward.extend(tap_major_forward(
+                backward.extend(forward_product(
                     ctx,
                     &conv,
+                    PatchLayout::TapMajor,
                     b.weight,
                     &col,
                     None,
                     &by_channel,
-                    dx,
                 )?);
+                backward.push(from_by_channel(ctx, &conv, &by_channel, dx)?);
             }
             Conv2dKernels { forward, backward }
         }
@@ -505,22 +526,28 @@ fn product(
     matmul(ctx, variant, &shape, epilogue, operands)
 }
 
-/// The lowered forward product of convolution `shape`: `output[b] = weight · col[b]ᵀ (+ bias
-/// per row)`.
+/// The lowered forward product of convolution `shape` from patches laid out as `layout`:
+/// pixel-major, `output[b] = weight · col[b]ᵀ (+ bias per row)` per image into the NCHW output;
+/// tap-major, `output = weight · colᵀ (+ bias per row)` in one product into the output as
+/// `[O, B·P]` (see [`from_by_channel`]).
 fn forward_product(
     ctx: &GpuContext,
     shape: &Conv2dShape,
+    layout: PatchLayout,
     weight: &GpuBuffer,
     col: &GpuBuffer,
     bias: Option<&GpuBuffer>,
     output: &GpuBuffer,
 ) -> Result<Vec<Dispatch>, GpuError> {
     let (o, p, k) = lowered_dims(shape);
-    let forward_shape = MatmulShape {
-        batch: shape.batch,
-        trans_b: true,
-        broadcast_a: true,
-        ..MatmulShape::new(o, p, k)
+    let forward_shape = match layout {
+        PatchLayout::PixelMajor => MatmulShape {
+            batch: shape.batch,
+            trans_b: true,
+            broadcast_a: true,
+            ..MatmulShape::new(o, p, k)
+        },
+        PatchLayout::TapMajor => MatmulShape::new(o, shape.batch * p, k),
     };
     let per_row = Epilogue {
         bias_per_row: true,
@@ -600,11 +627,14 @@ fn grad_weight_products(
     })
 }
 
-/// The lowered grad-input of convolution `shape`: `grad_input = col2im(grad_output[b]ᵀ ·
-/// weight) (+ bias per channel)`.
+/// The lowered grad-input of convolution `shape`: the patch gradients as `layout` lays them out,
+/// then `grad_input = col2im(them) (+ bias per channel)`. Pixel-major, `dcol[b] =
+/// grad_output[b]ᵀ · weight` per image, from the NCHW gradient; tap-major, `dcolᵀ = weightᵀ ·
+/// dY'` in one product, from the gradient as `[O, B·P]`.
 fn grad_input_products(
     ctx: &GpuContext,
     shape: &Conv2dShape,
+    layout: PatchLayout,
     weight: &GpuBuffer,
     grad_output: &GpuBuffer,
     bias: Option<&GpuBuffer>,
@@ -612,27 +642,34 @@ fn grad_input_products(
 ) -> Result<Vec<Dispatch>, GpuError> {
     let (o, p, k) = lowered_dims(shape);
     let grad_col = GpuBuffer::zeros(ctx, "conv2d patch gradients", col_len(shape));
-    let grad_col_shape = MatmulShape {
-        batch: shape.batch,
-        trans_a: true,
-        broadcast_b: true,
-        ..MatmulShape::new(p, k, o)
+    let (grad_col_shape, a, b) = match layout {
+        PatchLayout::PixelMajor => (
+            MatmulShape {
+                batch: shape.batch,
+                trans_a: true,
+                broadcast_b: true,
+                ..MatmulShape::new(p, k, o)
+            },
+            grad_output,
+            weight,
+        ),
+        PatchLayout::TapMajor => (
+            MatmulShape {
+                trans_a: true,
+                ..MatmulShape::new(k, shape.batch * p, o)
+            },
+            weight,
+            grad_output,
+        ),
     };
     let operands = MatmulOperands {
-        a: grad_output,
-        b: weight,
+        a,
+        b,
         bias: None,
         c: &grad_col,
     };
     let mut dispatches = product(ctx, grad_col_shape, Epilogue::default(), operands)?;
-    dispatches.push(col2im(
-        ctx,
-        shape,
-        PatchLayout::PixelMajor,
-        &grad_col,
-        bias,
-        grad_input,
-    )?);
+    dispatches.push(col2im(ctx, shape, layout, &grad_col, bias, grad_input)?);
     Ok(dispatches)
 }
 
@@ -653,41 +690,15 @@ fn to_by_channel(
     swap_batch_channel(ctx, [shape.batch, o, p], tensor, by_channel)
 }
 
-/// The tap-major forward of convolution `shape`: `by_channel = weight · colᵀ (+ bias per
-/// row)`, one product over the batch, then swapped into `output` (NCHW).
-fn tap_major_forward(
+/// `tensor` (NCHW, convolution `shape`'s output) from `by_channel`, the same as `[O, B·P]`.
+fn from_by_channel(
     ctx: &GpuContext,
     shape: &Conv2dShape,
-    weight: &GpuBuffer,
-    col: &GpuBuffer,
-    bias: Option<&GpuBuffer>,
     by_channel: &GpuBuffer,
-    output: &GpuBuffer,
-) -> Result<Vec<Dispatch>, GpuError> {
-    let (o, p, k) = lowered_dims(shape);
-    let per_row = Epilogue {
-        bias_per_row: true,
-        ..Epilogue::default()
-    };
-    let operands = MatmulOperands {
-        a: weight,
-        b: col,
-        bias,
-        c: by_channel,
-    };
-    let mut dispatches = product(
-        ctx,
-        MatmulShape::new(o, shape.batch * p, k),
-        per_row,
-        operands,
-    )?;
-    dispatches.push(swap_batch_channel(
-        ctx,
-        [o, shape.batch, p],
-        by_channel,
-        output,
-    )?);
-    Ok(dispatches)
+    tensor: &GpuBuffer,
+) -> Result<Dispatch, GpuError> {
+    let (o, p, _) = lowered_dims(shape);
+    swap_batch_channel(ctx, [o, shape.batch, p], by_channel, tensor)
 }
 
 /// The tap-major grad-weight of convolution `shape`: `grad_weight = dY' · col`, with `dY'` the
@@ -711,40 +722,6 @@ fn tap_major_grad_weight(
         c: grad_weight,
     };
     product(ctx, grad_weight_shape, Epilogue::default(), operands)
-}
-
-/// The tap-major grad-input of convolution `shape`: `grad_input = col2im(weightᵀ · dY') (+ bias
-/// per channel)`, with `dY'` the output's gradient as `[O, B·P]`.
-fn tap_major_grad_input(
-    ctx: &GpuContext,
-    shape: &Conv2dShape,
-    weight: &GpuBuffer,
-    grad_by_channel: &GpuBuffer,
-    bias: Option<&GpuBuffer>,
-    grad_input: &GpuBuffer,
-) -> Result<Vec<Dispatch>, GpuError> {
-    let (o, p, k) = lowered_dims(shape);
-    let grad_col = GpuBuffer::zeros(ctx, "conv2d patch gradients, tap-major", col_len(shape));
-    let grad_col_shape = MatmulShape {
-        trans_a: true,
-        ..MatmulShape::new(k, shape.batch * p, o)
-    };
-    let operands = MatmulOperands {
-        a: weight,
-        b: grad_by_channel,
-        bias: None,
-        c: &grad_col,
-    };
-    let mut dispatches = product(ctx, grad_col_shape, Epilogue::default(), operands)?;
-    dispatches.push(col2im(
-        ctx,
-        shape,
-        PatchLayout::TapMajor,
-        &grad_col,
-        bias,
-        grad_input,
-    )?);
-    Ok(dispatches)
 }
 
 /// `(O, P, K)` of the lowered products: output channels, output pixels per image, patch length.
