@@ -174,7 +174,10 @@ impl Layer {
     }
 
     /// The tuning key: the shape without the batch size, so a plan for the last, partial batch
-    /// or for evaluation reuses the choice instead of timing every schedule again.
+    /// or for evaluation reuses the choice instead of timing every schedule again; but a single
+    /// image (`fer predict`, `fer live`) gets its own, since per-image products that small
+    /// favour other schedules (on lavapipe, realtime_cnn classified a face in 71–83 ms on
+    /// choices made at batch 64 and in 46–51 ms on its own).
     fn key(self) -> String {
         let (kind, [channels, height, width], out_channels) = match self {
             Layer::Conv(s) => ("conv2d", [s.in_channels, s.height, s.width], s.out_channels),
@@ -186,8 +189,13 @@ impl Layer {
         };
         let c = self.conv();
         format!(
-            "{kind} {channels}x{height}x{width} to {out_channels} kernel {}x{} stride {} padding {}",
-            c.kernel_h, c.kernel_w, c.stride, c.padding
+            "{kind} {channels}x{height}x{width} to {out_channels} kernel {}x{} stride {} padding \
+             {}{}",
+            c.kernel_h,
+            c.kernel_w,
+            c.stride,
+            c.padding,
+            if c.batch == 1 { " single image" } else { "" }
         )
     }
 
@@ -731,4 +739,32 @@ fn lowered_dims(shape: &Conv2dShape) -> (usize, usize, usize) {
         shape.out_height() * shape.out_width(),
         shape.in_channels * shape.kernel_h * shape.kernel_w,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(batch: usize) -> Layer {
+        Layer::Conv(Conv2dShape {
+            batch,
+            in_channels: 32,
+            out_channels: 64,
+            height: 24,
+            width: 24,
+            kernel_h: 3,
+            kernel_w: 3,
+            stride: 1,
+            padding: 1,
+        })
+    }
+
+    /// Batches share a choice, the last partial one included; a single image has its own.
+    #[test]
+    fn a_single_image_is_tuned_apart_from_batches() {
+        assert_eq!(layer(64).key(), layer(37).key());
+        assert_eq!(layer(2).key(), layer(64).key());
+        assert_ne!(layer(1).key(), layer(64).key());
+        assert!(layer(1).key().starts_with(&layer(64).key()));
+    }
 }
