@@ -8,8 +8,8 @@
 # Run there, it: runs the kernel and graph tests against the GPU; `fer bench peak`;
 # `fer bench matmul --sizes 2048`; the study's cnn training step in fer and in PyTorch CUDA
 # (TF32 off) in the same run (scripts/pytorch_step.py); `fer bench infer` (latency at batch 1,
-# images/s at 64 and 256); `fer bench step` of each study model at batch 64; and
-# `fer train --recipe best` on
+# images/s at 64 and 256); `fer bench step` of each study model at batch 64; `fer profile` of
+# googlenet (col2im's share by patch layout); and `fer train --recipe best` on
 # FER2013 for as many epochs as the time left allows (stopped with SIGINT, which makes fer
 # finish its step and write its results). A machine without cargo or without the dataset
 # (a device machine that reaches nothing) uses what `pack` put in .device/: stripped release
@@ -126,6 +126,10 @@ run() {
       >"$out/step-$model.json" 2>/dev/null || true
   done
 
+  # Where googlenet's step goes: col2im by patch layout (the tap-major schedule's reason).
+  timeout 60 "$fer" profile --model googlenet --steps 3 --json >"$out/profile-googlenet.json" \
+    2>/dev/null || true
+
   # Training: the time left, less a minute for the last epoch's evaluation and the results.
   local seconds=$(( $(left) - 60 ))
   local train_result="not run: no time left"
@@ -195,6 +199,17 @@ for name in sorted(f for f in os.listdir(out) if f.startswith("step-")):
               f"{row['train_images_per_s']:8.0f} images/s")
     else:
         print("  step     " + missing.format(name))
+profile = load("profile-googlenet.json")
+if profile:
+    kernels = profile["kernels"]
+    def col2im(tap_major):
+        return 100 * sum(k["share"] for k in kernels if k["label"].startswith("lowering::col2im")
+                         and f"TAP_MAJOR={tap_major}" in k["label"])
+    print(f"  profile  googlenet batch {profile['batch']}: {profile['step']['gpu_ms']:.2f} ms GPU; "
+          f"col2im {col2im(0):.1f}% pixel-major, {col2im(1):.1f}% tap-major; "
+          f"top {kernels[0]['label']} {100 * kernels[0]['share']:.1f}%")
+else:
+    print("  profile  " + missing.format("profile-googlenet.json"))
 print(f"  train    cnn --recipe best: {train}")
 EOF
 }
