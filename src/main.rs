@@ -707,7 +707,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let summaries = cli::models::built_in()
                 .iter()
-                .map(|spec| cli::models::summarize(spec, batch, cli::models::ADAM_STATES))
+                .map(|spec| cli::models::summarize(spec, batch, cli::models::ADAM_STATES, None))
                 .collect::<Result<Vec<_>, _>>()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&summaries)?);

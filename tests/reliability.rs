@@ -310,6 +310,7 @@ fn a_dry_run_prints_the_plan_from_the_models_figures_and_trains_nothing() {
         ("gradients", "gradients"),
         ("optimizer state", "optimizer"),
         ("activations", "activations"),
+        ("convolutions", "convolutions"),
         ("scratch", "scratch"),
     ] {
         let mib = mlp["memory"][figure].as_f64().unwrap() / (1 << 20) as f64;

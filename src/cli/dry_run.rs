@@ -38,7 +38,7 @@ pub fn dry_run(adapter: &AdapterSummary, request: &DryRun) -> anyhow::Result<()>
         return Ok(());
     };
     let states = optimizer_states(request.optimizer);
-    let summary = summarize(&spec, request.batch, states)?;
+    let summary = summarize(&spec, request.batch, states, Some(bind_limit(adapter)))?;
     let memory = &summary.memory;
     let mib = |bytes: u64| format!("{:>9.1} MiB", bytes as f64 / (1 << 20) as f64);
     let optimizer = format!("{:?}", request.optimizer.kind).to_lowercase();
@@ -58,6 +58,11 @@ pub fn dry_run(adapter: &AdapterSummary, request: &DryRun) -> anyhow::Result<()>
             "activations",
             memory.activations,
             "each node's output and its gradient (an upper bound: fused blocks keep fewer)".into(),
+        ),
+        (
+            "convolutions",
+            memory.convolutions,
+            "patch matrices and their gradients, if the tuner lowers every convolution".into(),
         ),
         (
             "scratch",

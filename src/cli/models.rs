@@ -3,7 +3,7 @@
 use fer::graph::GraphError;
 use fer::kernels::softmax_ce::ROW_STATS;
 use fer::nn::models::{spec, Architecture, ModelKind};
-use fer::nn::spec::ModelSpec;
+use fer::nn::spec::{ModelSpec, OpSpec};
 use serde::Serialize;
 
 /// What one model holds and costs, as `fer models` lists it.
@@ -18,7 +18,7 @@ pub struct ModelSummary {
     pub flops_per_image: f64,
     /// Bytes at `batch` images: every tensor, the trainable ones' gradients, the optimizer's
     /// state, each node output with its gradient (an upper bound: fused blocks keep fewer),
-    /// and the batch's images, labels and loss records.
+    /// the convolutions' lowering scratch, and the batch's images, labels and loss records.
     pub memory: Memory,
 }
 
@@ -29,6 +29,9 @@ pub struct Memory {
     pub gradients: u64,
     pub optimizer: u64,
     pub activations: u64,
+    /// What the convolutions lowered to matrix products allocate, where the tuner lowers every
+    /// one (an upper bound: [`lowering_scratch`]).
+    pub convolutions: u64,
     pub scratch: u64,
     /// The largest node output, which must fit one binding.
     pub largest_output: LargestOutput,
@@ -42,7 +45,12 @@ pub struct LargestOutput {
 
 impl Memory {
     pub fn total(&self) -> u64 {
-        self.weights + self.gradients + self.optimizer + self.activations + self.scratch
+        self.weights
+            + self.gradients
+            + self.optimizer
+            + self.activations
+            + self.convolutions
+            + self.scratch
     }
 }
 
@@ -50,12 +58,64 @@ impl Memory {
 /// models` counts (the study's for every model but the softmax).
 pub const ADAM_STATES: u64 = 2;
 
+/// Values a convolution node (`op`, with its `output` shape) allocates when it runs lowered
+/// (`fer::kernels::conv2d_layer`): the patch matrix and its gradient, and the larger of the
+/// other schedules' scratch, the output as `[O, B·P]` (tap-major) or a grad-weight per image
+/// (split-K). As the schedules are offered, a matrix over `binding` bytes (where given) rules
+/// out its schedule: the patches' rule out lowering, leaving the implicit schedule's none. 0
+/// for other nodes.
+pub fn lowering_scratch(op: &OpSpec, output: &[usize], binding: Option<u64>) -> usize {
+    let &[batch, _, height, width] = output else {
+        return 0;
+    };
+    // The convolution the products run: a transposed one runs the one it transposes, whose
+    // output is its input.
+    let (in_channels, out_channels, kernel, pixels) = match *op {
+        OpSpec::Conv2d {
+            in_channels,
+            out_channels,
+            kernel_size,
+            ..
+        } => (in_channels, out_channels, kernel_size, height * width),
+        OpSpec::ConvTranspose2d {
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+        } => {
+            let side = |n: usize| (n + 2 * padding - kernel_size) / stride + 1;
+            (
+                out_channels,
+                in_channels,
+                kernel_size,
+                side(height) * side(width),
+            )
+        }
+        _ => return 0,
+    };
+    let bindable = |values: usize| binding.is_none_or(|limit| 4 * values as u64 <= limit);
+    let patch = in_channels * kernel * kernel;
+    let col = batch * pixels * patch;
+    if !bindable(col) {
+        return 0;
+    }
+    let per_image_grad_weight = batch * out_channels * patch;
+    let split_k = if bindable(per_image_grad_weight) {
+        per_image_grad_weight
+    } else {
+        0
+    };
+    2 * col + (batch * out_channels * pixels).max(split_k)
+}
+
 /// The summary of a model's spec, with `optimizer_states` tensors of optimizer state per
-/// trainable tensor.
+/// trainable tensor, on an adapter that binds at most `binding` bytes (`None`: any).
 pub fn summarize(
     spec: &ModelSpec,
     batch: usize,
     optimizer_states: u64,
+    binding: Option<u64>,
 ) -> Result<ModelSummary, GraphError> {
     let graph = spec.graph().map_err(|error| GraphError::Structure {
         node: spec.name.clone(),
@@ -90,6 +150,13 @@ pub fn summarize(
             gradients: bytes(trainable),
             optimizer: optimizer_states * bytes(trainable),
             activations: 2 * bytes(outputs.iter().map(|&(_, values)| values).sum()),
+            convolutions: bytes(
+                spec.nodes
+                    .iter()
+                    .zip(&shapes[1..])
+                    .map(|(node, output)| lowering_scratch(&node.op, output, binding))
+                    .sum(),
+            ),
             scratch: bytes(values(&shapes[0]) + batch * (1 + ROW_STATS)),
             largest_output: LargestOutput {
                 node: largest.to_string(),
@@ -111,7 +178,7 @@ pub fn built_in() -> Vec<ModelSpec> {
 pub fn table(summaries: &[ModelSummary]) -> String {
     let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
     let mut out = format!(
-        "{:<13} {:>11} {:>7} {:>12} {:>11}   memory at batch {} (MiB): {:>8} {:>8} {:>8} {:>11}\n",
+        "{:<13} {:>11} {:>7} {:>12} {:>11}   memory at batch {} (MiB): {:>8} {:>8} {:>8} {:>11} {:>12}\n",
         "model",
         "input",
         "classes",
@@ -121,13 +188,14 @@ pub fn table(summaries: &[ModelSummary]) -> String {
         "weights",
         "grads",
         "adam",
-        "activations"
+        "activations",
+        "conv scratch"
     );
     for s in summaries {
         let [c, h, w] = s.input;
         let m = &s.memory;
         out += &format!(
-            "{:<13} {:>11} {:>7} {:>12} {:>11.3}   {:>27} {:>8.1} {:>8.1} {:>8.1} {:>11.1}\n",
+            "{:<13} {:>11} {:>7} {:>12} {:>11.3}   {:>27} {:>8.1} {:>8.1} {:>8.1} {:>11.1} {:>12.1}\n",
             s.name,
             format!("{c}×{h}×{w}"),
             s.classes,
@@ -138,7 +206,59 @@ pub fn table(summaries: &[ModelSummary]) -> String {
             mib(m.gradients),
             mib(m.optimizer),
             mib(m.activations),
+            mib(m.convolutions),
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cnn's fourth convolution at batch 64 (512 → 512 channels, 3×3, 6×6 maps): patches of
+    /// 64·36 rows by 4608, twice, then split-K's 64 grad-weights of 512·4608 where they fit a
+    /// binding, else tap-major's output of 512 × 64·36; nothing where the patches do not fit.
+    #[test]
+    fn lowering_scratch_follows_the_schedules_offered() {
+        let conv = OpSpec::Conv2d {
+            in_channels: 512,
+            out_channels: 512,
+            kernel_size: 3,
+            stride: 1,
+            padding: 1,
+        };
+        let output = [64, 512, 6, 6];
+        let col = 64 * 36 * 4608;
+        let values = |mib: u64| Some(mib << 20);
+        assert_eq!(
+            lowering_scratch(&conv, &output, None),
+            2 * col + 64 * 512 * 4608
+        );
+        assert_eq!(
+            lowering_scratch(&conv, &output, values(128)),
+            2 * col + 512 * 64 * 36
+        );
+        assert_eq!(lowering_scratch(&conv, &output, values(32)), 0);
+        assert_eq!(lowering_scratch(&OpSpec::Relu, &output, None), 0);
+    }
+
+    /// A transposed convolution runs the convolution it transposes: 4 → 2 channels, kernel 4,
+    /// stride 2, padding 1, out to 10×12, is the convolution of 2 → 4 channels onto 5×6.
+    #[test]
+    fn a_transposed_convolution_counts_the_convolution_it_transposes() {
+        let transposed = OpSpec::ConvTranspose2d {
+            in_channels: 4,
+            out_channels: 2,
+            kernel_size: 4,
+            stride: 2,
+            padding: 1,
+        };
+        let (pixels, patch) = (5 * 6, 2 * 4 * 4);
+        let col = 3 * pixels * patch;
+        assert_eq!(
+            lowering_scratch(&transposed, &[3, 2, 10, 12], None),
+            2 * col + (3 * 4 * pixels).max(3 * 4 * patch)
+        );
+    }
 }
