@@ -12,11 +12,12 @@
 //! add an exact zero; see expected_grad_input), N·OH·OW + 1 (old value) grad-weight; grad-bias
 //! is channel_sum's tree bound (kernels-tests/reduce.rs).
 
+use fer::gpu::GpuBuffer;
 use fer::kernels::conv2d::{
     conv2d_forward, conv2d_grad_bias, conv2d_grad_input, conv2d_grad_weight, Conv2dOperands,
     Conv2dShape,
 };
-use fer::kernels::conv2d_layer::{conv2d_kernels, Conv2dBuffers, Conv2dSchedule};
+use fer::kernels::conv2d_layer::{conv2d_kernels, Conv2dBuffers, Conv2dKernels, Conv2dSchedule};
 use fer::reference::conv2d as twin;
 
 use crate::common::*;
@@ -225,52 +226,95 @@ fn check_grad_bias(shape: &Conv2dShape, accumulate: bool) {
     expected.check(&format!("grad_bias {shape:?} accumulate={accumulate}"), &db);
 }
 
+/// A layer on one schedule with its operands, every output starting as garbage (so each must
+/// be overwritten), and the twins' values to check them against.
+struct LayerCase {
+    shape: Conv2dShape,
+    schedule: Conv2dSchedule,
+    x: Vec<f32>,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    dy: Vec<f32>,
+    output: GpuBuffer,
+    grad_weight: GpuBuffer,
+    grad_bias: GpuBuffer,
+    grad_input: GpuBuffer,
+    kernels: Conv2dKernels,
+}
+
+impl LayerCase {
+    fn new(shape: &Conv2dShape, schedule: Conv2dSchedule) -> Self {
+        let s = seed(shape);
+        let (x, w, b) = (
+            random(s, shape.input_len()),
+            random(s + 1, shape.weight_len()),
+            random(s + 2, shape.out_channels),
+        );
+        let dy = random(s + 3, shape.output_len());
+        let (output, grad_weight, grad_bias, grad_input) = (
+            upload(&random(s + 4, shape.output_len())),
+            upload(&random(s + 5, shape.weight_len())),
+            upload(&random(s + 6, shape.out_channels)),
+            upload(&random(s + 7, shape.input_len())),
+        );
+        let (gx, gw, gb, gdy) = (upload(&x), upload(&w), upload(&b), upload(&dy));
+        let kernels = conv2d_kernels(
+            gpu(),
+            shape,
+            schedule,
+            Conv2dBuffers {
+                input: &gx,
+                weight: &gw,
+                bias: &gb,
+                output: &output,
+                grad_output: &gdy,
+                grad_weight: &grad_weight,
+                grad_bias: Some(&grad_bias),
+                grad_input: Some(&grad_input),
+            },
+        )
+        .expect("conv2d layer builds");
+        LayerCase {
+            shape: *shape,
+            schedule,
+            x,
+            w,
+            b,
+            dy,
+            output,
+            grad_weight,
+            grad_bias,
+            grad_input,
+            kernels,
+        }
+    }
+
+    /// The forward output and every gradient against the twins.
+    fn check(&self) {
+        let (shape, schedule) = (&self.shape, self.schedule);
+        let what = |name: &str| format!("{schedule} {name} {shape:?}");
+        let zero_weight = vec![0.0; shape.weight_len()];
+        let zero_bias = vec![0.0; shape.out_channels];
+        expected_forward(shape, &self.x, &self.w, Some(&self.b))
+            .check(&what("forward"), &self.output);
+        expected_grad_weight(shape, &self.dy, &self.x, &zero_weight, false)
+            .check(&what("grad_weight"), &self.grad_weight);
+        expected_grad_bias(shape, &self.dy, &zero_bias, false)
+            .check(&what("grad_bias"), &self.grad_bias);
+        expected_grad_input(shape, &self.w, &self.dy).check(&what("grad_input"), &self.grad_input);
+    }
+}
+
 /// A whole layer on one schedule: forward, then every gradient, each against its twin.
-/// Gradients start as garbage, so each must be overwritten.
 fn check_layer(shape: &Conv2dShape, schedule: Conv2dSchedule) {
-    let s = seed(shape);
-    let (x, w, b) = (
-        random(s, shape.input_len()),
-        random(s + 1, shape.weight_len()),
-        random(s + 2, shape.out_channels),
-    );
-    let dy = random(s + 3, shape.output_len());
-    let zero_weight = vec![0.0; shape.weight_len()];
-    let zero_bias = vec![0.0; shape.out_channels];
-    let (output, grad_weight, grad_bias, grad_input) = (
-        upload(&random(s + 4, shape.output_len())),
-        upload(&random(s + 5, shape.weight_len())),
-        upload(&random(s + 6, shape.out_channels)),
-        upload(&random(s + 7, shape.input_len())),
-    );
-    let (gx, gw, gb, gdy) = (upload(&x), upload(&w), upload(&b), upload(&dy));
-    let kernels = conv2d_kernels(
-        gpu(),
-        shape,
-        schedule,
-        Conv2dBuffers {
-            input: &gx,
-            weight: &gw,
-            bias: &gb,
-            output: &output,
-            grad_output: &gdy,
-            grad_weight: &grad_weight,
-            grad_bias: Some(&grad_bias),
-            grad_input: Some(&grad_input),
-        },
-    )
-    .expect("conv2d layer builds");
-    run(&kernels
+    let case = LayerCase::new(shape, schedule);
+    run(&case
+        .kernels
         .forward
         .iter()
-        .chain(&kernels.backward)
+        .chain(&case.kernels.backward)
         .collect::<Vec<_>>());
-    let what = |name: &str| format!("{schedule} {name} {shape:?}");
-    expected_forward(shape, &x, &w, Some(&b)).check(&what("forward"), &output);
-    expected_grad_weight(shape, &dy, &x, &zero_weight, false)
-        .check(&what("grad_weight"), &grad_weight);
-    expected_grad_bias(shape, &dy, &zero_bias, false).check(&what("grad_bias"), &grad_bias);
-    expected_grad_input(shape, &w, &dy).check(&what("grad_input"), &grad_input);
+    case.check();
 }
 
 #[test]
@@ -298,6 +342,34 @@ fn grad_weight_matches_reference() {
 fn grad_bias_matches_reference() {
     for (i, shape) in awkward_shapes().iter().enumerate() {
         check_grad_bias(shape, i % 2 == 1);
+    }
+}
+
+/// Layers share the scratch that lives only inside one forward or one backward pass
+/// (`GpuBuffer::transient`): two layers of each schedule, recorded as a plan records them
+/// (forwards in order, backwards in reverse, in one submission), each still matches its twins,
+/// the larger second so that it grows the shared buffers the first one bound.
+#[test]
+fn layers_in_one_pass_share_their_scratch_safely() {
+    let (first, second) = (
+        conv(2, 3, 4, 7, 6, 3, 3, 1, 1),
+        conv(3, 5, 6, 9, 8, 3, 3, 1, 1),
+    );
+    for schedule in Conv2dSchedule::ALL {
+        let (a, b) = (
+            LayerCase::new(&first, schedule),
+            LayerCase::new(&second, schedule),
+        );
+        run(&a
+            .kernels
+            .forward
+            .iter()
+            .chain(&b.kernels.forward)
+            .chain(&b.kernels.backward)
+            .chain(&a.kernels.backward)
+            .collect::<Vec<_>>());
+        a.check();
+        b.check();
     }
 }
 

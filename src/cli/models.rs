@@ -30,7 +30,7 @@ pub struct Memory {
     pub optimizer: u64,
     pub activations: u64,
     /// What the convolutions lowered to matrix products allocate, where the tuner lowers every
-    /// one (an upper bound: [`lowering_scratch`]).
+    /// one ([`lowering_scratch`]).
     pub convolutions: u64,
     pub scratch: u64,
     /// The largest node output, which must fit one binding.
@@ -58,55 +58,97 @@ impl Memory {
 /// models` counts (the study's for every model but the softmax).
 pub const ADAM_STATES: u64 = 2;
 
-/// Values a convolution node (`op`, with its `output` shape) allocates when it runs lowered
-/// (`fer::kernels::conv2d_layer`): the patch matrix and its gradient, and the larger of the
-/// other schedules' scratch, the output as `[O, B·P]` (tap-major) or a grad-weight per image
-/// (split-K). As the schedules are offered, a matrix over `binding` bytes (where given) rules
-/// out its schedule: the patches' rule out lowering, leaving the implicit schedule's none. 0
-/// for other nodes.
-pub fn lowering_scratch(op: &OpSpec, output: &[usize], binding: Option<u64>) -> usize {
-    let &[batch, _, height, width] = output else {
-        return 0;
-    };
-    // The convolution the products run: a transposed one runs the one it transposes, whose
-    // output is its input.
-    let (in_channels, out_channels, kernel, pixels) = match *op {
-        OpSpec::Conv2d {
-            in_channels,
-            out_channels,
-            kernel_size,
-            ..
-        } => (in_channels, out_channels, kernel_size, height * width),
-        OpSpec::ConvTranspose2d {
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            padding,
-        } => {
-            let side = |n: usize| (n + 2 * padding - kernel_size) / stride + 1;
-            (
-                out_channels,
+/// What a convolution node allocates when it runs lowered (`fer::kernels::conv2d_layer`), in
+/// values: its own patch matrix, kept from forward to backward, and the scratch it shares with
+/// every other convolution (`GpuBuffer::transient`), which lives only inside its forward or
+/// its backward pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lowering {
+    /// The patches, and for a transposed convolution its input as `[O, B·P]` too.
+    pub own: usize,
+    /// The patch gradients (one matrix of the patches' size).
+    pub patch_gradients: usize,
+    /// Split-K's grad-weight per image, where it fits a binding.
+    pub per_image: usize,
+    /// Tap-major's output (and its gradient) as `[O, B·P]`.
+    pub by_channel: usize,
+}
+
+impl Lowering {
+    /// The lowering of node `op` with its `output` shape on an adapter that binds at most
+    /// `binding` bytes (`None`: any). A matrix over the binding rules out its schedule, as the
+    /// schedules are offered: the patches' rule out lowering, leaving the implicit schedule,
+    /// which needs nothing. Nothing for other nodes.
+    pub fn of(op: &OpSpec, output: &[usize], binding: Option<u64>) -> Lowering {
+        let &[batch, _, height, width] = output else {
+            return Lowering::default();
+        };
+        // The convolution the products run: a transposed one runs the one it transposes, whose
+        // output is its input.
+        let (in_channels, out_channels, kernel, pixels, transposed) = match *op {
+            OpSpec::Conv2d {
                 in_channels,
+                out_channels,
                 kernel_size,
-                side(height) * side(width),
-            )
+                ..
+            } => (
+                in_channels,
+                out_channels,
+                kernel_size,
+                height * width,
+                false,
+            ),
+            OpSpec::ConvTranspose2d {
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+            } => {
+                let side = |n: usize| (n + 2 * padding - kernel_size) / stride + 1;
+                let pixels = side(height) * side(width);
+                (out_channels, in_channels, kernel_size, pixels, true)
+            }
+            _ => return Lowering::default(),
+        };
+        let bindable = |values: usize| binding.is_none_or(|limit| 4 * values as u64 <= limit);
+        let patch = in_channels * kernel * kernel;
+        let col = batch * pixels * patch;
+        if !bindable(col) {
+            return Lowering::default();
         }
-        _ => return 0,
-    };
-    let bindable = |values: usize| binding.is_none_or(|limit| 4 * values as u64 <= limit);
-    let patch = in_channels * kernel * kernel;
-    let col = batch * pixels * patch;
-    if !bindable(col) {
-        return 0;
+        let per_image = batch * out_channels * patch;
+        let by_channel = batch * out_channels * pixels;
+        Lowering {
+            own: col + if transposed { by_channel } else { 0 },
+            patch_gradients: col,
+            per_image: if bindable(per_image) { per_image } else { 0 },
+            by_channel: if transposed { 0 } else { by_channel },
+        }
     }
-    let per_image_grad_weight = batch * out_channels * patch;
-    let split_k = if bindable(per_image_grad_weight) {
-        per_image_grad_weight
-    } else {
-        0
+}
+
+/// Values the convolutions of a model allocate when every one runs lowered, in node order: each
+/// its own, and the shared buffers as `GpuBuffer::transient` grows them (a longer request
+/// allocates anew; the shorter buffer stays bound by the layers before). An upper bound: a layer
+/// runs split-K or tap-major, not both.
+pub fn lowering_scratch(layers: &[Lowering]) -> usize {
+    let grown = |role: fn(&Lowering) -> usize| {
+        let mut longest = 0;
+        layers
+            .iter()
+            .map(role)
+            .filter(|&len| {
+                let grows = len > longest;
+                longest = longest.max(len);
+                grows
+            })
+            .sum::<usize>()
     };
-    2 * col + (batch * out_channels * pixels).max(split_k)
+    layers.iter().map(|l| l.own).sum::<usize>()
+        + grown(|l| l.patch_gradients)
+        + grown(|l| l.per_image)
+        + grown(|l| l.by_channel)
 }
 
 /// The summary of a model's spec, with `optimizer_states` tensors of optimizer state per
@@ -150,13 +192,14 @@ pub fn summarize(
             gradients: bytes(trainable),
             optimizer: optimizer_states * bytes(trainable),
             activations: 2 * bytes(outputs.iter().map(|&(_, values)| values).sum()),
-            convolutions: bytes(
-                spec.nodes
+            convolutions: bytes(lowering_scratch(
+                &spec
+                    .nodes
                     .iter()
                     .zip(&shapes[1..])
-                    .map(|(node, output)| lowering_scratch(&node.op, output, binding))
-                    .sum(),
-            ),
+                    .map(|(node, output)| Lowering::of(&node.op, output, binding))
+                    .collect::<Vec<_>>(),
+            )),
             scratch: bytes(values(&shapes[0]) + batch * (1 + ROW_STATS)),
             largest_output: LargestOutput {
                 node: largest.to_string(),
@@ -217,10 +260,11 @@ mod tests {
     use super::*;
 
     /// The cnn's fourth convolution at batch 64 (512 → 512 channels, 3×3, 6×6 maps): patches of
-    /// 64·36 rows by 4608, twice, then split-K's 64 grad-weights of 512·4608 where they fit a
-    /// binding, else tap-major's output of 512 × 64·36; nothing where the patches do not fit.
+    /// 64·36 rows by 4608, shared patch gradients of the same size, split-K's 64 grad-weights
+    /// of 512·4608 where they fit a binding, tap-major's output of 512 × 64·36; nothing where
+    /// the patches do not fit.
     #[test]
-    fn lowering_scratch_follows_the_schedules_offered() {
+    fn a_lowering_follows_the_schedules_offered() {
         let conv = OpSpec::Conv2d {
             in_channels: 512,
             out_channels: 512,
@@ -230,21 +274,31 @@ mod tests {
         };
         let output = [64, 512, 6, 6];
         let col = 64 * 36 * 4608;
-        let values = |mib: u64| Some(mib << 20);
+        let mib = |mib: u64| Some(mib << 20);
+        let all = Lowering {
+            own: col,
+            patch_gradients: col,
+            per_image: 64 * 512 * 4608,
+            by_channel: 512 * 64 * 36,
+        };
+        assert_eq!(Lowering::of(&conv, &output, None), all);
         assert_eq!(
-            lowering_scratch(&conv, &output, None),
-            2 * col + 64 * 512 * 4608
+            Lowering::of(&conv, &output, mib(128)),
+            Lowering {
+                per_image: 0,
+                ..all
+            }
         );
+        assert_eq!(Lowering::of(&conv, &output, mib(32)), Lowering::default());
         assert_eq!(
-            lowering_scratch(&conv, &output, values(128)),
-            2 * col + 512 * 64 * 36
+            Lowering::of(&OpSpec::Relu, &output, None),
+            Lowering::default()
         );
-        assert_eq!(lowering_scratch(&conv, &output, values(32)), 0);
-        assert_eq!(lowering_scratch(&OpSpec::Relu, &output, None), 0);
     }
 
     /// A transposed convolution runs the convolution it transposes: 4 → 2 channels, kernel 4,
-    /// stride 2, padding 1, out to 10×12, is the convolution of 2 → 4 channels onto 5×6.
+    /// stride 2, padding 1, out to 10×12, is the convolution of 2 → 4 channels onto 5×6; its
+    /// input as [O, B·P] lives from forward to backward, so it is its own.
     #[test]
     fn a_transposed_convolution_counts_the_convolution_it_transposes() {
         let transposed = OpSpec::ConvTranspose2d {
@@ -257,8 +311,27 @@ mod tests {
         let (pixels, patch) = (5 * 6, 2 * 4 * 4);
         let col = 3 * pixels * patch;
         assert_eq!(
-            lowering_scratch(&transposed, &[3, 2, 10, 12], None),
-            2 * col + (3 * 4 * pixels).max(3 * 4 * patch)
+            Lowering::of(&transposed, &[3, 2, 10, 12], None),
+            Lowering {
+                own: col + 3 * 4 * pixels,
+                patch_gradients: col,
+                per_image: 3 * 4 * patch,
+                by_channel: 0,
+            }
         );
+    }
+
+    /// Shared buffers count once per growth: requests of 5, 3, 8, 8 and 2 allocate 5, then 8.
+    #[test]
+    fn shared_scratch_counts_each_growth() {
+        let layers: Vec<Lowering> = [5, 3, 8, 8, 2]
+            .into_iter()
+            .map(|len| Lowering {
+                own: 1,
+                patch_gradients: len,
+                ..Lowering::default()
+            })
+            .collect();
+        assert_eq!(lowering_scratch(&layers), 5 + (5 + 8));
     }
 }

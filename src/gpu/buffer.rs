@@ -1,3 +1,6 @@
+use std::collections::hash_map::{Entry, HashMap};
+use std::sync::{Mutex, PoisonError};
+
 use bytemuck::Pod;
 
 use super::context::GpuContext;
@@ -20,6 +23,14 @@ const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 fn padded_bytes(len: usize) -> u64 {
     ((len.max(1) * 4).div_ceil(16) * 16) as u64
 }
+
+/// Scratch that a sequence of dispatches uses only between two of its own dispatches, recorded
+/// back to back (a convolution's patch gradients, written by a product and read by col2im at
+/// once): the dispatches of a submission run in order, so every such sequence can use one
+/// buffer per role instead of its own. Each role keeps its longest buffer; a longer request
+/// allocates a longer one, and the shorter lives on as long as the dispatches that bind it.
+#[derive(Default)]
+pub(super) struct Transients(Mutex<HashMap<&'static str, GpuBuffer>>);
 
 /// What a kernel binds for an input it may go without: the buffer, or where there is none a
 /// one-element placeholder (the kernel, specialised with that input off, never touches it).
@@ -70,6 +81,26 @@ impl GpuBuffer {
             offset: 0,
             len: data.len(),
         }
+    }
+
+    /// `len` elements of the buffer every sequence shares for `role` (see [`Transients`]): only
+    /// for scratch written and then read by back-to-back dispatches of one sequence, never
+    /// across another's. Its contents are whatever the last sequence left.
+    pub fn transient(ctx: &GpuContext, role: &'static str, len: usize) -> GpuBuffer {
+        let mut pool = ctx
+            .transients
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let shared = match pool.entry(role) {
+            Entry::Occupied(held) if held.get().len >= len => held.into_mut(),
+            Entry::Occupied(mut held) => {
+                held.insert(GpuBuffer::zeros(ctx, role, len));
+                held.into_mut()
+            }
+            Entry::Vacant(slot) => slot.insert(GpuBuffer::zeros(ctx, role, len)),
+        };
+        shared.view(0, len)
     }
 
     /// A buffer of `len` zeros (wgpu zero-initialises new buffers).

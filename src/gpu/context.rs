@@ -3,6 +3,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use super::buffer::Transients;
 use super::error::{innermost_cause, GpuError};
 use super::pipeline::PipelineCache;
 use super::tuning::Tuning;
@@ -185,6 +186,7 @@ pub struct GpuContext {
     summary: AdapterSummary,
     pub(super) pipelines: PipelineCache,
     pub(super) tuning: Tuning,
+    pub(super) transients: Transients,
     faults: Faults,
 }
 
@@ -331,6 +333,7 @@ impl GpuContext {
             summary,
             pipelines: PipelineCache::default(),
             tuning,
+            transients: Transients::default(),
             faults,
         })
     }

@@ -344,8 +344,10 @@ pub fn conv2d_kernels(
         }
         Conv2dSchedule::LoweredTapMajor => {
             let col = GpuBuffer::zeros(ctx, "conv2d patches, tap-major", col_len(shape));
-            // The output in the forward pass, its gradient in the backward.
-            let by_channel = by_channel(ctx, shape);
+            // The output within the forward pass, its gradient within the backward: nothing
+            // lives from one to the other, so every layer's can be one.
+            let by_channel =
+                GpuBuffer::transient(ctx, "conv2d output by channel", by_channel_len(shape));
             let mut forward = vec![im2col(ctx, shape, PatchLayout::TapMajor, b.input, &col)?];
             forward.extend(forward_product(
                 ctx,
@@ -471,7 +473,11 @@ pub fn conv_transpose2d_kernels(
             // In the terms of the convolution transposed, as above. The input as [O, B·P] is
             // kept from forward to grad-weight, then holds grad-input's product.
             let conv = shape.conv();
-            let by_channel = by_channel(ctx, &conv);
+            let by_channel = GpuBuffer::zeros(
+                ctx,
+                "conv_transpose2d input by channel",
+                by_channel_len(&conv),
+            );
             let mut forward = vec![to_by_channel(ctx, &conv, b.input, &by_channel)?];
             forward.extend(grad_input_products(
                 ctx,
@@ -584,7 +590,8 @@ fn grad_weight_products(
     let batch = shape.batch;
     let (o, p, k) = lowered_dims(shape);
     Ok(if split_k {
-        let per_image = GpuBuffer::zeros(ctx, "conv2d grad-weight per image", batch * o * k);
+        // Written by the products and summed straight after: every layer's can be one.
+        let per_image = GpuBuffer::transient(ctx, "conv2d grad-weight per image", batch * o * k);
         let sum_over_batch = ChannelSumShape {
             outer: batch,
             channels: o * k,
@@ -649,7 +656,8 @@ fn grad_input_products(
     grad_input: &GpuBuffer,
 ) -> Result<Vec<Dispatch>, GpuError> {
     let (o, p, k) = lowered_dims(shape);
-    let grad_col = GpuBuffer::zeros(ctx, "conv2d patch gradients", col_len(shape));
+    // Written by the product and read by col2im straight after: every layer's can be one.
+    let grad_col = GpuBuffer::transient(ctx, "conv2d patch gradients", col_len(shape));
     let (grad_col_shape, a, b) = match layout {
         PatchLayout::PixelMajor => (
             MatmulShape {
@@ -681,10 +689,10 @@ fn grad_input_products(
     Ok(dispatches)
 }
 
-/// A buffer for convolution `shape`'s output (or its gradient) as `[O, B·P]`.
-fn by_channel(ctx: &GpuContext, shape: &Conv2dShape) -> GpuBuffer {
+/// The length of convolution `shape`'s output (or its gradient) as `[O, B·P]`.
+fn by_channel_len(shape: &Conv2dShape) -> usize {
     let (o, p, _) = lowered_dims(shape);
-    GpuBuffer::zeros(ctx, "conv2d output by channel", o * shape.batch * p)
+    o * shape.batch * p
 }
 
 /// `by_channel = tensor` (NCHW, convolution `shape`'s output) as `[O, B·P]`.
