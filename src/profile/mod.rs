@@ -3,10 +3,10 @@
 //!
 //! Each profiled step runs its dispatches in recording order (augmentation when asked for,
 //! forward, loss, backward, optimizer), each in its own compute pass between timestamp writes,
-//! so data dependencies hold and every kernel gets its own GPU time. The same steps are then run as training runs them,
-//! one pass and one submit, and timed by the wall clock: the gap between the two is what
-//! submitting, waiting and the driver add on top of the kernels. Both are medians over the
-//! steps; the trace keeps every step.
+//! so data dependencies hold and every kernel gets its own GPU time. The same steps are then
+//! run as training runs them, one pass and one submit, and timed by the wall clock: the gap
+//! between the two is what submitting, waiting and the driver add on top of the kernels. Both
+//! are medians over the steps; the trace keeps every step.
 
 mod aggregate;
 mod report;
