@@ -70,7 +70,8 @@ pub struct Lowering {
     pub patch_gradients: usize,
     /// Split-K's grad-weight per image, where it fits a binding.
     pub per_image: usize,
-    /// Tap-major's output (and its gradient) as `[O, B·P]`.
+    /// The output's gradient as `[O, B·P]` for a grad-weight in one product (and tap-major's
+    /// output).
     pub by_channel: usize,
 }
 

@@ -360,9 +360,10 @@ pub fn conv2d_kernels(
             )?);
             forward.push(from_by_channel(ctx, shape, &by_channel, b.output)?);
             let mut backward = vec![to_by_channel(ctx, shape, b.grad_output, &by_channel)?];
-            backward.extend(tap_major_grad_weight(
+            backward.extend(by_channel_grad_weight(
                 ctx,
                 shape,
+                PatchLayout::TapMajor,
                 &by_channel,
                 &col,
                 b.grad_weight,
@@ -500,9 +501,10 @@ pub fn conv_transpose2d_kernels(
                 b.grad_output,
                 &col,
             )?];
-            backward.extend(tap_major_grad_weight(
+            backward.extend(by_channel_grad_weight(
                 ctx,
                 &conv,
+                PatchLayout::TapMajor,
                 &by_channel,
                 &col,
                 b.grad_weight,
@@ -620,23 +622,17 @@ fn grad_weight_products(
         )?);
         dispatches
     } else {
-        let grad_output_by_channel = GpuBuffer::zeros(ctx, "conv2d dy by channel", o * batch * p);
-        let mut dispatches = vec![swap_batch_channel(
+        // Swapped and read straight after: the buffer every layer shares.
+        let grad_by_channel =
+            GpuBuffer::transient(ctx, "conv2d output by channel", by_channel_len(shape));
+        let mut dispatches = vec![to_by_channel(ctx, shape, grad_output, &grad_by_channel)?];
+        dispatches.extend(by_channel_grad_weight(
             ctx,
-            [batch, o, p],
-            grad_output,
-            &grad_output_by_channel,
-        )?];
-        dispatches.extend(product(
-            ctx,
-            MatmulShape::new(o, k, batch * p),
-            Epilogue::default(),
-            MatmulOperands {
-                a: &grad_output_by_channel,
-                b: col,
-                bias: None,
-                c: grad_weight,
-            },
+            shape,
+            PatchLayout::PixelMajor,
+            &grad_by_channel,
+            col,
+            grad_weight,
         )?);
         dispatches
     })
@@ -717,18 +713,20 @@ fn from_by_channel(
     swap_batch_channel(ctx, [o, shape.batch, p], by_channel, tensor)
 }
 
-/// The tap-major grad-weight of convolution `shape`: `grad_weight = dY' · col`, with `dY'` the
-/// output's gradient as `[O, B·P]` and `col` the tap-major patches.
-fn tap_major_grad_weight(
+/// The grad-weight of convolution `shape` in one product over the batch: `grad_weight = dY' ·
+/// col`, with `dY'` the output's gradient as `[O, B·P]` and `col` the patches as `layout` lays
+/// them out.
+fn by_channel_grad_weight(
     ctx: &GpuContext,
     shape: &Conv2dShape,
+    layout: PatchLayout,
     grad_by_channel: &GpuBuffer,
     col: &GpuBuffer,
     grad_weight: &GpuBuffer,
 ) -> Result<Vec<Dispatch>, GpuError> {
     let (o, p, k) = lowered_dims(shape);
     let grad_weight_shape = MatmulShape {
-        trans_b: true,
+        trans_b: layout == PatchLayout::TapMajor,
         ..MatmulShape::new(o, k, shape.batch * p)
     };
     let operands = MatmulOperands {
