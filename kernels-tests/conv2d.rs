@@ -12,12 +12,16 @@
 //! add an exact zero; see expected_grad_input), N·OH·OW + 1 (old value) grad-weight; grad-bias
 //! is channel_sum's tree bound (kernels-tests/reduce.rs).
 
-use fer::gpu::GpuBuffer;
+use fer::gpu::{GpuBuffer, GpuContext, GpuOptions};
 use fer::kernels::conv2d::{
     conv2d_forward, conv2d_grad_bias, conv2d_grad_input, conv2d_grad_weight, Conv2dOperands,
     Conv2dShape,
 };
-use fer::kernels::conv2d_layer::{conv2d_kernels, Conv2dBuffers, Conv2dKernels, Conv2dSchedule};
+use fer::kernels::conv2d_layer::{
+    conv2d_kernels, conv2d_shared_scratch, conv_transpose2d_kernels,
+    conv_transpose2d_shared_scratch, Conv2dBuffers, Conv2dKernels, Conv2dSchedule,
+};
+use fer::kernels::conv_transpose2d::ConvTranspose2dShape;
 use fer::reference::conv2d as twin;
 
 use crate::common::*;
@@ -445,5 +449,81 @@ fn backward_twins_are_the_gradients_of_the_forward_twin() {
         assert_gradient(&what("dw"), &dw, &numeric_w, 1e-4, 1e-4);
         let numeric_b = numeric_gradient(&b, 1e-2, |b| loss(&x, &w, b));
         assert_gradient(&what("db"), &db, &numeric_b, 1e-4, 1e-4);
+    }
+}
+
+/// What a plan allocates ahead for a layer's shared scratch (`conv2d_shared_scratch`) is what
+/// the layer's kernels then ask for, on every schedule, plain and transposed, with and without
+/// an input gradient: on a context of its own, each case a larger batch than the last (so no
+/// buffer held is long enough), recording the layer after reserving its scratch allocates
+/// nothing more.
+#[test]
+fn a_layer_asks_for_the_shared_scratch_it_declares() {
+    let options = GpuOptions::from_env().expect("FER_BACKEND is a known backend");
+    let ctx = GpuContext::new(&options).expect("a GPU adapter");
+    let zeros = |len| GpuBuffer::zeros(&ctx, "test", len);
+    let mut batch = 0;
+    for transposed in [false, true] {
+        for schedule in Conv2dSchedule::ALL {
+            for grad_input in [false, true] {
+                batch += 1;
+                let plain = conv(batch, 3, 5, 7, 6, 3, 3, 2, 1);
+                // The same channels the other way: 3 → 5, stride 2, onto 7×6 maps' worth.
+                let transpose = ConvTranspose2dShape {
+                    batch,
+                    in_channels: 3,
+                    out_channels: 5,
+                    height: 4,
+                    width: 3,
+                    kernel_h: 3,
+                    kernel_w: 3,
+                    stride: 2,
+                    padding: 1,
+                };
+                let (needs, lens) = match transposed {
+                    false => (
+                        conv2d_shared_scratch(&plain, schedule, grad_input),
+                        (plain.input_len(), plain.weight_len(), plain.output_len()),
+                    ),
+                    true => (
+                        conv_transpose2d_shared_scratch(&transpose, schedule, grad_input),
+                        (
+                            transpose.input_len(),
+                            transpose.weight_len(),
+                            transpose.output_len(),
+                        ),
+                    ),
+                };
+                for (role, len) in needs {
+                    GpuBuffer::transient(&ctx, role, len);
+                }
+                let reserved = ctx.shared_scratch_allocated();
+                let (input, weight, output) = (zeros(lens.0), zeros(lens.1), zeros(lens.2));
+                let (bias, grad_output) = (zeros(5), zeros(lens.2));
+                let (grad_weight, grad_bias, dx) = (zeros(lens.1), zeros(5), zeros(lens.0));
+                let buffers = Conv2dBuffers {
+                    input: &input,
+                    weight: &weight,
+                    bias: &bias,
+                    output: &output,
+                    grad_output: &grad_output,
+                    grad_weight: &grad_weight,
+                    grad_bias: Some(&grad_bias),
+                    grad_input: grad_input.then_some(&dx),
+                };
+                let recorded = match transposed {
+                    false => conv2d_kernels(&ctx, &plain, schedule, buffers),
+                    true => conv_transpose2d_kernels(&ctx, &transpose, schedule, buffers),
+                };
+                recorded.expect("the layer records");
+                assert_eq!(
+                    ctx.shared_scratch_allocated(),
+                    reserved,
+                    "{} on {schedule}, grad-input {grad_input}: recording allocated shared \
+                     scratch it did not declare",
+                    if transposed { "transposed" } else { "conv2d" },
+                );
+            }
+        }
     }
 }

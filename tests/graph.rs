@@ -722,3 +722,46 @@ fn newnet_at_an_eighth_of_its_width_matches_the_cpu_graph() {
     bench.check_step(1);
     bench.check_eval();
 }
+
+/// Convolutions whose shared scratch grows layer by layer (the output as `[O, B·P]` from 4 to
+/// 8 channels) get it allocated once, at its longest: the plan reserves every layer's before
+/// recording any. Recorded in order, the 4-channel buffer would be allocated too and stay
+/// bound by the first layer.
+#[test]
+fn a_plan_allocates_each_shared_scratch_once_at_its_longest() {
+    // A context of its own: the other tests' plans share the one in `gpu()`.
+    let options = GpuOptions {
+        autotune: false,
+        ..GpuOptions::from_env().expect("FER_BACKEND is a known backend")
+    };
+    let ctx = GpuContext::new(&options).expect("a GPU adapter");
+    let conv = |in_channels, out_channels| Conv2d {
+        in_channels,
+        out_channels,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+    };
+    let graph = Graph::sequential(vec![
+        named("conv1", conv(1, 4)),
+        named("conv2", conv(4, 8)),
+        named("flatten", Flatten),
+        named(
+            "fc",
+            Linear {
+                inputs: 8 * 36,
+                outputs: 3,
+            },
+        ),
+    ]);
+    let model = Model::new(&ctx, "growing scratch", &[1, 6, 6], graph, 7).expect("builds");
+    model.plan(&ctx, 2).expect("plans");
+    // Untuned, both convolutions run lowered: grad-weight swaps the output gradient to
+    // [O, B·P] (8·2·36 values at most); conv2 alone has an input gradient, through 2·36 patch
+    // gradients of 4·9 values.
+    let bytes = |values: u64| values * 4;
+    assert_eq!(
+        ctx.shared_scratch_allocated(),
+        bytes(8 * 2 * 36) + bytes(2 * 36 * 4 * 9)
+    );
+}

@@ -129,27 +129,16 @@ impl Lowering {
     }
 }
 
-/// Values the convolutions of a model allocate when every one runs lowered, in node order: each
-/// its own, and the shared buffers as `GpuBuffer::transient` grows them (a longer request
-/// allocates anew; the shorter buffer stays bound by the layers before). An upper bound: a layer
-/// runs split-K or tap-major, not both.
+/// Values the convolutions of a model allocate when every one runs lowered: each its own, and
+/// each shared buffer once, at the longest any layer asks for (the plan allocates it so
+/// before recording; see `Layer::shared_scratch`). An upper bound: a layer runs split-K or
+/// tap-major, not both.
 pub fn lowering_scratch(layers: &[Lowering]) -> usize {
-    let grown = |role: fn(&Lowering) -> usize| {
-        let mut longest = 0;
-        layers
-            .iter()
-            .map(role)
-            .filter(|&len| {
-                let grows = len > longest;
-                longest = longest.max(len);
-                grows
-            })
-            .sum::<usize>()
-    };
+    let longest = |role: fn(&Lowering) -> usize| layers.iter().map(role).max().unwrap_or(0);
     layers.iter().map(|l| l.own).sum::<usize>()
-        + grown(|l| l.patch_gradients)
-        + grown(|l| l.per_image)
-        + grown(|l| l.by_channel)
+        + longest(|l| l.patch_gradients)
+        + longest(|l| l.per_image)
+        + longest(|l| l.by_channel)
 }
 
 /// The summary of a model's spec, with `optimizer_states` tensors of optimizer state per
@@ -322,9 +311,9 @@ mod tests {
         );
     }
 
-    /// Shared buffers count once per growth: requests of 5, 3, 8, 8 and 2 allocate 5, then 8.
+    /// A shared buffer counts once, at its longest: requests of 5, 3, 8, 8 and 2 allocate 8.
     #[test]
-    fn shared_scratch_counts_each_growth() {
+    fn shared_scratch_counts_its_longest_request() {
         let layers: Vec<Lowering> = [5, 3, 8, 8, 2]
             .into_iter()
             .map(|len| Lowering {
@@ -333,6 +322,6 @@ mod tests {
                 ..Lowering::default()
             })
             .collect();
-        assert_eq!(lowering_scratch(&layers), 5 + (5 + 8));
+        assert_eq!(lowering_scratch(&layers), 5 + 8);
     }
 }

@@ -1,4 +1,5 @@
 use std::collections::hash_map::{Entry, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use bytemuck::Pod;
@@ -30,7 +31,11 @@ fn padded_bytes(len: usize) -> u64 {
 /// buffer per role instead of its own. Each role keeps its longest buffer; a longer request
 /// allocates a longer one, and the shorter lives on as long as the dispatches that bind it.
 #[derive(Default)]
-pub(super) struct Transients(Mutex<HashMap<&'static str, GpuBuffer>>);
+pub(super) struct Transients {
+    held: Mutex<HashMap<&'static str, GpuBuffer>>,
+    /// Bytes allocated for every role over the context's life.
+    pub(super) allocated: AtomicU64,
+}
 
 /// What a kernel binds for an input it may go without: the buffer, or where there is none a
 /// one-element placeholder (the kernel, specialised with that input off, never touches it).
@@ -87,18 +92,24 @@ impl GpuBuffer {
     /// for scratch written and then read by back-to-back dispatches of one sequence, never
     /// across another's. Its contents are whatever the last sequence left.
     pub fn transient(ctx: &GpuContext, role: &'static str, len: usize) -> GpuBuffer {
-        let mut pool = ctx
-            .transients
-            .0
+        let transients = &ctx.transients;
+        let mut pool = transients
+            .held
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let allocate = || {
+            transients
+                .allocated
+                .fetch_add(padded_bytes(len), Ordering::Relaxed);
+            GpuBuffer::zeros(ctx, role, len)
+        };
         let shared = match pool.entry(role) {
             Entry::Occupied(held) if held.get().len >= len => held.into_mut(),
             Entry::Occupied(mut held) => {
-                held.insert(GpuBuffer::zeros(ctx, role, len));
+                held.insert(allocate());
                 held.into_mut()
             }
-            Entry::Vacant(slot) => slot.insert(GpuBuffer::zeros(ctx, role, len)),
+            Entry::Vacant(slot) => slot.insert(allocate()),
         };
         shared.view(0, len)
     }

@@ -342,6 +342,15 @@ impl GpuContext {
         &self.summary
     }
 
+    /// Bytes allocated so far for the scratch that layers share
+    /// ([`GpuBuffer::transient`](super::GpuBuffer::transient)),
+    /// counting each buffer a longer request replaced.
+    pub fn shared_scratch_allocated(&self) -> u64 {
+        self.transients
+            .allocated
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A testing knob: fer plans as if the adapter bound at most `storage_binding_bytes` at
     /// once and allocated at most `buffer_bytes` in one buffer, so that a small model takes
     /// the paths of tensors too large for the real limits (split products, chunked updates,

@@ -33,6 +33,18 @@ pub trait Layer: Any + Send + Sync {
         false
     }
 
+    /// The scratch its kernels share with other layers' ([`GpuBuffer::transient`]), by role
+    /// and length, for an input of `input_shape` with or without an input gradient. The plan
+    /// allocates each role once, at the longest any layer asks for, before any records.
+    fn shared_scratch(
+        &self,
+        _ctx: &GpuContext,
+        _input_shape: &[usize],
+        _grad_input: bool,
+    ) -> Result<Vec<(&'static str, usize)>, GpuError> {
+        Ok(Vec::new())
+    }
+
     /// Records the forward and backward kernels on its own, against `io`.
     fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError>;
 

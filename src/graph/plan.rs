@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError};
 use crate::nn::Linear;
 use crate::rng::Rng;
@@ -26,6 +28,7 @@ impl Model {
         self.check_binding_sizes(ctx, &shapes)?;
         let units = &fusion.units;
         let values = Values::new(ctx, self, units, &shapes);
+        self.reserve_shared_scratch(ctx, units, &values, &shapes)?;
         let mut forward_train = Vec::new();
         let mut forward_eval = Vec::new();
         let mut backward = Vec::new();
@@ -66,6 +69,35 @@ impl Model {
             activations: values.activations,
             gradients: values.gradients,
         })
+    }
+
+    /// Allocates the scratch layers share ([`GpuBuffer::transient`]) at the longest any layer
+    /// asks for, before any records, so each role is one buffer.
+    fn reserve_shared_scratch(
+        &self,
+        ctx: &GpuContext,
+        units: &[Unit],
+        values: &Values,
+        shapes: &[Vec<usize>],
+    ) -> Result<(), GraphError> {
+        let mut longest: HashMap<&'static str, usize> = HashMap::new();
+        for (u, unit) in units.iter().enumerate() {
+            let io = values.io(u, unit, self, shapes);
+            for (i, &node) in unit.nodes.iter().enumerate() {
+                if let Op::Layer(layer) = &self.nodes[node].op {
+                    // A chain's inner members have an input gradient: the block's own.
+                    let grad_input = i > 0 || io.grad_inputs[0].is_some();
+                    for (role, len) in layer.shared_scratch(ctx, io.shapes[i], grad_input)? {
+                        let held = longest.entry(role).or_default();
+                        *held = (*held).max(len);
+                    }
+                }
+            }
+        }
+        for (role, len) in longest {
+            GpuBuffer::transient(ctx, role, len);
+        }
+        Ok(())
     }
 
     /// Refuses here, with the node named, what the device would refuse with a panic: a value

@@ -131,6 +131,33 @@ impl FromStr for Conv2dSchedule {
     }
 }
 
+/// The scratch every convolution shares, by role (see [`GpuBuffer::transient`]): each is
+/// written and read within one pass of one layer.
+const OUTPUT_BY_CHANNEL: &str = "conv2d output by channel";
+const GRAD_WEIGHT_PER_IMAGE: &str = "conv2d grad-weight per image";
+const PATCH_GRADIENTS: &str = "conv2d patch gradients";
+
+/// The scratch convolution `shape`'s kernels on `schedule` share with every other layer's
+/// ([`GpuBuffer::transient`]), by role and length: a plan allocates each role once, at the
+/// longest any layer asks for, before recording any (recorded in rising order, each growth
+/// would allocate anew and leave the shorter buffer bound by the layers before).
+pub fn conv2d_shared_scratch(
+    shape: &Conv2dShape,
+    schedule: Conv2dSchedule,
+    grad_input: bool,
+) -> Vec<(&'static str, usize)> {
+    Layer::Conv(*shape).shared_scratch(schedule, grad_input)
+}
+
+/// [`conv2d_shared_scratch`] for a transposed convolution.
+pub fn conv_transpose2d_shared_scratch(
+    shape: &ConvTranspose2dShape,
+    schedule: Conv2dSchedule,
+    grad_input: bool,
+) -> Vec<(&'static str, usize)> {
+    Layer::Transposed(*shape).shared_scratch(schedule, grad_input)
+}
+
 /// A layer the schedules can run.
 #[derive(Clone, Copy)]
 enum Layer {
@@ -171,6 +198,36 @@ impl Layer {
         } else {
             lowered
         })
+    }
+
+    /// The shared scratch, by role and length, that the layer's kernels on `schedule` ask for
+    /// (their [`GpuBuffer::transient`] calls below).
+    fn shared_scratch(
+        self,
+        schedule: Conv2dSchedule,
+        grad_input: bool,
+    ) -> Vec<(&'static str, usize)> {
+        let conv = self.conv();
+        let (o, _, k) = lowered_dims(&conv);
+        let by_channel = (OUTPUT_BY_CHANNEL, by_channel_len(&conv));
+        let per_image = (GRAD_WEIGHT_PER_IMAGE, conv.batch * o * k);
+        let patch_gradients = (PATCH_GRADIENTS, col_len(&conv));
+        let grad_weight = match schedule {
+            Conv2dSchedule::LoweredSplitK => per_image,
+            _ => by_channel,
+        };
+        match (self, schedule) {
+            (_, Conv2dSchedule::Implicit) => Vec::new(),
+            // Grad-weight's, then grad-input's patch gradients where there is one.
+            (Layer::Conv(_), _) => [grad_weight]
+                .into_iter()
+                .chain(grad_input.then_some(patch_gradients))
+                .collect(),
+            // The forward is the transposed convolution's grad-input; tap-major keeps its
+            // input by channel as its own.
+            (Layer::Transposed(_), Conv2dSchedule::LoweredTapMajor) => vec![patch_gradients],
+            (Layer::Transposed(_), _) => vec![patch_gradients, grad_weight],
+        }
     }
 
     /// The tuning key: the shape without the batch size, so a plan for the last, partial batch
@@ -346,8 +403,7 @@ pub fn conv2d_kernels(
             let col = GpuBuffer::zeros(ctx, "conv2d patches, tap-major", col_len(shape));
             // The output within the forward pass, its gradient within the backward: nothing
             // lives from one to the other, so every layer's can be one.
-            let by_channel =
-                GpuBuffer::transient(ctx, "conv2d output by channel", by_channel_len(shape));
+            let by_channel = GpuBuffer::transient(ctx, OUTPUT_BY_CHANNEL, by_channel_len(shape));
             let mut forward = vec![im2col(ctx, shape, PatchLayout::TapMajor, b.input, &col)?];
             forward.extend(forward_product(
                 ctx,
@@ -593,7 +649,7 @@ fn grad_weight_products(
     let (o, p, k) = lowered_dims(shape);
     Ok(if split_k {
         // Written by the products and summed straight after: every layer's can be one.
-        let per_image = GpuBuffer::transient(ctx, "conv2d grad-weight per image", batch * o * k);
+        let per_image = GpuBuffer::transient(ctx, GRAD_WEIGHT_PER_IMAGE, batch * o * k);
         let sum_over_batch = ChannelSumShape {
             outer: batch,
             channels: o * k,
@@ -623,8 +679,7 @@ fn grad_weight_products(
         dispatches
     } else {
         // Swapped and read straight after: the buffer every layer shares.
-        let grad_by_channel =
-            GpuBuffer::transient(ctx, "conv2d output by channel", by_channel_len(shape));
+        let grad_by_channel = GpuBuffer::transient(ctx, OUTPUT_BY_CHANNEL, by_channel_len(shape));
         let mut dispatches = vec![to_by_channel(ctx, shape, grad_output, &grad_by_channel)?];
         dispatches.extend(by_channel_grad_weight(
             ctx,
@@ -653,7 +708,7 @@ fn grad_input_products(
 ) -> Result<Vec<Dispatch>, GpuError> {
     let (o, p, k) = lowered_dims(shape);
     // Written by the product and read by col2im straight after: every layer's can be one.
-    let grad_col = GpuBuffer::transient(ctx, "conv2d patch gradients", col_len(shape));
+    let grad_col = GpuBuffer::transient(ctx, PATCH_GRADIENTS, col_len(shape));
     let (grad_col_shape, a, b) = match layout {
         PatchLayout::PixelMajor => (
             MatmulShape {

@@ -1,7 +1,9 @@
 use crate::gpu::{GpuContext, GpuError};
 use crate::graph::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels, ParamSpec};
 use crate::kernels::conv2d::Conv2dShape;
-use crate::kernels::conv2d_layer::{conv2d_kernels, Conv2dBuffers, Conv2dSchedule};
+use crate::kernels::conv2d_layer::{
+    conv2d_kernels, conv2d_shared_scratch, Conv2dBuffers, Conv2dSchedule,
+};
 use crate::reference::conv2d as twin;
 
 use super::BiasGradient;
@@ -113,6 +115,19 @@ impl Layer for Conv2d {
             shape.out_height(),
             shape.out_width(),
         ])
+    }
+
+    fn shared_scratch(
+        &self,
+        ctx: &GpuContext,
+        input_shape: &[usize],
+        grad_input: bool,
+    ) -> Result<Vec<(&'static str, usize)>, GpuError> {
+        let shape = self
+            .shape(input_shape)
+            .expect("the plan checked this shape");
+        let schedule = Conv2dSchedule::tuned(ctx, &shape, grad_input)?;
+        Ok(conv2d_shared_scratch(&shape, schedule, grad_input))
     }
 
     fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {

@@ -1,6 +1,8 @@
 use crate::gpu::{GpuContext, GpuError};
 use crate::graph::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels, ParamSpec};
-use crate::kernels::conv2d_layer::{conv_transpose2d_kernels, Conv2dBuffers, Conv2dSchedule};
+use crate::kernels::conv2d_layer::{
+    conv_transpose2d_kernels, conv_transpose2d_shared_scratch, Conv2dBuffers, Conv2dSchedule,
+};
 use crate::reference::conv_transpose2d::{self as twin, ConvTranspose2dShape};
 
 /// Transposed 2-d convolution on NCHW with a square kernel, as torch.nn.ConvTranspose2d
@@ -77,6 +79,21 @@ impl Layer for ConvTranspose2d {
             shape.out_height(),
             shape.out_width(),
         ])
+    }
+
+    fn shared_scratch(
+        &self,
+        ctx: &GpuContext,
+        input_shape: &[usize],
+        grad_input: bool,
+    ) -> Result<Vec<(&'static str, usize)>, GpuError> {
+        let shape = self
+            .shape(input_shape)
+            .expect("the plan checked this shape");
+        let schedule = Conv2dSchedule::tuned_transposed(ctx, &shape, grad_input)?;
+        Ok(conv_transpose2d_shared_scratch(
+            &shape, schedule, grad_input,
+        ))
     }
 
     fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {
