@@ -287,6 +287,41 @@ fn bad_inputs_are_one_clear_sentence() {
     );
 }
 
+/// A model of one output is refused before it trains: its softmax is always 1, so its loss
+/// is 0 and its accuracy 1 whatever it learns.
+#[test]
+fn a_model_of_one_class_is_refused() {
+    let dir = std::env::temp_dir().join(format!("fer-cli-one-class-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("one.json");
+    std::fs::write(
+        &model,
+        r#"{"name": "one", "input": {"channels": 1, "height": 48, "width": 48, "mean": [0.5], "std": [0.5]},
+            "nodes": [{"name": "flatten", "op": "flatten"},
+                      {"name": "fc", "op": "linear", "in_features": 2304, "out_features": 1}]}"#,
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let out = fer(&[
+        "train",
+        "--model-file",
+        &model.to_string_lossy(),
+        "--synthetic-train",
+        "16",
+        "--results",
+        &results.to_string_lossy(),
+        "--quiet",
+    ]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && text.contains("model `one` predicts 1 class: a classifier needs at least two"),
+        "{text}"
+    );
+    assert!(!results.join("one").join("model.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_software_adapter_is_announced_once_with_what_to_expect() {
     let out = fer(&["info", "--json"]);

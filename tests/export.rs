@@ -208,6 +208,58 @@ fn a_checkpoint_that_is_not_the_models_is_named_in_one_sentence() {
     );
 }
 
+/// ONNX defines each value once. Nodes named as the graph's own values (`normalise`, `logits`,
+/// `probabilities`, `pixels`) or as a tensor (`fc.weight`) get other names; the graph's input
+/// and outputs and the tensors keep theirs, and every node reads values defined before it.
+#[test]
+fn nodes_named_like_the_graphs_own_values_get_names_of_their_own() {
+    let spec = ModelSpec::parse(
+        r#"{
+  "name": "clashing",
+  "input": {"channels": 1, "height": 4, "width": 4, "mean": [0.5], "std": [0.5]},
+  "nodes": [
+    {"name": "normalise", "op": "relu"},
+    {"name": "pixels", "op": "sigmoid"},
+    {"name": "logits", "op": "flatten"},
+    {"name": "fc.weight", "op": "relu"},
+    {"name": "probabilities", "op": "dropout", "p": 0.5},
+    {"name": "fc", "op": "linear", "in_features": 16, "out_features": 5}
+  ]
+}"#,
+    )
+    .expect("parses");
+    let graph = export(&spec, &checkpoint(&spec)).graph.unwrap();
+    let mut defined: Vec<String> = graph.input.iter().map(|i| i.name().to_string()).collect();
+    defined.extend(graph.initializer.iter().map(|t| t.name().to_string()));
+    for node in &graph.node {
+        for input in &node.input {
+            assert!(
+                defined.contains(input),
+                "{} reads {input} before it is defined",
+                node.name()
+            );
+        }
+        defined.extend(node.output.iter().cloned());
+    }
+    let mut unique = defined.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        defined.len(),
+        "a name defined twice: {defined:?}"
+    );
+    assert_eq!(graph.input[0].name(), "pixels");
+    let outputs: Vec<&str> = graph.output.iter().map(|o| o.name()).collect();
+    assert_eq!(outputs, ["logits", "probabilities"]);
+    let logits = graph.node.iter().find(|n| n.output == ["logits"]).unwrap();
+    assert_eq!(
+        logits.input,
+        ["fc"],
+        "the logits are the last node's output"
+    );
+}
+
 /// fer's Linear flattens what it reads; ONNX's Gemm takes rank 2 only, so a Linear after a
 /// global pool (googlenet's `fc`) reads a Flatten the export adds, and one after a Flatten
 /// node (the cnn's) does not get a second.

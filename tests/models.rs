@@ -122,7 +122,30 @@ fn a_wrong_model_file_names_the_node_and_the_fault() {
             "node `conv`: another node has the same name",
         ),
         (r#"{"op": "relu"}"#.to_string(), "node 0 has no \"name\""),
+        (
+            format!(r#"{conv}, {{"name": "relu", "op": "relu", "input": ["conv"]}}"#),
+            "node `relu`: unknown field `input`",
+        ),
+        (
+            format!(r#"{conv}, {{"name": "input", "op": "relu"}}"#),
+            "node `input`: `input` names the image the model reads",
+        ),
+        (
+            r#"{"name": "k0", "op": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 0}"#
+                .to_string(),
+            "layer `k0` (Conv2d(1, 2, kernel_size=(0, 0), stride=(1, 1), padding=(0, 0))) cannot \
+             take input of shape [1, 1, 4, 4]: a kernel of size 0 covers no pixel",
+        ),
     ];
+    let escaping =
+        file(r#"{"name": "relu", "op": "relu"}"#).replace(r#""name": "m""#, r#""name": "../m""#);
+    let error = ModelSpec::parse(&escaping).expect_err("a name that climbs out");
+    assert!(
+        error
+            .to_string()
+            .starts_with(r#""name" "../m" must be a plain name"#),
+        "{error}"
+    );
     for (nodes, expected) in cases {
         let error = ModelSpec::parse(&file(&nodes))
             .expect_err(&nodes)

@@ -242,6 +242,54 @@ fn a_checkpoint_of_diverged_weights_is_refused_and_the_last_good_one_kept() {
     }
 }
 
+/// A checkpoint whose weights hold a NaN or an infinity (written by another tool, or by hand)
+/// is refused on loading, with the file and the tensor named: it would classify every face as
+/// NaN.
+#[test]
+fn a_checkpoint_holding_non_finite_weights_is_refused_on_loading() {
+    let dir = TempDir::new("non-finite-load");
+    let ctx = gpu();
+    let model = build(&ctx, ModelKind::Softmax, &Architecture::default(), 0)
+        .unwrap()
+        .unwrap();
+    let good = dir.0.join("good.safetensors");
+    checkpoint::save(&ctx, &model, 3, &good).unwrap();
+    let bytes = fs::read(&good).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let last = &model.params.iter().last().expect("softmax has a bias").name;
+    for bad in [f32::NAN, f32::INFINITY] {
+        let tensors: Vec<(String, Vec<u8>, Dtype, Vec<usize>)> = file
+            .tensors()
+            .into_iter()
+            .map(|(name, view)| {
+                let mut data = view.data().to_vec();
+                if name == *last {
+                    data[..4].copy_from_slice(&bad.to_le_bytes());
+                }
+                (name, data, view.dtype(), view.shape().to_vec())
+            })
+            .collect();
+        let views: Vec<(&str, TensorView)> = tensors
+            .iter()
+            .map(|(name, data, dtype, shape)| {
+                let view = TensorView::new(*dtype, shape.clone(), data).unwrap();
+                (name.as_str(), view)
+            })
+            .collect();
+        let path = dir.0.join("bad.safetensors");
+        safetensors::serialize_to_file(views, None, &path).unwrap();
+        let error = checkpoint::load(&ctx, &model, &path)
+            .expect_err("non-finite weights are refused")
+            .to_string();
+        assert!(
+            error.contains(&path.display().to_string())
+                && error.contains(&format!("tensor `{last}` holds {bad}")),
+            "{error}"
+        );
+    }
+    checkpoint::load(&ctx, &model, &good).expect("finite weights load");
+}
+
 /// A model file asking for a tensor far over the adapter's buffers (184 GB here) is refused
 /// naming the tensor, before any of its values are drawn on the host.
 #[test]

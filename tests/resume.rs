@@ -232,3 +232,71 @@ fn a_run_resumed_between_epochs_keeps_adams_moments_and_the_plateau_schedule() {
     fer(&resumed);
     assert_same_run(&whole, &parts);
 }
+
+/// A run resumed on a dataset of other classes (the same sizes, one class renamed) is refused
+/// with the classes named: its weights were trained for the classes it started with.
+#[test]
+fn a_run_is_not_resumed_on_other_classes() {
+    let dir = TempDir::new("classes");
+    let dataset = |name: &str, classes: [&str; 3]| {
+        let root = dir.0.join(name);
+        for split in ["train", "val"] {
+            for (index, class) in classes.iter().enumerate() {
+                let folder = root.join(split).join(class);
+                std::fs::create_dir_all(&folder).unwrap();
+                for n in 0..2u8 {
+                    image::GrayImage::from_pixel(48, 48, image::Luma([index as u8 * 60 + n]))
+                        .save(folder.join(format!("{n}.png")))
+                        .unwrap();
+                }
+            }
+        }
+        root.display().to_string()
+    };
+    let first = dataset("first", ["angry", "happy", "sad"]);
+    let other = dataset("other", ["angry", "happy", "surprise"]);
+    let model = dir.0.join("three.json");
+    std::fs::write(
+        &model,
+        r#"{"name": "three", "input": {"channels": 1, "height": 48, "width": 48, "mean": [0.5], "std": [0.5]},
+            "nodes": [{"name": "flatten", "op": "flatten"},
+                      {"name": "fc", "op": "linear", "in_features": 2304, "out_features": 3}]}"#,
+    )
+    .unwrap();
+    let results = dir.0.join("results").display().to_string();
+    let train = |data: &str, epochs: &str, resume: bool| {
+        let mut args = vec![
+            "train",
+            "--model-file",
+            model.to_str().unwrap(),
+            "--data",
+            data,
+            "--epochs",
+            epochs,
+            "--results",
+            &results,
+            "--quiet",
+        ];
+        if resume {
+            args.push("--resume");
+        }
+        Command::new(env!("CARGO_BIN_EXE_fer"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let started = train(&first, "1", false);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let refused = train(&other, "2", true);
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && message
+                .contains(r#"classes ["angry","happy","sad"] (now ["angry","happy","surprise"])"#),
+        "{message}"
+    );
+}

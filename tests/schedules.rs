@@ -482,9 +482,18 @@ fn early_stopping_stops_and_ends_with_the_best_epochs_weights() {
     );
     assert!(!text.contains("epoch 3/4"), "{text}");
     let dir = results.join("softmax");
-    for file in ["model.safetensors", "best.safetensors"] {
-        assert!(dir.join(file).is_file(), "no {file} in {}", dir.display());
-    }
+    // Both describe themselves, so `fer eval`, `predict` and `live` need only the file.
+    let described: Vec<_> = ["model.safetensors", "best.safetensors"]
+        .iter()
+        .map(|file| {
+            fer::train::checkpoint::describe(&dir.join(file))
+                .unwrap_or_else(|error| panic!("{file}: {error}"))
+                .unwrap_or_else(|| panic!("{file} does not describe itself"))
+        })
+        .collect();
+    assert_eq!(described[0].classes, described[1].classes);
+    assert_eq!(described[0].input, described[1].input);
+    assert!(!described[1].classes.is_empty());
     let metrics: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
     let history = metrics["history"].as_array().unwrap();

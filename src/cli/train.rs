@@ -304,13 +304,26 @@ pub fn train(
     if !settings.epoch.augment.is_none() {
         eprintln!("augmentation on the GPU: {}", settings.epoch.augment);
     }
+    // What the checkpoints say of themselves. Val is read at the model's input; train larger
+    // where training crops it (--load-size).
+    let input = splits.val.spec();
+    let load_size = load_size_of(splits.train.spec(), input);
+    let description = checkpoint::Description {
+        model: settings.model.clone(),
+        architecture: settings.architecture.clone(),
+        input: input.clone(),
+        classes: splits.train.class_names().to_vec(),
+    };
+    let save = |model: &fer::graph::Model, steps: u64, path: &Path| {
+        checkpoint::save_described(ctx, model, steps, &description, load_size, path)
+    };
     // Each new best is written as it lands, so it survives a run stopped by hand.
     let best = results.join(settings.model.name()).join("best.safetensors");
     let mut best_written = Ok(());
     let trained = session::train(ctx, &splits.train, &splits.val, settings, |end| {
         println!("{}", epoch_line(end.record, end.events, epochs));
         if let (Some(model), Some(_), Ok(())) = (end.model, &end.events.improved, &best_written) {
-            best_written = checkpoint::save(ctx, model, end.steps, &best);
+            best_written = save(model, end.steps, &best);
         }
     })?;
     best_written?;
@@ -345,28 +358,12 @@ pub fn train(
             history: &trained.history,
         },
     )?;
-    // Val is read at the model's input; train larger where training crops it (--load-size).
-    let input = splits.val.spec();
-    let load_size = load_size_of(splits.train.spec(), input);
     if let Some(batch) = &trained.augmented {
         let caption = format!("--augment {}", settings.epoch.augment);
         write_augmentations(&directory, batch, input, &caption)?;
     }
     if let Some(model) = &trained.model {
-        let description = checkpoint::Description {
-            model: settings.model.clone(),
-            architecture: settings.architecture.clone(),
-            input: input.clone(),
-            classes: splits.train.class_names().to_vec(),
-        };
-        checkpoint::save_described(
-            ctx,
-            model,
-            trained.steps,
-            &description,
-            load_size,
-            &directory.join("model.safetensors"),
-        )?;
+        save(model, trained.steps, &directory.join("model.safetensors"))?;
     }
     println!("wrote {} ({:.1} s in all)", directory.display(), seconds);
     if let Some(checkpointing) = settings

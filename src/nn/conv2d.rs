@@ -28,13 +28,7 @@ impl Conv2d {
         if channels != self.in_channels {
             return Err(format!("expects {} input channels", self.in_channels));
         }
-        if self.stride == 0 {
-            return Err("a stride of 0 never moves the kernel".into());
-        }
-        if self.kernel > height + 2 * self.padding || self.kernel > width + 2 * self.padding {
-            return Err("the kernel is larger than the padded input".into());
-        }
-        Ok(Conv2dShape {
+        let shape = Conv2dShape {
             batch,
             in_channels: channels,
             out_channels: self.out_channels,
@@ -44,7 +38,9 @@ impl Conv2d {
             kernel_w: self.kernel,
             stride: self.stride,
             padding: self.padding,
-        })
+        };
+        shape.check()?;
+        Ok(shape)
     }
 }
 

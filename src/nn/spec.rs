@@ -194,8 +194,19 @@ pub enum SpecError {
     Unnamed { index: usize },
     #[error("node `{node}`: {why}")]
     Node { node: String, why: String },
+    #[error(
+        "\"name\" {0:?} must be a plain name (not empty, `.` or `..`, without `/` or `\\`): fer \
+         writes the model's results to <results>/<name>/"
+    )]
+    Name(String),
     #[error(transparent)]
     Graph(#[from] GraphError),
+}
+
+/// Whether `name` can name a model: fer writes its results to a directory of that name, which
+/// must neither climb out of the results root nor nest inside it.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
 }
 
 /// The name by which nodes read the model's input.
@@ -212,6 +223,9 @@ impl ModelSpec {
             nodes: Vec<Map<String, Json>>,
         }
         let file: File = serde_json::from_str(text).map_err(|e| SpecError::Json(e.to_string()))?;
+        if !is_plain_name(&file.name) {
+            return Err(SpecError::Name(file.name));
+        }
         file.input.check().map_err(SpecError::Input)?;
         let nodes = file
             .nodes
@@ -287,13 +301,26 @@ impl NodeSpec {
             node: name.clone(),
             why,
         };
+        if name == INPUT {
+            return Err(invalid(format!(
+                "`{INPUT}` names the image the model reads; call the node something else"
+            )));
+        }
         let inputs = match fields.remove("inputs") {
             None => Vec::new(),
             Some(inputs) => serde_json::from_value(inputs)
                 .map_err(|_| invalid("\"inputs\" must be a list of node names".into()))?,
         };
-        let op =
+        let given: Vec<String> = fields.keys().cloned().collect();
+        let op: OpSpec =
             serde_json::from_value(Json::Object(fields)).map_err(|e| invalid(e.to_string()))?;
+        // serde ignores unknown fields of an op without settings (`relu`, `flatten`, `add`),
+        // where a misspelt `inputs` would silently rewire the model: every key must be one the
+        // op writes back.
+        let known = serde_json::to_value(&op).expect("an op serialises");
+        if let Some(unknown) = given.iter().find(|key| known.get(key.as_str()).is_none()) {
+            return Err(invalid(format!("unknown field `{unknown}`")));
+        }
         Ok(NodeSpec { name, op, inputs })
     }
 }

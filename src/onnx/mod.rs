@@ -8,7 +8,7 @@
 
 pub mod proto;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use prost::Message;
 use safetensors::tensor::{Dtype, SafeTensors};
@@ -44,6 +44,8 @@ pub enum ExportError {
         got: Vec<usize>,
         want: Vec<usize>,
     },
+    #[error("tensor `{name}` in the checkpoint holds {value}: its weights diverged")]
+    NonFinite { name: String, value: f32 },
     #[error(transparent)]
     Spec(#[from] SpecError),
 }
@@ -57,13 +59,21 @@ pub fn export(
 ) -> Result<Vec<u8>, ExportError> {
     let tensors = SafeTensors::deserialize(checkpoint)
         .map_err(|error| ExportError::Format(error.to_string()))?;
+    let shapes: HashMap<String, Vec<usize>> = spec
+        .graph()?
+        .tensors()
+        .into_iter()
+        .map(|(name, t)| (name, t.shape))
+        .collect();
     let mut writer = GraphWriter {
-        shapes: spec
-            .graph()?
-            .tensors()
+        // The graph's inputs and outputs and the tensors keep their names; values take theirs
+        // from what is left.
+        taken: [PIXELS, LOGITS, PROBABILITIES]
+            .map(String::from)
             .into_iter()
-            .map(|(name, t)| (name, t.shape))
+            .chain(shapes.keys().cloned())
             .collect(),
+        shapes,
         ..GraphWriter::default()
     };
     writer.normalise(&spec.input);
@@ -98,7 +108,7 @@ pub fn export(
             // fer's Linear flattens what it reads (googlenet's follows a global pool); Gemm
             // takes rank 2 only.
             if op_type == "Gemm" && rank[&inputs[0]] > 2 {
-                let flat = format!("{}.flatten", node.name);
+                let flat = writer.fresh(&format!("{}.flatten", node.name));
                 writer.node(&flat, "Flatten", inputs, vec![int("axis", 1)]);
                 inputs = vec![flat];
             }
@@ -106,14 +116,15 @@ pub fn export(
                 "Flatten" | "Gemm" => 2,
                 _ => rank[&inputs[0]],
             };
-            rank.insert(node.name.clone(), output_rank);
+            let output = writer.fresh(&node.name);
+            rank.insert(output.clone(), output_rank);
             writer.node(
-                &node.name,
+                &output,
                 op_type,
                 [inputs, extra_inputs].concat(),
                 attributes,
             );
-            node.name.clone()
+            output
         };
         values.insert(&node.name, output.clone());
         previous = output;
@@ -252,6 +263,11 @@ fn live_nodes(spec: &ModelSpec) -> Vec<bool> {
     live
 }
 
+/// The graph's input, and its outputs.
+const PIXELS: &str = "pixels";
+const LOGITS: &str = "logits";
+const PROBABILITIES: &str = "probabilities";
+
 #[derive(Default)]
 struct GraphWriter {
     graph: GraphProto,
@@ -259,16 +275,29 @@ struct GraphWriter {
     shapes: HashMap<String, Vec<usize>>,
     /// The value holding the normalised input.
     normalised: String,
+    /// Every name a value or tensor of the graph has, or is kept for: ONNX defines each once.
+    taken: HashSet<String>,
 }
 
 impl GraphWriter {
+    /// `wanted`, or where the graph already has that name (a node called `logits`, or
+    /// `fc.weight` beside the tensor), the first of `wanted_1`, `wanted_2`, ... it has not.
+    fn fresh(&mut self, wanted: &str) -> String {
+        let name = std::iter::once(wanted.to_string())
+            .chain((1..).map(|n| format!("{wanted}_{n}")))
+            .find(|name| !self.taken.contains(name))
+            .expect("some suffix is free");
+        self.taken.insert(name.clone());
+        name
+    }
+
     /// `pixels` · scale + offset per channel, with fer's f32 scale 1/(255 std) and offset
     /// −mean/std.
     fn normalise(&mut self, input: &ImageSpec) {
         let [channels, height, width] = input.shape();
         self.graph.name = Some("fer".into());
         self.graph.input.push(value_info(
-            "pixels",
+            PIXELS,
             &[
                 Dim::Batch,
                 Dim::Size(channels),
@@ -283,22 +312,19 @@ impl GraphWriter {
             .map(|(&mean, &std)| (1.0 / (255.0 * std), -mean / std))
             .unzip();
         let per_channel = [1, channels, 1, 1];
-        self.constant("normalise.scale", &per_channel, &scale);
-        self.constant("normalise.offset", &per_channel, &offset);
-        let inputs = |a: &str, b: &str| vec![a.to_string(), b.to_string()];
-        self.node(
+        let [scale_name, offset_name, product, normalised] = [
+            "normalise.scale",
+            "normalise.offset",
             "normalise.mul",
-            "Mul",
-            inputs("pixels", "normalise.scale"),
-            vec![],
-        );
-        self.node(
             "normalise",
-            "Add",
-            inputs("normalise.mul", "normalise.offset"),
-            vec![],
-        );
-        self.normalised = "normalise".into();
+        ]
+        .map(|name| self.fresh(name));
+        self.constant(&scale_name, &per_channel, &scale);
+        self.constant(&offset_name, &per_channel, &offset);
+        let inputs = |a: &str, b: &str| vec![a.to_string(), b.to_string()];
+        self.node(&product, "Mul", inputs(PIXELS, &scale_name), vec![]);
+        self.node(&normalised, "Add", inputs(&product, &offset_name), vec![]);
+        self.normalised = normalised;
     }
 
     /// The tensor `<node>.<suffix>` of the checkpoint as an initialiser, checked against the
@@ -330,6 +356,10 @@ impl GraphWriter {
                 got: view.shape().to_vec(),
                 want,
             });
+        }
+        let values: Vec<f32> = bytemuck::allocation::pod_collect_to_vec(view.data());
+        if let Some(&value) = values.iter().find(|v| !v.is_finite()) {
+            return Err(ExportError::NonFinite { name, value });
         }
         self.graph.initializer.push(TensorProto {
             dims: want.iter().map(|&d| d as i64).collect(),
@@ -374,14 +404,14 @@ impl GraphWriter {
             .shapes(&spec.input.shape(), 1)
             .map_err(SpecError::Graph)?;
         let classes = shapes.last().and_then(|s| s.last()).copied().unwrap_or(0);
-        self.node("logits", "Identity", vec![last.into()], vec![]);
+        self.node(LOGITS, "Identity", vec![last.into()], vec![]);
         self.node(
-            "probabilities",
+            PROBABILITIES,
             "Softmax",
-            vec!["logits".into()],
+            vec![LOGITS.into()],
             vec![int("axis", 1)],
         );
-        for name in ["logits", "probabilities"] {
+        for name in [LOGITS, PROBABILITIES] {
             let info = value_info(name, &[Dim::Batch, Dim::Size(classes)]);
             self.graph.output.push(info);
         }

@@ -48,17 +48,29 @@ impl Conv2dShape {
         self.batch * self.out_channels * self.out_height() * self.out_width()
     }
 
-    /// Panics unless the shape describes a convolution with at least one output pixel.
+    /// Why the shape does not describe a convolution with at least one output pixel, if it
+    /// does not.
+    pub fn check(&self) -> Result<(), String> {
+        if self.stride == 0 {
+            return Err("a stride of 0 never moves the kernel".into());
+        }
+        if self.kernel_h == 0 || self.kernel_w == 0 {
+            return Err("a kernel of size 0 covers no pixel".into());
+        }
+        if self.kernel_h > self.height + 2 * self.padding
+            || self.kernel_w > self.width + 2 * self.padding
+        {
+            return Err("the kernel is larger than the padded input".into());
+        }
+        Ok(())
+    }
+
+    /// Panics unless [`check`](Self::check) passes: kernels trust shapes checked when the
+    /// graph was built.
     pub fn validate(&self) {
-        assert!(
-            self.stride > 0 && self.kernel_h > 0 && self.kernel_w > 0,
-            "conv2d: stride and kernel sizes must be positive in {self:?}"
-        );
-        assert!(
-            self.kernel_h <= self.height + 2 * self.padding
-                && self.kernel_w <= self.width + 2 * self.padding,
-            "conv2d: the kernel is larger than the padded input in {self:?}"
-        );
+        if let Err(why) = self.check() {
+            panic!("conv2d {self:?}: {why}");
+        }
     }
 
     /// Input row and column read by output pixel (oy, ox) through tap (ky, kx), if inside.

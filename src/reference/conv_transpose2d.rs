@@ -60,14 +60,26 @@ impl ConvTranspose2dShape {
             self.stride,
         ];
         if sizes.contains(&0) {
-            return Err(format!("conv_transpose2d: a zero size in {self:?}"));
+            return Err(format!(
+                "a zero size: batch {}, channels {} to {}, input {}×{}, kernel {}×{}, stride {}",
+                self.batch,
+                self.in_channels,
+                self.out_channels,
+                self.height,
+                self.width,
+                self.kernel_h,
+                self.kernel_w,
+                self.stride
+            ));
         }
         let cropped =
             |size: usize, kernel: usize| (size - 1) * self.stride + kernel <= 2 * self.padding;
         if cropped(self.height, self.kernel_h) || cropped(self.width, self.kernel_w) {
             return Err(format!(
-                "conv_transpose2d: padding {} crops the whole output in {self:?}",
-                self.padding
+                "padding {} crops the whole {}×{} output",
+                self.padding,
+                (self.height - 1) * self.stride + self.kernel_h,
+                (self.width - 1) * self.stride + self.kernel_w,
             ));
         }
         Ok(())
@@ -77,7 +89,7 @@ impl ConvTranspose2dShape {
     /// graph was built.
     pub fn validate(&self) {
         if let Err(why) = self.check() {
-            panic!("{why}");
+            panic!("conv_transpose2d {self:?}: {why}");
         }
     }
 

@@ -143,12 +143,7 @@ pub(super) fn write_plot(
 /// The model name becomes a directory name, so it must not climb out of or nest inside the
 /// results root.
 fn model_directory_name(model: &str) -> Result<&str, ReportError> {
-    let plain = !model.is_empty()
-        && model != "."
-        && model != ".."
-        && !model.contains(['/', '\\'])
-        && !model.contains('\0');
-    if plain {
+    if crate::nn::spec::is_plain_name(model) {
         Ok(model)
     } else {
         Err(ReportError::InvalidModelName {

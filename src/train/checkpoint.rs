@@ -108,6 +108,16 @@ pub enum CheckpointError {
         value: f32,
         steps: u64,
     },
+    #[error(
+        "{}: tensor `{name}` holds {value}: the weights it holds diverged, so it cannot \
+         classify; use an earlier checkpoint of the run",
+        path.display()
+    )]
+    NonFiniteLoaded {
+        path: PathBuf,
+        name: String,
+        value: f32,
+    },
     #[error(transparent)]
     Gpu(#[from] GpuError),
 }
@@ -456,6 +466,13 @@ fn load_model(
             });
         }
         let floats: Vec<f32> = bytemuck::allocation::pod_collect_to_vec(view.data());
+        if let Some(&value) = floats.iter().find(|v| !v.is_finite()) {
+            return Err(CheckpointError::NonFiniteLoaded {
+                path: path.to_path_buf(),
+                name: param.name.clone(),
+                value,
+            });
+        }
         values.push(floats);
     }
     // A batch-norm count may be absent (older fer files); where present it must be PyTorch's.

@@ -39,6 +39,12 @@ pub enum RunError {
         /// The step and value of the last finite loss read back, if one was.
         last_finite: Option<(u64, f64)>,
     },
+    #[error(
+        "model `{model}` predicts {outputs} class{}: a classifier needs at least two (the \
+         softmax of one is always 1)",
+        if *outputs == 1 { "" } else { "es" }
+    )]
+    TooFewClasses { model: String, outputs: usize },
     #[error("model `{model}` predicts {outputs} classes, but the dataset has {classes}")]
     ClassCount {
         model: String,
@@ -145,6 +151,12 @@ impl<'a> Runner<'a> {
             .last()
             .and_then(|s| s.last())
             .unwrap_or(&0);
+        if classes < 2 {
+            return Err(RunError::TooFewClasses {
+                model: model.name.clone(),
+                outputs: classes,
+            });
+        }
         if let Some(weights) = loss.class_weights.as_ref().filter(|w| w.len() != classes) {
             return Err(RunError::ClassCount {
                 model: model.name.clone(),

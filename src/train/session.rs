@@ -251,6 +251,7 @@ pub fn train(
     // What a resumed run must match: the settings and the data.
     let mut identity = serde_json::json!({
         "settings": settings,
+        "classes": train.class_names(),
         "train_images": train.len(),
         "val_images": val.len(),
     });
