@@ -128,8 +128,9 @@ struct ProfileArgs {
     #[arg(long, default_value_t = 3)]
     #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
     steps: usize,
-    /// Training steps before profiling (pipelines compile, caches settle).
+    /// Training steps before profiling (pipelines compile, caches settle); at least one.
     #[arg(long, default_value_t = 2)]
+    #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
     warmup: usize,
     /// Profile the study's full-size cnn even on a software adapter.
     #[arg(long)]
@@ -600,21 +601,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => {
             let recipe = args.recipe()?;
             let mut settings = args.settings(&recipe)?;
+            let ctx = open_gpu(&options)?;
+            let dry_run = cli::dry_run::DryRun {
+                model: &settings.model,
+                architecture: &settings.architecture,
+                batch: settings.epoch.batch_size,
+                optimizer: &settings.optimizer,
+            };
             if args.dry_run {
-                let ctx = open_gpu(&options)?;
-                return cli::dry_run::dry_run(
-                    ctx.summary(),
-                    &cli::dry_run::DryRun {
-                        model: &settings.model,
-                        architecture: &settings.architecture,
-                        batch: settings.epoch.batch_size,
-                        optimizer: &settings.optimizer,
-                    },
-                );
+                return cli::dry_run::dry_run(ctx.summary(), &dry_run);
             }
+            cli::dry_run::refuse_misfit(ctx.summary(), &dry_run)?;
             let _locks = cli::train::lock_results(&args.results, &[settings.model.name()])?;
             let command = std::env::args().collect::<Vec<_>>().join(" ");
-            let ctx = open_gpu(&options)?;
             let input = settings.model.input(&settings.architecture);
             let asked = args.load_size.or(recipe.load_size);
             let splits = cli::train::DataSource {
@@ -745,6 +744,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         }) => {
             let ctx = open_gpu(&options)?;
+            // A square matrix must fit one storage binding (and the host, for the CPU twin).
+            let binding = ctx.summary().max_storage_binding_bytes;
+            let largest = ((binding / 4) as f64).sqrt() as usize;
+            if let Some(size) = sizes.iter().find(|&&size| size > largest) {
+                anyhow::bail!(
+                    "--sizes {size}: a {size}×{size} matrix is {:.2} MiB, over this adapter's {} \
+                     MiB storage binding; the largest square it binds is {largest}",
+                    (*size as f64).powi(2) * 4.0 / (1u64 << 20) as f64,
+                    binding >> 20
+                );
+            }
             let mut cases: Vec<_> = sizes.into_iter().map(bench::matmul::Case::square).collect();
             if !no_model_shapes {
                 cases.extend(bench::matmul::Case::model_shapes());

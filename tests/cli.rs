@@ -72,6 +72,16 @@ fn bench_matmul_json_reports_every_variant() {
             "{row}"
         );
     }
+    // A size no adapter binds (40 GB a matrix) is one sentence, not an abort allocating the
+    // CPU twin's matrices.
+    let out = fer(&["bench", "matmul", "--sizes", "100000", "--no-model-shapes"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && text.contains("--sizes 100000: a 100000×100000 matrix is 38146.97 MiB")
+            && text.contains("the largest square it binds is"),
+        "{text}"
+    );
 }
 
 /// Runs `fer` with `args`, which must succeed, and parses its stdout as JSON.
@@ -319,6 +329,68 @@ fn a_model_of_one_class_is_refused() {
         "{text}"
     );
     assert!(!results.join("one").join("model.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A model file may be TOML (by its extension): the same model as its JSON.
+#[test]
+fn a_model_file_may_be_toml() {
+    let dir = std::env::temp_dir().join(format!("fer-cli-toml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let nodes = [
+        (
+            "flatten",
+            r#"{"name": "flatten", "op": "flatten"}"#,
+            "name = \"flatten\"\nop = \"flatten\"",
+        ),
+        (
+            "fc",
+            r#"{"name": "fc", "op": "linear", "in_features": 2304, "out_features": 7}"#,
+            "name = \"fc\"\nop = \"linear\"\nin_features = 2304\nout_features = 7",
+        ),
+    ];
+    let input = r#"{"channels": 1, "height": 48, "width": 48, "mean": [0.5], "std": [0.5]}"#;
+    let json: Vec<&str> = nodes.iter().map(|(_, json, _)| *json).collect();
+    std::fs::write(
+        dir.join("tiny.json"),
+        format!(
+            r#"{{"name": "tiny", "input": {input}, "nodes": [{}]}}"#,
+            json.join(", ")
+        ),
+    )
+    .unwrap();
+    let tables: Vec<String> = nodes
+        .iter()
+        .map(|(_, _, toml)| format!("[[nodes]]\n{toml}\n"))
+        .collect();
+    std::fs::write(
+        dir.join("tiny.toml"),
+        format!(
+            "name = \"tiny\"\n\n[input]\nchannels = 1\nheight = 48\nwidth = 48\nmean = [0.5]\n\
+             std = [0.5]\n\n{}",
+            tables.join("\n")
+        ),
+    )
+    .unwrap();
+    let dry_run = |file: &str| {
+        let out = fer(&[
+            "train",
+            "--model-file",
+            &dir.join(file).to_string_lossy(),
+            "--synthetic-train",
+            "16",
+            "--dry-run",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let json = dry_run("tiny.json");
+    assert!(json.contains("fits"), "{json}");
+    assert_eq!(dry_run("tiny.toml"), json);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

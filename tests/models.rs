@@ -289,6 +289,8 @@ fn a_model_file_trains_and_evaluates() {
     let file = dir.join("tiny.json");
     let shown =
         fer(&["models", "--show", "mlp"]).replace("\"name\": \"mlp\"", "\"name\": \"tiny\"");
+    // Settings as a person would write them: the f32 0.3 as 0.3, not 0.30000001192092896.
+    assert!(shown.contains(r#""op":"dropout","p":0.3}"#), "{shown}");
     std::fs::write(&file, shown).expect("write the model file");
     let (file, results) = (file.to_str().unwrap(), dir.join("results"));
     let common = ["--synthetic-train", "64", "--seed", "3"];

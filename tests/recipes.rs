@@ -253,6 +253,21 @@ fn val_split_carves_a_stratified_seeded_share_of_train() {
     let first = identities(&cached(7).val);
     assert_eq!(first, identities(&splits.val));
     assert_ne!(identities(&cached(8).val), first);
+    // A share that rounds to no image in every class is said so, not reported as an empty
+    // val folder: 0.02 of 20, 8 and 4.
+    let no_cache = LoadOptions { use_cache: false };
+    let carving = Carving {
+        val_split: Some(0.02),
+        seed: 7,
+    };
+    let error = load_carved(&root, &spec(), no_cache, carving)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("--val-split 0.02 carves no image out of the 32 in")
+            && error.ends_with("raise it"),
+        "{error}"
+    );
 }
 
 #[test]

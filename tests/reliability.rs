@@ -324,6 +324,53 @@ fn a_model_file_with_a_huge_layer_is_refused_before_any_allocation() {
     assert!(!text.contains("panicked"), "{text}");
 }
 
+/// A model of images far over the adapter's bindings (30000×30000, pooled at once) is refused
+/// as the dry run refuses it, before the dataset is read: resizing every image to that size
+/// first took minutes and gigabytes.
+#[test]
+fn a_model_of_huge_images_is_refused_before_the_data_is_read() {
+    let dir = TempDir::new("huge-images");
+    for split in ["train", "val"] {
+        for class in ["a", "b"] {
+            let folder = dir.0.join("data").join(split).join(class);
+            fs::create_dir_all(&folder).unwrap();
+            GrayImage::from_pixel(48, 48, Luma([9]))
+                .save(folder.join("0.png"))
+                .unwrap();
+        }
+    }
+    let file = dir.0.join("huge-images.json");
+    let graph = serde_json::json!({
+        "name": "huge_images",
+        "input": {"channels": 1, "height": 30000, "width": 30000, "mean": [0.0], "std": [1.0]},
+        "nodes": [
+            {"name": "gap", "op": "global_avg_pool"},
+            {"name": "fc", "op": "linear", "in_features": 1, "out_features": 2},
+        ],
+    });
+    fs::write(&file, graph.to_string()).unwrap();
+    let out = fer(&[
+        "train",
+        "--model-file",
+        &file.to_string_lossy(),
+        "--data",
+        &dir.0.join("data").to_string_lossy(),
+        "--batch-size",
+        "2",
+        "--results",
+        &dir.0.join("results").to_string_lossy(),
+        "--quiet",
+    ]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("model `huge_images` does not fit")
+            && text.contains("at batch 2: the batch of images is 6867 MiB"),
+        "{text}"
+    );
+    assert!(!text.contains("loading"), "the data was read: {text}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dry runs and device faults
 
@@ -451,7 +498,7 @@ fn a_train_with_a_batch_too_large_for_the_adapter_says_so_in_one_sentence() {
     let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error: ")).collect();
     assert_eq!(errors.len(), 1, "{text}");
     assert!(
-        errors[0].contains("layer `wide`") && errors[0].contains("smaller batch size"),
+        errors[0].contains("node `wide` outputs") && errors[0].contains("smaller --batch-size"),
         "{text}"
     );
 }

@@ -1,10 +1,9 @@
 //! `fer train --dry-run`: the run's memory and step cost against the adapter's limits, from
 //! the figures `fer models` lists, with nothing allocated and nothing trained.
 
-use anyhow::bail;
-
 use fer::gpu::AdapterSummary;
 use fer::nn::models::{Architecture, ModelChoice};
+use fer::nn::spec::INPUT;
 use fer::train::optimizer::{OptimizerKind, OptimizerSettings};
 
 use super::models::{summarize, Memory, ADAM_STATES};
@@ -88,7 +87,7 @@ pub fn dry_run(adapter: &AdapterSummary, request: &DryRun) -> anyhow::Result<()>
     println!(
         "  largest binding  {}  `{}` output (trainable tensors: {})",
         mib(memory.largest_output.bytes),
-        memory.largest_output.node,
+        memory.largest_output.name,
         mib(memory.gradients).trim()
     );
     let forward = summary.flops_per_image * request.batch as f64;
@@ -99,14 +98,33 @@ pub fn dry_run(adapter: &AdapterSummary, request: &DryRun) -> anyhow::Result<()>
         forward / 1e9
     );
     if let Some(reason) = misfit(memory, adapter) {
-        bail!(
-            "model `{name}` does not fit {} at batch {}: {reason}",
-            adapter.name,
-            request.batch
-        );
+        return Err(does_not_fit(adapter, request, &reason));
     }
     println!("fits: every buffer is within this adapter's limits");
     Ok(())
+}
+
+/// The dry run's verdict alone, as a run checks it before loading its data: a model of huge
+/// images would otherwise spend minutes resizing every image before the plan refused it.
+pub fn refuse_misfit(adapter: &AdapterSummary, request: &DryRun) -> anyhow::Result<()> {
+    let Some(spec) = request.model.spec(request.architecture) else {
+        return Ok(());
+    };
+    let states = optimizer_states(request.optimizer);
+    let summary = summarize(&spec, request.batch, states, Some(bind_limit(adapter)))?;
+    match misfit(&summary.memory, adapter) {
+        Some(reason) => Err(does_not_fit(adapter, request, &reason)),
+        None => Ok(()),
+    }
+}
+
+fn does_not_fit(adapter: &AdapterSummary, request: &DryRun, reason: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "model `{}` does not fit {} at batch {}: {reason}",
+        request.model.name(),
+        adapter.name,
+        request.batch
+    )
 }
 
 /// The most one buffer that a kernel binds whole may hold.
@@ -123,19 +141,25 @@ fn misfit(memory: &Memory, adapter: &AdapterSummary) -> Option<String> {
     let mib = |bytes: u64| bytes.div_ceil(1 << 20);
     if memory.gradients > adapter.max_buffer_bytes {
         return Some(format!(
-            "its trainable tensors need {} MiB in one buffer, over the {} MiB this adapter can \
-             allocate: use a smaller model or another adapter (--adapter NAME, or FER_BACKEND)",
+            "its trainable tensors need {} MiB in one buffer (`{}` alone {} MiB), over the {} \
+             MiB this adapter can allocate: use a smaller model or another adapter (--adapter \
+             NAME, or FER_BACKEND)",
             mib(memory.gradients),
+            memory.largest_tensor.name,
+            mib(memory.largest_tensor.bytes),
             adapter.max_buffer_bytes >> 20
         ));
     }
     let largest = &memory.largest_output;
     let limit = bind_limit(adapter);
     (largest.bytes > limit).then(|| {
+        let what = match largest.name.as_str() {
+            INPUT => "the batch of images is".to_string(),
+            node => format!("node `{node}` outputs"),
+        };
         format!(
-            "node `{}` outputs {} MiB, over the {} MiB this adapter can bind: use a smaller \
-             --batch-size, or another adapter (--adapter NAME, or FER_BACKEND)",
-            largest.node,
+            "{what} {} MiB, over the {} MiB this adapter can bind: use a smaller --batch-size, \
+             or another adapter (--adapter NAME, or FER_BACKEND)",
             mib(largest.bytes),
             limit >> 20
         )

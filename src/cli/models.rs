@@ -3,7 +3,7 @@
 use fer::graph::GraphError;
 use fer::kernels::softmax_ce::ROW_STATS;
 use fer::nn::models::{spec, Architecture, ModelKind};
-use fer::nn::spec::{ModelSpec, OpSpec};
+use fer::nn::spec::{ModelSpec, OpSpec, INPUT};
 use serde::Serialize;
 
 /// What one model holds and costs, as `fer models` lists it.
@@ -34,12 +34,15 @@ pub struct Memory {
     pub convolutions: u64,
     pub scratch: u64,
     /// The largest node output, which must fit one binding.
-    pub largest_output: LargestOutput,
+    pub largest_output: Largest,
+    /// The largest tensor, the first to name where the trainable ones outgrow a buffer.
+    pub largest_tensor: Largest,
 }
 
+/// The largest of some buffers: its node or tensor, and its bytes.
 #[derive(Serialize)]
-pub struct LargestOutput {
-    pub node: String,
+pub struct Largest {
+    pub name: String,
     pub bytes: u64,
 }
 
@@ -165,11 +168,11 @@ pub fn summarize(
         .zip(&shapes[1..])
         .map(|(node, shape)| (node.name.as_str(), values(shape)))
         .collect();
-    let (largest, largest_values) = outputs
-        .iter()
-        .copied()
+    // The batch of images is bound too (a model may pool its input straight away).
+    let (largest, largest_values) = std::iter::once((INPUT, values(&shapes[0])))
+        .chain(outputs.iter().copied())
         .max_by_key(|&(_, values)| values)
-        .unwrap_or(("input", values(&shapes[0])));
+        .expect("the input at least");
     Ok(ModelSummary {
         name: spec.name.clone(),
         input,
@@ -191,10 +194,23 @@ pub fn summarize(
                     .collect::<Vec<_>>(),
             )),
             scratch: bytes(values(&shapes[0]) + batch * (1 + ROW_STATS)),
-            largest_output: LargestOutput {
-                node: largest.to_string(),
+            largest_output: Largest {
+                name: largest.to_string(),
                 bytes: bytes(largest_values),
             },
+            largest_tensor: tensors
+                .iter()
+                .max_by_key(|(_, tensor)| tensor.len())
+                .map_or(
+                    Largest {
+                        name: String::new(),
+                        bytes: 0,
+                    },
+                    |(name, tensor)| Largest {
+                        name: name.clone(),
+                        bytes: bytes(tensor.len()),
+                    },
+                ),
         },
     })
 }

@@ -199,8 +199,18 @@ pub fn model_choice(kind: Option<ModelKind>, file: Option<&Path>) -> anyhow::Res
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read model file {}", path.display()))?;
-            let spec = ModelSpec::parse(&text)
-                .with_context(|| format!("model file {}", path.display()))?;
+            let in_file = || format!("model file {}", path.display());
+            // A .toml file says the same in TOML's syntax (`[input]`, `[[nodes]]`).
+            let json = match path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+            {
+                true => toml::from_str::<serde_json::Value>(&text)
+                    .with_context(in_file)?
+                    .to_string(),
+                false => text,
+            };
+            let spec = ModelSpec::parse(&json).with_context(in_file)?;
             Ok(ModelChoice::File(spec))
         }
         (None, None) => bail!("name a model: --model NAME or --model-file FILE"),

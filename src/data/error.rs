@@ -40,6 +40,16 @@ pub enum DataError {
     TooManyClasses { root: PathBuf, count: usize },
     #[error("class folder {0} holds no files")]
     EmptyClassFolder(PathBuf),
+    #[error(
+        "--val-split {share} carves no image out of the {images} in {}: each class gives \
+         round(its images × {share}) to val, and here that is none; raise it",
+        dir.display()
+    )]
+    NothingCarved {
+        share: f64,
+        dir: PathBuf,
+        images: usize,
+    },
     #[error("the {split} split in {path} has no readable images")]
     EmptySplit { split: &'static str, path: PathBuf },
     #[error("{path} is not a FER2013 CSV: {reason}")]

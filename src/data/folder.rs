@@ -81,9 +81,13 @@ pub(crate) fn scan(root: &Path, carving: Carving) -> Result<FolderLayout, DataEr
         splits.iter().any(|s| s.split == Split::Val),
     ) {
         let train = std::mem::take(&mut splits[0].files);
+        let images = train.len();
         let (train, [val]) = carve_into(train, [share], carving.seed);
-        splits[0].files = train;
         let dir = splits[0].dir.clone();
+        if val.is_empty() {
+            return Err(DataError::NothingCarved { share, dir, images });
+        }
+        splits[0].files = train;
         splits.insert(
             1,
             SplitFiles {

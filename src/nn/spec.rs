@@ -251,7 +251,11 @@ impl ModelSpec {
             .map(|node| {
                 let mut fields = Map::new();
                 fields.insert("name".into(), Json::String(node.name.clone()));
-                let op = serde_json::to_value(&node.op).expect("an op serialises");
+                // Through text, so an f32 setting is written as its shortest decimal (0.3), not
+                // as the f64 a Value would hold (0.30000001192092896).
+                let op: Json = serde_json::to_string(&node.op)
+                    .and_then(|text| serde_json::from_str(&text))
+                    .expect("an op serialises");
                 fields.extend(op.as_object().expect("an op is an object").clone());
                 if !node.inputs.is_empty() {
                     fields.insert("inputs".into(), serde_json::json!(node.inputs));

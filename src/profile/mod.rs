@@ -46,7 +46,8 @@ pub struct ProfileSettings {
     pub architecture: Architecture,
     pub optimizer: OptimizerSettings,
     pub batch: usize,
-    /// Training steps run before timing: they compile every pipeline and fill the input.
+    /// Training steps run before timing (at least one): they compile every pipeline and fill
+    /// the input.
     pub warmup_steps: usize,
     pub steps: usize,
     pub seed: u64,
@@ -123,7 +124,7 @@ pub fn run(
     let batch = settings.batch.max(1);
     let steps = settings.steps.max(1);
     // At least one warm-up step: it uploads the batch the profiled steps then reuse.
-    let warmup_steps = settings.warmup_steps.max(1);
+    let warmup_steps = settings.warmup_steps;
     let model = build(ctx, settings.model, &settings.architecture, settings.seed)?
         .ok_or(TrainError::NoGpuModel(settings.model))?;
     let mut optimizer = Optimizer::new(ctx, &model, &settings.optimizer)?;

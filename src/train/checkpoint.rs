@@ -548,7 +548,13 @@ fn metadata(path: &Path) -> Result<HashMap<String, String>, CheckpointError> {
     };
     let mut file = std::fs::File::open(path).map_err(read_error)?;
     let mut length = [0u8; 8];
-    file.read_exact(&mut length).map_err(read_error)?;
+    file.read_exact(&mut length)
+        .map_err(|error| match error.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                format_error(path, "it is shorter than a safetensors header")
+            }
+            _ => read_error(error),
+        })?;
     let length = u64::from_le_bytes(length);
     if length > MAX_HEADER_BYTES {
         return Err(format_error(path, format!("a header of {length} bytes")));

@@ -87,7 +87,7 @@ impl TrainSettings {
 pub enum TrainError {
     #[error("the training split is empty")]
     NoTrainingData,
-    #[error("the {} model runs no GPU kernels: pick softmax, mlp or cnn", .0.name())]
+    #[error("the {} model runs no GPU kernels: pick another (`fer models` lists them)", .0.name())]
     NoGpuModel(ModelKind),
     #[error("batch sizes must be positive")]
     EmptyBatch,
