@@ -221,7 +221,10 @@ fn train_then_eval_reproduces_the_validation_numbers() {
     let trained_accuracy = metrics["accuracy"].as_f64().expect("accuracy");
 
     let checkpoint = dir.join("model.safetensors").to_string_lossy().into_owned();
+    // In folders that do not exist yet: eval makes them, as mkdir -p would.
     let predictions = results
+        .join("eval")
+        .join("val")
         .join("predictions.csv")
         .to_string_lossy()
         .into_owned();
@@ -297,8 +300,8 @@ fn bad_inputs_are_one_clear_sentence() {
     );
 }
 
-/// A model of one output is refused before it trains: its softmax is always 1, so its loss
-/// is 0 and its accuracy 1 whatever it learns.
+/// A model of one output is refused when its file is read: its softmax is always 1, so its
+/// loss would be 0 and its accuracy 1 whatever it learned.
 #[test]
 fn a_model_of_one_class_is_refused() {
     let dir = std::env::temp_dir().join(format!("fer-cli-one-class-{}", std::process::id()));
@@ -325,7 +328,7 @@ fn a_model_of_one_class_is_refused() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success()
-            && text.contains("model `one` predicts 1 class: a classifier needs at least two"),
+            && text.contains("node `fc`: outputs 1 class: a classifier needs at least two"),
         "{text}"
     );
     assert!(!results.join("one").join("model.safetensors").exists());

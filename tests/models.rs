@@ -131,6 +131,15 @@ fn a_wrong_model_file_names_the_node_and_the_fault() {
             "node `input`: `input` names the image the model reads",
         ),
         (
+            conv.to_string(),
+            "node `conv`: outputs [1, 2, 4, 4] for one image: a classifier ends in [batch, classes]",
+        ),
+        (
+            r#"{"name": "flat", "op": "flatten"}, {"name": "fc", "op": "linear", "in_features": 16, "out_features": 0}"#
+                .to_string(),
+            "node `fc`: outputs 0 classes: a classifier needs at least two",
+        ),
+        (
             r#"{"name": "k0", "op": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 0}"#
                 .to_string(),
             "layer `k0` (Conv2d(1, 2, kernel_size=(0, 0), stride=(1, 1), padding=(0, 0))) cannot \
@@ -337,6 +346,26 @@ fn a_model_file_trains_and_evaluates() {
     assert_eq!(
         accuracy(&trained, "accuracy:"),
         accuracy(&evaluated, "accuracy:")
+    );
+    // The same name over other nodes is said so, not as two models of one name.
+    let other = std::fs::read_to_string(file)
+        .unwrap()
+        .replace(r#""p":0.3"#, r#""p":0.4"#);
+    std::fs::write(dir.join("other.json"), other).expect("write");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fer"))
+        .args(["eval", "--split", "val", "--model-file"])
+        .arg(dir.join("other.json"))
+        .arg("--checkpoint")
+        .arg(&checkpoint)
+        .args(common)
+        .output()
+        .expect("fer runs");
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && error
+                .contains("holds a model named `tiny` whose nodes differ from the model file's"),
+        "{error}"
     );
     std::fs::write(dir.join("bad.json"), shown_with_bad_input()).expect("write");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_fer"))

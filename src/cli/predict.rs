@@ -88,6 +88,10 @@ pub fn predict(
     architecture: &Architecture,
     request: &PredictRequest,
 ) -> anyhow::Result<()> {
+    // Made first, so a folder that cannot be made is said before the work, not after.
+    if let Some(folder) = &request.annotate {
+        create_folder(folder)?;
+    }
     let classifier = Classifier::open(ctx, &request.checkpoint, model, architecture)?;
     let description = &classifier.description;
     if !classifier.self_described {
@@ -350,8 +354,6 @@ fn csv(photos: &[Photo], classes: &[String]) -> String {
 /// Each photo, decoded again, with its labels drawn, as `<folder>/<file stem>.png` (`-2`, `-3`,
 /// ... after a name already written).
 fn write_annotated(photos: &[Photo], folder: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(folder)
-        .with_context(|| format!("cannot create folder {}", folder.display()))?;
     let mut taken = HashSet::new();
     for photo in photos {
         let image: DynamicImage = open_image(&photo.file)
@@ -388,4 +390,10 @@ fn write_annotated(photos: &[Photo], folder: &Path) -> anyhow::Result<()> {
         folder.display()
     );
     Ok(())
+}
+
+/// `folder` and the folders above it, as `mkdir -p` makes them.
+pub fn create_folder(folder: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(folder)
+        .with_context(|| format!("cannot create folder {}", folder.display()))
 }

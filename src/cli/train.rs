@@ -423,6 +423,10 @@ pub struct EvalRequest<'a> {
 /// Evaluates a checkpoint on one split; prints the report, optionally writes per-image
 /// predictions with class probabilities as CSV, each row naming its image.
 pub fn eval(ctx: &GpuContext, request: &EvalRequest) -> anyhow::Result<f64> {
+    // Its folder is made first, so one that cannot be made is said before the work.
+    if let Some(folder) = request.predictions.and_then(Path::parent) {
+        super::predict::create_folder(folder)?;
+    }
     let classifier =
         Classifier::open(ctx, request.checkpoint, request.model, request.architecture)?;
     let description = &classifier.description;

@@ -36,6 +36,12 @@ pub enum InferError {
         holds: String,
         asked: String,
     },
+    #[error(
+        "checkpoint {path} holds a model named `{name}` whose nodes differ from the model file's: \
+         leave out --model-file (the checkpoint describes its model), or give the file it was \
+         trained from"
+    )]
+    OtherGraph { path: PathBuf, name: String },
     #[error("the baseline has no checkpoint; `fer train --model baseline` reports it")]
     Baseline,
     #[error("checkpoint {path} names {classes} classes, but its model has {outputs} outputs")]
@@ -105,11 +111,19 @@ pub fn resolve(
 ) -> Result<(Description, bool), InferError> {
     Ok(match (checkpoint::describe(path)?, asked) {
         (Some(description), Some(asked)) if !same_model(&description.model, asked) => {
-            return Err(InferError::Disagrees {
-                path: path.to_path_buf(),
-                holds: description.model.name().to_string(),
-                asked: asked.name().to_string(),
-            })
+            let (holds, asked) = (description.model.name(), asked.name());
+            let path = path.to_path_buf();
+            return Err(match holds == asked {
+                true => InferError::OtherGraph {
+                    path,
+                    name: holds.to_string(),
+                },
+                false => InferError::Disagrees {
+                    path,
+                    holds: holds.to_string(),
+                    asked: asked.to_string(),
+                },
+            });
         }
         (Some(description), _) => (description, true),
         (None, Some(asked)) => (

@@ -238,7 +238,27 @@ impl ModelSpec {
             input: file.input,
             nodes,
         };
-        spec.graph()?;
+        let shapes = spec.graph()?.shapes(&spec.input.shape(), 1)?;
+        if let (Some(last), Some(output)) = (spec.nodes.last(), shapes.last()) {
+            let why = match output[..] {
+                [_, classes] if classes >= 2 => None,
+                [_, classes] => Some(format!(
+                    "outputs {classes} class{}: a classifier needs at least two",
+                    if classes == 1 { "" } else { "es" }
+                )),
+                _ => Some(format!(
+                    "outputs {:?} for one image: a classifier ends in [batch, classes] (a \
+                     linear layer, after a flatten or a global pool)",
+                    output
+                )),
+            };
+            if let Some(why) = why {
+                return Err(SpecError::Node {
+                    node: last.name.clone(),
+                    why,
+                });
+            }
+        }
         Ok(spec)
     }
 

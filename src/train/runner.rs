@@ -45,7 +45,11 @@ pub enum RunError {
         if *outputs == 1 { "" } else { "es" }
     )]
     TooFewClasses { model: String, outputs: usize },
-    #[error("model `{model}` predicts {outputs} classes, but the dataset has {classes}")]
+    #[error(
+        "model `{model}` predicts {outputs} classes, but the dataset has {classes}: give the \
+         model's last linear layer out_features {classes} (`fer models --show NAME` writes a \
+         built-in model as a file to edit and train with --model-file)"
+    )]
     ClassCount {
         model: String,
         outputs: usize,
