@@ -135,6 +135,16 @@ fn a_wrong_model_file_names_the_node_and_the_fault() {
             "node `conv`: outputs [1, 2, 4, 4] for one image: a classifier ends in [batch, classes]",
         ),
         (
+            r#"{"name": "flat", "op": "flatten"}, {"name": "fc", "op": "linear", "in_features": 16, "out_features": 18446744073709551615}"#
+                .to_string(),
+            "node `fc`: its output [1, 18446744073709551615] for one image holds more values than fer counts",
+        ),
+        (
+            r#"{"name": "flat", "op": "flatten"}, {"name": "fc", "op": "linear", "in_features": 16, "out_features": 137438953472}, {"name": "out", "op": "linear", "in_features": 137438953472, "out_features": 2}"#
+                .to_string(),
+            "node `fc`: its tensor `fc.weight` [137438953472, 16] holds more values than fer counts",
+        ),
+        (
             r#"{"name": "flat", "op": "flatten"}, {"name": "fc", "op": "linear", "in_features": 16, "out_features": 0}"#
                 .to_string(),
             "node `fc`: outputs 0 classes: a classifier needs at least two",

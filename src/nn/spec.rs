@@ -212,6 +212,10 @@ pub fn is_plain_name(name: &str) -> bool {
 /// The name by which nodes read the model's input.
 pub const INPUT: &str = "input";
 
+/// The most values a tensor or one image's output may hold (2⁴⁰, 4 TiB of f32: past any
+/// adapter), so that every size fer adds up stays countable.
+const MAX_VALUES: usize = 1 << 40;
+
 impl ModelSpec {
     /// Reads a model file's text.
     pub fn parse(text: &str) -> Result<Self, SpecError> {
@@ -238,7 +242,40 @@ impl ModelSpec {
             input: file.input,
             nodes,
         };
-        let shapes = spec.graph()?.shapes(&spec.input.shape(), 1)?;
+        let graph = spec.graph()?;
+        let shapes = graph.shapes(&spec.input.shape(), 1)?;
+        // Sizes past counting (out_features 2^64 − 1) would wrap in every figure fer prints.
+        let countable = |shape: &[usize]| {
+            shape
+                .iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .is_some_and(|n| n <= MAX_VALUES)
+        };
+        let nodes_and_outputs = spec.nodes.iter().zip(&shapes[1..]);
+        if let Some((node, shape)) = nodes_and_outputs.clone().find(|(_, s)| !countable(s)) {
+            return Err(SpecError::Node {
+                node: node.name.clone(),
+                why: format!(
+                    "its output {shape:?} for one image holds more values than fer counts"
+                ),
+            });
+        }
+        if let Some((tensor, spec)) = graph
+            .tensors()
+            .into_iter()
+            .find(|(_, t)| !countable(&t.shape))
+        {
+            let node = tensor
+                .rsplit_once('.')
+                .map_or(tensor.as_str(), |(node, _)| node);
+            return Err(SpecError::Node {
+                node: node.to_string(),
+                why: format!(
+                    "its tensor `{tensor}` {:?} holds more values than fer counts",
+                    spec.shape
+                ),
+            });
+        }
         if let (Some(last), Some(output)) = (spec.nodes.last(), shapes.last()) {
             let why = match output[..] {
                 [_, classes] if classes >= 2 => None,
