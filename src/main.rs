@@ -173,18 +173,18 @@ struct DataArgs {
 /// The models' shapes; defaults are the study's. Eval needs the same values as training.
 #[derive(Args)]
 struct ArchArgs {
-    /// Sizes of the mlp's two hidden layers.
+    /// Sizes of the mlp's two hidden layers, comma-separated (128,64).
     #[arg(long, value_delimiter = ',', default_values_t = Architecture::default().mlp_hidden)]
     #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
     mlp_hidden: Vec<usize>,
     #[arg(long, default_value_t = Architecture::default().mlp_dropout)]
     #[arg(value_parser = options::fraction::<f32>, allow_hyphen_values = true)]
     mlp_dropout: f32,
-    /// Output channels of the cnn's four conv blocks.
+    /// Output channels of the cnn's four conv blocks, comma-separated (64,128,512,512).
     #[arg(long, value_delimiter = ',', default_values_t = Architecture::default().cnn_channels)]
     #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
     cnn_channels: Vec<usize>,
-    /// Sizes of the cnn's two hidden Linear layers.
+    /// Sizes of the cnn's two hidden Linear layers, comma-separated (256,512).
     #[arg(long, value_delimiter = ',', default_values_t = Architecture::default().cnn_hidden)]
     #[arg(value_parser = options::at_least::<1>, allow_hyphen_values = true)]
     cnn_hidden: Vec<usize>,

@@ -268,6 +268,14 @@ fn val_split_carves_a_stratified_seeded_share_of_train() {
             && error.ends_with("raise it"),
         "{error}"
     );
+    // With a val folder the share is not used, and the load report says so.
+    write_classes(&root.join("val"), &[2, 2, 2], &mut value);
+    let splits = carved(&root, Some(0.25), 7);
+    assert_eq!(splits.val.len(), 6);
+    assert_eq!(
+        splits.report.carved.as_deref(),
+        Some("val/ exists, so --val-split 0.25 carves nothing")
+    );
 }
 
 #[test]

@@ -150,7 +150,8 @@ pub struct LoadReport {
     pub cache: CacheStatus,
     /// Problems that did not stop loading, such as a cache that could not be written.
     pub warnings: Vec<String>,
-    /// How splits the dataset lacks were carved out of its images, if any were.
+    /// How splits the dataset lacks were carved out of its images, if any were, or why
+    /// --val-split carved none.
     pub carved: Option<String>,
 }
 

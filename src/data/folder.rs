@@ -26,7 +26,8 @@ pub(crate) struct FolderLayout {
     /// Train and val always; test only when a `test/` folder exists or the root is one folder
     /// of class folders.
     pub splits: Vec<SplitFiles>,
-    /// How splits the dataset lacks were carved, for the load report.
+    /// How splits the dataset lacks were carved (or why --val-split carved none), for the
+    /// load report.
     pub carved: Option<String>,
 }
 
@@ -75,11 +76,12 @@ pub(crate) fn scan(root: &Path, carving: Carving) -> Result<FolderLayout, DataEr
             Ok(SplitFiles { split, dir, files })
         })
         .collect::<Result<_, DataError>>()?;
-    let mut carved = None;
-    if let (Some(share), false) = (
-        carving.val_split,
-        splits.iter().any(|s| s.split == Split::Val),
-    ) {
+    let has_val = splits.iter().any(|s| s.split == Split::Val);
+    let mut carved = carving
+        .val_split
+        .filter(|_| has_val)
+        .map(|share| format!("val/ exists, so --val-split {share} carves nothing"));
+    if let (Some(share), false) = (carving.val_split, has_val) {
         let train = std::mem::take(&mut splits[0].files);
         let images = train.len();
         let (train, [val]) = carve_into(train, [share], carving.seed);
