@@ -20,8 +20,6 @@ from typing import Callable, NamedTuple
 import torch
 from torch import nn
 
-CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
-
 
 def softmax_model():
     class Softmax(nn.Module):

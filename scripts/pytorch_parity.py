@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from fer_models import CLASSES, TWINS
+from fer_models import TWINS
 
 
 def input_spec(fer, model):
@@ -34,12 +34,14 @@ def input_spec(fer, model):
     return json.loads(shown)["input"]
 
 
-def load_split(root, split, spec):
+def load_split(root, split, spec, classes):
+    """The split's images in fer's order (class by class, files by name) with their labels."""
     mode = "L" if spec["channels"] == 1 else "RGB"
     size = (spec["width"], spec["height"])
     images, labels = [], []
-    for label, name in enumerate(CLASSES):
-        folder = next((d for d in (root / split).iterdir() if d.name.lower() == name), None)
+    for label, name in enumerate(classes):
+        folder = next((d for d in (root / split).iterdir() if d.name.lower() == name.lower()),
+                      None)
         for path in sorted(folder.iterdir(), key=lambda p: p.name) if folder else []:
             image = Image.open(path).convert(mode).resize(size, Image.BILINEAR)
             images.append(np.asarray(image, dtype=np.float32).reshape(size[1], size[0], -1))
@@ -70,12 +72,15 @@ def main():
     model.load_state_dict(state, strict=True)
     model.eval()
 
-    x, labels = load_split(args.data, args.split, input_spec(args.fer, args.model))
+    with open(args.predictions) as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    # The checkpoint's classes, in its output order: the CSV's p_<class> columns.
+    classes = [column[2:] for column in reader.fieldnames if column.startswith("p_")]
+    x, labels = load_split(args.data, args.split, input_spec(args.fer, args.model), classes)
     with torch.no_grad():
         probabilities = torch.cat([torch.softmax(model(b), 1) for b in x.split(256)])
-    with open(args.predictions) as f:
-        rows = list(csv.DictReader(f))
-    fer_probabilities = torch.tensor([[float(r[f"p_{c}"]) for c in CLASSES] for r in rows])
+    fer_probabilities = torch.tensor([[float(r[f"p_{c}"]) for c in classes] for r in rows])
     if len(rows) != len(x):
         sys.exit(f"fer predicted {len(rows)} images, the split has {len(x)}")
     difference = (probabilities - fer_probabilities).abs().max().item()
