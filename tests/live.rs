@@ -397,7 +397,10 @@ fn screenshot_of_live_window(
 
 #[test]
 fn the_window_shows_the_frames_with_their_boxes_under_xvfb() {
-    let frames = panning_frames(12, (480, 360), 40);
+    // Long enough (36 frames, about 1.5 s here) that a screenshot every 100 ms catches the
+    // window drawn even on a loaded machine: 12 frames ran in about half a second, and the
+    // test failed once under load, most likely ending between screenshots.
+    let frames = panning_frames(36, (480, 360), 25);
     let Some(screen) = screenshot_of_live_window("xvfb", (640, 480), &frames) else {
         return;
     };
