@@ -298,6 +298,28 @@ fn bad_inputs_are_one_clear_sentence() {
         1,
         "{text}"
     );
+
+    let file = std::env::temp_dir().join(format!("fer-cli-results-file-{}", std::process::id()));
+    std::fs::write(&file, "").unwrap();
+    let out = fer(&[
+        "train",
+        "--model",
+        "softmax",
+        "--synthetic-train",
+        "8",
+        "--results",
+        &file.to_string_lossy(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && text.contains(&format!(
+                "--results {} is a file: name a folder",
+                file.display()
+            )),
+        "{text}"
+    );
+    let _ = std::fs::remove_file(&file);
 }
 
 /// A model of one output is refused when its file is read: its softmax is always 1, so its

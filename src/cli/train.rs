@@ -157,6 +157,12 @@ fn centre_crop(data: &Dataset, input: &ImageSpec) -> Dataset {
 /// a second run aimed at the same folder is refused at once rather than overwriting the first's
 /// files. The locks are released when the returned values drop.
 pub fn lock_results(results: &Path, models: &[&str]) -> anyhow::Result<Vec<FolderLock>> {
+    if results.is_file() {
+        bail!(
+            "--results {} is a file: name a folder (made if missing)",
+            results.display()
+        );
+    }
     models
         .iter()
         .map(|model| Ok(FolderLock::acquire(&results.join(model))?))
