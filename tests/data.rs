@@ -84,8 +84,10 @@ fn class_folders_load_with_labels_pixels_and_skips() {
 
     let report = &splits.report;
     assert_eq!(report.skipped, 1);
+    // Named, with a reason a person reads (the decoders' own words can be their state).
     assert!(
-        report.skipped_examples[0].contains("broken.jpg"),
+        report.skipped_examples[0].contains("broken.jpg")
+            && report.skipped_examples[0].ends_with(": damaged JPEG data"),
         "{:?}",
         report.skipped_examples
     );

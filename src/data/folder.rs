@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use image::{DynamicImage, ImageReader, Limits};
+use image::{DynamicImage, ImageError, ImageReader, Limits};
 
 use super::carve::{carve, Carving, ONE_FOLDER_SHARES};
 use super::convert::to_spec;
@@ -387,5 +387,18 @@ pub fn open_image(path: &Path) -> Result<DynamicImage, String> {
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
-    reader.decode().map_err(|error| error.to_string())
+    reader.decode().map_err(|error| match error {
+        // The decoders' own words can be their internal state (the png crate's chunk types).
+        ImageError::Decoding(error) => {
+            format!(
+                "damaged {} data",
+                error.format_hint().to_string().to_uppercase()
+            )
+        }
+        ImageError::Limits(_) => format!(
+            "larger than fer decodes ({MAX_IMAGE_SIDE} pixels a side, {} MiB decoded)",
+            MAX_DECODE_BYTES >> 20
+        ),
+        other => other.to_string(),
+    })
 }
