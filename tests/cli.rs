@@ -319,7 +319,29 @@ fn bad_inputs_are_one_clear_sentence() {
             )),
         "{text}"
     );
+    // The same file as a checkpoint: not a safetensors file, said so.
+    let out = fer(&[
+        "eval",
+        "--checkpoint",
+        &file.to_string_lossy(),
+        "--synthetic-train",
+        "8",
+    ]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && text.contains("is not a safetensors file: it is shorter than a safetensors header"),
+        "{text}"
+    );
     let _ = std::fs::remove_file(&file);
+
+    let out = fer(&["profile", "--model", "mlp", "--warmup", "0"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && text.contains("'--warmup <WARMUP>': must be a whole number of at least 1"),
+        "{text}"
+    );
 }
 
 /// A model of one output is refused when its file is read: its softmax is always 1, so its
