@@ -335,6 +335,28 @@ fn bad_inputs_are_one_clear_sentence() {
     );
     let _ = std::fs::remove_file(&file);
 
+    let out = fer(&[
+        "train",
+        "--model",
+        "mlp",
+        "--optimizer",
+        "adam",
+        "--momentum",
+        "0.9",
+        "--synthetic-train",
+        "8",
+        "--results",
+        &std::env::temp_dir()
+            .join("fer-cli-adam-momentum")
+            .to_string_lossy(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && text.contains("momentum and nesterov are SGD's settings, and the optimizer is adam"),
+        "{text}"
+    );
+
     let out = fer(&["profile", "--model", "mlp", "--warmup", "0"]);
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(

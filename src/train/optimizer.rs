@@ -83,6 +83,15 @@ impl OptimizerSettings {
                 Ok(Group::Sgd(SgdGroup::new(ctx, config)))
             }
             OptimizerKind::Adam | OptimizerKind::Adamw => {
+                // torch.optim.Adam takes neither; silently ignoring them would train another
+                // recipe than the one asked for.
+                if self.nesterov || self.momentum != 0.0 {
+                    return Err(format!(
+                        "momentum and nesterov are SGD's settings, and the optimizer is {}: drop \
+                         them, or train with --optimizer sgd",
+                        format!("{:?}", self.kind).to_lowercase()
+                    ));
+                }
                 let config = AdamConfig {
                     weight_decay: self.weight_decay,
                     decoupled: self.kind == OptimizerKind::Adamw,
