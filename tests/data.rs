@@ -219,6 +219,20 @@ fn csv_maps_labels_and_skips_malformed_rows() {
     assert_eq!(splits.report.skipped, 1);
     assert!(splits.report.skipped_examples[0].starts_with("line 4:"));
 
+    // Every training row unreadable: the error says why, not only that none was read.
+    let mut text = String::from("emotion,pixels,Usage\n");
+    text += "3,1 2 3,Training\n";
+    text += &csv_row(6, 22, "PublicTest");
+    fs::write(&path, text).unwrap();
+    let error = load(&path, &grey()).unwrap_err().to_string();
+    assert!(
+        error.ends_with(
+            "has no readable images (1 unreadable items were skipped, e.g. line 2: expected 2304 \
+             pixel values, found 3)"
+        ),
+        "{error}"
+    );
+
     fs::write(&path, "emotion,Usage\n").unwrap();
     assert!(matches!(
         load(&path, &grey()),

@@ -52,8 +52,8 @@ pub(crate) fn load(path: &Path, spec: &ImageSpec) -> Result<Splits, DataError> {
     let ([train, val, test], report) = read(path, spec)?;
     let test = test.dataset(spec);
     Ok(Splits {
-        train: require_images(train.dataset(spec), Split::Train, path)?,
-        val: require_images(val.dataset(spec), Split::Val, path)?,
+        train: require_images(train.dataset(spec), Split::Train, path, &report)?,
+        val: require_images(val.dataset(spec), Split::Val, path, &report)?,
         test: (!test.is_empty()).then_some(test),
         report,
     })
@@ -77,7 +77,7 @@ pub(crate) fn load_split(
         .map(|line| format!("csv:{line}"))
         .collect();
     Ok(SourcedSplit {
-        data: require_images(rows.dataset(spec), split, path)?,
+        data: require_images(rows.dataset(spec), split, path, &report)?,
         sources,
         report,
     })

@@ -209,16 +209,27 @@ impl Split {
     }
 }
 
-/// A split that ended up with no images is an error naming the split and the source.
+/// A split that ended up with no images is an error naming the split and the source, and
+/// what `report` skipped as unreadable reading it, if anything.
 pub(crate) fn require_images(
     dataset: Dataset,
     split: Split,
     source: &std::path::Path,
+    report: &LoadReport,
 ) -> Result<Dataset, DataError> {
     if dataset.is_empty() {
         return Err(DataError::EmptySplit {
             split: split.name(),
             path: source.to_path_buf(),
+            skipped: report
+                .skipped_examples
+                .first()
+                .map_or(String::new(), |example| {
+                    format!(
+                        " ({} unreadable items were skipped, e.g. {example})",
+                        report.skipped
+                    )
+                }),
         });
     }
     Ok(dataset)

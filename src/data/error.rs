@@ -50,8 +50,13 @@ pub enum DataError {
         dir: PathBuf,
         images: usize,
     },
-    #[error("the {split} split in {path} has no readable images")]
-    EmptySplit { split: &'static str, path: PathBuf },
+    #[error("the {split} split in {path} has no readable images{skipped}")]
+    EmptySplit {
+        split: &'static str,
+        path: PathBuf,
+        /// What was skipped as unreadable, as a parenthesis (or nothing).
+        skipped: String,
+    },
     #[error("{path} is not a FER2013 CSV: {reason}")]
     CsvHeader { path: PathBuf, reason: String },
     #[error("cannot load images at this spec: {0}")]

@@ -205,7 +205,7 @@ pub(crate) fn load_split(
     let (images, labels, paths, report) = decode_split(&files, spec);
     let data = Dataset::new(spec.clone(), class_names, images, labels);
     Ok(SourcedSplit {
-        data: require_images(data, split, &dir)?,
+        data: require_images(data, split, &dir, &report)?,
         sources: paths
             .iter()
             .map(|path| path.display().to_string())
@@ -221,13 +221,15 @@ pub(crate) fn decode(layout: &FolderLayout, spec: &ImageSpec) -> Result<Splits, 
     let mut decoded = Vec::with_capacity(layout.splits.len());
     for split_files in &layout.splits {
         let (images, labels, _, split_report) = decode_split(&split_files.files, spec);
-        report.absorb(split_report);
         let dataset = Dataset::new(spec.clone(), layout.class_names.clone(), images, labels);
+        let split = split_files.split;
         decoded.push(require_images(
             dataset,
-            split_files.split,
+            split,
             &split_files.dir,
+            &split_report,
         )?);
+        report.absorb(split_report);
     }
     let mut decoded = decoded.into_iter();
     match (decoded.next(), decoded.next()) {
