@@ -241,6 +241,18 @@ fn bad_sources_are_refused_in_one_sentence() {
         &[&text(&empty), "no image", "2 files skipped"],
     );
 
+    // A file where the frames' folder should be.
+    refused(
+        &live(&[
+            "--video",
+            &text(&video),
+            "--no-window",
+            "--record",
+            &text(&video),
+        ]),
+        &[&text(&video), "it is a file: --record names a folder"],
+    );
+
     // No X server to show a window on.
     let checkpoint = text(&trained_softmax());
     let headless = Command::new(env!("CARGO_BIN_EXE_fer"))

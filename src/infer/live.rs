@@ -90,10 +90,16 @@ pub fn run(
 ) -> Result<Summary, LiveError> {
     let mut detector = FaceDetector::new(settings.min_face).map_err(LiveError::Detector)?;
     if let Some(folder) = record {
-        std::fs::create_dir_all(folder).map_err(|error| LiveError::Record {
+        let refused = |reason: String| LiveError::Record {
             path: folder.to_path_buf(),
-            reason: error.to_string(),
-        })?;
+            reason,
+        };
+        if folder.is_file() {
+            return Err(refused(
+                "it is a file: --record names a folder for the frames".into(),
+            ));
+        }
+        std::fs::create_dir_all(folder).map_err(|error| refused(error.to_string()))?;
     }
     let frames = start_source(source);
     let start = Instant::now();
