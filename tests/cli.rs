@@ -372,14 +372,7 @@ fn bad_inputs_are_one_clear_sentence() {
 fn a_model_of_one_class_is_refused() {
     let dir = std::env::temp_dir().join(format!("fer-cli-one-class-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let model = dir.join("one.json");
-    std::fs::write(
-        &model,
-        r#"{"name": "one", "input": {"channels": 1, "height": 48, "width": 48, "mean": [0.5], "std": [0.5]},
-            "nodes": [{"name": "flatten", "op": "flatten"},
-                      {"name": "fc", "op": "linear", "in_features": 2304, "out_features": 1}]}"#,
-    )
-    .unwrap();
+    let model = common::linear_model_file(&dir, "one", 1);
     let results = dir.join("results");
     let out = fer(&[
         "train",

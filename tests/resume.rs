@@ -255,14 +255,7 @@ fn a_run_is_not_resumed_on_other_classes() {
     };
     let first = dataset("first", ["angry", "happy", "sad"]);
     let other = dataset("other", ["angry", "happy", "surprise"]);
-    let model = dir.0.join("three.json");
-    std::fs::write(
-        &model,
-        r#"{"name": "three", "input": {"channels": 1, "height": 48, "width": 48, "mean": [0.5], "std": [0.5]},
-            "nodes": [{"name": "flatten", "op": "flatten"},
-                      {"name": "fc", "op": "linear", "in_features": 2304, "out_features": 3}]}"#,
-    )
-    .unwrap();
+    let model = common::linear_model_file(&dir.0, "three", 3);
     let results = dir.0.join("results").display().to_string();
     let train = |data: &str, epochs: &str, resume: bool| {
         let mut args = vec![

@@ -50,27 +50,17 @@ impl ConvTranspose2dShape {
     /// the whole output), if it does not.
     pub fn check(&self) -> Result<(), String> {
         let sizes = [
-            self.batch,
-            self.in_channels,
-            self.out_channels,
-            self.height,
-            self.width,
-            self.kernel_h,
-            self.kernel_w,
-            self.stride,
+            ("batch", self.batch),
+            ("in_channels", self.in_channels),
+            ("out_channels", self.out_channels),
+            ("the input's height", self.height),
+            ("the input's width", self.width),
+            ("kernel_size", self.kernel_h),
+            ("kernel_size", self.kernel_w),
+            ("stride", self.stride),
         ];
-        if sizes.contains(&0) {
-            return Err(format!(
-                "a zero size: batch {}, channels {} to {}, input {}×{}, kernel {}×{}, stride {}",
-                self.batch,
-                self.in_channels,
-                self.out_channels,
-                self.height,
-                self.width,
-                self.kernel_h,
-                self.kernel_w,
-                self.stride
-            ));
+        if let Some((size, _)) = sizes.iter().find(|(_, value)| *value == 0) {
+            return Err(format!("{size} is 0"));
         }
         let cropped =
             |size: usize, kernel: usize| (size - 1) * self.stride + kernel <= 2 * self.padding;

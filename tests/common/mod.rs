@@ -138,3 +138,17 @@ pub fn rustface_photo() -> PathBuf {
         .expect("rustface is a dependency");
     Path::new(manifest).with_file_name("test.png")
 }
+
+/// A model file `<dir>/<name>.json`: 48×48 grey faces, flattened, into one Linear layer of
+/// `classes` outputs.
+pub fn linear_model_file(dir: &Path, name: &str, classes: usize) -> PathBuf {
+    let path = dir.join(format!("{name}.json"));
+    let input = r#"{"channels": 1, "height": 48, "width": 48, "mean": [0.5], "std": [0.5]}"#;
+    let nodes = format!(
+        r#"[{{"name": "flatten", "op": "flatten"}},
+            {{"name": "fc", "op": "linear", "in_features": 2304, "out_features": {classes}}}]"#
+    );
+    let text = format!(r#"{{"name": "{name}", "input": {input}, "nodes": {nodes}}}"#);
+    std::fs::write(&path, text).expect("write the model file");
+    path
+}
