@@ -251,8 +251,8 @@ impl ModelSpec {
                 .try_fold(1usize, |n, &d| n.checked_mul(d))
                 .is_some_and(|n| n <= MAX_VALUES)
         };
-        let nodes_and_outputs = spec.nodes.iter().zip(&shapes[1..]);
-        if let Some((node, shape)) = nodes_and_outputs.clone().find(|(_, s)| !countable(s)) {
+        let mut nodes_and_outputs = spec.nodes.iter().zip(&shapes[1..]);
+        if let Some((node, shape)) = nodes_and_outputs.find(|(_, s)| !countable(s)) {
             return Err(SpecError::Node {
                 node: node.name.clone(),
                 why: format!(
