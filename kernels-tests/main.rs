@@ -17,3 +17,4 @@ mod pool;
 mod reduce;
 mod shaders;
 mod softmax_ce;
+mod winograd;

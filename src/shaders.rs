@@ -32,4 +32,5 @@ shaders! {
     ELEMENTWISE => "elementwise" after "quads", "philox",
     OPTIM => "optim" after "quads",
     PEAK => "peak",
+    WINOGRAD => "winograd",
 }

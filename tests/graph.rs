@@ -571,6 +571,53 @@ fn a_residual_graph_matches_the_cpu_graph() {
     });
 }
 
+/// Convolutions wide enough to evaluate on Winograd's F(2×2, 3×3) (32 channels in and out,
+/// 45 tiles at batch 5, untuned), fused with batch norm and ReLU and on their own: training
+/// runs the schedule's forward, evaluation Winograd's, and each matches the CPU graph.
+#[test]
+fn convolutions_evaluating_on_winograd_match_the_cpu_graph() {
+    let graph = || {
+        let mut graph = Graph::new();
+        let conv = |in_channels| Conv2d {
+            in_channels,
+            out_channels: 32,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+        };
+        let x = graph.layer("conv1", conv(3), Value::INPUT);
+        let x = graph.layer("conv2", conv(32), x);
+        let x = graph.layer("bn2", BatchNorm::new(32), x);
+        let x = graph.layer("relu2", Relu, x);
+        let x = graph.layer("conv3", conv(32), x);
+        let x = graph.layer("pool", GlobalAvgPool, x);
+        graph.layer(
+            "fc",
+            Linear {
+                inputs: 32,
+                outputs: 5,
+            },
+            x,
+        );
+        graph
+    };
+    let fused = Bench::of(
+        Model::new(gpu(), "winograd", &[3, 9, 9], graph(), 7).expect("builds"),
+        true,
+    );
+    let winograd = |training| {
+        fused
+            .plan
+            .forward_dispatches(training)
+            .iter()
+            .filter(|dispatch| dispatch.label().contains("winograd_output"))
+            .count()
+    };
+    assert_eq!((winograd(false), winograd(true)), (2, 0));
+    fused.check_step(1);
+    fused.check_eval();
+}
+
 /// The fusion pass really fuses the study's cnn: fewer dispatches than node by node.
 #[test]
 fn the_cnn_plan_is_fused() {

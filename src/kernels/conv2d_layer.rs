@@ -31,6 +31,9 @@
 //! - grad-weight: `dW (O×K) = dY' (O×B·P) · col (B·P×K)`;
 //! - grad-input: `dcolᵀ (K×B·P) = Wᵀ · dY'`, then `dx = col2im(dcolᵀ)`.
 //!
+//! Inference may run another forward ([`InferenceForward`]): Winograd's F(2×2, 3×3) for a 3×3
+//! kernel at stride 1, which has no backward here and so serves evaluation only.
+//!
 //! A transposed convolution runs the same steps over the convolution it is the transpose of
 //! (see [`super::conv_transpose2d`]): its forward is that one's grad-input with the bias added
 //! by col2im, its grad-input that one's forward without bias on `im2col(dY)`, and its
@@ -49,6 +52,7 @@ use super::conv_transpose2d::{
 use super::lowering::{col2im, col_len, col_shape, im2col, swap_batch_channel, PatchLayout};
 use super::matmul::{matmul, Epilogue, MatmulOperands, MatmulShape, MatmulVariant};
 use super::reduce::{channel_sum, ChannelSumShape};
+use super::winograd;
 use crate::gpu::{self, Dispatch, GpuBuffer, GpuContext, GpuError};
 use crate::shaders;
 
@@ -131,11 +135,127 @@ impl FromStr for Conv2dSchedule {
     }
 }
 
+/// How a convolution's inference forward runs: as its training schedule's forward, or by
+/// Winograd's F(2×2, 3×3) (`shaders/winograd.wgsl`). Winograd applies to a 3×3 kernel at
+/// stride 1: its 16 products have 2.25× fewer multiply-adds than the convolution, for the price
+/// of three transforms, the weights' among them on every pass (training changes the weights
+/// between validations). Inference only: its backward would need the same transforms again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InferenceForward {
+    Schedule,
+    Winograd,
+}
+
+impl InferenceForward {
+    const ALL: [InferenceForward; 2] = [InferenceForward::Schedule, InferenceForward::Winograd];
+
+    /// The inference forward for `shape` trained on `schedule`: measured once when autotuning
+    /// (the two forwards timed at this batch size), else [`Self::usual`].
+    pub fn tuned(
+        ctx: &GpuContext,
+        shape: &Conv2dShape,
+        schedule: Conv2dSchedule,
+    ) -> Result<Self, GpuError> {
+        if !winograd::fits(ctx, shape) {
+            return Ok(InferenceForward::Schedule);
+        }
+        let kernels = [
+            &shaders::CONV2D,
+            &shaders::LOWERING,
+            &shaders::MATMUL,
+            &shaders::WINOGRAD,
+        ];
+        let key = format!(
+            "{} inference forward against {schedule}",
+            Layer::Conv(*shape).key()
+        );
+        ctx.tuned(&key, &kernels, Self::usual(shape), || {
+            let buffers = TuningBuffers::new(ctx, Layer::Conv(*shape));
+            let schedule_forward = conv2d_kernels(ctx, shape, schedule, buffers.get(false))?;
+            let winograd = winograd_forward(ctx, shape, buffers.operands())?;
+            let candidates = [
+                (
+                    InferenceForward::Schedule,
+                    schedule_forward.forward.iter().collect(),
+                ),
+                (InferenceForward::Winograd, winograd.iter().collect()),
+            ];
+            Ok(gpu::fastest(ctx, &candidates)?.unwrap_or(InferenceForward::Schedule))
+        })
+    }
+
+    /// Winograd where both channel counts reach 32 and the batch has 16 tiles or more: on
+    /// lavapipe the tuner chose it for every such layer of the cnn, realtime_cnn and resnet, at
+    /// batch 1 and 64, and for none with fewer than 16 input channels. With fewer tiles (a
+    /// single 6×6 map has 9) transforming the weights on every pass costs more than it saves.
+    fn usual(shape: &Conv2dShape) -> Self {
+        let wide = shape.in_channels >= 32 && shape.out_channels >= 32;
+        match wide && winograd::tile_count(shape) >= 16 {
+            true => InferenceForward::Winograd,
+            false => InferenceForward::Schedule,
+        }
+    }
+
+    /// The inference forward's dispatches, where they differ from the training forward's.
+    pub fn forward(
+        self,
+        ctx: &GpuContext,
+        shape: &Conv2dShape,
+        operands: Conv2dOperands,
+    ) -> Result<Option<Vec<Dispatch>>, GpuError> {
+        match self {
+            InferenceForward::Schedule => Ok(None),
+            InferenceForward::Winograd => winograd_forward(ctx, shape, operands).map(Some),
+        }
+    }
+
+    /// The shared scratch, by role and length, that [`Self::forward`] asks for.
+    pub fn shared_scratch(self, shape: &Conv2dShape) -> Vec<(&'static str, usize)> {
+        match self {
+            InferenceForward::Schedule => Vec::new(),
+            InferenceForward::Winograd => WINOGRAD_SCRATCH
+                .into_iter()
+                .zip(winograd::scratch_lens(shape))
+                .collect(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            InferenceForward::Schedule => "schedule",
+            InferenceForward::Winograd => "winograd",
+        }
+    }
+}
+
+impl std::fmt::Display for InferenceForward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for InferenceForward {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|forward| forward.name() == name)
+            .ok_or_else(|| format!("unknown inference forward `{name}`"))
+    }
+}
+
 /// The scratch every convolution shares, by role (see [`GpuBuffer::transient`]): each is
 /// written and read within one pass of one layer.
 const OUTPUT_BY_CHANNEL: &str = "conv2d output by channel";
 const GRAD_WEIGHT_PER_IMAGE: &str = "conv2d grad-weight per image";
 const PATCH_GRADIENTS: &str = "conv2d patch gradients";
+/// Winograd's transformed weights, transformed input and products, in that order.
+const WINOGRAD_SCRATCH: [&str; 3] = [
+    "conv2d winograd weights",
+    "conv2d winograd input",
+    "conv2d winograd products",
+];
 
 /// The scratch convolution `shape`'s kernels on `schedule` share with every other layer's
 /// ([`GpuBuffer::transient`]), by role and length: a plan allocates each role once, at the
@@ -259,44 +379,16 @@ impl Layer {
     /// Times a training pass of each schedule that fits (see [`gpu::fastest`]) and returns the
     /// fastest.
     fn fastest(self, ctx: &GpuContext, grad_input: bool) -> Result<Conv2dSchedule, GpuError> {
-        // The layer's input, weight and output lengths.
-        let (input_len, weight_len, output_len, out_channels) = match self {
-            Layer::Conv(s) => (
-                s.input_len(),
-                s.weight_len(),
-                s.output_len(),
-                s.out_channels,
-            ),
-            Layer::Transposed(s) => (
-                s.input_len(),
-                s.weight_len(),
-                s.output_len(),
-                s.out_channels,
-            ),
-        };
-        let zeros = |label, len| GpuBuffer::zeros(ctx, label, len);
-        let input = zeros("tuning x", input_len);
-        let weight = zeros("tuning W", weight_len);
-        let bias = zeros("tuning b", out_channels);
-        let output = zeros("tuning y", output_len);
-        let grad_output = zeros("tuning dy", output_len);
-        let grad_weight = zeros("tuning dW", weight_len);
-        let grad_input_buffer = zeros("tuning dx", input_len);
-        let buffers = Conv2dBuffers {
-            input: &input,
-            weight: &weight,
-            bias: &bias,
-            output: &output,
-            grad_output: &grad_output,
-            grad_weight: &grad_weight,
-            // The same reduction for every schedule, so left out of the comparison.
-            grad_bias: None,
-            grad_input: grad_input.then_some(&grad_input_buffer),
-        };
+        let buffers = TuningBuffers::new(ctx, self);
         let kernels = Conv2dSchedule::ALL
             .into_iter()
             .filter(|schedule| schedule.fits(ctx, &self.conv()))
-            .map(|schedule| Ok((schedule, self.kernels(ctx, schedule, buffers)?)))
+            .map(|schedule| {
+                Ok((
+                    schedule,
+                    self.kernels(ctx, schedule, buffers.get(grad_input))?,
+                ))
+            })
             .collect::<Result<Vec<_>, GpuError>>()?;
         // A training pass of each: forward, then backward.
         let candidates: Vec<_> = kernels
@@ -315,6 +407,70 @@ impl Layer {
         match self {
             Layer::Conv(shape) => conv2d_kernels(ctx, &shape, schedule, buffers),
             Layer::Transposed(shape) => conv_transpose2d_kernels(ctx, &shape, schedule, buffers),
+        }
+    }
+}
+
+/// Zeros of a layer's sizes for timing its kernels.
+struct TuningBuffers {
+    input: GpuBuffer,
+    weight: GpuBuffer,
+    bias: GpuBuffer,
+    output: GpuBuffer,
+    grad_output: GpuBuffer,
+    grad_weight: GpuBuffer,
+    grad_input: GpuBuffer,
+}
+
+impl TuningBuffers {
+    fn new(ctx: &GpuContext, layer: Layer) -> Self {
+        // The layer's input, weight and output lengths.
+        let (input_len, weight_len, output_len, out_channels) = match layer {
+            Layer::Conv(s) => (
+                s.input_len(),
+                s.weight_len(),
+                s.output_len(),
+                s.out_channels,
+            ),
+            Layer::Transposed(s) => (
+                s.input_len(),
+                s.weight_len(),
+                s.output_len(),
+                s.out_channels,
+            ),
+        };
+        let zeros = |label, len| GpuBuffer::zeros(ctx, label, len);
+        TuningBuffers {
+            input: zeros("tuning x", input_len),
+            weight: zeros("tuning W", weight_len),
+            bias: zeros("tuning b", out_channels),
+            output: zeros("tuning y", output_len),
+            grad_output: zeros("tuning dy", output_len),
+            grad_weight: zeros("tuning dW", weight_len),
+            grad_input: zeros("tuning dx", input_len),
+        }
+    }
+
+    fn operands(&self) -> Conv2dOperands<'_> {
+        Conv2dOperands {
+            input: &self.input,
+            weight: &self.weight,
+            bias: Some(&self.bias),
+            output: &self.output,
+        }
+    }
+
+    fn get(&self, grad_input: bool) -> Conv2dBuffers<'_> {
+        Conv2dBuffers {
+            input: &self.input,
+            weight: &self.weight,
+            bias: &self.bias,
+            output: &self.output,
+            grad_output: &self.grad_output,
+            grad_weight: &self.grad_weight,
+            // The same reduction for every schedule, so left out of the comparison.
+            grad_bias: None,
+            grad_input: grad_input.then_some(&self.grad_input),
         }
     }
 }
@@ -632,6 +788,50 @@ fn forward_product(
         c: output,
     };
     product(ctx, forward_shape, per_row, operands)
+}
+
+/// Convolution `shape`'s forward by Winograd's F(2×2, 3×3): the weights and the input
+/// transformed, one product per point of the 4×4 transform domain, `M[ξ] (T×O) = V[ξ]ᵀ (T×C) ·
+/// U[ξ] (C×O)` over the batch's T tiles, then the output transformed into NCHW with the bias.
+/// A row per tile keeps all O columns' lanes busy where a single image has few tiles (on
+/// lavapipe, O rows by 9 columns ran at a third of the speed of 9 rows by O columns).
+fn winograd_forward(
+    ctx: &GpuContext,
+    shape: &Conv2dShape,
+    operands: Conv2dOperands,
+) -> Result<Vec<Dispatch>, GpuError> {
+    // Each written and read within this layer's pass: every layer's can be one.
+    let [u, v, m] = std::array::from_fn(|i| {
+        GpuBuffer::transient(ctx, WINOGRAD_SCRATCH[i], winograd::scratch_lens(shape)[i])
+    });
+    let products_shape = MatmulShape {
+        batch: winograd::POINTS,
+        trans_a: true,
+        ..MatmulShape::new(
+            winograd::tile_count(shape),
+            shape.out_channels,
+            shape.in_channels,
+        )
+    };
+    let products = MatmulOperands {
+        a: &v,
+        b: &u,
+        bias: None,
+        c: &m,
+    };
+    let mut dispatches = vec![
+        winograd::transform_weights(ctx, shape, operands.weight, &u)?,
+        winograd::transform_input(ctx, shape, operands.input, &v)?,
+    ];
+    dispatches.extend(product(ctx, products_shape, Epilogue::default(), products)?);
+    dispatches.push(winograd::transform_output(
+        ctx,
+        shape,
+        &m,
+        operands.bias,
+        operands.output,
+    )?);
+    Ok(dispatches)
 }
 
 /// The lowered grad-weight of convolution `shape`: `grad_weight = Σ_b grad_output[b] · col[b]`,

@@ -51,6 +51,7 @@ pub mod peak;
 pub mod pool;
 pub mod reduce;
 pub mod softmax_ce;
+pub mod winograd;
 
 /// Invocations per workgroup for a reduction over `count` values per workgroup: a power of two
 /// leaving each invocation at least 32 values, at most 256. Small reductions (a Linear layer's
@@ -86,6 +87,7 @@ pub fn uniform_layouts() -> Vec<UniformLayout> {
         pool::uniform_layouts(),
         reduce::uniform_layouts(),
         softmax_ce::uniform_layouts(),
+        winograd::uniform_layouts(),
     ]
     .into_iter()
     .flatten()

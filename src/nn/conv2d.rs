@@ -1,8 +1,8 @@
 use crate::gpu::{GpuContext, GpuError};
 use crate::graph::{CpuBackward, CpuForward, CpuSaved, Layer, LayerIo, LayerKernels, ParamSpec};
-use crate::kernels::conv2d::Conv2dShape;
+use crate::kernels::conv2d::{Conv2dOperands, Conv2dShape};
 use crate::kernels::conv2d_layer::{
-    conv2d_kernels, conv2d_shared_scratch, Conv2dBuffers, Conv2dSchedule,
+    conv2d_kernels, conv2d_shared_scratch, Conv2dBuffers, Conv2dSchedule, InferenceForward,
 };
 use crate::reference::conv2d as twin;
 
@@ -42,6 +42,16 @@ impl Conv2d {
         shape.check()?;
         Ok(shape)
     }
+
+    /// The training schedule and the inference forward tuned for `shape` on this adapter.
+    fn tuned(
+        ctx: &GpuContext,
+        shape: &Conv2dShape,
+        grad_input: bool,
+    ) -> Result<(Conv2dSchedule, InferenceForward), GpuError> {
+        let schedule = Conv2dSchedule::tuned(ctx, shape, grad_input)?;
+        Ok((schedule, InferenceForward::tuned(ctx, shape, schedule)?))
+    }
 }
 
 impl Conv2d {
@@ -56,7 +66,7 @@ impl Conv2d {
             .shape(io.input_shape)
             .expect("the plan checked this shape");
         let (weight, bias) = (io.params[0], io.params[1]);
-        let schedule = Conv2dSchedule::tuned(ctx, &shape, io.grad_input.is_some())?;
+        let (schedule, inference) = Self::tuned(ctx, &shape, io.grad_input.is_some())?;
         let buffers = Conv2dBuffers {
             input: io.input,
             weight: &weight.value,
@@ -68,8 +78,15 @@ impl Conv2d {
             grad_input: io.grad_input,
         };
         let kernels = conv2d_kernels(ctx, &shape, schedule, buffers)?;
+        let operands = Conv2dOperands {
+            input: io.input,
+            weight: &weight.value,
+            bias: Some(&bias.value),
+            output: io.output,
+        };
         Ok(LayerKernels {
             forward: kernels.forward,
+            forward_eval: inference.forward(ctx, &shape, operands)?,
             backward: kernels.backward,
             ..Default::default()
         })
@@ -122,8 +139,10 @@ impl Layer for Conv2d {
         let shape = self
             .shape(input_shape)
             .expect("the plan checked this shape");
-        let schedule = Conv2dSchedule::tuned(ctx, &shape, grad_input)?;
-        Ok(conv2d_shared_scratch(&shape, schedule, grad_input))
+        let (schedule, inference) = Self::tuned(ctx, &shape, grad_input)?;
+        let mut scratch = conv2d_shared_scratch(&shape, schedule, grad_input);
+        scratch.extend(inference.shared_scratch(&shape));
+        Ok(scratch)
     }
 
     fn record(&self, ctx: &GpuContext, io: &LayerIo) -> Result<LayerKernels, GpuError> {

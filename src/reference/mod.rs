@@ -13,3 +13,4 @@ pub mod optim;
 pub mod pool;
 pub mod reduce;
 pub mod softmax_ce;
+pub mod winograd;
