@@ -794,7 +794,7 @@ fn forward_product(
 /// transformed, one product per point of the 4×4 transform domain, `M[ξ] (T×O) = V[ξ]ᵀ (T×C) ·
 /// U[ξ] (C×O)` over the batch's T tiles, then the output transformed into NCHW with the bias.
 /// A row per tile keeps all O columns' lanes busy where a single image has few tiles (on
-/// lavapipe, O rows by 9 columns ran at a third of the speed of 9 rows by O columns).
+/// lavapipe, the cnn's products at batch 1 took 4–32% less time than as O rows by T columns).
 fn winograd_forward(
     ctx: &GpuContext,
     shape: &Conv2dShape,
