@@ -339,7 +339,10 @@ fn check_eval(shape: BatchNormShape) {
         var: Rng::new(seed + 4).uniform_vec(c_count, 0.1, 2.0),
     };
     let want = twin::eval_forward(&shape, &config, &x, &gammas, &betas, &running);
-    let y = zeros(shape.len());
+    // A view followed by values of its buffer's own: the last, partial quad must leave them.
+    let sentinel = 7.0;
+    let whole = upload(&vec![sentinel; shape.len() + 4]);
+    let y = whole.view(0, shape.len());
     let dispatch = eval_forward(
         gpu(),
         &shape,
@@ -367,7 +370,17 @@ fn check_eval(shape: BatchNormShape) {
             tolerance[o] = 8.0 * U * scaled + 3.0 * U * (scaled + betas[c].abs() as f64);
         }
     }
-    assert_within(&format!("eval y, {shape:?}"), &read(&y), &want, &tolerance);
+    let got = read(&whole);
+    assert_within(
+        &format!("eval y, {shape:?}"),
+        &got[..shape.len()],
+        &want,
+        &tolerance,
+    );
+    assert!(
+        got[shape.len()..].iter().all(|&v| v == sentinel),
+        "eval {shape:?} wrote past its output"
+    );
 }
 
 /// Backward on the GPU from the twin's saved statistics (both sides see the same f32 inputs);

@@ -4,7 +4,7 @@
 //   batchnorm_train_forward  one workgroup (WG invocations) per channel: mean and biased variance
 //                            in one pass over x (Welford per lane, merged pairwise), then y,
 //                            saved mean/invstd and the running statistics, in one dispatch.
-//   batchnorm_eval_forward   elementwise, with the running statistics.
+//   batchnorm_eval_forward   elementwise, a quad per invocation, with the running statistics.
 //   batchnorm_backward       one workgroup per channel: dβ = Σdy and dγ = Σdy·x̂, then dx
 //                            (and with SUM_DX, Σdx: the bias gradient of the layer before).
 //   batchnorm_columns_*      the same two for S = 1 over a short batch (BatchNorm1d after a Linear
@@ -60,8 +60,6 @@ override RELU: bool = false;
 override DROPOUT: bool = false;
 override SUM_DX: bool = false;
 override DEFER_OUTPUT: bool = false;
-// The elementwise evaluation pass's workgroup size (the host's grid assumes it).
-const EVAL_WG: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -304,26 +302,52 @@ fn batchnorm_train_forward(
 // ---------------------------------------------------------------------------------------------
 // evaluation forward
 
-@group(0) @binding(1) var<storage, read> ef_x: array<f32>;
+@group(0) @binding(1) var<storage, read> ef_x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> ef_gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> ef_beta: array<f32>;
 @group(0) @binding(4) var<storage, read> ef_running_mean: array<f32>;
 @group(0) @binding(5) var<storage, read> ef_running_var: array<f32>;
-@group(0) @binding(6) var<storage, read_write> ef_y: array<f32>;
+@group(0) @binding(6) var<storage, read_write> ef_y: array<vec4<f32>>;
 
-@compute @workgroup_size(EVAL_WG, 1, 1)
+// Channel c's normalisation of the values x, with its running statistics.
+fn eval_normalise(c: u32, x: vec4<f32>) -> vec4<f32> {
+    let scale = ef_gamma[c] * inverseSqrt(ef_running_var[c] + p.eps);
+    return fma(vec4<f32>(scale), x - vec4<f32>(ef_running_mean[c]), vec4<f32>(ef_beta[c]));
+}
+
+// A quad of the tensor per invocation (quads.wgsl's grid). Where each plane is whole quads
+// (p.quads), the quad lies in one channel: one division finds it and its statistics are read
+// once for four values, where a value per invocation paid both per value (a software
+// adapter divides and gathers lane by lane). Else each lane finds its own channel.
+@compute @workgroup_size(QUAD_WG, 1, 1)
 fn batchnorm_eval_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let o = (wid.x + wid.y * nwg.x) * EVAL_WG + lid;
-    if o >= p.batch * p.channels * p.spatial {
+    let q = quad(wid, nwg, lid);
+    let n = p.batch * p.channels * p.spatial;
+    if 4u * q >= n {
         return;
     }
-    let c = o / p.spatial % p.channels;
-    let scale = ef_gamma[c] * inverseSqrt(ef_running_var[c] + p.eps);
-    ef_y[o] = activation(vec4<f32>(fma(scale, ef_x[o] - ef_running_mean[c], ef_beta[c]))).x;
+    let x = ef_x[q];
+    var y: vec4<f32>;
+    if p.quads == 1u {
+        y = eval_normalise(4u * q / p.spatial % p.channels, x);
+    } else {
+        let c = clamped_indices(q, n) / vec4<u32>(p.spatial) % vec4<u32>(p.channels);
+        y = vec4<f32>(
+            eval_normalise(c.x, x).x,
+            eval_normalise(c.y, x).y,
+            eval_normalise(c.z, x).z,
+            eval_normalise(c.w, x).w,
+        );
+    }
+    y = activation(y);
+    if is_last_partial(q, n) {
+        y = below_n(q, n, y, ef_y[q]);
+    }
+    ef_y[q] = y;
 }
 
 // ---------------------------------------------------------------------------------------------

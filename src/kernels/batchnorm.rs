@@ -12,9 +12,6 @@ pub use crate::reference::batchnorm::{BatchNormConfig, BatchNormShape};
 use crate::reference::elementwise::Dropout;
 use crate::shaders;
 
-/// Invocations per workgroup; matches `WG` in the shader.
-const WORKGROUP: usize = 256;
-
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
@@ -381,7 +378,7 @@ pub fn eval_forward(
         &params,
         &[x, gamma, beta, running_mean, running_var],
         &[y],
-        workgroups_1d(shape.len().div_ceil(WORKGROUP)),
+        quad_workgroups(shape.len()),
     )
 }
 
