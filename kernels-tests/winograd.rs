@@ -134,11 +134,15 @@ fn the_winograd_forward_matches_the_convolution() {
             bias: Some(&gpu_b),
             output: &y,
         };
-        let dispatches = InferenceForward::Winograd
+        let eval = InferenceForward::Winograd
             .forward(gpu(), shape, operands)
             .expect("the winograd forward builds")
             .expect("winograd differs from the training forward");
-        run(&dispatches.iter().collect::<Vec<_>>());
+        run(&eval
+            .from_weights
+            .iter()
+            .chain(&eval.forward)
+            .collect::<Vec<_>>());
         let mut want = vec![0.0; shape.output_len()];
         direct(shape, &x, &w, Some(&b), &mut want);
         let magnitude = twin::forward(
@@ -154,7 +158,7 @@ fn the_winograd_forward_matches_the_convolution() {
 }
 
 /// A plan reserves each layer's shared scratch before recording any: the forward must allocate
-/// none beyond what it declares.
+/// none beyond what it declares (its transformed weights are its own, kept between passes).
 #[test]
 fn the_winograd_forward_asks_for_the_scratch_it_declares() {
     let options = GpuOptions::from_env().expect("FER_BACKEND is a known backend");

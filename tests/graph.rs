@@ -18,8 +18,11 @@
 
 use std::sync::OnceLock;
 
+use fer::data::batch::to_normalized_f32;
+use fer::data::Dataset;
 use fer::gpu::{GpuBuffer, GpuContext, GpuOptions};
 use fer::graph::{Fusion, Graph, Join, Model, Plan, Value};
+use fer::infer::classifier::Classifier;
 use fer::kernels::elementwise::fill;
 use fer::kernels::reduce::{channel_sum, ChannelSumShape};
 use fer::kernels::softmax_ce::{
@@ -32,6 +35,7 @@ use fer::nn::{
     MaxPool2d, Relu, Sigmoid, Window,
 };
 use fer::rng::Rng;
+use fer::train::session::softmax_rows;
 
 const BATCH: usize = 5;
 const TOLERANCE: f64 = 5e-5;
@@ -203,12 +207,14 @@ impl Bench {
     }
 
     fn gpu_eval(&self) -> Vec<f32> {
+        self.gpu_eval_with(|pass| self.plan.record_forward(pass, false))
+    }
+
+    /// The logits after `record` fills one compute pass.
+    fn gpu_eval_with(&self, record: impl FnOnce(&mut wgpu::ComputePass<'_>)) -> Vec<f32> {
         let ctx = gpu();
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            self.plan.record_forward(&mut pass, false);
-        }
+        record(&mut encoder.begin_compute_pass(&Default::default()));
         ctx.queue.submit([encoder.finish()]);
         ctx.wait().expect("the forward runs");
         self.plan.logits().read(ctx).expect("readback")
@@ -571,9 +577,10 @@ fn a_residual_graph_matches_the_cpu_graph() {
     });
 }
 
-/// Convolutions wide enough to evaluate on Winograd's F(2×2, 3×3) (32 channels in and out,
-/// 45 tiles at batch 5, untuned), fused with batch norm and ReLU and on their own: training
-/// runs the schedule's forward, evaluation Winograd's, and each matches the CPU graph.
+/// Convolutions wide enough to evaluate on Winograd's F(2×2, 3×3) (32 input channels,
+/// untuned; the first, on 3, is not), fused with batch norm and ReLU and on their own: training
+/// runs the schedule's forward, evaluation Winograd's, and each matches the CPU graph, again
+/// after the weights change.
 #[test]
 fn convolutions_evaluating_on_winograd_match_the_cpu_graph() {
     let graph = || {
@@ -616,6 +623,61 @@ fn convolutions_evaluating_on_winograd_match_the_cpu_graph() {
     assert_eq!((winograd(false), winograd(true)), (2, 0));
     fused.check_step(1);
     fused.check_eval();
+    // New weights: the inference forward derives its transformed weights again, and a later
+    // pass on the same weights may skip that and give the same logits.
+    let mut rng = Rng::new(3);
+    for param in fused.model.params.iter().filter(|p| p.spec.trainable) {
+        let values = rng.uniform_vec(param.value.len(), -0.2, 0.2);
+        param.value.write(gpu(), &values);
+    }
+    fused.check_eval();
+    let again = fused.gpu_eval_with(|pass| fused.plan.record_inference_again(pass));
+    assert_eq!(
+        again,
+        fused.gpu_eval(),
+        "the inference forward alone, on the same weights"
+    );
+}
+
+/// `fer predict`'s classifier and `fer eval`'s runner go through batches whose plans derive
+/// the transformed weights on their first batch only: on realtime_cnn (Winograd for its
+/// layers on 32 channels or more, untuned), three faces in batches of 2 (two plans), twice
+/// over, match the CPU graph.
+#[test]
+fn classifier_and_evaluation_batches_on_winograd_match_the_cpu_graph() {
+    let arch = Architecture::default();
+    let classifier =
+        Classifier::untrained(gpu(), ModelKind::RealtimeCnn, &arch).expect("realtime_cnn builds");
+    let spec = classifier.description.input.clone();
+    let mut rng = Rng::new(5);
+    let images: Vec<u8> = (0..3 * spec.shape().iter().product::<usize>())
+        .map(|_| rng.below(256) as u8)
+        .collect();
+    let classes = classifier.description.classes.clone();
+    let data = Dataset::new(spec, classes.clone(), images.clone(), vec![0; 3]);
+    let model = &classifier.model;
+    let mut params: Vec<Vec<f32>> = model
+        .params
+        .iter()
+        .map(|p| p.value.read(gpu()).expect("readback"))
+        .collect();
+    let input = to_normalized_f32(&data, &[0, 1, 2]);
+    let cpu = model
+        .cpu_forward(&mut params, &input, false, 0)
+        .expect("the CPU forward runs");
+    let cpu_probabilities: Vec<f32> = softmax_rows(&cpu, classes.len()).concat();
+    for call in ["first", "second"] {
+        let probabilities = classifier
+            .probabilities(gpu(), images.clone(), 2)
+            .expect("the classifier runs");
+        let what = format!("classifier, {call} call");
+        assert_relative(&what, &probabilities.concat(), &cpu_probabilities, 1.0);
+        let evaluation = classifier
+            .evaluate(gpu(), &data, 2)
+            .expect("evaluation runs");
+        let what = format!("evaluation, {call} call");
+        assert_relative(&what, &evaluation.logits, &cpu, magnitude(&cpu));
+    }
 }
 
 /// The fusion pass really fuses the study's cnn: fewer dispatches than node by node.

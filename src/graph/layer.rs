@@ -132,6 +132,11 @@ pub type StepHook = Box<dyn Fn(&GpuContext, u64) + Send + Sync>;
 pub struct LayerKernels {
     pub forward: Vec<Dispatch>,
     pub forward_eval: Option<Vec<Dispatch>>,
+    /// What the inference forward reads that depends on the parameters alone (Winograd's
+    /// transformed weights): run before it once per evaluation (see [`Plan::record_forward`]).
+    ///
+    /// [`Plan::record_forward`]: super::Plan::record_forward
+    pub from_weights: Vec<Dispatch>,
     pub backward: Vec<Dispatch>,
     /// Called with the step seed of the node whose randomness they draw: this layer's, or in
     /// a fused block that of the dropout it applies.

@@ -31,6 +31,7 @@ impl Model {
         self.reserve_shared_scratch(ctx, units, &values, &shapes)?;
         let mut forward_train = Vec::new();
         let mut forward_eval = Vec::new();
+        let mut from_weights = Vec::new();
         let mut backward = Vec::new();
         let mut step_hooks = Vec::new();
         for (u, unit) in units.iter().enumerate() {
@@ -41,6 +42,7 @@ impl Model {
                     .unwrap_or_else(|| kernels.forward.clone()),
             );
             forward_train.extend(kernels.forward);
+            from_weights.extend(kernels.from_weights);
             // The gradients of a value several units read meet before its producer's backward.
             let mut unit_backward = values.gradient_sums(ctx, u, &shapes)?;
             unit_backward.extend(kernels.backward);
@@ -58,6 +60,7 @@ impl Model {
             output_shape: shapes[logits].clone(),
             forward_train,
             forward_eval,
+            from_weights,
             backward: backward.into_iter().rev().flatten().collect(),
             step_hooks,
             logits_bias_grad: fusion.loss_sums_into.map(|p| {
@@ -426,6 +429,8 @@ pub struct Plan {
     pub output_shape: Vec<usize>,
     forward_train: Vec<Dispatch>,
     forward_eval: Vec<Dispatch>,
+    /// What `forward_eval` reads that the parameters alone determine.
+    from_weights: Vec<Dispatch>,
     backward: Vec<Dispatch>,
     /// Each with the node whose step seed it takes.
     step_hooks: Vec<(usize, StepHook)>,
@@ -469,7 +474,8 @@ impl Plan {
         }
     }
 
-    /// The forward pass in training or inference mode, in order.
+    /// The forward pass in training or inference mode, in order; in inference mode after
+    /// [`Plan::from_weights_dispatches`] ran since the weights last changed.
     pub fn forward_dispatches(&self, training: bool) -> &[Dispatch] {
         if training {
             &self.forward_train
@@ -483,8 +489,26 @@ impl Plan {
         &self.backward
     }
 
+    /// What the inference forward reads that the parameters alone determine (Winograd's
+    /// transformed weights), computed into buffers of the plan's own.
+    pub fn from_weights_dispatches(&self) -> &[Dispatch] {
+        &self.from_weights
+    }
+
+    /// The forward pass in training or inference mode; in inference mode, first what it
+    /// derives from the weights, so it is right whatever changed them.
     pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>, training: bool) {
-        for dispatch in self.forward_dispatches(training) {
+        let derived: &[Dispatch] = if training { &[] } else { &self.from_weights };
+        for dispatch in derived.iter().chain(self.forward_dispatches(training)) {
+            dispatch.record(pass);
+        }
+    }
+
+    /// The inference forward pass alone, for a caller that ran [`Plan::record_forward`] in
+    /// inference mode on this plan since the weights last changed (the later batches of one
+    /// evaluation; every call of a classifier, whose weights never change).
+    pub fn record_inference_again(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for dispatch in &self.forward_eval {
             dispatch.record(pass);
         }
     }

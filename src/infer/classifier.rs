@@ -281,18 +281,29 @@ impl Classifier {
         let mut in_flight = InFlight::default();
         for (i, indices) in order.chunks(batch_size).enumerate() {
             let size = indices.len();
-            let plan = match plans.entry(size) {
-                Entry::Occupied(built) => built.into_mut(),
+            // The weights never change after `open`: a plan derives what it reads from them
+            // (Winograd's transformed weights) on its first batch only.
+            let (plan, new) = match plans.entry(size) {
+                Entry::Occupied(built) => (built.into_mut(), false),
                 Entry::Vacant(slot) => {
                     let what =
                         format!("building model `{}` for batches of {size}", self.model.name);
-                    slot.insert(ctx.guard(&what, || self.model.plan(ctx, size))?)
+                    (
+                        slot.insert(ctx.guard(&what, || self.model.plan(ctx, size))?),
+                        true,
+                    )
                 }
             };
             plan.input()
                 .write(ctx, &to_normalized_f32(&unlabelled, indices));
             let mut encoder = ctx.device.create_command_encoder(&Default::default());
-            plan.record_forward(&mut encoder.begin_compute_pass(&Default::default()), false);
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                match new {
+                    true => plan.record_forward(&mut pass, false),
+                    false => plan.record_inference_again(&mut pass),
+                }
+            }
             encoder.copy_buffer_to_buffer(
                 plan.logits().raw(),
                 plan.logits().offset_bytes(),

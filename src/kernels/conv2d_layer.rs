@@ -138,8 +138,8 @@ impl FromStr for Conv2dSchedule {
 /// How a convolution's inference forward runs: as its training schedule's forward, or by
 /// Winograd's F(2×2, 3×3) (`shaders/winograd.wgsl`). Winograd applies to a 3×3 kernel at
 /// stride 1: its 16 products have 2.25× fewer multiply-adds than the convolution, for the price
-/// of three transforms, the weights' among them on every pass (training changes the weights
-/// between validations). Inference only: its backward would need the same transforms again.
+/// of transforming the input and the output, and the weights once per change of the weights
+/// (see [`EvalForward`]). Inference only: its backward would need the same transforms again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InferenceForward {
     Schedule,
@@ -150,7 +150,8 @@ impl InferenceForward {
     const ALL: [InferenceForward; 2] = [InferenceForward::Schedule, InferenceForward::Winograd];
 
     /// The inference forward for `shape` trained on `schedule`: measured once when autotuning
-    /// (the two forwards timed at this batch size), else [`Self::usual`].
+    /// (the two forwards timed at this batch size, Winograd's without its weight transform,
+    /// which an evaluation runs once), else [`Self::usual`].
     pub fn tuned(
         ctx: &GpuContext,
         shape: &Conv2dShape,
@@ -166,7 +167,7 @@ impl InferenceForward {
             &shaders::WINOGRAD,
         ];
         let key = format!(
-            "{} inference forward against {schedule}",
+            "{} evaluation forward against {schedule}",
             Layer::Conv(*shape).key()
         );
         ctx.tuned(&key, &kernels, Self::usual(shape), || {
@@ -178,19 +179,20 @@ impl InferenceForward {
                     InferenceForward::Schedule,
                     schedule_forward.forward.iter().collect(),
                 ),
-                (InferenceForward::Winograd, winograd.iter().collect()),
+                (
+                    InferenceForward::Winograd,
+                    winograd.forward.iter().collect(),
+                ),
             ];
             Ok(gpu::fastest(ctx, &candidates)?.unwrap_or(InferenceForward::Schedule))
         })
     }
 
-    /// Winograd where both channel counts reach 32 and the batch has 16 tiles or more: on
-    /// lavapipe the tuner chose it for every such layer of the cnn, realtime_cnn and resnet, at
-    /// batch 1 and 64, and for none with fewer than 16 input channels. With fewer tiles (a
-    /// single 6×6 map has 9) transforming the weights on every pass costs more than it saves.
+    /// Winograd where the input has 16 channels or more: on lavapipe the tuner chose it for
+    /// every such layer of the cnn, realtime_cnn and resnet, at batch 1 and 64, and for none
+    /// with fewer (their first layers, on 1 or 3 channels, whose products are too short).
     fn usual(shape: &Conv2dShape) -> Self {
-        let wide = shape.in_channels >= 32 && shape.out_channels >= 32;
-        match wide && winograd::tile_count(shape) >= 16 {
+        match shape.in_channels >= 16 {
             true => InferenceForward::Winograd,
             false => InferenceForward::Schedule,
         }
@@ -202,7 +204,7 @@ impl InferenceForward {
         ctx: &GpuContext,
         shape: &Conv2dShape,
         operands: Conv2dOperands,
-    ) -> Result<Option<Vec<Dispatch>>, GpuError> {
+    ) -> Result<Option<EvalForward>, GpuError> {
         match self {
             InferenceForward::Schedule => Ok(None),
             InferenceForward::Winograd => winograd_forward(ctx, shape, operands).map(Some),
@@ -213,10 +215,13 @@ impl InferenceForward {
     pub fn shared_scratch(self, shape: &Conv2dShape) -> Vec<(&'static str, usize)> {
         match self {
             InferenceForward::Schedule => Vec::new(),
-            InferenceForward::Winograd => WINOGRAD_SCRATCH
-                .into_iter()
-                .zip(winograd::scratch_lens(shape))
-                .collect(),
+            InferenceForward::Winograd => {
+                let [_, input, products] = winograd::scratch_lens(shape);
+                WINOGRAD_SCRATCH
+                    .into_iter()
+                    .zip([input, products])
+                    .collect()
+            }
         }
     }
 
@@ -226,6 +231,14 @@ impl InferenceForward {
             InferenceForward::Winograd => "winograd",
         }
     }
+}
+
+/// An inference forward that differs from the training forward: `from_weights` computes
+/// tensors from the weights alone into buffers of the layer's own, which `forward` reads on
+/// every pass; so they run once per evaluation, and again only after the weights change.
+pub struct EvalForward {
+    pub from_weights: Vec<Dispatch>,
+    pub forward: Vec<Dispatch>,
 }
 
 impl std::fmt::Display for InferenceForward {
@@ -250,12 +263,8 @@ impl FromStr for InferenceForward {
 const OUTPUT_BY_CHANNEL: &str = "conv2d output by channel";
 const GRAD_WEIGHT_PER_IMAGE: &str = "conv2d grad-weight per image";
 const PATCH_GRADIENTS: &str = "conv2d patch gradients";
-/// Winograd's transformed weights, transformed input and products, in that order.
-const WINOGRAD_SCRATCH: [&str; 3] = [
-    "conv2d winograd weights",
-    "conv2d winograd input",
-    "conv2d winograd products",
-];
+/// Winograd's transformed input and products.
+const WINOGRAD_SCRATCH: [&str; 2] = ["conv2d winograd input", "conv2d winograd products"];
 
 /// The scratch convolution `shape`'s kernels on `schedule` share with every other layer's
 /// ([`GpuBuffer::transient`]), by role and length: a plan allocates each role once, at the
@@ -790,8 +799,9 @@ fn forward_product(
     product(ctx, forward_shape, per_row, operands)
 }
 
-/// Convolution `shape`'s forward by Winograd's F(2×2, 3×3): the weights and the input
-/// transformed, one product per point of the 4×4 transform domain, `M[ξ] (T×O) = V[ξ]ᵀ (T×C) ·
+/// Convolution `shape`'s forward by Winograd's F(2×2, 3×3): the weights transformed into a
+/// buffer of the layer's own (once per evaluation), then per pass the input transformed, one
+/// product per point of the 4×4 transform domain, `M[ξ] (T×O) = V[ξ]ᵀ (T×C) ·
 /// U[ξ] (C×O)` over the batch's T tiles, then the output transformed into NCHW with the bias.
 /// A row per tile keeps all O columns' lanes busy where a single image has few tiles (on
 /// lavapipe, the cnn's products at batch 1 took 4–32% less time than as O rows by T columns).
@@ -799,11 +809,12 @@ fn winograd_forward(
     ctx: &GpuContext,
     shape: &Conv2dShape,
     operands: Conv2dOperands,
-) -> Result<Vec<Dispatch>, GpuError> {
+) -> Result<EvalForward, GpuError> {
+    let [u_len, v_len, m_len] = winograd::scratch_lens(shape);
+    let u = GpuBuffer::zeros(ctx, "conv2d winograd weights", u_len);
     // Each written and read within this layer's pass: every layer's can be one.
-    let [u, v, m] = std::array::from_fn(|i| {
-        GpuBuffer::transient(ctx, WINOGRAD_SCRATCH[i], winograd::scratch_lens(shape)[i])
-    });
+    let [v, m] = [(WINOGRAD_SCRATCH[0], v_len), (WINOGRAD_SCRATCH[1], m_len)]
+        .map(|(role, len)| GpuBuffer::transient(ctx, role, len));
     let products_shape = MatmulShape {
         batch: winograd::POINTS,
         trans_a: true,
@@ -819,19 +830,24 @@ fn winograd_forward(
         bias: None,
         c: &m,
     };
-    let mut dispatches = vec![
-        winograd::transform_weights(ctx, shape, operands.weight, &u)?,
-        winograd::transform_input(ctx, shape, operands.input, &v)?,
-    ];
-    dispatches.extend(product(ctx, products_shape, Epilogue::default(), products)?);
-    dispatches.push(winograd::transform_output(
+    let mut forward = vec![winograd::transform_input(ctx, shape, operands.input, &v)?];
+    forward.extend(product(ctx, products_shape, Epilogue::default(), products)?);
+    forward.push(winograd::transform_output(
         ctx,
         shape,
         &m,
         operands.bias,
         operands.output,
     )?);
-    Ok(dispatches)
+    Ok(EvalForward {
+        from_weights: vec![winograd::transform_weights(
+            ctx,
+            shape,
+            operands.weight,
+            &u,
+        )?],
+        forward,
+    })
 }
 
 /// The lowered grad-weight of convolution `shape`: `grad_weight = Σ_b grad_output[b] · col[b]`,

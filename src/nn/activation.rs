@@ -110,6 +110,7 @@ impl Layer for Dropout {
             forward_eval: Some(vec![identity]),
             backward: backward.into_iter().collect(),
             step_hooks: vec![hook],
+            ..Default::default()
         })
     }
 

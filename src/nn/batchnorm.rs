@@ -159,6 +159,7 @@ impl BatchNorm {
             forward_eval: Some(vec![forward_eval]),
             backward: vec![backward],
             step_hooks,
+            ..Default::default()
         })
     }
 }

@@ -84,9 +84,11 @@ impl Conv2d {
             bias: Some(&bias.value),
             output: io.output,
         };
+        let eval = inference.forward(ctx, &shape, operands)?;
         Ok(LayerKernels {
             forward: kernels.forward,
-            forward_eval: inference.forward(ctx, &shape, operands)?,
+            forward_eval: eval.as_ref().map(|eval| eval.forward.clone()),
+            from_weights: eval.map(|eval| eval.from_weights).unwrap_or_default(),
             backward: kernels.backward,
             ..Default::default()
         })

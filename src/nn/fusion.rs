@@ -351,6 +351,7 @@ fn in_sequence(members: Vec<LayerKernels>) -> LayerKernels {
             .unwrap_or_else(|| member.forward.clone());
         chain.forward_eval.as_mut().expect("set above").extend(eval);
         chain.forward.extend(member.forward);
+        chain.from_weights.extend(member.from_weights);
         backwards.push(member.backward);
         chain.step_hooks.extend(member.step_hooks);
     }

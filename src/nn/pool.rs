@@ -154,6 +154,7 @@ impl MaxPool2d {
             forward_eval: forward_eval.map(|pool| vec![pool]),
             backward,
             step_hooks,
+            ..Default::default()
         })
     }
 }
