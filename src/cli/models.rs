@@ -61,10 +61,10 @@ impl Memory {
 /// models` counts (the study's for every model but the softmax).
 pub const ADAM_STATES: u64 = 2;
 
-/// What a convolution node allocates when it runs lowered (`fer::kernels::conv2d_layer`), in
-/// values: its own patch matrix, kept from forward to backward, and the scratch it shares with
-/// every other convolution (`GpuBuffer::transient`), which lives only inside its forward or
-/// its backward pass.
+/// What a convolution node allocates when it runs lowered and evaluates by Winograd
+/// (`fer::kernels::conv2d_layer`), in values: its own patch matrix, kept from forward to
+/// backward, and transformed weights, kept between evaluation passes; and the scratch it shares
+/// with every other convolution (`GpuBuffer::transient`), which lives only inside one pass.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Lowering {
     /// The patches, and for a transposed convolution its input as `[O, B·P]` too.
@@ -76,16 +76,45 @@ pub struct Lowering {
     /// The output's gradient as `[O, B·P]` for a grad-weight in one product (and tap-major's
     /// output).
     pub by_channel: usize,
+    /// Winograd's transformed weights `[16, C, O]`, input `[16, C, T]` and products
+    /// `[16, T, O]` over the batch's T tiles, for a 3×3 kernel at stride 1 where each fits a
+    /// binding; the first its own, the others shared.
+    pub winograd: [usize; 3],
 }
 
 impl Lowering {
     /// The lowering of node `op` with its `output` shape on an adapter that binds at most
     /// `binding` bytes (`None`: any). A matrix over the binding rules out its schedule, as the
     /// schedules are offered: the patches' rule out lowering, leaving the implicit schedule,
-    /// which needs nothing. Nothing for other nodes.
+    /// which needs nothing; likewise a Winograd matrix over it rules out Winograd. Nothing for
+    /// other nodes.
     pub fn of(op: &OpSpec, output: &[usize], binding: Option<u64>) -> Lowering {
         let &[batch, _, height, width] = output else {
             return Lowering::default();
+        };
+        let bindable = |values: usize| binding.is_none_or(|limit| 4 * values as u64 <= limit);
+        let winograd = match *op {
+            OpSpec::Conv2d {
+                in_channels,
+                out_channels,
+                kernel_size: 3,
+                stride: 1,
+                ..
+            } => {
+                let tiles = batch * height.div_ceil(2) * width.div_ceil(2);
+                let lens = [
+                    in_channels * out_channels,
+                    in_channels * tiles,
+                    tiles * out_channels,
+                ]
+                .map(|len| 16 * len);
+                if lens.into_iter().all(bindable) {
+                    lens
+                } else {
+                    [0; 3]
+                }
+            }
+            _ => [0; 3],
         };
         // The convolution the products run: a transposed one runs the one it transposes, whose
         // output is its input.
@@ -115,11 +144,13 @@ impl Lowering {
             }
             _ => return Lowering::default(),
         };
-        let bindable = |values: usize| binding.is_none_or(|limit| 4 * values as u64 <= limit);
         let patch = in_channels * kernel * kernel;
         let col = batch * pixels * patch;
         if !bindable(col) {
-            return Lowering::default();
+            return Lowering {
+                winograd,
+                ..Lowering::default()
+            };
         }
         let per_image = batch * out_channels * patch;
         let by_channel = batch * out_channels * pixels;
@@ -128,20 +159,23 @@ impl Lowering {
             patch_gradients: col,
             per_image: if bindable(per_image) { per_image } else { 0 },
             by_channel: if transposed { 0 } else { by_channel },
+            winograd,
         }
     }
 }
 
-/// Values the convolutions of a model allocate when every one runs lowered: each its own, and
-/// each shared buffer once, at the longest any layer asks for (the plan allocates it so
-/// before recording; see `Layer::shared_scratch`). An upper bound: a layer runs split-K or
-/// tap-major, not both.
+/// Values the convolutions of a model allocate when every one runs lowered and every 3×3
+/// stride-1 one evaluates by Winograd: each its own, and each shared buffer once, at the
+/// longest any layer asks for (the plan allocates it so before recording; see
+/// `Layer::shared_scratch`). An upper bound: a layer runs split-K or tap-major, not both.
 pub fn lowering_scratch(layers: &[Lowering]) -> usize {
     let longest = |role: fn(&Lowering) -> usize| layers.iter().map(role).max().unwrap_or(0);
-    layers.iter().map(|l| l.own).sum::<usize>()
+    layers.iter().map(|l| l.own + l.winograd[0]).sum::<usize>()
         + longest(|l| l.patch_gradients)
         + longest(|l| l.per_image)
         + longest(|l| l.by_channel)
+        + longest(|l| l.winograd[1])
+        + longest(|l| l.winograd[2])
 }
 
 /// The summary of a model's spec, with `optimizer_states` tensors of optimizer state per
@@ -267,8 +301,9 @@ mod tests {
 
     /// The cnn's fourth convolution at batch 64 (512 → 512 channels, 3×3, 6×6 maps): patches of
     /// 64·36 rows by 4608, shared patch gradients of the same size, split-K's 64 grad-weights
-    /// of 512·4608 where they fit a binding, tap-major's output of 512 × 64·36; nothing where
-    /// the patches do not fit.
+    /// of 512·4608 where they fit a binding, tap-major's output of 512 × 64·36; Winograd's
+    /// 16 matrices of 512·512, 512 × 64·9 tiles and 64·9 × 512. No lowering where the patches
+    /// do not fit; no Winograd where its weights do not.
     #[test]
     fn a_lowering_follows_the_schedules_offered() {
         let conv = OpSpec::Conv2d {
@@ -281,11 +316,14 @@ mod tests {
         let output = [64, 512, 6, 6];
         let col = 64 * 36 * 4608;
         let mib = |mib: u64| Some(mib << 20);
+        let tiles = 64 * 9;
+        let winograd = [16 * 512 * 512, 16 * 512 * tiles, 16 * tiles * 512];
         let all = Lowering {
             own: col,
             patch_gradients: col,
             per_image: 64 * 512 * 4608,
             by_channel: 512 * 64 * 36,
+            winograd,
         };
         assert_eq!(Lowering::of(&conv, &output, None), all);
         assert_eq!(
@@ -295,7 +333,15 @@ mod tests {
                 ..all
             }
         );
-        assert_eq!(Lowering::of(&conv, &output, mib(32)), Lowering::default());
+        assert_eq!(
+            Lowering::of(&conv, &output, mib(32)),
+            Lowering {
+                winograd,
+                ..Lowering::default()
+            }
+        );
+        // The weights' 16 MiB, over a 15 MiB binding.
+        assert_eq!(Lowering::of(&conv, &output, mib(15)), Lowering::default());
         assert_eq!(
             Lowering::of(&OpSpec::Relu, &output, None),
             Lowering::default()
@@ -323,11 +369,13 @@ mod tests {
                 patch_gradients: col,
                 per_image: 3 * 4 * patch,
                 by_channel: 0,
+                winograd: [0; 3],
             }
         );
     }
 
     /// A shared buffer counts once, at its longest: requests of 5, 3, 8, 8 and 2 allocate 8.
+    /// An own buffer counts in every layer.
     #[test]
     fn shared_scratch_counts_its_longest_request() {
         let layers: Vec<Lowering> = [5, 3, 8, 8, 2]
@@ -339,5 +387,12 @@ mod tests {
             })
             .collect();
         assert_eq!(lowering_scratch(&layers), 5 + 8);
+        // Winograd's weights are each layer's own; its input and products shared.
+        let winograd = |winograd| Lowering {
+            winograd,
+            ..Lowering::default()
+        };
+        let layers = [winograd([1, 20, 3]), winograd([2, 10, 30])];
+        assert_eq!(lowering_scratch(&layers), 1 + 2 + 20 + 30);
     }
 }
