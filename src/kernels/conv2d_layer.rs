@@ -39,8 +39,6 @@
 //! by col2im, its grad-input that one's forward without bias on `im2col(dY)`, and its
 //! grad-weight that one's grad-weight with x in dY's place and `im2col(dY)` as the patches.
 
-use std::str::FromStr;
-
 use super::conv2d::{
     conv2d_forward, conv2d_grad_bias, conv2d_grad_input, conv2d_grad_weight, Conv2dOperands,
     Conv2dShape,
@@ -118,22 +116,7 @@ impl Conv2dSchedule {
     }
 }
 
-impl std::fmt::Display for Conv2dSchedule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Conv2dSchedule {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|schedule| schedule.name() == name)
-            .ok_or_else(|| format!("unknown conv2d schedule `{name}`"))
-    }
-}
+named_choice!(Conv2dSchedule, "conv2d schedule");
 
 /// How a convolution's inference forward runs: as its training schedule's forward, or by
 /// Winograd's F(2×2, 3×3) (`shaders/winograd.wgsl`). Winograd applies to a 3×3 kernel at
@@ -233,29 +216,14 @@ impl InferenceForward {
     }
 }
 
+named_choice!(InferenceForward, "inference forward");
+
 /// An inference forward that differs from the training forward: `from_weights` computes
 /// tensors from the weights alone into buffers of the layer's own, which `forward` reads on
 /// every pass; so they run once per evaluation, and again only after the weights change.
 pub struct EvalForward {
     pub from_weights: Vec<Dispatch>,
     pub forward: Vec<Dispatch>,
-}
-
-impl std::fmt::Display for InferenceForward {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for InferenceForward {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|forward| forward.name() == name)
-            .ok_or_else(|| format!("unknown inference forward `{name}`"))
-    }
 }
 
 /// The scratch every convolution shares, by role (see [`GpuBuffer::transient`]): each is
@@ -1034,6 +1002,19 @@ mod tests {
             stride: 1,
             padding: 1,
         })
+    }
+
+    /// The tuner remembers choices by name: each reads back as itself.
+    #[test]
+    fn choices_read_back_from_their_names() {
+        for schedule in Conv2dSchedule::ALL {
+            assert_eq!(schedule.to_string().parse(), Ok(schedule));
+        }
+        for forward in InferenceForward::ALL {
+            assert_eq!(forward.to_string().parse(), Ok(forward));
+        }
+        let unknown = "fft".parse::<InferenceForward>();
+        assert_eq!(unknown, Err("unknown inference forward `fft`".to_string()));
     }
 
     /// Batches share a choice, the last partial one included; a single image has its own.

@@ -120,22 +120,7 @@ const SPLIT_K_WORKGROUPS: usize = 256;
 /// partial sums' traffic stays small beside the product's.
 const SPLIT_K_MIN_CHUNK: usize = 128;
 
-impl std::fmt::Display for MatmulVariant {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for MatmulVariant {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|variant| variant.name() == name)
-            .ok_or_else(|| format!("unknown matmul variant `{name}`"))
-    }
-}
+named_choice!(MatmulVariant, "matmul variant");
 
 /// Times every variant on `shape` (see [`gpu::fastest`]) and returns the fastest. Split-K
 /// competes only where it splits: otherwise it is `Workgroup` timed twice.

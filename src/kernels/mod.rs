@@ -37,6 +37,30 @@ macro_rules! uniform_layout {
     }};
 }
 
+/// `Display` and `FromStr` for a kernel choice the tuner remembers on disk by name: its
+/// `name()`, and back by finding that name among its `ALL`; `$what` names the family in the
+/// error for a name that is none of them.
+macro_rules! named_choice {
+    ($choice:ty, $what:literal) => {
+        impl std::fmt::Display for $choice {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $choice {
+            type Err = String;
+
+            fn from_str(name: &str) -> Result<Self, String> {
+                Self::ALL
+                    .into_iter()
+                    .find(|choice| choice.name() == name)
+                    .ok_or_else(|| format!("unknown {} `{name}`", $what))
+            }
+        }
+    };
+}
+
 pub mod augment;
 pub mod batchnorm;
 pub mod concat;
