@@ -97,7 +97,8 @@ pub struct Profile {
 }
 
 /// The dispatches of one profiled `pass`. A training step first prepares the optimizer's step
-/// count, as training does; the inference pass reads the weights the warm-up left.
+/// count, as training does; the inference pass reads the weights the warm-up left (and what
+/// it derives from them, brought up to date first).
 fn profiled_dispatches<'r>(
     ctx: &GpuContext,
     pass: Pass,

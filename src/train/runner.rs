@@ -382,10 +382,14 @@ impl<'a> Runner<'a> {
     }
 
     /// The inference forward pass at `batch_size` (dropout off, batch norm on running
-    /// statistics), for benchmarks: without what it derives from the weights, which repeated
-    /// inference on the same weights does not repeat.
+    /// statistics), for benchmarks. What it derives from the weights alone is brought up to
+    /// date here, once, and left out of the pass, as repeated inference on the same weights
+    /// leaves it out.
     pub fn inference_dispatches(&mut self, batch_size: usize) -> Result<&[Dispatch], RunError> {
-        Ok(self.batch(batch_size)?.plan.forward_dispatches(false))
+        let ctx = self.ctx;
+        let plan = &self.batch(batch_size)?.plan;
+        ctx.run(plan.from_weights_dispatches())?;
+        Ok(plan.forward_dispatches(false))
     }
 
     /// Uploads the images and labels at `indices` as the batch of their size, for benchmarks
