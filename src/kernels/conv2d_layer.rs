@@ -73,8 +73,7 @@ impl Conv2dSchedule {
     /// Whether this schedule can run `shape` here: each scratch matrix of a lowered schedule
     /// (the patches; split-K's per-image products) must fit one storage binding.
     pub fn fits(self, ctx: &GpuContext, shape: &Conv2dShape) -> bool {
-        let binding = ctx.summary().max_storage_binding_bytes;
-        let bindable = |elements: usize| 4 * elements as u64 <= binding && elements < 1 << 31;
+        let bindable = |elements: usize| elements <= ctx.summary().max_binding_len();
         let (_, k) = col_shape(shape);
         match self {
             Conv2dSchedule::Implicit => true,

@@ -66,21 +66,21 @@ pub fn scratch_lens(shape: &Conv2dShape) -> [usize; 3] {
     [POINTS * o * c, POINTS * c * t, POINTS * o * t]
 }
 
-/// Whether F(2×2, 3×3) can run `shape` here: a 3×3, stride-1 kernel, each scratch matrix
-/// within one storage binding and u32 indices.
+/// Whether F(2×2, 3×3) can run `shape` here: a 3×3, stride-1 kernel, each scratch matrix and
+/// the output within one storage binding.
 pub fn fits(ctx: &GpuContext, shape: &Conv2dShape) -> bool {
-    let binding = ctx.summary().max_storage_binding_bytes;
-    let bindable = |elements: usize| 4 * elements as u64 <= binding && elements < 1 << 31;
+    let bindable = |elements: usize| elements <= ctx.summary().max_binding_len();
     applies(shape) && scratch_lens(shape).into_iter().all(bindable) && bindable(shape.output_len())
 }
 
-/// One launch of `entry` over `params.n` items, from `src` to `dst` (and `bias`, bound after
-/// them); `bytes` is what it moves, `flops` its additions.
+/// One launch of `entry` over `params.n` items, from `buffers[0]` to `buffers[1]` (and
+/// winograd_output's bias after them); `cost` is what it moves and adds.
 fn launch(
     ctx: &GpuContext,
     entry: &'static str,
+    constants: &[(&'static str, f64)],
     params: Params,
-    (src, dst, bias): (&GpuBuffer, &GpuBuffer, Option<Option<&GpuBuffer>>),
+    buffers: &[&GpuBuffer],
     cost: Cost,
 ) -> Result<Dispatch, GpuError> {
     let bindings = [
@@ -89,23 +89,14 @@ fn launch(
         Binding::ReadWrite,
         Binding::ReadOnly,
     ];
-    let constants = match bias {
-        Some(bias) => vec![("BIAS", if bias.is_some() { 1.0 } else { 0.0 })],
-        None => Vec::new(),
-    };
-    let placeholder = bias.map(|bias| GpuBuffer::or_placeholder(ctx, bias, "no bias"));
-    let buffers: Vec<&GpuBuffer> = [src, dst]
-        .into_iter()
-        .chain(placeholder.as_deref())
-        .collect();
     let kernel = ctx.kernel(&KernelSpec {
         shader: &shaders::WINOGRAD,
         entry,
         bindings: &bindings[..1 + buffers.len()],
-        constants: &constants,
+        constants,
     })?;
     let workgroups = workgroups_1d((params.n as usize).div_ceil(WG));
-    Ok(Dispatch::new(ctx, &kernel, &params, &buffers, workgroups).with_cost(cost))
+    Ok(Dispatch::new(ctx, &kernel, &params, buffers, workgroups).with_cost(cost))
 }
 
 /// `u = G g Gᵀ` of every 3×3 kernel of `weight` (see [`crate::reference::winograd`]).
@@ -130,8 +121,9 @@ pub fn transform_weights(
     launch(
         ctx,
         "winograd_weights",
+        &[],
         Params::new(shape, n),
-        (weight, u, None),
+        &[weight, u],
         cost,
     )
 }
@@ -158,8 +150,9 @@ pub fn transform_input(
     launch(
         ctx,
         "winograd_input",
+        &[],
         Params::new(shape, n),
-        (input, v, None),
+        &[input, v],
         cost,
     )
 }
@@ -189,12 +182,9 @@ pub fn transform_output(
         flops: 28.0 * n as f64,
         bytes: Cost::words(m_len + shape.output_len()),
     };
+    let constants = [("BIAS", if bias.is_some() { 1.0 } else { 0.0 })];
+    let bias = GpuBuffer::or_placeholder(ctx, bias, "no bias");
     let params = Params::new(shape, n);
-    launch(
-        ctx,
-        "winograd_output",
-        params,
-        (products, output, Some(bias)),
-        cost,
-    )
+    let buffers = [products, output, &bias];
+    launch(ctx, "winograd_output", &constants, params, &buffers, cost)
 }
