@@ -6,7 +6,7 @@ use fer::nn::models::{Architecture, ModelChoice};
 use fer::nn::spec::INPUT;
 use fer::train::optimizer::{OptimizerKind, OptimizerSettings};
 
-use super::models::{summarize, Memory, ADAM_STATES};
+use super::models::{summarize, Memory, ModelSummary, ADAM_STATES};
 
 /// A training step's FLOPs per forward FLOP: the backward pass takes about two forwards (the
 /// gradient of the input and of the weights, each a product the size of the forward's).
@@ -29,15 +29,29 @@ pub struct DryRun<'a> {
     pub optimizer: &'a OptimizerSettings,
 }
 
+/// The figures `fer models` lists for `request` on `adapter`: `None` for a model with nothing
+/// on the GPU.
+fn summary(adapter: &AdapterSummary, request: &DryRun) -> anyhow::Result<Option<ModelSummary>> {
+    let Some(spec) = request.model.spec(request.architecture) else {
+        return Ok(None);
+    };
+    let states = optimizer_states(request.optimizer);
+    Ok(Some(summarize(
+        &spec,
+        request.batch,
+        states,
+        Some(bind_limit(adapter)),
+    )?))
+}
+
 /// Prints the plan of `request` against `adapter`; an error (one sentence) if it cannot fit.
 pub fn dry_run(adapter: &AdapterSummary, request: &DryRun) -> anyhow::Result<()> {
     let name = request.model.name();
-    let Some(spec) = request.model.spec(request.architecture) else {
+    let Some(summary) = summary(adapter, request)? else {
         println!("model `{name}` counts labels on the CPU: nothing to allocate on the GPU");
         return Ok(());
     };
     let states = optimizer_states(request.optimizer);
-    let summary = summarize(&spec, request.batch, states, Some(bind_limit(adapter)))?;
     let memory = &summary.memory;
     let mib = |bytes: u64| format!("{:>9.1} MiB", bytes as f64 / (1 << 20) as f64);
     let optimizer = format!("{:?}", request.optimizer.kind).to_lowercase();
@@ -61,7 +75,10 @@ pub fn dry_run(adapter: &AdapterSummary, request: &DryRun) -> anyhow::Result<()>
         (
             "convolutions",
             memory.convolutions,
-            "patch matrices and their gradients, if the tuner lowers every convolution".into(),
+            "patch matrices and their gradients, and Winograd's transformed weights, input and \
+             products, if the tuner lowers every convolution and evaluates every 3×3 one by \
+             Winograd"
+                .into(),
         ),
         (
             "scratch",
@@ -107,12 +124,8 @@ pub fn dry_run(adapter: &AdapterSummary, request: &DryRun) -> anyhow::Result<()>
 /// The dry run's verdict alone, as a run checks it before loading its data: a model of huge
 /// images would otherwise spend minutes resizing every image before the plan refused it.
 pub fn refuse_misfit(adapter: &AdapterSummary, request: &DryRun) -> anyhow::Result<()> {
-    let Some(spec) = request.model.spec(request.architecture) else {
-        return Ok(());
-    };
-    let states = optimizer_states(request.optimizer);
-    let summary = summarize(&spec, request.batch, states, Some(bind_limit(adapter)))?;
-    match misfit(&summary.memory, adapter) {
+    let reason = summary(adapter, request)?.and_then(|summary| misfit(&summary.memory, adapter));
+    match reason {
         Some(reason) => Err(does_not_fit(adapter, request, &reason)),
         None => Ok(()),
     }
